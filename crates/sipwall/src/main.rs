@@ -1,1 +1,51 @@
-fn main() {}
+//! sipwall — the one binary. Thin: argument parsing and wiring; the work lives in the crates
+//! (`sipwall-sip`, `sipwall-engine`, `sipwall-capture`, `sipwall-netfilter`, `sipwall-store`)
+//! and in this crate's modules (`inspect`, `daemon`).
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod check_config;
+mod daemon;
+mod inspect;
+
+/// SIP-aware firewall: stops scanner ghost calls, extension enumeration and password guessing.
+#[derive(Debug, Parser)]
+#[command(name = "sipwall", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Analyse pcap/pcapng captures offline: who probed, and what sipwall would have done.
+    Inspect(inspect::InspectArgs),
+    /// Protect this host or the hosts behind this router inline (NFQUEUE + nftables). Needs root.
+    Run(daemon::RunArgs),
+    /// Check a config file; every error names the key and the line.
+    CheckConfig {
+        /// Config file (TOML).
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::main(args),
+        Command::Run(args) => daemon::main(args),
+        Command::CheckConfig { file } => check_config::main(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("sipwall: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
