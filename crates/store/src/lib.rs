@@ -1,2 +1,86 @@
-//! Placeholder: see ARCHITECTURE.md.
+//! # sipwall-store — the embedded, durable state of sipwall
+//!
+//! One SQLite file (no server to run) holding:
+//! * **bans**: one current row per network with reason, rule, evidence, since/until, origin and
+//!   escalation count; what [`Store::load_active_bans`] puts back into the kernel sets at start;
+//! * **ban history** and **offence counts**, which outlive expired and purged bans, so escalation
+//!   (address → longer ban → range) survives restarts;
+//! * **recent decisions** (verdict, rule, summary, evidence) with bounded retention.
+//!
+//! ## Usage
+//! ```
+//! use sipwall_engine::{Ban, BanOrigin, Evidence, Timestamp};
+//! use sipwall_store::{Prune, Store};
+//!
+//! # fn main() -> Result<(), sipwall_store::StoreError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("state.db");
+//! let mut store = Store::open(&path)?;          // creates or migrates the schema
+//! let now = Timestamp::from_millis(1_700_000_000_000);
+//! let ban = Ban {
+//!     net: "192.0.2.7/32".parse().unwrap(),
+//!     since: now,
+//!     until: Timestamp::from_millis(now.as_millis() + 3_600_000),
+//!     count: 1,
+//!     rule: "signature.sipvicious-ua".into(),
+//!     reason: "User-Agent friendly-scanner".into(),
+//!     evidence: Evidence::default(),
+//!     origin: BanOrigin::Detection,
+//! };
+//! store.record_ban(&ban)?;                       // Ok = on disk, survives kill -9 and power loss
+//! assert_eq!(store.load_active_bans(now)?, vec![ban.clone()]);
+//! assert_eq!(store.offence_count(ban.net)?, 1);
+//! store.purge_expired(now)?;                     // drops bans whose `until <= now`
+//! store.prune_decisions(Prune::KeepLast(10_000))?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Contract
+//! * **Durability.** When [`Store::record_ban`] / [`Store::record_bans`] (or any write) returns
+//!   `Ok`, the data survives `kill -9` of the process, and also an OS crash or power loss.
+//!   Why: the file is in write-ahead-log mode (`journal_mode=WAL`) with `synchronous=FULL`.
+//!   Every write is one transaction; at COMMIT SQLite `write()`s the transaction's pages and a
+//!   commit frame to the `-wal` file and then `fsync()`s it before returning. A process kill
+//!   cannot undo a completed `write()` (the data is in the kernel page cache, which outlives
+//!   the process), and the `fsync` puts it on the disk for the OS-crash case. On the next
+//!   open SQLite replays every WAL frame up to the last valid commit frame, so a transaction
+//!   is either wholly there (if its commit returned) or wholly absent (if it was cut mid-way).
+//!   `synchronous=NORMAL` would be enough for `kill -9` alone but can lose the last commits on
+//!   power loss; the cost of FULL is one `fsync` per commit, so batch with `record_bans`.
+//!   `tests/kill9.rs` SIGKILLs a writer mid-stream and checks every acknowledged ban.
+//! * **Atomic ban writes.** A ban, its history row and its offence count are written in one
+//!   transaction; a failed batch stores none of it.
+//! * **Upsert by network.** Networks are normalised with [`IpNet::trunc`] (host bits cleared:
+//!   `192.0.2.7/24` is stored as `192.0.2.0/24`). Recording a ban for a network that already
+//!   has one replaces since/until/rule/reason/evidence/origin, while the escalation `count`
+//!   never decreases (`max(stored, new)`): a ban restored from a peer with a lower count
+//!   cannot reset escalation.
+//! * **Expiry.** A ban is active while `now < until`. [`Store::load_active_bans`] filters by
+//!   the `now` you pass (no clock is read here); [`Store::purge_expired`] deletes the rest.
+//! * **Time precision.** [`Timestamp`]s are stored as whole milliseconds (sub-millisecond parts
+//!   are dropped; values beyond `i64::MAX` ms saturate).
+//! * **One writer.** A [`Store`] is `Send` but not `Sync`: own it in one thread (e.g. a writer
+//!   thread fed by a channel) or put it behind a `Mutex`. Several processes may open the same
+//!   file (WAL readers never block the writer), but only one transaction writes at a time; a
+//!   writer that waits longer than the busy timeout (default [`DEFAULT_BUSY_TIMEOUT`]) gets an
+//!   error for which [`StoreError::is_locked`] is true, naming the path.
+//! * **Errors** name the operation, the path and the network or source address; a damaged or
+//!   foreign file is reported by `open` ([`StoreError::is_corrupt`]) after `PRAGMA quick_check`.
+//! * **Bounded growth.** Decisions are pruned by [`Store::prune_decisions`], history and offence
+//!   counts by [`Store::prune_history`], expired bans by [`Store::purge_expired`]; the daemon
+//!   calls them periodically.
+//! * **Performance.** A durable commit costs one `fsync` (see docs/BENCHMARKS.md, section
+//!   "store"): write from a thread that is not the packet path, and batch where you can.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod schema;
+mod store;
+
+pub use error::{DbError, StoreError};
+pub use ipnet::IpNet;
+pub use schema::SCHEMA_VERSION;
+pub use store::{Offence, Prune, Store, StoredDecision, DEFAULT_BUSY_TIMEOUT};
+
+pub use sipwall_engine::Timestamp;

@@ -1,0 +1,653 @@
+//! The [`Store`]: SQLite connection setup and the typed operations.
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use sipwall_engine::{Ban, BanOrigin, DecisionRecord, Evidence, Timestamp, Verdict};
+
+use crate::error::{DbError, StoreError};
+use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
+
+/// How long a write waits for another connection's lock before failing with a locked error.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Path shown in errors of an in-memory store.
+const MEMORY_PATH: &str = ":memory:";
+
+/// The embedded store. See the crate docs for the contract.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// Which decisions [`Store::prune_decisions`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prune {
+    /// Keep the newest `n` decisions (by insertion order), delete the rest.
+    KeepLast(usize),
+    /// Delete decisions taken strictly before this time.
+    OlderThan(Timestamp),
+}
+
+/// How often a network has been banned, kept after its ban expired (for escalation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offence {
+    /// Network (normalised with `trunc`).
+    pub net: IpNet,
+    /// Highest escalation count recorded for it.
+    pub count: u32,
+    /// Latest `until` of its bans.
+    pub last_until: Timestamp,
+}
+
+/// A decision read back by [`Store::recent_decisions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDecision {
+    /// Row id; increases with insertion order.
+    pub id: i64,
+    /// When the packet was decided on.
+    pub at: Timestamp,
+    /// Packet source.
+    pub src: SocketAddr,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Rule id (owned: the engine's `&'static str` cannot be recreated from disk).
+    pub rule: String,
+    /// Readable sentence.
+    pub summary: String,
+    /// Evidence.
+    pub evidence: Evidence,
+}
+
+impl Store {
+    /// Opens (creating if missing) the store at `path`: WAL mode, `synchronous=FULL`, a
+    /// `quick_check` of an existing file, then pending schema migrations.
+    ///
+    /// The parent directory must exist. Errors name `path`; a damaged or foreign file gives
+    /// [`StoreError::is_corrupt`], a file locked by another writer [`StoreError::is_locked`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |cause: DbError| StoreError::Open { path: path.clone(), cause };
+        let conn = Connection::open(&path).map_err(|e| open_err(e.into()))?;
+        conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(|e| open_err(e.into()))?;
+        // The first statement that reads the file header: a foreign file fails here (NOTADB).
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))
+            .map_err(|e| open_err(e.into()))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_err(DbError::NotWal(mode)));
+        }
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| open_err(e.into()))?;
+        quick_check(&conn).map_err(open_err)?;
+        let mut store = Store { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// An in-memory store (tests, offline analysis): same schema, nothing durable.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let path = PathBuf::from(MEMORY_PATH);
+        let conn = Connection::open_in_memory()
+            .map_err(|e| StoreError::Open { path: path.clone(), cause: e.into() })?;
+        let mut store = Store { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database path (`:memory:` for an in-memory store).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Changes how long a write waits for another connection's lock (default
+    /// [`DEFAULT_BUSY_TIMEOUT`]).
+    pub fn set_busy_timeout(&mut self, timeout: Duration) -> Result<(), StoreError> {
+        self.conn
+            .busy_timeout(timeout)
+            .map_err(|e| StoreError::Open { path: self.path.clone(), cause: e.into() })
+    }
+
+    /// Schema version of the open file (equals [`SCHEMA_VERSION`] after a successful open).
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        read_version(&self.conn)
+            .map_err(|cause| StoreError::Open { path: self.path.clone(), cause })
+    }
+
+    /// Benchmark baseline only: turns off `fsync` at commit (NOT durable on power loss).
+    #[doc(hidden)]
+    pub fn set_synchronous_off_for_benchmarks(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, "synchronous", "OFF")
+            .map_err(|e| StoreError::Open { path: self.path.clone(), cause: e.into() })
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        self.conn
+            .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);")
+            .map_err(|e| StoreError::Open { path: path.clone(), cause: e.into() })?;
+        let found = read_version(&self.conn)
+            .map_err(|cause| StoreError::Open { path: path.clone(), cause })?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { path, found, supported: SCHEMA_VERSION });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let to = i as u32 + 1;
+            let err = |e: rusqlite::Error| StoreError::Migrate {
+                path: path.clone(),
+                to,
+                cause: e.into(),
+            };
+            let tx =
+                self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+            // Re-read inside the write lock: another process may have migrated meanwhile.
+            let now_at: u32 = tx
+                .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))
+                .map_err(err)?;
+            if now_at >= to {
+                continue;
+            }
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute("DELETE FROM schema_version", []).map_err(err)?;
+            tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [to]).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(())
+    }
+
+    // ---- bans ----------------------------------------------------------------------------
+
+    /// Stores one ban durably (upsert by network; see the crate docs). When this returns `Ok`
+    /// the ban survives `kill -9` and power loss. One transaction, one `fsync`.
+    pub fn record_ban(&mut self, ban: &Ban) -> Result<(), StoreError> {
+        let path = &self.path;
+        let err = |cause: DbError| StoreError::RecordBan {
+            net: ban.net.trunc(),
+            path: path.clone(),
+            cause,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| err(e.into()))?;
+        write_ban(&tx, ban).map_err(err)?;
+        tx.commit().map_err(|e| err(e.into()))
+    }
+
+    /// Stores many bans in ONE transaction (one `fsync`): all or none. An empty slice is a no-op.
+    pub fn record_bans(&mut self, bans: &[Ban]) -> Result<(), StoreError> {
+        let Some(first) = bans.first() else { return Ok(()) };
+        let path = &self.path;
+        let err = |cause: DbError| StoreError::RecordBans {
+            count: bans.len(),
+            first: first.net.trunc(),
+            path: path.clone(),
+            cause,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| err(e.into()))?;
+        for ban in bans {
+            write_ban(&tx, ban).map_err(err)?;
+        }
+        tx.commit().map_err(|e| err(e.into()))
+    }
+
+    /// Removes the current ban of `net` (an unban). History and offence count are kept, so a
+    /// later ban still escalates. Returns whether a ban was there.
+    pub fn remove_ban(&mut self, net: IpNet) -> Result<bool, StoreError> {
+        let net = net.trunc();
+        let n = self
+            .conn
+            .execute("DELETE FROM bans WHERE net = ?1", [net.to_string()])
+            .map_err(|e| StoreError::RemoveBan { net, path: self.path.clone(), cause: e.into() })?;
+        Ok(n > 0)
+    }
+
+    /// Every ban with `now < until`, ordered by network text. What the daemon loads into the
+    /// kernel sets (and the engine) at start.
+    pub fn load_active_bans(&self, now: Timestamp) -> Result<Vec<Ban>, StoreError> {
+        let err = |cause: DbError| StoreError::Load {
+            what: "active bans",
+            path: self.path.clone(),
+            cause,
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {BAN_COLUMNS} FROM bans WHERE until_ms > ?1 ORDER BY net"
+            ))
+            .map_err(|e| err(e.into()))?;
+        let rows =
+            stmt.query_map([ms(now)], |r| Ok(read_ban(r, "bans"))).map_err(|e| err(e.into()))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(|e| err(e.into()))?.map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    /// The current ban row of `net`, expired or not (None if never banned or removed/purged).
+    pub fn get_ban(&self, net: IpNet) -> Result<Option<Ban>, StoreError> {
+        let net = net.trunc();
+        let err = |cause: DbError| StoreError::ReadBan {
+            what: "ban",
+            net,
+            path: self.path.clone(),
+            cause,
+        };
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {BAN_COLUMNS} FROM bans WHERE net = ?1"),
+                [net.to_string()],
+                |r| Ok(read_ban(r, "bans")),
+            )
+            .optional()
+            .map_err(|e| err(e.into()))?;
+        row.transpose().map_err(err)
+    }
+
+    /// Every ban ever recorded for `net` (each `record_ban` call), oldest first, until
+    /// pruned by [`Store::prune_history`].
+    pub fn ban_history(&self, net: IpNet) -> Result<Vec<Ban>, StoreError> {
+        let net = net.trunc();
+        let err = |cause: DbError| StoreError::ReadBan {
+            what: "ban history",
+            net,
+            path: self.path.clone(),
+            cause,
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {BAN_COLUMNS} FROM ban_history WHERE net = ?1 ORDER BY id"
+            ))
+            .map_err(|e| err(e.into()))?;
+        let rows = stmt
+            .query_map([net.to_string()], |r| Ok(read_ban(r, "ban_history")))
+            .map_err(|e| err(e.into()))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(|e| err(e.into()))?.map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    /// Highest escalation count ever recorded for `net` (0 if never banned). Survives
+    /// expiry, [`Store::purge_expired`] and [`Store::remove_ban`]; only
+    /// [`Store::prune_history`] forgets it.
+    pub fn offence_count(&self, net: IpNet) -> Result<u32, StoreError> {
+        let net = net.trunc();
+        let count: Option<i64> = self
+            .conn
+            .query_row("SELECT count FROM offences WHERE net = ?1", [net.to_string()], |r| r.get(0))
+            .optional()
+            .map_err(|e| StoreError::ReadBan {
+                what: "offence count",
+                net,
+                path: self.path.clone(),
+                cause: e.into(),
+            })?;
+        Ok(count.map_or(0, clamp_u32))
+    }
+
+    /// Every network's offence count, so the engine can keep escalating after a restart.
+    pub fn load_offences(&self) -> Result<Vec<Offence>, StoreError> {
+        let err =
+            |cause: DbError| StoreError::Load { what: "offences", path: self.path.clone(), cause };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT rowid, net, count, last_until_ms FROM offences ORDER BY net")
+            .map_err(|e| err(e.into()))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let rowid: i64 = r.get(0)?;
+                let net: String = r.get(1)?;
+                let count: i64 = r.get(2)?;
+                let until: i64 = r.get(3)?;
+                Ok((|| {
+                    Ok(Offence {
+                        net: parse_net(&net).map_err(|d| decode("offences", rowid, d))?,
+                        count: clamp_u32(count),
+                        last_until: ts(until).map_err(|d| decode("offences", rowid, d))?,
+                    })
+                })())
+            })
+            .map_err(|e| err(e.into()))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(|e| err(e.into()))?.map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes bans with `until <= now`; returns how many. History and offence counts stay.
+    pub fn purge_expired(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        self.conn.execute("DELETE FROM bans WHERE until_ms <= ?1", [ms(now)]).map_err(|e| {
+            StoreError::Prune { what: "expired bans", path: self.path.clone(), cause: e.into() }
+        })
+    }
+
+    /// Forgets history rows whose ban ended before `before`, and offence counts whose last ban
+    /// ended before `before` (escalation restarts from 1 for them). Returns history rows deleted.
+    pub fn prune_history(&mut self, before: Timestamp) -> Result<usize, StoreError> {
+        let path = &self.path;
+        let err = |e: rusqlite::Error| StoreError::Prune {
+            what: "ban history",
+            path: path.clone(),
+            cause: e.into(),
+        };
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let n =
+            tx.execute("DELETE FROM ban_history WHERE until_ms < ?1", [ms(before)]).map_err(err)?;
+        tx.execute("DELETE FROM offences WHERE last_until_ms < ?1", [ms(before)]).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(n)
+    }
+
+    // ---- decisions -----------------------------------------------------------------------
+
+    /// Stores one decision (anything but a plain accept has a [`DecisionRecord`]). Returns its id.
+    /// Durable like every write, so it costs an `fsync`: prefer [`Store::record_decisions`].
+    pub fn record_decision(
+        &mut self,
+        at: Timestamp,
+        src: SocketAddr,
+        verdict: Verdict,
+        record: &DecisionRecord,
+    ) -> Result<i64, StoreError> {
+        let path = &self.path;
+        let err = |cause: DbError| StoreError::RecordDecision { src, path: path.clone(), cause };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| err(e.into()))?;
+        let id = write_decision(&tx, at, src, verdict, record).map_err(err)?;
+        tx.commit().map_err(|e| err(e.into()))?;
+        Ok(id)
+    }
+
+    /// Stores many decisions in one transaction (all or none). Returns how many.
+    pub fn record_decisions<'a, I>(&mut self, items: I) -> Result<usize, StoreError>
+    where
+        I: IntoIterator<Item = (Timestamp, SocketAddr, Verdict, &'a DecisionRecord)>,
+    {
+        let path = &self.path;
+        let mut first_src = None;
+        let err = |src: Option<SocketAddr>, cause: DbError| StoreError::RecordDecision {
+            src: src.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            path: path.clone(),
+            cause,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| err(None, e.into()))?;
+        let mut n = 0;
+        for (at, src, verdict, record) in items {
+            first_src.get_or_insert(src);
+            write_decision(&tx, at, src, verdict, record).map_err(|c| err(Some(src), c))?;
+            n += 1;
+        }
+        tx.commit().map_err(|e| err(first_src, e.into()))?;
+        Ok(n)
+    }
+
+    /// The newest `limit` decisions, newest first.
+    pub fn recent_decisions(&self, limit: usize) -> Result<Vec<StoredDecision>, StoreError> {
+        let err = |cause: DbError| StoreError::Load {
+            what: "recent decisions",
+            path: self.path.clone(),
+            cause,
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, at_ms, src_ip, src_port, verdict, rule, summary, evidence \
+                 FROM decisions ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(|e| err(e.into()))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([limit], |r| Ok(read_decision(r))).map_err(|e| err(e.into()))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(|e| err(e.into()))?.map_err(err)?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes old decisions; returns how many.
+    pub fn prune_decisions(&mut self, keep: Prune) -> Result<usize, StoreError> {
+        let r = match keep {
+            Prune::KeepLast(n) => self.conn.execute(
+                "DELETE FROM decisions WHERE id <= \
+                 (SELECT id FROM decisions ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+                [i64::try_from(n).unwrap_or(i64::MAX)],
+            ),
+            Prune::OlderThan(t) => {
+                self.conn.execute("DELETE FROM decisions WHERE at_ms < ?1", [ms(t)])
+            }
+        };
+        r.map_err(|e| StoreError::Prune {
+            what: "decisions",
+            path: self.path.clone(),
+            cause: e.into(),
+        })
+    }
+}
+
+// ---- row encoding ---------------------------------------------------------------------------
+
+const BAN_COLUMNS: &str = "rowid, net, since_ms, until_ms, count, rule, reason, evidence, origin";
+
+fn write_ban(tx: &rusqlite::Transaction<'_>, ban: &Ban) -> Result<(), DbError> {
+    let net = ban.net.trunc().to_string();
+    let evidence = serde_json::to_string(&ban.evidence).map_err(DbError::Encode)?;
+    let (since, until, count) = (ms(ban.since), ms(ban.until), i64::from(ban.count));
+    let origin = origin_str(ban.origin);
+    tx.prepare_cached(
+        "INSERT INTO bans (net, since_ms, until_ms, count, rule, reason, evidence, origin) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT(net) DO UPDATE SET since_ms = excluded.since_ms, \
+           until_ms = excluded.until_ms, count = max(bans.count, excluded.count), \
+           rule = excluded.rule, reason = excluded.reason, evidence = excluded.evidence, \
+           origin = excluded.origin",
+    )?
+    .execute(params![net, since, until, count, ban.rule, ban.reason, evidence, origin])?;
+    tx.prepare_cached(
+        "INSERT INTO ban_history (net, since_ms, until_ms, count, rule, reason, evidence, origin) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![net, since, until, count, ban.rule, ban.reason, evidence, origin])?;
+    tx.prepare_cached(
+        "INSERT INTO offences (net, count, last_until_ms) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(net) DO UPDATE SET count = max(offences.count, excluded.count), \
+           last_until_ms = max(offences.last_until_ms, excluded.last_until_ms)",
+    )?
+    .execute(params![net, count, until])?;
+    Ok(())
+}
+
+fn read_ban(r: &Row<'_>, table: &'static str) -> Result<Ban, DbError> {
+    let rowid: i64 = r.get(0)?;
+    let bad = |d: String| decode(table, rowid, d);
+    let net: String = r.get(1)?;
+    let origin: String = r.get(8)?;
+    let evidence: String = r.get(7)?;
+    let count: i64 = r.get(4)?;
+    Ok(Ban {
+        net: parse_net(&net).map_err(bad)?,
+        since: ts(r.get(2)?).map_err(bad)?,
+        until: ts(r.get(3)?).map_err(bad)?,
+        count: u32::try_from(count).map_err(|_| bad(format!("count {count} out of range")))?,
+        rule: r.get(5)?,
+        reason: r.get(6)?,
+        evidence: parse_evidence(&evidence).map_err(bad)?,
+        origin: parse_origin(&origin).map_err(bad)?,
+    })
+}
+
+fn write_decision(
+    tx: &rusqlite::Transaction<'_>,
+    at: Timestamp,
+    src: SocketAddr,
+    verdict: Verdict,
+    record: &DecisionRecord,
+) -> Result<i64, DbError> {
+    let evidence = serde_json::to_string(&record.evidence).map_err(DbError::Encode)?;
+    tx.prepare_cached(
+        "INSERT INTO decisions (at_ms, src_ip, src_port, verdict, rule, summary, evidence) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        ms(at),
+        src.ip().to_string(),
+        src.port(),
+        verdict_str(verdict),
+        record.rule,
+        record.summary,
+        evidence
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn read_decision(r: &Row<'_>) -> Result<StoredDecision, DbError> {
+    let id: i64 = r.get(0)?;
+    let bad = |d: String| decode("decisions", id, d);
+    let ip: String = r.get(2)?;
+    let port: i64 = r.get(3)?;
+    let verdict: String = r.get(4)?;
+    let evidence: String = r.get(7)?;
+    let ip: IpAddr = ip.parse().map_err(|e| bad(format!("source address {ip:?}: {e}")))?;
+    let port = u16::try_from(port).map_err(|_| bad(format!("source port {port} out of range")))?;
+    Ok(StoredDecision {
+        id,
+        at: ts(r.get(1)?).map_err(bad)?,
+        src: SocketAddr::new(ip, port),
+        verdict: parse_verdict(&verdict).map_err(bad)?,
+        rule: r.get(5)?,
+        summary: r.get(6)?,
+        evidence: parse_evidence(&evidence).map_err(bad)?,
+    })
+}
+
+fn decode(table: &'static str, rowid: i64, detail: String) -> DbError {
+    DbError::Decode { table, rowid, detail }
+}
+
+/// Milliseconds since the epoch, saturating (a "forever" ban of `Duration::MAX` stays forever).
+fn ms(t: Timestamp) -> i64 {
+    i64::try_from(t.0.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn ts(ms: i64) -> Result<Timestamp, String> {
+    u64::try_from(ms).map(Timestamp::from_millis).map_err(|_| format!("negative time {ms} ms"))
+}
+
+fn clamp_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    s.parse().map_err(|e| format!("network {s:?}: {e}"))
+}
+
+fn origin_str(o: BanOrigin) -> &'static str {
+    match o {
+        BanOrigin::Detection => "detection",
+        BanOrigin::Manual => "manual",
+        BanOrigin::Aggregate => "aggregate",
+        BanOrigin::Restored => "restored",
+    }
+}
+
+fn parse_origin(s: &str) -> Result<BanOrigin, String> {
+    Ok(match s {
+        "detection" => BanOrigin::Detection,
+        "manual" => BanOrigin::Manual,
+        "aggregate" => BanOrigin::Aggregate,
+        "restored" => BanOrigin::Restored,
+        other => return Err(format!("unknown ban origin {other:?}")),
+    })
+}
+
+fn verdict_str(v: Verdict) -> String {
+    match v {
+        Verdict::Accept => "accept".into(),
+        Verdict::Drop => "drop".into(),
+        Verdict::Reject(code) => format!("reject {code}"),
+    }
+}
+
+fn parse_verdict(s: &str) -> Result<Verdict, String> {
+    match s {
+        "accept" => Ok(Verdict::Accept),
+        "drop" => Ok(Verdict::Drop),
+        _ => s
+            .strip_prefix("reject ")
+            .and_then(|c| c.parse().ok())
+            .map(Verdict::Reject)
+            .ok_or_else(|| format!("unknown verdict {s:?}")),
+    }
+}
+
+/// Mirror of [`Evidence`] for reading JSON back (the engine's type only derives `Serialize`).
+/// Every field defaults and unknown fields are ignored, so rows written by an engine with more
+/// or fewer evidence fields still load.
+#[derive(serde::Deserialize)]
+#[serde(default)]
+#[derive(Default)]
+struct EvidenceRow {
+    method: Option<String>,
+    user_agent: Option<String>,
+    call_id: Option<String>,
+    target_user: Option<String>,
+    users_probed: Vec<String>,
+    counters: Vec<(String, u64)>,
+    signatures: Vec<String>,
+}
+
+fn parse_evidence(json: &str) -> Result<Evidence, String> {
+    let e: EvidenceRow = serde_json::from_str(json).map_err(|e| format!("evidence JSON: {e}"))?;
+    // `..Default::default()` keeps this compiling if the engine adds evidence fields.
+    #[allow(clippy::needless_update)]
+    Ok(Evidence {
+        method: e.method,
+        user_agent: e.user_agent,
+        call_id: e.call_id,
+        target_user: e.target_user,
+        users_probed: e.users_probed,
+        counters: e.counters,
+        signatures: e.signatures,
+        ..Default::default()
+    })
+}
+
+fn read_version(conn: &Connection) -> Result<u32, DbError> {
+    let v: i64 =
+        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
+    Ok(clamp_u32(v))
+}
+
+/// `PRAGMA quick_check`: O(size of file), catches damaged pages that opening alone would not.
+fn quick_check(conn: &Connection) -> Result<(), DbError> {
+    let mut stmt = conn.prepare("PRAGMA quick_check")?;
+    let problems: Vec<String> =
+        stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        Ok(())
+    } else {
+        Err(DbError::Corrupt(format!("quick_check: {}", problems.join("; "))))
+    }
+}
