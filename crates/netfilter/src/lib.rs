@@ -1,2 +1,28 @@
-//! Placeholder: see ARCHITECTURE.md.
+//! # sipwall-netfilter — Linux enforcement
+//!
+//! * [`Ruleset`]: what to guard, as plain data, rendered to an atomic `nft -f -` batch (own
+//!   `inet` table at priority -10 with `ban4`/`ban6` interval+timeout sets matched before any
+//!   queue rule, so banned traffic never reaches user space) and, where the kernel lacks nft's
+//!   `queue` expression, an `iptables-restore` batch with the xt NFQUEUE target.
+//! * [`Firewall`]: installs, verifies (reads the table back), and removes (also on drop, and
+//!   leftovers of a crashed run at install).
+//! * [`BanSet`]: adds/removes ban elements with kernel timeouts, batched.
+//! * [`Queue`]: a small NFQUEUE netlink client with batched receive and verdicts.
+//! * [`packet`]: zero-copy IPv4/IPv6 + UDP/TCP header view.
+//!
+//! `unsafe` is denied everywhere but the [`sys`] module (syscall wrappers).
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod banset;
+mod firewall;
+pub mod packet;
+mod queue;
+mod ruleset;
+pub mod sys;
+
+pub use banset::{BanOp, BanSet};
+pub use firewall::{remove_all, Firewall, FirewallError};
+pub use packet::{PacketError, PacketView, TcpInfo, L4};
+pub use queue::{Hook, Queue, QueueConfig, QueueError, QueueStats, QueueVerdict, QueuedPacket};
+pub use ruleset::{BanScope, GuardedPort, Hooks, L4Proto, QueueBackend, Ruleset};

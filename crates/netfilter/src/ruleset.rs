@@ -1,0 +1,420 @@
+//! The ruleset as plain data, rendered to text: one `nft -f -` batch for the `inet` table
+//! (ban sets, the kernel drop of banned sources, and the queue rules when nft's `queue`
+//! expression is used) and an `iptables-restore --noflush` batch per family for the xt
+//! NFQUEUE fallback. Rendering is pure so the generated text is snapshot-tested.
+//!
+//! Shape of the nft table (priority -10, ahead of iptables' filter chains at 0):
+//! ```text
+//! table inet sipwall {
+//!   set ban4 { type ipv4_addr; flags interval, timeout; }
+//!   set ban6 { type ipv6_addr; flags interval, timeout; }
+//!   chain ban_input { type filter hook input priority -10; ... drop banned sources }
+//!   chain queue_input { type filter hook input priority 0; ... queue }   # nft backend only
+//! }
+//! ```
+use std::fmt::Write as _;
+
+use crate::packet::L4;
+
+/// Which traffic to protect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hooks {
+    /// This host (INPUT, and OUTPUT for the answers going back).
+    pub input: bool,
+    /// Hosts behind this router (FORWARD, both ways).
+    pub forward: bool,
+}
+
+/// A guarded port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GuardedPort {
+    /// Transport.
+    pub l4: L4Proto,
+    /// Port.
+    pub port: u16,
+    /// Queue its packets for inspection (false for TLS ports: address-level policy only,
+    /// i.e. the ban drop applies but payloads are opaque).
+    pub inspect: bool,
+}
+
+/// Transport of a guarded port (ordered, for stable rendering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum L4Proto {
+    /// UDP
+    Udp,
+    /// TCP
+    Tcp,
+}
+
+impl L4Proto {
+    fn name(self) -> &'static str {
+        match self {
+            L4Proto::Udp => "udp",
+            L4Proto::Tcp => "tcp",
+        }
+    }
+}
+
+impl From<L4> for L4Proto {
+    fn from(l: L4) -> Self {
+        match l {
+            L4::Udp => L4Proto::Udp,
+            L4::Tcp => L4Proto::Tcp,
+        }
+    }
+}
+
+/// What a banned source loses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanScope {
+    /// Only the guarded ports (default: a false positive cannot lock out SSH).
+    GuardedPorts,
+    /// Everything it sends to this host / through this router.
+    All,
+}
+
+/// Which kernel mechanism queues packets to user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueBackend {
+    /// nft's `queue` expression (needs `nft_queue`).
+    Nft,
+    /// iptables/ip6tables `-j NFQUEUE` (xt target).
+    Xtables,
+}
+
+impl std::fmt::Display for QueueBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QueueBackend::Nft => "nft queue expression",
+            QueueBackend::Xtables => "iptables NFQUEUE target",
+        })
+    }
+}
+
+/// The whole ruleset, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    /// nft table name (family `inet`), also the prefix of the iptables chains (upper case).
+    pub table: String,
+    /// Guarded ports.
+    pub ports: Vec<GuardedPort>,
+    /// Hooks.
+    pub hooks: Hooks,
+    /// First queue number.
+    pub queue_first: u16,
+    /// Number of queues (balanced by flow hash / CPU).
+    pub queue_count: u16,
+    /// Drop instead of accept while no process listens on the queue.
+    pub fail_closed: bool,
+    /// What banned sources lose.
+    pub ban_scope: BanScope,
+}
+
+impl Default for Ruleset {
+    fn default() -> Self {
+        Ruleset {
+            table: "sipwall".into(),
+            ports: vec![
+                GuardedPort { l4: L4Proto::Udp, port: 5060, inspect: true },
+                GuardedPort { l4: L4Proto::Tcp, port: 5060, inspect: true },
+            ],
+            hooks: Hooks { input: true, forward: false },
+            queue_first: 0,
+            queue_count: 1,
+            fail_closed: false,
+            ban_scope: BanScope::GuardedPorts,
+        }
+    }
+}
+
+/// Which way an iptables chain looks at ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortSide {
+    Dst,
+    Src,
+}
+
+impl Ruleset {
+    /// Set names: (IPv4, IPv6).
+    pub fn set_names(&self) -> (&'static str, &'static str) {
+        ("ban4", "ban6")
+    }
+
+    fn ports_of(&self, l4: L4Proto, inspected_only: bool) -> Vec<u16> {
+        let mut v: Vec<u16> = self
+            .ports
+            .iter()
+            .filter(|p| p.l4 == l4 && (!inspected_only || p.inspect))
+            .map(|p| p.port)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn port_set(ports: &[u16]) -> String {
+        if ports.len() == 1 {
+            ports[0].to_string()
+        } else {
+            let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+            format!("{{ {} }}", list.join(", "))
+        }
+    }
+
+    /// The iptables chains this ruleset uses: (builtin chain, own chain, port side).
+    fn xt_chains(&self) -> Vec<(&'static str, String, PortSide)> {
+        let base = self.table.to_uppercase();
+        let mut v = Vec::new();
+        if self.hooks.input {
+            v.push(("INPUT", format!("{base}-IN"), PortSide::Dst));
+            v.push(("OUTPUT", format!("{base}-OUT"), PortSide::Src));
+        }
+        if self.hooks.forward {
+            v.push(("FORWARD", format!("{base}-FWD"), PortSide::Dst));
+            v.push(("FORWARD", format!("{base}-FWD"), PortSide::Src));
+        }
+        v
+    }
+
+    /// Names of every iptables chain a ruleset with this table name may create (for cleanup).
+    pub fn all_xt_chains(table: &str) -> [(&'static str, String); 3] {
+        let base = table.to_uppercase();
+        [
+            ("INPUT", format!("{base}-IN")),
+            ("OUTPUT", format!("{base}-OUT")),
+            ("FORWARD", format!("{base}-FWD")),
+        ]
+    }
+
+    fn nft_queue_stmt(&self) -> String {
+        let mut flags = Vec::new();
+        if !self.fail_closed {
+            flags.push("bypass");
+        }
+        let target = if self.queue_count > 1 {
+            format!("{}-{}", self.queue_first, self.queue_first + self.queue_count - 1)
+        } else {
+            self.queue_first.to_string()
+        };
+        if flags.is_empty() {
+            format!("queue to {target}")
+        } else {
+            format!("queue flags {} to {target}", flags.join(","))
+        }
+    }
+
+    /// The nft batch for the whole ruleset: [`Ruleset::render_nft_table`] followed, for the
+    /// nft backend, by [`Ruleset::render_nft_queue`].
+    pub fn render_nft(&self, backend: QueueBackend) -> String {
+        let mut o = self.render_nft_table();
+        if backend == QueueBackend::Nft {
+            o.push_str(&self.render_nft_queue());
+        }
+        o
+    }
+
+    /// The batch creating the table with its sets and ban-drop chains. Starts by deleting any
+    /// table of the same name, so applying it is idempotent and atomic: the kernel applies all
+    /// of it or none.
+    pub fn render_nft_table(&self) -> String {
+        let t = &self.table;
+        let (s4, s6) = self.set_names();
+        let mut o = String::new();
+        // `add` then `delete` makes the delete succeed whether or not the table exists.
+        let _ = writeln!(o, "add table inet {t}");
+        let _ = writeln!(o, "delete table inet {t}");
+        let _ = writeln!(o, "table inet {t} {{");
+        let _ = writeln!(o, "  set {s4} {{ type ipv4_addr; flags interval, timeout; }}");
+        let _ = writeln!(o, "  set {s6} {{ type ipv6_addr; flags interval, timeout; }}");
+        for hook in self.nft_hooks() {
+            let _ = writeln!(o, "  chain ban_{hook} {{");
+            let _ = writeln!(o, "    type filter hook {hook} priority -10; policy accept;");
+            match self.ban_scope {
+                BanScope::All => {
+                    let _ = writeln!(o, "    ip saddr @{s4} drop");
+                    let _ = writeln!(o, "    ip6 saddr @{s6} drop");
+                }
+                BanScope::GuardedPorts => {
+                    for l4 in [L4Proto::Udp, L4Proto::Tcp] {
+                        let ports = self.ports_of(l4, false);
+                        if ports.is_empty() {
+                            continue;
+                        }
+                        let (p, set) = (l4.name(), Self::port_set(&ports));
+                        let _ = writeln!(o, "    {p} dport {set} ip saddr @{s4} drop");
+                        let _ = writeln!(o, "    {p} dport {set} ip6 saddr @{s6} drop");
+                    }
+                }
+            }
+            let _ = writeln!(o, "  }}");
+        }
+        let _ = writeln!(o, "}}");
+        o
+    }
+
+    fn nft_hooks(&self) -> Vec<&'static str> {
+        let mut hooks = Vec::new();
+        if self.hooks.input {
+            hooks.push("input");
+        }
+        if self.hooks.forward {
+            hooks.push("forward");
+        }
+        hooks
+    }
+
+    /// Names of the chains the table has: ban chains, plus queue chains for the nft backend.
+    pub fn nft_chain_names(&self, backend: QueueBackend) -> Vec<String> {
+        let mut v: Vec<String> = self.nft_hooks().iter().map(|h| format!("ban_{h}")).collect();
+        if backend == QueueBackend::Nft {
+            v.extend(self.nft_queue_chains().iter().map(|(h, _)| format!("queue_{h}")));
+        }
+        v
+    }
+
+    fn nft_queue_chains(&self) -> Vec<(&'static str, PortSide)> {
+        let mut chains = Vec::new();
+        if self.hooks.input {
+            chains.push(("input", PortSide::Dst));
+            chains.push(("output", PortSide::Src));
+        }
+        if self.hooks.forward {
+            chains.push(("forward", PortSide::Dst));
+        }
+        chains
+    }
+
+    /// The batch adding the queue chains (priority 0) to the existing table, for the nft
+    /// backend. Separate from the table so bans can be loaded before any packet is queued.
+    pub fn render_nft_queue(&self) -> String {
+        let t = &self.table;
+        let q = self.nft_queue_stmt();
+        let mut o = String::new();
+        let _ = writeln!(o, "table inet {t} {{");
+        for (hook, side) in self.nft_queue_chains() {
+            let _ = writeln!(o, "  chain queue_{hook} {{");
+            let _ = writeln!(o, "    type filter hook {hook} priority 0; policy accept;");
+            for l4 in [L4Proto::Udp, L4Proto::Tcp] {
+                let ports = self.ports_of(l4, true);
+                if ports.is_empty() {
+                    continue;
+                }
+                let (p, set) = (l4.name(), Self::port_set(&ports));
+                let sides: &[&str] = match (hook, side) {
+                    ("forward", _) => &["dport", "sport"],
+                    (_, PortSide::Dst) => &["dport"],
+                    (_, PortSide::Src) => &["sport"],
+                };
+                for s in sides {
+                    let _ = writeln!(o, "    {p} {s} {set} {q}");
+                }
+            }
+            let _ = writeln!(o, "  }}");
+        }
+        let _ = writeln!(o, "}}");
+        o
+    }
+
+    /// The `iptables-restore --noflush` batch (same text for iptables and ip6tables) that
+    /// creates the own chains, fills them with NFQUEUE rules and jumps to them from the
+    /// builtin chains. The caller removes leftovers first ([`Ruleset::render_xt_removal`]).
+    pub fn render_xt(&self) -> String {
+        let mut o = String::from("*filter\n");
+        let chains = self.xt_chains();
+        let mut declared: Vec<&str> = Vec::new();
+        for (_, own, _) in &chains {
+            if !declared.contains(&own.as_str()) {
+                let _ = writeln!(o, ":{own} - [0:0]");
+                declared.push(own);
+            }
+        }
+        let target = {
+            let mut t = if self.queue_count > 1 {
+                // Flow hash (not CPU fanout) keeps every packet of a flow on one queue, which
+                // the per-queue TCP stream state relies on.
+                format!(
+                    "NFQUEUE --queue-balance {}:{}",
+                    self.queue_first,
+                    self.queue_first + self.queue_count - 1
+                )
+            } else {
+                format!("NFQUEUE --queue-num {}", self.queue_first)
+            };
+            if !self.fail_closed {
+                t.push_str(" --queue-bypass");
+            }
+            t
+        };
+        for (_, own, side) in &chains {
+            for l4 in [L4Proto::Udp, L4Proto::Tcp] {
+                for port in self.ports_of(l4, true) {
+                    let flag = match side {
+                        PortSide::Dst => "--dport",
+                        PortSide::Src => "--sport",
+                    };
+                    let p = l4.name();
+                    let _ = writeln!(o, "-A {own} -p {p} -m {p} {flag} {port} -j {target}");
+                }
+            }
+        }
+        let mut jumped: Vec<(&str, &str)> = Vec::new();
+        for (builtin, own, _) in &chains {
+            if !jumped.contains(&(builtin, own.as_str())) {
+                let _ = writeln!(o, "-I {builtin} 1 -j {own}");
+                jumped.push((builtin, own));
+            }
+        }
+        o.push_str("COMMIT\n");
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Ruleset {
+        Ruleset {
+            ports: vec![
+                GuardedPort { l4: L4Proto::Udp, port: 5060, inspect: true },
+                GuardedPort { l4: L4Proto::Udp, port: 5080, inspect: true },
+                GuardedPort { l4: L4Proto::Tcp, port: 5060, inspect: true },
+                GuardedPort { l4: L4Proto::Tcp, port: 5061, inspect: false },
+            ],
+            hooks: Hooks { input: true, forward: true },
+            queue_first: 4,
+            queue_count: 2,
+            ..Ruleset::default()
+        }
+    }
+
+    #[test]
+    fn nft_host_xtables_backend() {
+        insta::assert_snapshot!(Ruleset::default().render_nft(QueueBackend::Xtables));
+    }
+
+    #[test]
+    fn nft_router_nft_backend() {
+        insta::assert_snapshot!(router().render_nft(QueueBackend::Nft));
+    }
+
+    #[test]
+    fn nft_fail_closed_ban_all() {
+        let r = Ruleset { fail_closed: true, ban_scope: BanScope::All, ..Ruleset::default() };
+        insta::assert_snapshot!(r.render_nft(QueueBackend::Nft));
+    }
+
+    #[test]
+    fn xt_host() {
+        insta::assert_snapshot!(Ruleset::default().render_xt());
+    }
+
+    #[test]
+    fn xt_router_two_queues() {
+        let r = router();
+        let text = r.render_xt();
+        // the TLS port is never queued: its payload is opaque
+        assert!(!text.contains("5061"));
+        insta::assert_snapshot!(text);
+    }
+}

@@ -1,0 +1,180 @@
+//! The only module with `unsafe`: thin wrappers over the netlink socket syscalls the queue
+//! client needs (socket, bind, setsockopt, send, recvmmsg). Every function checks the return
+//! value and turns it into `io::Error`; no pointer outlives the call that uses it.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+/// Open a `NETLINK_NETFILTER` socket bound to an automatic port id.
+pub fn netfilter_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the returned fd is owned by the OwnedFd below.
+    let fd = unsafe {
+        libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_NETFILTER)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain data; all-zero is a valid value (pid 0 = kernel assigns).
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: addr is a valid sockaddr_nl for the duration of the call.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &addr as *const libc::sockaddr_nl as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// `setsockopt` with an `int` value.
+pub fn set_int_opt(fd: &OwnedFd, level: i32, opt: i32, value: i32) -> io::Result<()> {
+    // SAFETY: value lives across the call; size matches.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            &value as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `getsockopt` of an `int` value.
+pub fn get_int_opt(fd: &OwnedFd, level: i32, opt: i32) -> io::Result<i32> {
+    let mut value: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: value and len are valid for writes for the duration of the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            &mut value as *mut i32 as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+/// Receive timeout, so blocking receives wake up to check for shutdown.
+pub fn set_recv_timeout(fd: &OwnedFd, timeout: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: tv lives across the call; size matches.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Send one buffer (one or more concatenated netlink messages) to the kernel.
+pub fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<()> {
+    // SAFETY: zeroed sockaddr_nl is valid (pid 0 = kernel).
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    loop {
+        // SAFETY: buf and addr are valid for reads during the call.
+        let rc = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                buf.as_ptr() as *const libc::c_void,
+                buf.len(),
+                0,
+                &addr as *const libc::sockaddr_nl as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Receive up to `bufs.len()` datagrams in one `recvmmsg` call: blocks (up to the socket's
+/// receive timeout) for the first, then takes only what is already queued
+/// (`MSG_WAITFORONE`). Writes each datagram's length into `lens` (truncated datagrams report
+/// their full length, so the caller can detect truncation). Returns how many were received;
+/// a timeout is `Ok(0)`.
+pub fn recv_many(fd: &OwnedFd, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io::Result<usize> {
+    let n = bufs.len().min(lens.len());
+    let mut iovs: Vec<libc::iovec> = bufs[..n]
+        .iter_mut()
+        .map(|b| libc::iovec { iov_base: b.as_mut_ptr() as *mut libc::c_void, iov_len: b.len() })
+        .collect();
+    // SAFETY: mmsghdr is plain data; zero is valid, the fields we need are set below.
+    let mut msgs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+        m.msg_hdr.msg_iov = iov as *mut libc::iovec;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    loop {
+        // SAFETY: msgs points at n valid mmsghdr whose iovecs point into bufs, all alive and
+        // not otherwise borrowed for the duration of the call.
+        let rc = unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_WAITFORONE | libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc >= 0 {
+            let got = rc as usize;
+            for (len, m) in lens.iter_mut().zip(msgs.iter()).take(got) {
+                *len = m.msg_len as usize;
+            }
+            return Ok(got);
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => return Ok(0),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Move the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`).
+/// Sockets it opens and processes it spawns afterwards live there; the namespace disappears
+/// with its last user. For tests and benchmarks that must not touch the host's rules.
+pub fn unshare_netns() -> io::Result<()> {
+    // SAFETY: plain syscall without pointers; affects only the calling thread's namespace.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! Real-kernel tests: each test moves its thread into a fresh network namespace
+//! (`unshare(CLONE_NEWNET)`), so the host's rules are never touched, and installs the real
+//! ruleset with the real `nft`/`iptables` there. They need root and FAIL (not skip) without it.
+use std::net::UdpSocket;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use sipwall_netfilter::{
+    BanOp, BanSet, Firewall, Hooks, Queue, QueueBackend, QueueConfig, QueueVerdict, Ruleset,
+};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).map(|l| {
+                l.split_whitespace().nth(2) == Some("0") // effective uid
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Enter a fresh network namespace with loopback up.
+fn fresh_netns() {
+    assert!(
+        is_root(),
+        "these tests need root (CAP_NET_ADMIN) to create a network namespace and firewall \
+         rules: run `sudo -E cargo test -p sipwall-netfilter --test kernel`"
+    );
+    sipwall_netfilter::sys::unshare_netns().expect("unshare(CLONE_NEWNET)");
+    let st = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("ip");
+    assert!(st.success());
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().expect(cmd);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ruleset(queue: u16) -> Ruleset {
+    Ruleset { queue_first: queue, ..Ruleset::default() }
+}
+
+fn receiver() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:5060").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s
+}
+
+fn recv_all(s: &UdpSocket) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = s.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    got
+}
+
+#[test]
+fn install_verify_and_remove_leave_nothing_behind() {
+    fresh_netns();
+    let mut fw = Firewall::install(ruleset(0)).expect("install");
+    let backend = fw.enable_queue(None).expect("enable queue");
+    eprintln!("queue backend: {backend}");
+    let rules = sh("nft", &["list", "ruleset"]);
+    assert!(rules.contains("table inet sipwall"), "{rules}");
+    assert!(rules.contains("priority filter - 10"), "{rules}");
+    if backend == QueueBackend::Xtables {
+        let saved = sh("iptables-save", &[]);
+        assert!(saved.contains("-A INPUT -j SIPWALL-IN"), "{saved}");
+        assert!(saved.contains("--queue-bypass"), "{saved}");
+        assert!(sh("ip6tables-save", &[]).contains("SIPWALL-OUT"));
+    }
+    fw.verify().expect("verify");
+    fw.remove().expect("remove");
+    assert!(!sh("nft", &["list", "ruleset"]).contains("sipwall"));
+    assert!(!sh("iptables-save", &[]).contains("SIPWALL"));
+    assert!(!sh("ip6tables-save", &[]).contains("SIPWALL"));
+}
+
+#[test]
+fn leftovers_of_a_crashed_run_are_replaced_and_drop_cleans_up() {
+    fresh_netns();
+    let mut fw = Firewall::install(ruleset(0)).unwrap();
+    fw.enable_queue(None).unwrap();
+    std::mem::forget(fw); // as if killed -9
+    {
+        let mut fw = Firewall::install(ruleset(0)).expect("install over leftovers");
+        fw.enable_queue(None).unwrap();
+        let saved = sh("iptables-save", &[]);
+        assert_eq!(saved.matches("-j SIPWALL-IN").count(), 1, "{saved}");
+    }
+    assert!(!sh("nft", &["list", "ruleset"]).contains("sipwall"));
+    assert!(!sh("iptables-save", &[]).contains("SIPWALL"));
+}
+
+#[test]
+fn queued_packets_get_the_consumers_verdicts() {
+    fresh_netns();
+    let mut fw = Firewall::install(ruleset(3)).unwrap();
+    fw.enable_queue(None).unwrap();
+    let mut q = Queue::open(QueueConfig::new(3)).expect("bind queue 3");
+    // SO_RCVBUFFORCE took effect (the kernel reports twice the requested size).
+    assert!(q.rcvbuf_effective() >= 64 << 20, "rcvbuf {}", q.rcvbuf_effective());
+    let rx = receiver();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let consumer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+            q.process_batch(|p| {
+                let v = sipwall_netfilter::packet::parse(p.payload).unwrap();
+                if v.payload.windows(16).any(|w| w == b"friendly-scanner") {
+                    QueueVerdict::Drop
+                } else {
+                    QueueVerdict::Accept
+                }
+            })
+            .unwrap();
+        }
+        q.stats()
+    });
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..50 {
+        let msg =
+            if i % 5 == 0 { format!("OPTIONS friendly-scanner {i}") } else { format!("ok {i}") };
+        tx.send_to(msg.as_bytes(), "127.0.0.1:5060").unwrap();
+    }
+    let got = recv_all(&rx);
+    stop.store(true, Ordering::Relaxed);
+    let stats = consumer.join().unwrap();
+    assert_eq!(got.len(), 40, "{got:?}");
+    assert!(got.iter().all(|m| m.starts_with("ok ")));
+    assert_eq!(stats.packets, 50);
+    assert_eq!(stats.dropped, 10);
+}
+
+#[test]
+fn fail_open_without_a_consumer_and_fail_closed_drops() {
+    fresh_netns();
+    let rx = receiver();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    {
+        let mut fw = Firewall::install(ruleset(5)).unwrap();
+        fw.enable_queue(None).unwrap();
+        tx.send_to(b"open", "127.0.0.1:5060").unwrap();
+        assert_eq!(recv_all(&rx), vec!["open".to_string()]);
+    }
+    let mut fw = Firewall::install(Ruleset { fail_closed: true, ..ruleset(5) }).unwrap();
+    fw.enable_queue(None).unwrap();
+    tx.send_to(b"closed", "127.0.0.1:5060").unwrap();
+    assert!(recv_all(&rx).is_empty());
+    fw.remove().unwrap();
+    tx.send_to(b"after", "127.0.0.1:5060").unwrap();
+    assert_eq!(recv_all(&rx), vec!["after".to_string()]);
+}
+
+#[test]
+fn banned_sources_are_dropped_in_the_kernel_before_the_queue() {
+    fresh_netns();
+    let mut fw =
+        Firewall::install(Ruleset { hooks: Hooks { input: true, forward: false }, ..ruleset(7) })
+            .unwrap();
+    let mut bans = BanSet::new("sipwall");
+    let n = |s: &str| s.parse::<IpNet>().unwrap();
+    let t0 = Instant::now();
+    bans.apply(&[
+        BanOp::Add { net: n("127.0.0.2/32"), timeout: Some(Duration::from_secs(600)) },
+        BanOp::Add { net: n("2001:db8::/48"), timeout: None },
+        BanOp::Add { net: n("127.0.9.0/24"), timeout: Some(Duration::from_millis(1200)) },
+    ])
+    .expect("add bans");
+    eprintln!("one nft batch of 3 ban elements took {:?}", t0.elapsed());
+    fw.enable_queue(None).unwrap();
+    let mut q = Queue::open(QueueConfig::new(7)).unwrap();
+    let rx = receiver();
+    let banned = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let ok = UdpSocket::bind("127.0.0.3:0").unwrap();
+    banned.send_to(b"banned", "127.0.0.1:5060").unwrap();
+    ok.send_to(b"fine", "127.0.0.1:5060").unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while seen.is_empty() && Instant::now() < deadline {
+        q.process_batch(|p| {
+            seen.push(sipwall_netfilter::packet::parse(p.payload).unwrap().src.ip());
+            QueueVerdict::Accept
+        })
+        .unwrap();
+    }
+    assert_eq!(seen, vec!["127.0.0.3".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(recv_all(&rx), vec!["fine".to_string()]);
+    let mut listed = bans.list_kernel().unwrap();
+    listed.sort();
+    assert_eq!(listed, vec![n("127.0.0.2/32"), n("127.0.9.0/24"), n("2001:db8::/48")]);
+    // the kernel ends a ban by itself at its timeout
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!bans.list_kernel().unwrap().contains(&n("127.0.9.0/24")));
+    // removal, including of an element that is already gone
+    bans.apply(&[BanOp::Remove(n("127.0.0.2/32")), BanOp::Remove(n("127.0.9.0/24"))])
+        .expect("remove bans");
+    assert_eq!(bans.list_kernel().unwrap(), vec![n("2001:db8::/48")]);
+    drop(q);
+    fw.remove().unwrap();
+}
