@@ -178,3 +178,127 @@ pub struct Credentials<'a> {
     /// `uri` parameter without quotes.
     pub uri: Option<&'a [u8]>,
 }
+
+/// Long-form names, with the kind id used by the header index (0 is `Other`).
+const KNOWN: [(&[u8], HeaderName<'static>); 33] = [
+    (b"Via", HeaderName::Via),
+    (b"From", HeaderName::From),
+    (b"To", HeaderName::To),
+    (b"Call-ID", HeaderName::CallId),
+    (b"CSeq", HeaderName::CSeq),
+    (b"Contact", HeaderName::Contact),
+    (b"Content-Length", HeaderName::ContentLength),
+    (b"Content-Type", HeaderName::ContentType),
+    (b"Content-Encoding", HeaderName::ContentEncoding),
+    (b"Subject", HeaderName::Subject),
+    (b"Supported", HeaderName::Supported),
+    (b"Refer-To", HeaderName::ReferTo),
+    (b"Referred-By", HeaderName::ReferredBy),
+    (b"Session-Expires", HeaderName::SessionExpires),
+    (b"Event", HeaderName::Event),
+    (b"Allow-Events", HeaderName::AllowEvents),
+    (b"Accept-Contact", HeaderName::AcceptContact),
+    (b"Reject-Contact", HeaderName::RejectContact),
+    (b"Request-Disposition", HeaderName::RequestDisposition),
+    (b"Identity", HeaderName::Identity),
+    (b"Identity-Info", HeaderName::IdentityInfo),
+    (b"User-Agent", HeaderName::UserAgent),
+    (b"Server", HeaderName::Server),
+    (b"Expires", HeaderName::Expires),
+    (b"Max-Forwards", HeaderName::MaxForwards),
+    (b"Authorization", HeaderName::Authorization),
+    (b"Proxy-Authorization", HeaderName::ProxyAuthorization),
+    (b"WWW-Authenticate", HeaderName::WwwAuthenticate),
+    (b"Proxy-Authenticate", HeaderName::ProxyAuthenticate),
+    (b"Route", HeaderName::Route),
+    (b"Record-Route", HeaderName::RecordRoute),
+    (b"Allow", HeaderName::Allow),
+    (b"Require", HeaderName::Require),
+];
+
+impl<'a> HeaderName<'a> {
+    /// Classifies a raw header name: case-insensitive, compact forms (RFC 3261 §7.3.3 and
+    /// later RFCs: `i f m e l c s k t v o u r b x y a j d n`) fold into their long form.
+    /// Anything else is `Other(raw)`.
+    pub fn from_bytes(raw: &'a [u8]) -> HeaderName<'a> {
+        if let [c] = raw {
+            return match c.to_ascii_lowercase() {
+                b'v' => HeaderName::Via,
+                b'f' => HeaderName::From,
+                b't' => HeaderName::To,
+                b'i' => HeaderName::CallId,
+                b'm' => HeaderName::Contact,
+                b'l' => HeaderName::ContentLength,
+                b'c' => HeaderName::ContentType,
+                b'e' => HeaderName::ContentEncoding,
+                b's' => HeaderName::Subject,
+                b'k' => HeaderName::Supported,
+                b'r' => HeaderName::ReferTo,
+                b'b' => HeaderName::ReferredBy,
+                b'x' => HeaderName::SessionExpires,
+                b'o' => HeaderName::Event,
+                b'u' => HeaderName::AllowEvents,
+                b'a' => HeaderName::AcceptContact,
+                b'j' => HeaderName::RejectContact,
+                b'd' => HeaderName::RequestDisposition,
+                b'y' => HeaderName::Identity,
+                b'n' => HeaderName::IdentityInfo,
+                _ => HeaderName::Other(raw),
+            };
+        }
+        // Cheap pre-filter on length and first letter before the case-insensitive compare.
+        let first = raw.first().map(u8::to_ascii_lowercase);
+        for (long, name) in KNOWN.iter() {
+            if long.len() == raw.len()
+                && long.first().map(u8::to_ascii_lowercase) == first
+                && long.eq_ignore_ascii_case(raw)
+            {
+                return *name;
+            }
+        }
+        HeaderName::Other(raw)
+    }
+
+    /// The canonical long name (`Other` gives the raw name as sent).
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self {
+            HeaderName::Other(raw) => raw,
+            known => {
+                KNOWN.iter().find(|(_, n)| n == known).map(|(long, _)| *long).unwrap_or_default()
+            }
+        }
+    }
+
+    /// Index id: 1 + position in `KNOWN`, 0 for `Other`.
+    pub(crate) fn id(&self) -> u8 {
+        match self {
+            HeaderName::Other(_) => 0,
+            known => KNOWN.iter().position(|(_, n)| n == known).map_or(0, |p| p as u8 + 1),
+        }
+    }
+
+    /// Inverse of [`HeaderName::id`]; `raw` is used for `Other`.
+    pub(crate) fn from_id(id: u8, raw: &'a [u8]) -> HeaderName<'a> {
+        match id.checked_sub(1).and_then(|i| KNOWN.get(usize::from(i))) {
+            Some((_, n)) => *n,
+            None => HeaderName::Other(raw),
+        }
+    }
+}
+
+impl<'a> Transport<'a> {
+    /// Classifies a Via transport token (case-insensitive).
+    pub fn from_token(tok: &'a [u8]) -> Transport<'a> {
+        const T: [(&[u8], Transport<'static>); 6] = [
+            (b"UDP", Transport::Udp),
+            (b"TCP", Transport::Tcp),
+            (b"TLS", Transport::Tls),
+            (b"SCTP", Transport::Sctp),
+            (b"WS", Transport::Ws),
+            (b"WSS", Transport::Wss),
+        ];
+        T.iter()
+            .find(|(t, _)| t.eq_ignore_ascii_case(tok))
+            .map_or(Transport::Other(tok), |(_, t)| *t)
+    }
+}

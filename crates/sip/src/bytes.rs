@@ -1,0 +1,205 @@
+//! Small byte-slice helpers shared by the parser and the accessors.
+//!
+//! Every function here is total: it never indexes out of bounds (only `get`, iterators and
+//! `split_at` on positions it has just found), never allocates, and runs in time linear in its
+//! input.
+
+/// Linear whitespace as it appears inside a (possibly folded) header value: SP, HTAB, and the
+/// CR/LF of a fold, which the zero-copy view leaves in place.
+#[inline]
+pub(crate) fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// RFC 3261 `token` characters.
+#[inline]
+pub(crate) fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+}
+
+/// Strips leading and trailing LWS (folds included).
+#[inline]
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
+    trim_end(trim_start(s))
+}
+
+#[inline]
+pub(crate) fn trim_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|b| is_lws(**b)).count();
+    s.get(n..).unwrap_or_default()
+}
+
+#[inline]
+pub(crate) fn trim_end(s: &[u8]) -> &[u8] {
+    let n = s.iter().rev().take_while(|b| is_lws(**b)).count();
+    s.get(..s.len() - n).unwrap_or_default()
+}
+
+/// Removes one pair of surrounding double quotes, if both are there. Escapes stay as sent.
+#[inline]
+pub(crate) fn unquote(s: &[u8]) -> &[u8] {
+    match s {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => s,
+    }
+}
+
+/// Splits at the first `sep`, excluding it.
+#[inline]
+pub(crate) fn split_once(s: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
+    let i = memchr::memchr(sep, s)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// Parses a non-empty run of ASCII digits (leading zeros allowed) into a u32; None on
+/// overflow or any other byte.
+pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
+    }
+    Some(v)
+}
+
+/// Like [`parse_u32`] for ports.
+pub(crate) fn parse_u16(s: &[u8]) -> Option<u16> {
+    u16::try_from(parse_u32(s)?).ok()
+}
+
+/// Like [`parse_u32`] for lengths.
+pub(crate) fn parse_usize(s: &[u8]) -> Option<usize> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut v: usize = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(usize::from(b - b'0'))?;
+    }
+    Some(v)
+}
+
+/// Position of the first `sep` that is outside a quoted string and outside `<...>`.
+/// Backslash escapes inside quotes are honoured.
+pub(crate) fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
+    let mut in_quote = false;
+    let mut escaped = false;
+    let mut angle = 0usize;
+    for (i, &b) in s.iter().enumerate() {
+        if in_quote {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_quote = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_quote = true,
+            b'<' => angle = angle.saturating_add(1),
+            b'>' => angle = angle.saturating_sub(1),
+            _ if b == sep && angle == 0 => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Iterator over the elements of a comma-separated header value (commas inside quotes or
+/// `<>` do not split). Elements are trimmed; empty elements are skipped.
+#[derive(Debug, Clone)]
+pub(crate) struct ListIter<'a> {
+    rest: Option<&'a [u8]>,
+    sep: u8,
+}
+
+impl<'a> ListIter<'a> {
+    pub(crate) fn new(s: &'a [u8], sep: u8) -> Self {
+        ListIter { rest: Some(s), sep }
+    }
+}
+
+impl<'a> Iterator for ListIter<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        // Each round consumes at least one byte (the separator) or ends: bounded.
+        loop {
+            let s = self.rest?;
+            let (item, rest) = match find_unquoted(s, self.sep) {
+                Some(i) => (s.get(..i)?, s.get(i + 1..)),
+                None => (s, None),
+            };
+            self.rest = rest;
+            let item = trim(item);
+            if !item.is_empty() {
+                return Some(item);
+            }
+        }
+    }
+}
+
+/// Looks up a `;`-separated parameter by name (case-insensitive). `Some(None)` for a flag
+/// without value, `Some(Some(v))` with the value unquoted and trimmed.
+pub(crate) fn find_param<'a>(params: &'a [u8], name: &[u8]) -> Option<Option<&'a [u8]>> {
+    for p in ListIter::new(params, b';') {
+        let (k, v) = match split_once(p, b'=') {
+            Some((k, v)) => (trim(k), Some(unquote(trim(v)))),
+            None => (p, None),
+        };
+        if k.eq_ignore_ascii_case(name) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_folds() {
+        assert_eq!(trim(b" \r\n\t a b \r\n "), b"a b");
+        assert_eq!(trim(b"   "), b"");
+        assert_eq!(trim(b""), b"");
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u32(b"0068"), Some(68));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b"-1"), None);
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u16(b"65536"), None);
+        assert_eq!(parse_u16(b"5060"), Some(5060));
+        assert_eq!(parse_usize(b"99999999999999999999999999"), None);
+    }
+
+    #[test]
+    fn lists_respect_quotes_and_angles() {
+        let v: Vec<&[u8]> = ListIter::new(br#""a,b" <sip:x;a=1,2>, c ,, <d>"#, b',').collect();
+        assert_eq!(v, vec![&br#""a,b" <sip:x;a=1,2>"#[..], &b"c"[..], &b"<d>"[..]]);
+        let v: Vec<&[u8]> = ListIter::new(br#""a\"," , b"#, b',').collect();
+        assert_eq!(v, vec![&br#""a\",""#[..], &b"b"[..]]);
+    }
+
+    #[test]
+    fn params() {
+        let p = b"rport ; branch = z9hG4bK-1 ;received=\"1.2.3.4\"";
+        assert_eq!(find_param(p, b"RPORT"), Some(None));
+        assert_eq!(find_param(p, b"branch"), Some(Some(&b"z9hG4bK-1"[..])));
+        assert_eq!(find_param(p, b"received"), Some(Some(&b"1.2.3.4"[..])));
+        assert_eq!(find_param(p, b"tag"), None);
+    }
+}
