@@ -651,3 +651,41 @@ fn quick_check(conn: &Connection) -> Result<(), DbError> {
         Err(DbError::Corrupt(format!("quick_check: {}", problems.join("; "))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The durability argument in the crate docs rests on these two settings.
+    #[test]
+    fn file_store_runs_wal_with_synchronous_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db")).unwrap();
+        let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let sync: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "2 = FULL");
+    }
+
+    #[test]
+    fn verdict_and_origin_text_round_trip() {
+        for v in [Verdict::Accept, Verdict::Drop, Verdict::Reject(403), Verdict::Reject(0)] {
+            assert_eq!(parse_verdict(&verdict_str(v)), Ok(v));
+        }
+        assert!(parse_verdict("reject x").is_err());
+        assert!(parse_verdict("").is_err());
+        for o in
+            [BanOrigin::Detection, BanOrigin::Manual, BanOrigin::Aggregate, BanOrigin::Restored]
+        {
+            assert_eq!(parse_origin(origin_str(o)), Ok(o));
+        }
+    }
+
+    #[test]
+    fn evidence_json_tolerates_missing_and_unknown_fields() {
+        let e = parse_evidence(r#"{"method":"INVITE","future_field":[1,2]}"#).unwrap();
+        assert_eq!(e.method.as_deref(), Some("INVITE"));
+        assert!(e.users_probed.is_empty());
+        assert!(parse_evidence("not json").is_err());
+    }
+}
