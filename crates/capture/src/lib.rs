@@ -1,2 +1,580 @@
-//! Placeholder: see ARCHITECTURE.md.
+//! # sipwall-capture — SIP messages out of pcap / pcapng captures
+//!
+//! An adapter crate: it reads files (through any [`std::io::Read`]) and turns the packets
+//! in them into SIP messages with their addresses, transport and capture timestamp, ready
+//! for the engine. `#![forbid(unsafe_code)]`.
+//!
+//! CONTRACT:
+//! * Streams: a capture is read through a fixed buffer ([`Limits::read_buffer`]); all
+//!   other state is bounded by [`Limits`] (IP reassembly, TCP flows and their buffers), so
+//!   memory does not grow with the size of the capture.
+//! * Formats: pcap (micro- and nanosecond, both byte orders) and pcapng (several sections
+//!   and interfaces, any timestamp resolution). Link types: see [`link`].
+//! * Network: IPv4 and IPv6 (extension headers walked), fragments reassembled with the
+//!   bounds documented in [`ip`]. UDP datagrams and TCP streams (per-flow, in order,
+//!   framed by Content-Length; policy in [`tcp`]).
+//! * SIP is recognised by content on any port ([`looks_like_sip`]): a request line
+//!   `METHOD uri SIP/2.0` or a status line `SIP/2.0 NNN`. [`CaptureReader::set_ports`]
+//!   keeps only packets whose source or destination port is in a list.
+//! * Problems inside packets (non-IP frames, malformed headers, non-SIP payloads, holes)
+//!   are counted in [`CaptureStats`] and skipped. A problem with the file itself ends the
+//!   read with a [`CaptureError`] that says where (byte offset) and why; everything yielded
+//!   before it stands.
 #![forbid(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{PcapBlockOwned, PcapError};
+
+pub mod ip;
+pub mod link;
+pub mod tcp;
+
+/// Bounds on everything the reader keeps between packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Size of the file read buffer; also the largest record the reader accepts.
+    pub read_buffer: usize,
+    /// IP datagrams in reassembly at once (the oldest is dropped to make room).
+    pub max_pending_datagrams: usize,
+    /// Fragments of one datagram.
+    pub max_fragments_per_datagram: usize,
+    /// Size of one reassembled datagram (IP payload).
+    pub max_datagram_bytes: usize,
+    /// Bytes held by reassembly in total.
+    pub max_defrag_bytes: usize,
+    /// A datagram not complete this long (capture time) after its first fragment is dropped.
+    pub fragment_timeout: Duration,
+    /// TCP flows (one per direction) tracked at once; least recently used evicted.
+    pub max_tcp_flows: usize,
+    /// A flow idle this long (capture time) is forgotten.
+    pub tcp_idle_timeout: Duration,
+    /// Out-of-order segments held per flow before the hole is declared lost.
+    pub max_ooo_segments: usize,
+    /// Bytes of out-of-order segments held per flow.
+    pub max_ooo_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            read_buffer: 1 << 20,
+            max_pending_datagrams: 1024,
+            max_fragments_per_datagram: 64,
+            max_datagram_bytes: 65_535,
+            max_defrag_bytes: 8 << 20,
+            fragment_timeout: Duration::from_secs(30),
+            max_tcp_flows: 4096,
+            tcp_idle_timeout: Duration::from_secs(300),
+            max_ooo_segments: 16,
+            max_ooo_bytes: 64 << 10,
+        }
+    }
+}
+// Worst case held: 8 MiB of fragments + 4096 flows x (framer 128 KiB + hold 64 KiB) — the
+// framer buffers only partial messages, so in practice a flow holds a few KiB.
+
+/// Transport a SIP message was carried on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// One UDP datagram.
+    Udp,
+    /// One message framed out of a TCP stream.
+    Tcp,
+}
+
+/// One SIP message found in the capture. Borrows the reader until the next call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipPacket<'a> {
+    /// Capture timestamp since the UNIX epoch (for TCP: of the segment completing the message).
+    pub ts: Duration,
+    /// Source address and port.
+    pub src: SocketAddr,
+    /// Destination address and port.
+    pub dst: SocketAddr,
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// The SIP message bytes (one message).
+    pub payload: &'a [u8],
+}
+
+/// What was read, and what was skipped and why.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Bytes of the file consumed so far.
+    pub bytes: u64,
+    /// Packet records read.
+    pub frames: u64,
+    /// Frames of a link type this crate does not decode.
+    pub unsupported_linktype: u64,
+    /// Frames carrying something other than IP.
+    pub not_ip: u64,
+    /// Frames whose IP/UDP/TCP headers were malformed or cut short.
+    pub malformed: u64,
+    /// IP fragments seen.
+    pub fragments: u64,
+    /// Datagrams reassembled from fragments.
+    pub reassembled: u64,
+    /// Datagrams dropped by reassembly (bound hit or timeout).
+    pub fragments_dropped: u64,
+    /// UDP datagrams seen.
+    pub udp: u64,
+    /// TCP segments seen.
+    pub tcp_segments: u64,
+    /// UDP datagrams / TCP flows left out by the port filter.
+    pub port_filtered: u64,
+    /// UDP payloads that are not SIP (RTP, DNS, keep-alives, ...).
+    pub not_sip: u64,
+    /// SIP messages yielded.
+    pub sip_messages: u64,
+    /// TCP flows followed.
+    pub tcp_flows: u64,
+    /// TCP flows evicted (LRU or idle).
+    pub tcp_flows_evicted: u64,
+    /// TCP segments dropped as retransmissions.
+    pub tcp_retransmits: u64,
+    /// TCP segments received out of order (held).
+    pub tcp_out_of_order: u64,
+    /// TCP holes given up on (flow resynchronised).
+    pub tcp_gaps: u64,
+    /// TCP framing errors (flow resynchronised).
+    pub tcp_framing_errors: u64,
+    /// Timestamp of the first and last record.
+    pub first_ts: Option<Duration>,
+    /// Timestamp of the last record.
+    pub last_ts: Option<Duration>,
+}
+
+/// Why reading a capture stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The file could not be opened or read.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The first bytes are neither a pcap nor a pcapng header.
+    #[error("not a pcap or pcapng capture ({0})")]
+    NotACapture(String),
+    /// The file ends in the middle of a record.
+    #[error("truncated: the record at byte {offset} is cut short by the end of the file")]
+    Truncated {
+        /// Byte offset of the incomplete record.
+        offset: u64,
+    },
+    /// A record or block header that cannot be right.
+    #[error("corrupt at byte {offset}: {reason}")]
+    Corrupt {
+        /// Byte offset of the bad record.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl CaptureError {
+    /// Byte offset where reading stopped, when known.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            CaptureError::Truncated { offset } | CaptureError::Corrupt { offset, .. } => {
+                Some(*offset)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Is this payload a SIP message? A status line `SIP/2.0 NNN`, or a request line
+/// `TOKEN SP uri-with-colon SP SIP/2.0` ended by CR or LF (leading CR/LF keep-alives skipped).
+/// Looks at the first line only (at most 1 KiB of it).
+pub fn looks_like_sip(payload: &[u8]) -> bool {
+    let start = payload.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(payload.len());
+    let p = &payload[start..];
+    let head = &p[..p.len().min(1024)];
+    if head.len() >= 12 && head[..8].eq_ignore_ascii_case(b"SIP/2.0 ") {
+        return head[8..11].iter().all(u8::is_ascii_digit)
+            && matches!(head[11], b' ' | b'\r' | b'\n');
+    }
+    let Some(sp) = head.iter().take(33).position(|&b| b == b' ') else {
+        return false;
+    };
+    if sp == 0
+        || !head[..sp].iter().all(|&b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    {
+        return false;
+    }
+    let line_end = memchr::memchr2(b'\r', b'\n', head).unwrap_or(head.len());
+    if line_end < sp + 10 {
+        return false;
+    }
+    let line = &head[..line_end];
+    let (rest, version) = line.split_at(line.len() - 8);
+    version.eq_ignore_ascii_case(b" SIP/2.0")
+        && rest[sp + 1..].contains(&b':')
+        && !rest[sp + 1..].contains(&b' ')
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Iface {
+    linktype: u32,
+    /// Timestamp units per second.
+    resolution: u64,
+    /// Seconds added to every timestamp.
+    offset: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    ts: Duration,
+    src: SocketAddr,
+    dst: SocketAddr,
+    transport: Transport,
+    start: usize,
+    end: usize,
+}
+
+/// Everything but the file: decoding state and the queue of messages ready to yield.
+struct Decoder {
+    ports: Option<Vec<u16>>,
+    defrag: ip::Defragmenter,
+    tcp: tcp::TcpReassembler,
+    out: Vec<u8>,
+    queue: VecDeque<Meta>,
+    stats: CaptureStats,
+}
+
+impl Decoder {
+    fn port_ok(&self, a: u16, b: u16) -> bool {
+        match &self.ports {
+            None => true,
+            Some(p) => p.contains(&a) || p.contains(&b),
+        }
+    }
+
+    fn push_out(
+        out: &mut Vec<u8>,
+        queue: &mut VecDeque<Meta>,
+        stats: &mut CaptureStats,
+        m: Meta,
+        bytes: &[u8],
+    ) {
+        let start = out.len();
+        out.extend_from_slice(bytes);
+        queue.push_back(Meta { start, end: out.len(), ..m });
+        stats.sip_messages += 1;
+    }
+
+    fn frame(&mut self, linktype: u32, ts: Duration, data: &[u8]) {
+        self.stats.frames += 1;
+        self.stats.first_ts.get_or_insert(ts);
+        self.stats.last_ts = Some(ts);
+        let l3 = match link::decode(linktype, data) {
+            Ok(l3) => l3,
+            Err(link::LinkSkip::UnsupportedLinktype(_)) => {
+                self.stats.unsupported_linktype += 1;
+                return;
+            }
+            Err(link::LinkSkip::NotIp) => {
+                self.stats.not_ip += 1;
+                return;
+            }
+            Err(link::LinkSkip::Truncated) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        let ip = match l3 {
+            link::L3::Ipv4(b) => ip::parse_ipv4(b),
+            link::L3::Ipv6(b) => ip::parse_ipv6(b),
+        };
+        let Some(ip) = ip else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if ip.proto != 6 && ip.proto != 17 {
+            return;
+        }
+        match ip.frag {
+            None => self.l4(ts, &ip, ip.payload),
+            Some(frag) => {
+                self.stats.fragments += 1;
+                let before = self.defrag.dropped;
+                let outcome = self.defrag.push(ip.src, ip.dst, ip.proto, frag, ip.payload, ts);
+                self.stats.fragments_dropped += self.defrag.dropped - before;
+                if let ip::DefragOutcome::Complete(whole) = outcome {
+                    self.stats.reassembled += 1;
+                    self.l4(ts, &ip, &whole);
+                }
+            }
+        }
+    }
+
+    fn l4(&mut self, ts: Duration, ip: &ip::IpPacket<'_>, l4: &[u8]) {
+        if ip.proto == 17 {
+            self.stats.udp += 1;
+            if l4.len() < 8 {
+                self.stats.malformed += 1;
+                return;
+            }
+            let sport = u16::from_be_bytes([l4[0], l4[1]]);
+            let dport = u16::from_be_bytes([l4[2], l4[3]]);
+            let ulen = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
+            // Trust the UDP length when it is sane; a snap-length cut keeps what is there.
+            let end = if ulen >= 8 { ulen.min(l4.len()) } else { l4.len() };
+            let payload = &l4[8..end];
+            if !self.port_ok(sport, dport) {
+                self.stats.port_filtered += 1;
+                return;
+            }
+            if !looks_like_sip(payload) {
+                self.stats.not_sip += 1;
+                return;
+            }
+            let m = Meta {
+                ts,
+                src: SocketAddr::new(ip.src, sport),
+                dst: SocketAddr::new(ip.dst, dport),
+                transport: Transport::Udp,
+                start: 0,
+                end: 0,
+            };
+            Self::push_out(&mut self.out, &mut self.queue, &mut self.stats, m, payload);
+        } else {
+            self.stats.tcp_segments += 1;
+            if l4.len() < 20 {
+                self.stats.malformed += 1;
+                return;
+            }
+            let sport = u16::from_be_bytes([l4[0], l4[1]]);
+            let dport = u16::from_be_bytes([l4[2], l4[3]]);
+            let seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
+            let off = usize::from(l4[12] >> 4) * 4;
+            if off < 20 || off > l4.len() {
+                self.stats.malformed += 1;
+                return;
+            }
+            if !self.port_ok(sport, dport) {
+                self.stats.port_filtered += 1;
+                return;
+            }
+            let fl = l4[13];
+            let flags =
+                tcp::TcpFlags { fin: fl & 0x01 != 0, syn: fl & 0x02 != 0, rst: fl & 0x04 != 0 };
+            let key = tcp::FlowKey {
+                src: SocketAddr::new(ip.src, sport),
+                dst: SocketAddr::new(ip.dst, dport),
+            };
+            let meta = Meta {
+                ts,
+                src: key.src,
+                dst: key.dst,
+                transport: Transport::Tcp,
+                start: 0,
+                end: 0,
+            };
+            let Decoder { tcp, out, queue, stats, .. } = self;
+            tcp.segment(key, seq, flags, &l4[off..], ts, &mut |msg| {
+                Self::push_out(out, queue, stats, meta, msg);
+            });
+            let t = self.tcp.stats;
+            self.stats.tcp_flows = t.flows_opened;
+            self.stats.tcp_flows_evicted = t.flows_evicted;
+            self.stats.tcp_retransmits = t.retransmits;
+            self.stats.tcp_out_of_order = t.out_of_order;
+            self.stats.tcp_gaps = t.gaps;
+            self.stats.tcp_framing_errors = t.framing_errors;
+        }
+    }
+}
+
+/// Streaming reader: yields the SIP messages of one capture, in capture order.
+pub struct CaptureReader {
+    src: Box<dyn PcapReaderIterator + Send>,
+    /// Legacy pcap: link type and whether timestamps are in nanoseconds.
+    legacy_linktype: u32,
+    legacy_nanos: bool,
+    /// pcapng: the interfaces of the current section.
+    ifaces: Vec<Iface>,
+    dec: Decoder,
+    done: bool,
+    /// `consumed()` at the last Incomplete: a second one at the same place means EOF.
+    last_incomplete: Option<usize>,
+}
+
+impl std::fmt::Debug for CaptureReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureReader").field("stats", &self.dec.stats).finish_non_exhaustive()
+    }
+}
+
+impl CaptureReader {
+    /// Open a capture file.
+    pub fn open(path: &Path) -> Result<Self, CaptureError> {
+        Self::new(File::open(path)?, Limits::default())
+    }
+
+    /// Read a capture from any reader.
+    pub fn new<R: Read + Send + 'static>(reader: R, limits: Limits) -> Result<Self, CaptureError> {
+        let src = pcap_parser::create_reader(limits.read_buffer, reader).map_err(|e| match e {
+            PcapError::Eof => CaptureError::NotACapture("empty file".into()),
+            PcapError::Incomplete(_) => {
+                CaptureError::NotACapture("shorter than a capture header".into())
+            }
+            PcapError::HeaderNotRecognized => CaptureError::NotACapture("unknown header".into()),
+            PcapError::ReadError => CaptureError::Io(std::io::Error::other("read failed")),
+            other => CaptureError::NotACapture(format!("{other:?}")),
+        })?;
+        Ok(CaptureReader {
+            src,
+            legacy_linktype: 1,
+            legacy_nanos: false,
+            ifaces: Vec::new(),
+            dec: Decoder {
+                ports: None,
+                defrag: ip::Defragmenter::new(limits),
+                tcp: tcp::TcpReassembler::new(limits),
+                out: Vec::with_capacity(64 << 10),
+                queue: VecDeque::new(),
+                stats: CaptureStats::default(),
+            },
+            done: false,
+            last_incomplete: None,
+        })
+    }
+
+    /// Keep only packets whose source or destination port is in `ports` (None: all ports).
+    pub fn set_ports(&mut self, ports: Option<Vec<u16>>) {
+        self.dec.ports = ports;
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CaptureStats {
+        let mut s = self.dec.stats;
+        s.bytes = self.src.consumed() as u64;
+        s
+    }
+
+    /// Bytes of the file consumed so far (for progress).
+    pub fn position(&self) -> u64 {
+        self.src.consumed() as u64
+    }
+
+    /// The next SIP message, `Ok(None)` at the end, or the error that stopped the read
+    /// (after which `Ok(None)` follows).
+    pub fn next_packet(&mut self) -> Result<Option<SipPacket<'_>>, CaptureError> {
+        loop {
+            if let Some(m) = self.dec.queue.pop_front() {
+                return Ok(Some(SipPacket {
+                    ts: m.ts,
+                    src: m.src,
+                    dst: m.dst,
+                    transport: m.transport,
+                    payload: &self.dec.out[m.start..m.end],
+                }));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            self.dec.out.clear();
+            if let Err(e) = self.read_block() {
+                self.done = true;
+                return Err(e);
+            }
+        }
+    }
+
+    fn read_block(&mut self) -> Result<(), CaptureError> {
+        let offset = self.src.consumed() as u64;
+        match self.src.next() {
+            Ok((len, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        self.legacy_linktype = h.network.0 as u32;
+                        self.legacy_nanos = h.is_nanosecond_precision();
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        let frac = if self.legacy_nanos {
+                            b.ts_usec
+                        } else {
+                            b.ts_usec.saturating_mul(1000)
+                        };
+                        let ts = Duration::new(u64::from(b.ts_sec), frac.min(999_999_999));
+                        let n = (b.caplen as usize).min(b.data.len());
+                        self.dec.frame(self.legacy_linktype, ts, &b.data[..n]);
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => self.ifaces.clear(),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        self.ifaces.push(Iface {
+                            linktype: idb.linktype.0 as u32,
+                            resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                            offset: idb.ts_offset(),
+                        });
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        let Some(iface) = self.ifaces.get(epb.if_id as usize).copied() else {
+                            return Err(CaptureError::Corrupt {
+                                offset,
+                                reason: format!(
+                                    "packet on interface {} which was never described",
+                                    epb.if_id
+                                ),
+                            });
+                        };
+                        let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                        let secs = (raw / iface.resolution).saturating_add_signed(iface.offset);
+                        let nanos = (u128::from(raw % iface.resolution) * 1_000_000_000
+                            / u128::from(iface.resolution))
+                            as u32;
+                        let n = (epb.caplen as usize).min(epb.data.len());
+                        self.dec.frame(iface.linktype, Duration::new(secs, nanos), &epb.data[..n]);
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        // No timestamp in a simple packet block: reuse the last one.
+                        let linktype = self.ifaces.first().map_or(1, |i| i.linktype);
+                        let ts = self.dec.stats.last_ts.unwrap_or_default();
+                        let n = (spb.origlen as usize).min(spb.data.len());
+                        self.dec.frame(linktype, ts, &spb.data[..n]);
+                    }
+                    PcapBlockOwned::NG(_) => {}
+                }
+                self.src.consume(len);
+                self.last_incomplete = None;
+                Ok(())
+            }
+            Err(PcapError::Eof) => {
+                self.done = true;
+                Ok(())
+            }
+            Err(PcapError::Incomplete(_)) => {
+                let at = self.src.consumed();
+                if self.last_incomplete == Some(at) && self.src.reader_exhausted() {
+                    return Err(CaptureError::Truncated { offset });
+                }
+                self.last_incomplete = Some(at);
+                self.src.refill().map_err(|e| CaptureError::Corrupt {
+                    offset,
+                    reason: format!("refill failed: {e:?}"),
+                })
+            }
+            Err(PcapError::UnexpectedEof) => Err(CaptureError::Truncated { offset }),
+            Err(PcapError::BufferTooSmall) => Err(CaptureError::Corrupt {
+                offset,
+                reason: "record length larger than the read buffer (a corrupt length field?)"
+                    .into(),
+            }),
+            Err(PcapError::ReadError) => Err(CaptureError::Io(std::io::Error::other(format!(
+                "read failed at byte {offset}"
+            )))),
+            Err(PcapError::NomError(_, kind)) => Err(CaptureError::Corrupt {
+                offset,
+                reason: format!("unparsable record ({kind:?})"),
+            }),
+            Err(e) => Err(CaptureError::Corrupt { offset, reason: format!("{e:?}") }),
+        }
+    }
+}
