@@ -149,6 +149,8 @@ pub struct Ban {
 }
 
 /// Instructions for the enforcer (kernel set, store, cluster).
+// Bans are rare (a few per scanner); boxing would cost every consumer a deref for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum BanAction {
     /// Add or extend a ban.

@@ -1,43 +1,650 @@
-//! The engine. SKELETON: the engine issue implements it.
-#![allow(missing_docs, unused_variables, dead_code, clippy::todo)]
+//! The engine: one [`Decision`] per packet.
+//!
+//! Order of checks for a packet (the first that applies decides):
+//! 1. port not guarded (and not a tripwire) -> accept, untouched;
+//! 2. peer in a trusted network -> accept (a hostile-looking request is recorded as an oddity
+//!    with rule `trusted.oddity`, never acted on: UDP sources can be forged);
+//! 3. peer under an active ban -> `actions.banned` (also our answers to it: silence);
+//! 4. peer on a block list -> `actions.blocklist`;
+//! 5. outbound answers: 401/403/407 and 404/480/484 feed the peer's behaviour counters; one that
+//!    reaches a threshold bans the peer and is itself dropped;
+//! 6. inbound to a tripwire port (anything but a keep-alive) -> ban;
+//! 7. keep-alives accepted; malformed payloads -> `actions.malformed` (User-Agent still checked);
+//! 8. requests: signatures, then behaviour (flood, enumeration, untrusted INVITEs) -> ban;
+//!    then trusted-only mode and direct-call rules -> drop without a ban.
+//!
+//! The peer is the source of an inbound packet and the destination of an outbound one.
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use sipwall_sip::{Host, Message, Method};
 
+use crate::bans::{BanRequest, BanTable};
+use crate::behaviour::{attempt_key, SourceTable};
 use crate::decision::*;
-use crate::policy::Policy;
+use crate::fasthash::{hash32, FastSet};
+use crate::netset::canonical;
+use crate::policy::{Action, Policy, Threshold};
+use crate::signatures::{Hits, Matcher};
 
 /// Counters for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EngineStats {
+    /// Packets decided.
     pub packets: u64,
+    /// Accepted.
     pub accepted: u64,
+    /// Dropped.
     pub dropped: u64,
+    /// Rejected with a status.
     pub rejected: u64,
+    /// Bans added (including aggregated and manual).
     pub bans_added: u64,
+    /// Sources currently tracked.
     pub tracked_sources: u64,
+    /// Sources evicted from tracking (least recently seen first).
     pub evicted_sources: u64,
+    /// Active bans.
+    pub active_bans: u64,
+    /// Bans not added because `limits.max_bans` was reached.
+    pub bans_refused: u64,
+    /// Hostile-looking packets from trusted sources (accepted).
+    pub trusted_oddities: u64,
+    /// Payloads that did not parse (keep-alives excluded).
+    pub malformed: u64,
 }
 
+/// The decision engine. See the crate docs for its contract.
 pub struct Engine {
     policy: Policy,
+    matcher: Matcher,
+    local_users: FastSet<Vec<u8>>,
+    sources: SourceTable,
+    bans: BanTable,
+    stats: EngineStats,
+}
+
+fn is_keepalive(p: &[u8]) -> bool {
+    p.len() <= 16 && p.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+}
+
+fn looks_like_request(p: &[u8]) -> bool {
+    !p.starts_with(b"SIP/")
+}
+
+/// Text for a person: lossy UTF-8, control characters replaced, at most 120 chars.
+fn show(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(160)]);
+    let mut out: String =
+        s.chars().map(|c| if c.is_control() { '.' } else { c }).take(120).collect();
+    if b.len() > 160 || s.chars().count() > 120 {
+        out.push('…');
+    }
+    out
+}
+
+/// "1h", "4h", "2d 16h", "30m", "45s".
+pub fn human_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    let (d, h, m, sec) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60, s % 60);
+    let mut parts = Vec::new();
+    if d > 0 {
+        parts.push(format!("{d}d"));
+    }
+    if h > 0 {
+        parts.push(format!("{h}h"));
+    }
+    if m > 0 && d == 0 {
+        parts.push(format!("{m}m"));
+    }
+    if sec > 0 && d == 0 && h == 0 {
+        parts.push(format!("{sec}s"));
+    }
+    if parts.is_empty() {
+        parts.push(format!("{ms}ms"));
+    }
+    parts.join(" ")
+}
+
+fn method_text(m: Option<Method<'_>>) -> String {
+    m.map(|m| show(m.as_bytes())).unwrap_or_else(|| "?".into())
+}
+
+/// What a request says, for evidence and sentences.
+struct Seen<'a> {
+    method: Option<Method<'a>>,
+    ruri: Option<&'a [u8]>,
+    ua: Option<&'a [u8]>,
+    call_id: Option<&'a [u8]>,
+    target: Option<&'a [u8]>,
+}
+
+impl Seen<'_> {
+    fn evidence(&self) -> Evidence {
+        Evidence {
+            method: self.method.map(|m| show(m.as_bytes())),
+            user_agent: self.ua.map(show),
+            call_id: self.call_id.map(show),
+            target_user: self.target.map(show),
+            ..Evidence::default()
+        }
+    }
+    fn sentence(&self, peer: IpAddr) -> String {
+        let ua = match self.ua {
+            Some(ua) => format!("with User-Agent '{}'", show(ua)),
+            None => "with no User-Agent".to_string(),
+        };
+        format!(
+            "{peer} sent {} {} {ua}",
+            method_text(self.method),
+            self.ruri.map(show).unwrap_or_default()
+        )
+    }
 }
 
 impl Engine {
+    /// A new engine. Allocates the per-source table for `limits.max_tracked_sources` up front.
     pub fn new(policy: Policy) -> Self {
-        todo!()
+        let sources = SourceTable::new(policy.max_tracked_sources);
+        let mut e = Engine {
+            matcher: Matcher::new(&policy),
+            local_users: FastSet::default(),
+            policy,
+            sources,
+            bans: BanTable::default(),
+            stats: EngineStats::default(),
+        };
+        e.compile();
+        e
     }
+
+    fn compile(&mut self) {
+        self.matcher = Matcher::new(&self.policy);
+        self.local_users = self.policy.local_users.iter().map(|u| u.as_bytes().to_vec()).collect();
+    }
+
+    /// The policy in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
-    /// Replace the policy, keeping bans and behaviour state.
-    pub fn reload(&mut self, policy: Policy) {
-        todo!()
+
+    /// Replace the policy, keeping bans and behaviour state. Returns `Remove` actions for bans
+    /// that now cover trusted networks (trusted always wins).
+    pub fn reload(&mut self, policy: Policy) -> Vec<BanAction> {
+        self.policy = policy;
+        self.compile();
+        self.sources.set_cap(self.policy.max_tracked_sources);
+        self.bans.drop_trusted(&self.policy.trusted, &self.policy)
     }
+
+    /// Decide on one packet at time `now`.
     pub fn decide(&mut self, packet: &Packet<'_>, now: Timestamp) -> Decision {
-        todo!()
+        self.stats.packets += 1;
+        let d = self.decide_inner(packet, now);
+        match d.verdict {
+            Verdict::Accept => self.stats.accepted += 1,
+            Verdict::Drop => self.stats.dropped += 1,
+            Verdict::Reject(_) => self.stats.rejected += 1,
+        }
+        d
     }
-    /// Ban by hand. Refuses (returns None) for trusted networks.
+
+    fn decide_inner(&mut self, p: &Packet<'_>, now: Timestamp) -> Decision {
+        let inbound = p.direction == Direction::Inbound;
+        let (peer, local_port) =
+            if inbound { (p.src.ip(), p.dst.port()) } else { (p.dst.ip(), p.src.port()) };
+        let peer = canonical(peer);
+        let tripwire = inbound && self.policy.tripwire_ports.contains(&local_port);
+        let guarded = &self.policy.guarded_ports;
+        if !tripwire && !guarded.is_empty() && !guarded.contains(&local_port) {
+            return Decision::accept();
+        }
+        if self.policy.trusted.contains_ip(peer) {
+            return self.trusted(p, peer, inbound);
+        }
+        if let Some(ban) = self.bans.find(peer, now) {
+            let is_req = inbound && looks_like_request(p.payload);
+            let verdict = self.policy.actions.banned.verdict(is_req);
+            let summary = format!(
+                "{peer} is banned until {} ({}): {}",
+                ban.until.as_millis() / 1000,
+                ban.reason,
+                if is_req { "request dropped" } else { "packet dropped" }
+            );
+            return Decision {
+                verdict,
+                bans: Vec::new(),
+                record: Some(DecisionRecord {
+                    rule: "ban.active",
+                    evidence: ban.evidence.clone(),
+                    summary,
+                }),
+            };
+        }
+        if let Some(net) = self.policy.blocklist.find(peer) {
+            let is_req = inbound && looks_like_request(p.payload);
+            let summary = format!("{peer} is on the block list ({net}): dropped");
+            return Decision {
+                verdict: self.policy.actions.blocklist.verdict(is_req),
+                bans: Vec::new(),
+                record: Some(DecisionRecord {
+                    rule: "blocklist",
+                    evidence: Evidence::default(),
+                    summary,
+                }),
+            };
+        }
+        if !inbound {
+            return self.outbound(p, peer, now);
+        }
+        if is_keepalive(p.payload) {
+            return Decision::accept();
+        }
+        if p.transport == Transport::Tls {
+            return Decision::accept(); // opaque: only address-level policy applies
+        }
+        if tripwire {
+            let seen = Seen { method: None, ruri: None, ua: None, call_id: None, target: None };
+            let msg = Message::parse(p.payload).ok();
+            let seen = msg.as_ref().map_or(seen, |m| Seen {
+                method: m.method(),
+                ruri: m.request_uri().map(|u| u.raw),
+                ua: m.user_agent(),
+                call_id: m.call_id(),
+                target: None,
+            });
+            let mut ev = seen.evidence();
+            ev.counters.push(("tripwire_port".into(), local_port as u64));
+            let core = format!("{} on tripwire port {local_port}", seen.sentence(peer));
+            return self.ban(peer, "tripwire", self.policy.actions.tripwire, true, ev, core, now);
+        }
+        match Message::parse(p.payload) {
+            Ok(msg) if msg.is_request() => self.request(&msg, peer, now),
+            Ok(_) => Decision::accept(), // an answer to one of our requests
+            Err(e) => {
+                self.stats.malformed += 1;
+                let hits = self.matcher.scan_partial(e.partial.user_agent);
+                let seen = Seen {
+                    method: e.partial.method,
+                    ruri: None,
+                    ua: e.partial.user_agent,
+                    call_id: e.partial.call_id,
+                    target: None,
+                };
+                if hits.score >= self.policy.ban_score {
+                    return self.signature_ban(&hits, &seen, peer, now);
+                }
+                let st = self.sources.touch(peer, now.as_millis());
+                let flood = &self.policy.behaviour.flood;
+                let n = if flood.enabled {
+                    st.requests.add(now.as_millis(), flood.window_ms)
+                } else {
+                    0
+                };
+                if flood.enabled && n >= flood.max {
+                    return self.flood_ban(&seen, peer, n, now);
+                }
+                match self.policy.actions.malformed {
+                    Action::Accept => Decision::accept(),
+                    a => Decision {
+                        verdict: a.verdict(true),
+                        bans: Vec::new(),
+                        record: Some(DecisionRecord {
+                            rule: "malformed",
+                            evidence: seen.evidence(),
+                            summary: format!("{peer} sent a malformed message ({e}): dropped"),
+                        }),
+                    },
+                }
+            }
+        }
+    }
+
+    fn trusted(&mut self, p: &Packet<'_>, peer: IpAddr, inbound: bool) -> Decision {
+        if !inbound || is_keepalive(p.payload) || p.transport == Transport::Tls {
+            return Decision::accept();
+        }
+        let Ok(msg) = Message::parse(p.payload) else { return Decision::accept() };
+        if !msg.is_request() {
+            return Decision::accept();
+        }
+        let hits = self.matcher.scan(&msg, peer);
+        if hits.score < self.policy.ban_score {
+            return Decision::accept();
+        }
+        self.stats.trusted_oddities += 1;
+        let seen = seen_of(&msg);
+        let mut ev = seen.evidence();
+        ev.signatures = self.hit_ids(&hits);
+        let summary = format!(
+            "{} matching {}: accepted, {peer} is trusted (never blocked; the source may be forged)",
+            seen.sentence(peer),
+            ev.signatures.join(", ")
+        );
+        Decision {
+            verdict: Verdict::Accept,
+            bans: Vec::new(),
+            record: Some(DecisionRecord { rule: "trusted.oddity", evidence: ev, summary }),
+        }
+    }
+
+    fn hit_ids(&self, hits: &Hits) -> Vec<String> {
+        let mut v: Vec<String> = hits.builtin().map(|s| s.id.to_string()).collect();
+        v.extend(
+            hits.custom()
+                .iter()
+                .map(|&i| format!("custom.{}", self.matcher.custom()[i as usize].id)),
+        );
+        v
+    }
+
+    fn outbound(&mut self, p: &Packet<'_>, peer: IpAddr, now: Timestamp) -> Decision {
+        // Only answers matter: requests we send out are our own calls.
+        if !p.payload.starts_with(b"SIP/2.0 ") || p.payload.len() < 12 {
+            return Decision::accept();
+        }
+        let code = &p.payload[8..11];
+        let kind = match code {
+            b"401" | b"407" => 1,
+            b"403" => 2,
+            b"404" | b"480" | b"484" => 3,
+            _ => return Decision::accept(),
+        };
+        let Ok(msg) = Message::parse(p.payload) else { return Decision::accept() };
+        let status = msg.status().unwrap_or(0);
+        let now_ms = now.as_millis();
+        let b = self.policy.behaviour.clone();
+        let st = self.sources.touch(peer, now_ms);
+        let (rule, t, n, what): (RuleId, Threshold, u32, &str) = match kind {
+            1 => {
+                let key = match (msg.call_id(), msg.cseq()) {
+                    (Some(c), Some(s)) => attempt_key(c, s.number),
+                    _ => 0,
+                };
+                if key != 0 && st.had_credentials(key) {
+                    let n = if b.auth_failures.enabled {
+                        st.auth_failures.add(now_ms, b.auth_failures.window_ms)
+                    } else {
+                        0
+                    };
+                    (
+                        "behaviour.auth-failures",
+                        b.auth_failures,
+                        n,
+                        "failed authentications (credentials refused)",
+                    )
+                } else {
+                    let n = if b.challenges.enabled {
+                        st.challenges.add(now_ms, b.challenges.window_ms)
+                    } else {
+                        0
+                    };
+                    (
+                        "behaviour.challenges",
+                        b.challenges,
+                        n,
+                        "authentication challenges without success",
+                    )
+                }
+            }
+            2 => {
+                let n = if b.auth_failures.enabled {
+                    st.auth_failures.add(now_ms, b.auth_failures.window_ms)
+                } else {
+                    0
+                };
+                (
+                    "behaviour.auth-failures",
+                    b.auth_failures,
+                    n,
+                    "failed authentications (403 Forbidden)",
+                )
+            }
+            _ => {
+                let n = if b.not_found.enabled {
+                    st.not_found.add(now_ms, b.not_found.window_ms)
+                } else {
+                    0
+                };
+                ("behaviour.not-found", b.not_found, n, "\"no such user\" answers (404/480/484)")
+            }
+        };
+        if !t.enabled || n < t.max {
+            return Decision::accept();
+        }
+        let mut ev = Evidence {
+            method: msg.cseq().map(|c| show(c.method.as_bytes())),
+            call_id: msg.call_id().map(show),
+            target_user: msg.to().and_then(|t| t.uri.user).map(show),
+            ..Evidence::default()
+        };
+        ev.users_probed = st.sampled_users();
+        ev.counters.push((format!("answers_{status}_family_in_window"), n as u64));
+        let core = format!(
+            "{peer} got {n} {what} within {}s (last: {status} to {} for user {})",
+            t.window_ms / 1000,
+            ev.method.clone().unwrap_or_default(),
+            ev.target_user.clone().unwrap_or_default()
+        );
+        // The answer itself is withheld: silence makes scanners give up.
+        self.ban(peer, rule, Action::Drop, false, ev, core, now)
+    }
+
+    fn request(&mut self, msg: &Message<'_>, peer: IpAddr, now: Timestamp) -> Decision {
+        let hits = self.matcher.scan(msg, peer);
+        let seen = seen_of(msg);
+        if hits.score >= self.policy.ban_score {
+            return self.signature_ban(&hits, &seen, peer, now);
+        }
+        let now_ms = now.as_millis();
+        let initial_invite =
+            seen.method == Some(Method::Invite) && msg.to().is_none_or(|t| t.tag.is_none());
+        let b = &self.policy.behaviour;
+        let st = self.sources.touch(peer, now_ms);
+        st.total_requests = st.total_requests.saturating_add(1);
+        if msg.authorization().is_some() || msg.proxy_authorization().is_some() {
+            if let (Some(c), Some(s)) = (msg.call_id(), msg.cseq()) {
+                st.note_credentials(attempt_key(c, s.number));
+            }
+        }
+        let flood = if b.flood.enabled { st.requests.add(now_ms, b.flood.window_ms) } else { 0 };
+        let distinct = match (b.enumeration.enabled, seen.target) {
+            (true, Some(u)) => st.add_user(u, hash32(u), now_ms, b.enumeration.window_ms),
+            _ => 0,
+        };
+        let invites = if initial_invite && b.untrusted_invites.enabled {
+            st.invites.add(now_ms, b.untrusted_invites.window_ms)
+        } else {
+            0
+        };
+        if b.flood.enabled && flood >= b.flood.max {
+            return self.flood_ban(&seen, peer, flood, now);
+        }
+        if b.enumeration.enabled && distinct >= b.enumeration.max {
+            let mut ev = seen.evidence();
+            ev.users_probed = st.sampled_users();
+            ev.counters.push(("distinct_users_in_window".into(), distinct as u64));
+            ev.counters.push((
+                "seconds_since_first_seen".into(),
+                (now_ms.saturating_sub(st.first_seen_ms)) / 1000,
+            ));
+            let core = format!(
+                "{} after probing {distinct} distinct users within {}s (recent: {}): extension enumeration",
+                seen.sentence(peer),
+                b.enumeration.window_ms / 1000,
+                ev.users_probed.join(", ")
+            );
+            return self.ban(
+                peer,
+                "behaviour.enumeration",
+                self.policy.actions.behaviour,
+                true,
+                ev,
+                core,
+                now,
+            );
+        }
+        if b.untrusted_invites.enabled && invites >= b.untrusted_invites.max {
+            let mut ev = seen.evidence();
+            ev.users_probed = st.sampled_users();
+            ev.counters.push(("untrusted_invites_in_window".into(), invites as u64));
+            let core = format!(
+                "{} as its {invites}th new INVITE within {}s from an untrusted source",
+                seen.sentence(peer),
+                b.untrusted_invites.window_ms / 1000
+            );
+            return self.ban(
+                peer,
+                "behaviour.untrusted-invites",
+                self.policy.actions.behaviour,
+                true,
+                ev,
+                core,
+                now,
+            );
+        }
+        let method = seen.method.map(|m| m.as_bytes()).unwrap_or(b"");
+        if self.policy.trusted_only
+            && (self.policy.trusted_only_methods.is_empty()
+                || self.policy.trusted_only_methods.iter().any(|m| m.as_bytes() == method))
+        {
+            return Decision {
+                verdict: self.policy.actions.trusted_only.verdict(true),
+                bans: Vec::new(),
+                record: Some(DecisionRecord {
+                    rule: "policy.trusted-only",
+                    evidence: seen.evidence(),
+                    summary: format!(
+                        "{}: not a trusted source (trusted-only mode): dropped",
+                        seen.sentence(peer)
+                    ),
+                }),
+            };
+        }
+        if initial_invite {
+            let ru = msg.request_uri();
+            let ip_host = matches!(ru.and_then(|u| u.host), Some(Host::Ip(_)));
+            let user = ru.and_then(|u| u.user);
+            let unknown_user =
+                !self.local_users.is_empty() && user.is_none_or(|u| !self.local_users.contains(u));
+            if (self.policy.block_ip_calls && ip_host) || unknown_user {
+                let why =
+                    if unknown_user { "names no local account" } else { "is a direct IP call" };
+                return Decision {
+                    verdict: self.policy.actions.direct_call.verdict(true),
+                    bans: Vec::new(),
+                    record: Some(DecisionRecord {
+                        rule: "policy.direct-call",
+                        evidence: seen.evidence(),
+                        summary: format!("{}: the INVITE {why}: dropped", seen.sentence(peer)),
+                    }),
+                };
+            }
+        }
+        Decision::accept()
+    }
+
+    fn signature_ban(
+        &mut self,
+        hits: &Hits,
+        seen: &Seen<'_>,
+        peer: IpAddr,
+        now: Timestamp,
+    ) -> Decision {
+        let mut ev = seen.evidence();
+        ev.signatures = self.hit_ids(hits);
+        ev.counters.push(("signature_score".into(), hits.score as u64));
+        let first = hits.builtin().max_by_key(|s| s.score);
+        let rule: RuleId = match first {
+            Some(s) => s.rule,
+            None => "signature.custom",
+        };
+        let mut tools: Vec<String> = hits.builtin().map(|s| s.tool.to_string()).collect();
+        tools.extend(hits.custom().iter().map(|&i| self.matcher.custom()[i as usize].tool.clone()));
+        tools.retain(|t| !t.is_empty());
+        tools.dedup();
+        let tag =
+            hits.tag_data().map(|t| format!("; its From tag hides '{t}'")).unwrap_or_default();
+        let core = format!(
+            "{} ({}: {}){tag}",
+            seen.sentence(peer),
+            tools.first().cloned().unwrap_or_default(),
+            ev.signatures.join(", ")
+        );
+        if let Some(t) = hits.tag_data() {
+            ev.counters.push((format!("from_tag_data:{t}"), 1));
+        }
+        self.ban(peer, rule, self.policy.actions.signature, true, ev, core, now)
+    }
+
+    fn flood_ban(&mut self, seen: &Seen<'_>, peer: IpAddr, n: u32, now: Timestamp) -> Decision {
+        let w = self.policy.behaviour.flood.window_ms / 1000;
+        let mut ev = seen.evidence();
+        ev.counters.push(("requests_in_window".into(), n as u64));
+        let core =
+            format!("{} as its {n}th request within {w}s: request flood", seen.sentence(peer));
+        self.ban(peer, "behaviour.flood", self.policy.actions.behaviour, true, ev, core, now)
+    }
+
+    /// Ban `peer` (if bans are on) and refuse the packet.
+    #[allow(clippy::too_many_arguments)]
+    fn ban(
+        &mut self,
+        peer: IpAddr,
+        rule: RuleId,
+        action: Action,
+        is_req: bool,
+        ev: Evidence,
+        core: String,
+        now: Timestamp,
+    ) -> Decision {
+        let mut actions = Vec::new();
+        let summary = if self.policy.bans.enabled {
+            actions = self.bans.add(
+                BanRequest {
+                    net: IpNet::from(peer),
+                    rule,
+                    reason: core.clone(),
+                    evidence: ev.clone(),
+                    origin: BanOrigin::Detection,
+                    duration_ms: None,
+                },
+                now,
+                &self.policy,
+                &self.policy.trusted,
+            );
+            self.sources.remove(&peer);
+            self.stats.bans_added += actions.len() as u64;
+            let mut s = core;
+            for a in &actions {
+                if let BanAction::Add(b) = a {
+                    let d = human_duration(b.until.as_millis() - b.since.as_millis());
+                    if b.net.prefix_len() == b.net.max_prefix_len() {
+                        s += &format!(": banned for {d}");
+                        if b.count > 1 {
+                            s += &format!(" (ban #{})", b.count);
+                        }
+                    } else {
+                        s += &format!("; range {} banned for {d} ({})", b.net, b.reason);
+                    }
+                }
+            }
+            if actions.is_empty() {
+                s += ": dropped (ban table full)";
+            }
+            s
+        } else {
+            format!("{core}: dropped (bans are off)")
+        };
+        Decision {
+            verdict: action.verdict(is_req),
+            bans: actions,
+            record: Some(DecisionRecord { rule, evidence: ev, summary }),
+        }
+    }
+
+    /// Ban by hand. Refuses (returns None) for trusted networks and nets already banned.
     pub fn ban_manual(
         &mut self,
         net: IpNet,
@@ -45,23 +652,105 @@ impl Engine {
         reason: &str,
         now: Timestamp,
     ) -> Option<BanAction> {
-        todo!()
+        let actions = self.bans.add(
+            BanRequest {
+                net,
+                rule: "manual",
+                reason: reason.to_string(),
+                evidence: Evidence::default(),
+                origin: BanOrigin::Manual,
+                duration_ms: Some(duration.as_millis() as u64),
+            },
+            now,
+            &self.policy,
+            &self.policy.trusted,
+        );
+        self.stats.bans_added += actions.len() as u64;
+        actions.into_iter().next()
     }
+
+    /// Lift a ban (exact network). Returns its `Remove` action, or None if it was not banned.
     pub fn unban(&mut self, net: IpNet) -> Option<BanAction> {
-        todo!()
+        let net = net.trunc();
+        self.bans.remove(&net, &self.policy).map(|_| BanAction::Remove(net))
     }
+
     /// Put back a ban loaded from the store (skipped if expired or trusted).
     pub fn restore_ban(&mut self, ban: Ban, now: Timestamp) -> bool {
-        todo!()
+        self.bans.restore(ban, now, &self.policy, &self.policy.trusted)
     }
+
     /// Remove expired bans; returns their Remove actions.
     pub fn expire(&mut self, now: Timestamp) -> Vec<BanAction> {
-        todo!()
+        self.bans.expire(now, &self.policy)
     }
+
+    /// Active (and not yet expired) bans, in no particular order.
     pub fn bans(&self) -> impl Iterator<Item = &Ban> + '_ {
-        std::iter::empty()
+        self.bans.iter()
     }
+
+    /// The active ban covering `ip` at `now`, if any.
+    pub fn ban_for(&self, ip: IpAddr, now: Timestamp) -> Option<&Ban> {
+        self.bans.find(ip, now)
+    }
+
+    /// Counters.
     pub fn stats(&self) -> EngineStats {
-        todo!()
+        EngineStats {
+            tracked_sources: self.sources.len() as u64,
+            evicted_sources: self.sources.evicted,
+            active_bans: self.bans.len() as u64,
+            bans_refused: self.bans.refused,
+            ..self.stats
+        }
+    }
+
+    /// Number of sources whose behaviour is tracked (at most `limits.max_tracked_sources`).
+    pub fn tracked_sources(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Distinct target users seen from `ip` within the enumeration window (0 if untracked).
+    pub fn distinct_users(&self, ip: IpAddr, now: Timestamp) -> u32 {
+        let w = self.policy.behaviour.enumeration.window_ms;
+        self.sources.get(&canonical(ip)).map_or(0, |s| s.distinct_users(now.as_millis(), w))
+    }
+}
+
+fn seen_of<'a>(msg: &Message<'a>) -> Seen<'a> {
+    let method = msg.method();
+    let ru = msg.request_uri();
+    let target = match method {
+        Some(Method::Register) => msg.to().and_then(|t| t.uri.user),
+        _ => ru.and_then(|u| u.user).or_else(|| msg.to().and_then(|t| t.uri.user)),
+    };
+    Seen { method, ruri: ru.map(|u| u.raw), ua: msg.user_agent(), call_id: msg.call_id(), target }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(3_600_000), "1h");
+        assert_eq!(human_duration(4 * 3_600_000), "4h");
+        assert_eq!(human_duration(64 * 3_600_000), "2d 16h");
+        assert_eq!(human_duration(90_000), "1m 30s");
+        assert_eq!(human_duration(604_800_000), "7d");
+    }
+
+    #[test]
+    fn keepalives() {
+        assert!(is_keepalive(b"\r\n\r\n"));
+        assert!(is_keepalive(b""));
+        assert!(!is_keepalive(b"OPTIONS sip:x SIP/2.0\r\n"));
+    }
+
+    #[test]
+    fn show_is_safe() {
+        assert_eq!(show(b"a\x01b\r\n"), "a.b..");
+        assert!(show(&[b'x'; 500]).ends_with('…'));
     }
 }

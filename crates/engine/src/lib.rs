@@ -2,34 +2,47 @@
 //!
 //! CONTRACT:
 //! * Pure: no I/O, no clock (time is passed in as [`Timestamp`]), no threads, `forbid(unsafe_code)`.
-//! * Deterministic: the same policy, packets and times give the same decisions.
+//! * Deterministic: the same policy, packets and times give the same decisions (fixed-seed
+//!   hashing, no randomness).
 //! * Every packet gets a [`Decision`]: a [`Verdict`], any [`BanAction`]s for the enforcer, and for
 //!   anything but a plain accept a [`DecisionRecord`] (rule id, evidence, a readable sentence).
-//! * The accept path allocates nothing.
-//! * Memory is bounded: per-source state is capped at `limits.max_tracked_sources`,
-//!   least recently seen evicted first.
+//!   A trusted source's hostile-looking request is accepted WITH a record (`trusted.oddity`).
+//! * The accept path allocates nothing (tested with a counting allocator).
+//! * Memory is bounded: per-source state is capped at `limits.max_tracked_sources`
+//!   (least recently seen evicted first, [`BYTES_PER_SOURCE`] bytes each); bans at
+//!   `limits.max_bans`; offence history at `limits.max_ban_history`.
 //! * Trusted sources are never banned and never dropped by detection.
 //!
-//! API SKETCH:
+//! USE:
 //! ```ignore
-//! let policy = Policy::from_toml_str(text)?;         // errors name key + line
+//! let mut policy = Policy::from_toml_str(text)?;     // errors name key + line
+//! for f in &policy.blocklist_files.clone() { policy.load_blocklist_text(f, &read(f)?)?; }
 //! let mut engine = Engine::new(policy);
 //! let d = engine.decide(&Packet { src, dst, transport, direction, payload }, now);
 //! for action in &d.bans { /* push into kernel set + store */ }
 //! engine.ban_manual(net, duration, reason, now); engine.unban(net);
 //! engine.expire(now) -> Vec<BanAction>;            // removals of expired bans
-//! engine.bans() -> iterator of &Ban;  engine.restore_ban(ban) // from the store at start
-//! engine.reload(policy);                             // keeps bans and behaviour state
+//! engine.bans() -> iterator of &Ban;  engine.restore_ban(ban, now) // from the store at start
+//! engine.reload(policy) -> Vec<BanAction>;           // keeps bans and behaviour state
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+mod bans;
+mod behaviour;
 mod decision;
 mod engine;
+mod fasthash;
+mod netset;
 pub mod policy;
+pub mod signatures;
 
+pub use behaviour::{bytes_per_source, BYTES_PER_SOURCE};
 pub use decision::{
     Ban, BanAction, BanOrigin, Decision, DecisionRecord, Direction, Evidence, Packet, RuleId,
     Timestamp, Transport, Verdict,
 };
-pub use engine::{Engine, EngineStats};
-pub use policy::{Policy, PolicyError};
+pub use engine::{human_duration, Engine, EngineStats};
+pub use netset::NetSet;
+pub use policy::{Action, BlocklistLoad, Policy, PolicyError};
+pub use signatures::{signatures_markdown, Signature, BUILTIN};
