@@ -1,15 +1,238 @@
-//! `sipwall run`: the inline daemon. (Owned by the run issue.)
+//! `sipwall run`: the inline daemon.
+//!
+//! Start-up order (each step only after the previous one succeeded):
+//! 1. config: the engine's policy and `[enforce]` (see [`config`]), checked up front;
+//! 2. the store (`STATE_DIR/sipwall.db`), and the engine with every unexpired stored ban;
+//! 3. the `inet` table with its ban sets (leftovers of a crashed run are removed first), and
+//!    every restored ban put into the kernel sets — BEFORE any packet is queued;
+//! 4. the queue rules (nft `queue` if the kernel has it, else iptables NFQUEUE; logged), and
+//!    one bound NFQUEUE per queue number;
+//! 5. capabilities reduced to CAP_NET_ADMIN ([`privs`]); then the threads: one per queue, one
+//!    ban worker owning the store and ban sets ([`state`]).
+//!
+//! Signals: SIGHUP re-reads the config and replaces the engine's policy (bans and behaviour
+//! state kept); SIGTERM/SIGINT stop the queues, flush pending bans, remove every rule and exit
+//! 0. Every error path after step 3 removes the rules too (drop guard); `sipwall run --cleanup`
+//! removes leftovers by hand. Packets are accepted by the kernel while no queue is bound
+//! (fail open, `--queue-bypass`) unless `fail_closed`.
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sipwall_engine::{Engine, Timestamp};
+use sipwall_netfilter::{BanSet, Firewall, Queue, QueueConfig};
+
+pub mod config;
+pub mod inline;
+pub mod privs;
+pub mod state;
+pub mod tcp;
+
+use state::{BanStore, Work};
 
 /// Arguments of `sipwall run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Policy file (TOML).
+    /// Policy file (TOML): the engine's policy plus an `[enforce]` table.
     #[arg(long, short)]
     pub config: PathBuf,
+    /// State directory (overrides `enforce.state_dir`).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Remove sipwall's rules and table left by an earlier run, then exit.
+    #[arg(long)]
+    pub cleanup: bool,
+    /// Keep all capabilities (for debugging).
+    #[arg(long, hide = true)]
+    pub keep_caps: bool,
 }
 
-pub fn main(_args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("run is not implemented yet")
+fn wall_clock() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
+    )
+}
+
+/// Entry point of `sipwall run`.
+pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (policy, enforce) = config::load(&args.config)?;
+    let ruleset = enforce.ruleset()?;
+    if args.cleanup {
+        sipwall_netfilter::remove_all(&ruleset.table).context("removing leftover rules")?;
+        log::info!("removed sipwall rules and table inet {}", ruleset.table);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let state_dir = args.state.clone().unwrap_or_else(|| enforce.state_dir.clone());
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating state directory {}", state_dir.display()))?;
+    let db = state_dir.join("sipwall.db");
+    let mut store = sipwall_store::Store::open(&db)
+        .with_context(|| format!("opening the store {}", db.display()))?;
+
+    // Signals first, so a SIGTERM during start-up still ends in a clean removal.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handler")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("installing SIGHUP handler")?;
+
+    let now = wall_clock();
+    let mut engine = Engine::new(policy);
+    let stored = BanStore::load_active_bans(&mut store, now).context("loading stored bans")?;
+    let mut restored = Vec::new();
+    for ban in stored {
+        if engine.restore_ban(ban.clone(), now) {
+            restored.push(ban);
+        }
+    }
+
+    let mut fw = Firewall::install(ruleset.clone()).context("installing the nft table")?;
+    let mut banset = BanSet::new(&ruleset.table);
+    banset
+        .apply(&state::add_ops(&restored, now))
+        .context("restoring stored bans into the kernel sets")?;
+    log::info!("restored {} ban(s) from {} into the kernel sets", restored.len(), db.display());
+    let backend = fw.enable_queue(enforce.backend()?).context("installing the queue rules")?;
+    log::info!(
+        "queue backend: {backend}; queues {}..={}; mode {:?}; fail {}",
+        ruleset.queue_first,
+        ruleset.queue_first + ruleset.queue_count - 1,
+        enforce.mode,
+        if ruleset.fail_closed { "closed" } else { "open" }
+    );
+    let mut queues = Vec::new();
+    for i in 0..ruleset.queue_count {
+        let mut qc = QueueConfig::new(ruleset.queue_first + i);
+        qc.fail_open = !ruleset.fail_closed;
+        let q = Queue::open(qc).context("opening NFQUEUE")?;
+        log::info!("queue {} bound, netlink receive buffer {} bytes", qc.num, q.rcvbuf_effective());
+        queues.push(q);
+    }
+    if !args.keep_caps {
+        privs::keep_only_net_admin().context("dropping capabilities")?;
+    }
+    log::info!("capabilities kept: {}", privs::effective());
+
+    let engine = Arc::new(Mutex::new(engine));
+    let (tx, rx) = mpsc::sync_channel::<Work>(65_536);
+    let worker = std::thread::Builder::new()
+        .name("sipwall-bans".into())
+        .spawn(move || {
+            let stats = state::run(rx, &mut store, &mut banset, &wall_clock);
+            (stats, banset)
+        })
+        .context("starting the ban worker")?;
+    let classifier = inline::Classifier {
+        protected: enforce.protected.clone(),
+        guarded: ruleset
+            .ports
+            .iter()
+            .filter(|p| p.inspect)
+            .map(|p| {
+                let l4 = match p.l4 {
+                    sipwall_netfilter::L4Proto::Udp => sipwall_netfilter::L4::Udp,
+                    sipwall_netfilter::L4Proto::Tcp => sipwall_netfilter::L4::Tcp,
+                };
+                (l4, p.port)
+            })
+            .collect(),
+        record_decisions: enforce.record_decisions,
+    };
+    let queue_stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for q in queues {
+        let (e, t, c, s) = (engine.clone(), tx.clone(), classifier.clone(), queue_stop.clone());
+        let num = q.config_used().num;
+        let max = enforce.max_tcp_flows;
+        let h = std::thread::Builder::new()
+            .name(format!("sipwall-q{num}"))
+            .spawn(move || {
+                let r = inline::run_queue(q, e, t, c, max, s.clone());
+                if r.is_err() {
+                    s.store(true, Ordering::Relaxed);
+                }
+                r
+            })
+            .context("starting a queue thread")?;
+        threads.push((num, h));
+    }
+    log::info!("sipwall running: {} queue thread(s)", threads.len());
+
+    let expire_every = Duration::from_millis(enforce.expire_interval_ms.max(100));
+    let mut last_expire = Instant::now();
+    let mut failed = false;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if queue_stop.load(Ordering::Relaxed) {
+            log::error!("a queue thread failed; shutting down");
+            failed = true;
+            break;
+        }
+        if reload.swap(false, Ordering::Relaxed) {
+            match config::load(&args.config) {
+                Ok((policy, new_enforce)) => {
+                    if new_enforce != enforce {
+                        log::warn!("SIGHUP: [enforce] changed; restart sipwall to apply it");
+                    }
+                    lock(&engine).reload(policy);
+                    log::info!("SIGHUP: policy reloaded from {}", args.config.display());
+                }
+                Err(e) => log::error!("SIGHUP: keeping the current policy: {e:#}"),
+            }
+        }
+        if last_expire.elapsed() >= expire_every {
+            last_expire = Instant::now();
+            let removed = lock(&engine).expire(wall_clock());
+            if !removed.is_empty() {
+                let _ = tx.send(Work::Bans(removed));
+            }
+        }
+    }
+    log::info!("stopping");
+    queue_stop.store(true, Ordering::Relaxed);
+    for (num, h) in threads {
+        match h.join() {
+            Ok(Ok(s)) => log::info!(
+                "queue {num}: {} packets, {} dropped, {} unparsed",
+                s.packets,
+                s.dropped,
+                s.unparsed
+            ),
+            Ok(Err(e)) => {
+                failed = true;
+                log::error!("queue {num}: {e}");
+            }
+            Err(_) => {
+                failed = true;
+                log::error!("queue {num}: thread panicked");
+            }
+        }
+    }
+    let _ = tx.send(Work::Stop);
+    drop(tx);
+    if let Ok((s, _banset)) = worker.join() {
+        log::info!(
+            "bans: {} stored+active, {} removed, {} decisions stored, {} store errors, {} kernel errors",
+            s.bans_active,
+            s.bans_removed,
+            s.decisions,
+            s.store_errors,
+            s.kernel_errors
+        );
+    }
+    fw.remove().context("removing the rules")?;
+    log::info!("rules removed; bye");
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn lock(engine: &Mutex<Engine>) -> std::sync::MutexGuard<'_, Engine> {
+    match engine.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
 }

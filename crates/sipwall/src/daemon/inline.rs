@@ -1,0 +1,166 @@
+//! One queue thread: receive a batch, view each packet, ask the engine, answer the batch.
+//!
+//! The engine is shared by the queue threads behind a mutex, locked once per batch (not per
+//! packet). Ban actions and decision records go to the ban worker over a channel, so no store
+//! or `nft` latency ever stalls the queue.
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+
+use ipnet::IpNet;
+use sipwall_engine::{Direction, Engine, Packet, Timestamp, Transport, Verdict};
+use sipwall_netfilter::{packet, Hook, Queue, QueueVerdict, QueuedPacket, L4};
+
+use super::state::{DecisionItem, Work};
+use super::tcp::TcpTracker;
+
+/// How a queue thread classifies packets.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    /// Router mode: networks behind the router (their packets are outbound).
+    pub protected: Vec<IpNet>,
+    /// Guarded (inspected) ports, for the direction fallback in router mode.
+    pub guarded: Vec<(L4, u16)>,
+    /// Record non-accept decisions.
+    pub record_decisions: bool,
+}
+
+impl Classifier {
+    /// Direction of a packet relative to the protected side.
+    pub fn direction(&self, hook: Hook, src: SocketAddr, dst: SocketAddr, l4: L4) -> Direction {
+        match hook {
+            Hook::LocalIn | Hook::PreRouting => Direction::Inbound,
+            Hook::LocalOut | Hook::PostRouting => Direction::Outbound,
+            _ => {
+                if !self.protected.is_empty() {
+                    if self.protected.iter().any(|n| n.contains(&src.ip())) {
+                        Direction::Outbound
+                    } else {
+                        Direction::Inbound
+                    }
+                } else if self.guarded.contains(&(l4, dst.port())) {
+                    Direction::Inbound
+                } else {
+                    Direction::Outbound
+                }
+            }
+        }
+    }
+}
+
+/// Counters of one queue thread.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct InlineStats {
+    /// Packets judged.
+    pub packets: u64,
+    /// Dropped.
+    pub dropped: u64,
+    /// Not parseable as UDP/TCP (accepted).
+    pub unparsed: u64,
+}
+
+fn wall_clock() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
+    )
+}
+
+/// Run one queue until `stop`. Returns its counters, or the queue error that ended it.
+pub fn run_queue(
+    mut queue: Queue,
+    engine: Arc<Mutex<Engine>>,
+    work: SyncSender<Work>,
+    classifier: Classifier,
+    max_tcp_flows: usize,
+    stop: Arc<AtomicBool>,
+) -> Result<InlineStats, sipwall_netfilter::QueueError> {
+    let mut tcp = TcpTracker::new(max_tcp_flows);
+    let mut stats = InlineStats::default();
+    let mut decision_overflow = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let now = wall_clock();
+        let now_ms = now.as_millis();
+        let mut guard: Option<std::sync::MutexGuard<'_, Engine>> = None;
+        queue.process_batch(|qp: &QueuedPacket<'_>| {
+            stats.packets += 1;
+            let Ok(view) = packet::parse(qp.payload) else {
+                stats.unparsed += 1;
+                return QueueVerdict::Accept;
+            };
+            let engine = guard.get_or_insert_with(|| match engine.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            });
+            let direction = classifier.direction(qp.hook, view.src, view.dst, view.l4);
+            let mut judge = |payload: &[u8], transport: Transport| -> bool {
+                let p = Packet { src: view.src, dst: view.dst, transport, direction, payload };
+                let d = engine.decide(&p, now);
+                if !d.bans.is_empty() {
+                    // Bans matter: block (bounded channel) rather than lose one.
+                    let _ = work.send(Work::Bans(d.bans));
+                }
+                let drop = d.verdict != Verdict::Accept;
+                if classifier.record_decisions {
+                    if let Some(record) = d.record {
+                        let item =
+                            DecisionItem { at: now, src: view.src, verdict: d.verdict, record };
+                        if work.try_send(Work::Decision(Box::new(item))).is_err() {
+                            decision_overflow += 1;
+                        }
+                    }
+                }
+                drop
+            };
+            let v = match (view.l4, view.tcp) {
+                (L4::Tcp, Some(info)) => {
+                    tcp.on_segment(view.src, view.dst, info, view.payload, now_ms, |m| {
+                        judge(m, Transport::Tcp)
+                    })
+                }
+                _ => {
+                    if judge(view.payload, Transport::Udp) {
+                        QueueVerdict::Drop
+                    } else {
+                        QueueVerdict::Accept
+                    }
+                }
+            };
+            if v == QueueVerdict::Drop {
+                stats.dropped += 1;
+            }
+            v
+        })?;
+    }
+    if decision_overflow > 0 {
+        log::warn!(
+            "queue {}: {decision_overflow} decision records not stored (worker busy)",
+            queue.config_used().num
+        );
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direction_by_hook_then_protected_nets_then_port() {
+        let c = Classifier {
+            protected: vec!["192.0.2.0/24".parse().unwrap()],
+            guarded: vec![(L4::Udp, 5060)],
+            record_decisions: false,
+        };
+        let phone: SocketAddr = "192.0.2.10:5060".parse().unwrap();
+        let out: SocketAddr = "203.0.113.5:5060".parse().unwrap();
+        assert_eq!(c.direction(Hook::LocalIn, phone, out, L4::Udp), Direction::Inbound);
+        assert_eq!(c.direction(Hook::LocalOut, out, phone, L4::Udp), Direction::Outbound);
+        assert_eq!(c.direction(Hook::Forward, phone, out, L4::Udp), Direction::Outbound);
+        assert_eq!(c.direction(Hook::Forward, out, phone, L4::Udp), Direction::Inbound);
+        let c2 = Classifier { protected: vec![], ..c };
+        assert_eq!(c2.direction(Hook::Forward, out, phone, L4::Udp), Direction::Inbound);
+        let ephemeral: SocketAddr = "192.0.2.10:40000".parse().unwrap();
+        assert_eq!(c2.direction(Hook::Forward, out, ephemeral, L4::Udp), Direction::Outbound);
+    }
+}

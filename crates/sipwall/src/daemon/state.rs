@@ -1,0 +1,273 @@
+//! The ban worker: the one thread that owns the store and the kernel ban sets.
+//!
+//! CONTRACT (durability): a ban is written to the store (one transaction, fsync'd) BEFORE it
+//! is reported as active ("ban active" log line, counters); the kernel element is added right
+//! after in the same batch step. The packet that caused it was already dropped by its verdict,
+//! so the order costs no protection. Everything decided while a batch is being written goes
+//! into the next batch: one fsync and one `nft` call per batch, whatever the ban rate.
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use sipwall_engine::{Ban, BanAction, DecisionRecord, Timestamp, Verdict};
+use sipwall_netfilter::{BanOp, BanSet};
+
+/// What the daemon needs from a state store. Implemented by `sipwall_store::Store`; a small
+/// trait so the worker can be tested without a file and another backend (Redis) can plug in.
+pub trait BanStore: Send {
+    /// Durably record bans (all or none).
+    fn record_bans(&mut self, bans: &[Ban]) -> anyhow::Result<()>;
+    /// Remove the current ban of a net.
+    fn remove_ban(&mut self, net: IpNet) -> anyhow::Result<()>;
+    /// Every ban active at `now`.
+    fn load_active_bans(&mut self, now: Timestamp) -> anyhow::Result<Vec<Ban>>;
+    /// Record non-accept decisions.
+    fn record_decisions(&mut self, items: &[DecisionItem]) -> anyhow::Result<()>;
+}
+
+impl BanStore for sipwall_store::Store {
+    fn record_bans(&mut self, bans: &[Ban]) -> anyhow::Result<()> {
+        Ok(sipwall_store::Store::record_bans(self, bans)?)
+    }
+    fn remove_ban(&mut self, net: IpNet) -> anyhow::Result<()> {
+        sipwall_store::Store::remove_ban(self, net)?;
+        Ok(())
+    }
+    fn load_active_bans(&mut self, now: Timestamp) -> anyhow::Result<Vec<Ban>> {
+        Ok(sipwall_store::Store::load_active_bans(self, now)?)
+    }
+    fn record_decisions(&mut self, items: &[DecisionItem]) -> anyhow::Result<()> {
+        sipwall_store::Store::record_decisions(
+            self,
+            items.iter().map(|d| (d.at, d.src, d.verdict, &d.record)),
+        )?;
+        Ok(())
+    }
+}
+
+/// A decision to keep.
+#[derive(Debug, Clone)]
+pub struct DecisionItem {
+    /// When.
+    pub at: Timestamp,
+    /// Source.
+    pub src: SocketAddr,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Why.
+    pub record: DecisionRecord,
+}
+
+/// Messages to the worker.
+#[derive(Debug)]
+pub enum Work {
+    /// Ban actions from the engine.
+    Bans(Vec<BanAction>),
+    /// A decision to record.
+    Decision(Box<DecisionItem>),
+    /// Finish the pending batch and stop.
+    Stop,
+}
+
+/// Kernel timeout for a ban ending at `until`.
+pub fn kernel_timeout(until: Timestamp, now: Timestamp) -> Option<Duration> {
+    until.0.checked_sub(now.0).filter(|d| !d.is_zero())
+}
+
+/// Ban-set operations for bans (skipping those already over).
+pub fn add_ops(bans: &[Ban], now: Timestamp) -> Vec<BanOp> {
+    bans.iter()
+        .filter_map(|b| {
+            kernel_timeout(b.until, now).map(|t| BanOp::Add { net: b.net, timeout: Some(t) })
+        })
+        .collect()
+}
+
+/// Counters of the worker.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Bans durably stored and pushed to the kernel.
+    pub bans_active: u64,
+    /// Bans removed.
+    pub bans_removed: u64,
+    /// Decisions stored.
+    pub decisions: u64,
+    /// Store failures.
+    pub store_errors: u64,
+    /// Kernel set failures.
+    pub kernel_errors: u64,
+}
+
+/// Run until `Work::Stop` or the channel closes.
+pub fn run(
+    rx: Receiver<Work>,
+    store: &mut dyn BanStore,
+    banset: &mut BanSet,
+    clock: &dyn Fn() -> Timestamp,
+) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    let mut stop = false;
+    while !stop {
+        let first = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(w) => w,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut adds: Vec<Ban> = Vec::new();
+        let mut removes: Vec<IpNet> = Vec::new();
+        let mut decisions: Vec<DecisionItem> = Vec::new();
+        let mut take = |w: Work, stop: &mut bool| match w {
+            Work::Bans(actions) => {
+                for a in actions {
+                    match a {
+                        BanAction::Add(b) => {
+                            removes.retain(|n| *n != b.net);
+                            adds.retain(|x| x.net != b.net);
+                            adds.push(b);
+                        }
+                        BanAction::Remove(n) => {
+                            adds.retain(|x| x.net != n);
+                            removes.push(n);
+                        }
+                    }
+                }
+            }
+            Work::Decision(d) => decisions.push(*d),
+            Work::Stop => *stop = true,
+        };
+        take(first, &mut stop);
+        // Everything queued meanwhile joins this batch (bounded).
+        for _ in 0..4096 {
+            match rx.try_recv() {
+                Ok(w) => take(w, &mut stop),
+                Err(_) => break,
+            }
+        }
+        let now = clock();
+        if !adds.is_empty() {
+            // Durable first: only then is a ban acknowledged.
+            match store.record_bans(&adds) {
+                Ok(()) => {
+                    for b in &adds {
+                        log::warn!(
+                            "ban active: {} until {} ms ({} #{}; {})",
+                            b.net,
+                            b.until.as_millis(),
+                            b.rule,
+                            b.count,
+                            b.reason
+                        );
+                    }
+                    stats.bans_active += adds.len() as u64;
+                }
+                Err(e) => {
+                    stats.store_errors += 1;
+                    log::error!("storing {} ban(s) failed, kernel ban only: {e:#}", adds.len());
+                }
+            }
+        }
+        for n in &removes {
+            if let Err(e) = store.remove_ban(*n) {
+                stats.store_errors += 1;
+                log::error!("removing ban of {n} from the store: {e:#}");
+            }
+        }
+        let mut ops = add_ops(&adds, now);
+        ops.extend(removes.iter().map(|n| BanOp::Remove(*n)));
+        if !ops.is_empty() {
+            match banset.apply(&ops) {
+                Ok(()) => stats.bans_removed += removes.len() as u64,
+                Err(e) => {
+                    stats.kernel_errors += 1;
+                    log::error!("updating kernel ban sets: {e}");
+                }
+            }
+        }
+        for n in &removes {
+            log::info!("ban lifted: {n}");
+        }
+        if !decisions.is_empty() {
+            match store.record_decisions(&decisions) {
+                Ok(()) => stats.decisions += decisions.len() as u64,
+                Err(e) => {
+                    stats.store_errors += 1;
+                    log::error!("storing {} decision(s): {e:#}", decisions.len());
+                }
+            }
+        }
+    }
+    stats
+}
+
+/// An in-memory store, for tests.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct MemStore {
+    pub bans: Vec<Ban>,
+    pub decisions: Vec<DecisionItem>,
+}
+
+#[cfg(test)]
+impl BanStore for MemStore {
+    fn record_bans(&mut self, bans: &[Ban]) -> anyhow::Result<()> {
+        for b in bans {
+            self.bans.retain(|x| x.net != b.net);
+            self.bans.push(b.clone());
+        }
+        Ok(())
+    }
+    fn remove_ban(&mut self, net: IpNet) -> anyhow::Result<()> {
+        self.bans.retain(|x| x.net != net);
+        Ok(())
+    }
+    fn load_active_bans(&mut self, now: Timestamp) -> anyhow::Result<Vec<Ban>> {
+        Ok(self.bans.iter().filter(|b| b.until > now).cloned().collect())
+    }
+    fn record_decisions(&mut self, items: &[DecisionItem]) -> anyhow::Result<()> {
+        self.decisions.extend_from_slice(items);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sipwall_engine::{BanOrigin, Evidence};
+
+    fn ban(net: &str, until_ms: u64) -> Ban {
+        Ban {
+            net: net.parse().unwrap(),
+            since: Timestamp::from_millis(1000),
+            until: Timestamp::from_millis(until_ms),
+            count: 1,
+            rule: "test".into(),
+            reason: "because".into(),
+            evidence: Evidence::default(),
+            origin: BanOrigin::Detection,
+        }
+    }
+
+    #[test]
+    fn expired_bans_get_no_kernel_element() {
+        let now = Timestamp::from_millis(5000);
+        let ops = add_ops(&[ban("192.0.2.1/32", 4000), ban("192.0.2.2/32", 65_000)], now);
+        assert_eq!(
+            ops,
+            vec![BanOp::Add {
+                net: "192.0.2.2/32".parse().unwrap(),
+                timeout: Some(Duration::from_secs(60))
+            }]
+        );
+    }
+
+    #[test]
+    fn mem_store_round_trip() {
+        let mut s = MemStore::default();
+        s.record_bans(&[ban("192.0.2.1/32", 9000), ban("192.0.2.2/32", 2000)]).unwrap();
+        let active = s.load_active_bans(Timestamp::from_millis(3000)).unwrap();
+        assert_eq!(active.len(), 1);
+        s.remove_ban("192.0.2.1/32".parse().unwrap()).unwrap();
+        assert!(s.load_active_bans(Timestamp::from_millis(3000)).unwrap().is_empty());
+    }
+}
