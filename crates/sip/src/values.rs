@@ -116,14 +116,9 @@ impl<'a> Uri<'a> {
             raw,
         };
         if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
-            // URI headers (`?h=v`) are not exposed.
-            let main = match memchr::memchr(b'?', rest) {
-                Some(q) => rest.get(..q).unwrap_or_default(),
-                None => rest,
-            };
-            // The user part may contain `;` (RFC 4475 3.1.1.9) but never an unescaped `@`,
-            // so the first `@` ends it.
-            let hostpart = match split_once(main, b'@') {
+            // The user part may contain `;` and `?` (RFC 4475 3.1.1.2, 3.1.1.9) but never an
+            // unescaped `@`, so the first `@` ends it.
+            let hostpart = match split_once(rest, b'@') {
                 Some((userinfo, hostpart)) => {
                     match split_once(userinfo, b':') {
                         Some((u, p)) => {
@@ -134,7 +129,12 @@ impl<'a> Uri<'a> {
                     }
                     hostpart
                 }
-                None => main,
+                None => rest,
+            };
+            // URI headers (`?h=v`) are not exposed.
+            let hostpart = match memchr::memchr(b'?', hostpart) {
+                Some(q) => hostpart.get(..q).unwrap_or_default(),
+                None => hostpart,
             };
             let hostport = match split_once(hostpart, b';') {
                 Some((hp, params)) => {
