@@ -555,7 +555,7 @@ impl Engine {
         let mut ev = seen.evidence();
         ev.signatures = self.hit_ids(hits);
         ev.counters.push(("signature_score".into(), hits.score as u64));
-        let first = hits.builtin().max_by_key(|s| s.score);
+        let first = hits.builtin().min_by_key(|s| std::cmp::Reverse(s.score));
         let rule: RuleId = match first {
             Some(s) => s.rule,
             None => "signature.custom",
@@ -565,7 +565,7 @@ impl Engine {
         tools.retain(|t| !t.is_empty());
         tools.dedup();
         let tag =
-            hits.tag_data().map(|t| format!("; its From tag hides '{t}'")).unwrap_or_default();
+            hits.tag_data().map(|t| format!("; its From tag encodes '{t}'")).unwrap_or_default();
         let core = format!(
             "{} ({}: {}){tag}",
             seen.sentence(peer),
