@@ -196,14 +196,46 @@ impl BanSet {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// The batch replacing the static block list sets (`block4`/`block6`) with `nets`,
+    /// overlaps merged (interval sets refuse them).
+    pub fn render_blocklist(&self, nets: &[IpNet]) -> String {
+        let t = &self.table;
+        let mut o = format!("flush set inet {t} block4\nflush set inet {t} block6\n");
+        let merged = IpNet::aggregate(&nets.iter().map(|n| n.trunc()).collect::<Vec<_>>());
+        for (set, v4) in [("block4", true), ("block6", false)] {
+            let elems: Vec<String> =
+                merged.iter().filter(|n| matches!(n, IpNet::V4(_)) == v4).map(elem).collect();
+            // Chunks keep each line short; still one transaction.
+            for chunk in elems.chunks(512) {
+                let _ = writeln!(o, "add element inet {t} {set} {{ {} }}", chunk.join(", "));
+            }
+        }
+        o
+    }
+
+    /// Replace the static block list sets atomically (one transaction).
+    pub fn replace_blocklist(&self, nets: &[IpNet]) -> Result<(), FirewallError> {
+        run("replacing block list sets", "nft", &["-f", "-"], Some(&self.render_blocklist(nets)))
+            .map(|_| ())
+    }
+
     /// Elements currently in the kernel sets (read back with `nft -j list set`), as nets.
     pub fn list_kernel(&self) -> Result<Vec<IpNet>, FirewallError> {
+        self.list_sets(&["ban4", "ban6"])
+    }
+
+    /// Elements of the static block list sets.
+    pub fn list_blocklist(&self) -> Result<Vec<IpNet>, FirewallError> {
+        self.list_sets(&["block4", "block6"])
+    }
+
+    fn list_sets(&self, sets: &[&str]) -> Result<Vec<IpNet>, FirewallError> {
         let mut out = Vec::new();
-        for set in ["ban4", "ban6"] {
+        for set in sets {
             let json = run(
                 "listing ban set",
                 "nft",
-                &["-j", "list", "set", "inet", &self.table, set],
+                &["-j", "list", "set", "inet", &self.table, *set],
                 None,
             )?;
             let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
@@ -279,5 +311,22 @@ mod tests {
         let short = Some(Duration::from_secs(60));
         assert_eq!(b.render_batch(&[BanOp::Add { net: n("203.0.113.9/32"), timeout: short }]), "");
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn blocklist_batch_merges_overlaps_and_splits_families() {
+        let b = BanSet::new("sipwall");
+        let text = b.render_blocklist(&[
+            n("203.0.113.0/24"),
+            n("203.0.113.7/32"),
+            n("2001:db8:bad::/48"),
+            n("198.51.100.9/32"),
+        ]);
+        assert_eq!(
+            text,
+            "flush set inet sipwall block4\nflush set inet sipwall block6\n\
+             add element inet sipwall block4 { 198.51.100.9, 203.0.113.0/24 }\n\
+             add element inet sipwall block6 { 2001:db8:bad::/48 }\n"
+        );
     }
 }

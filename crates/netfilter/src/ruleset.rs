@@ -8,6 +8,7 @@
 //! table inet sipwall {
 //!   set ban4 { type ipv4_addr; flags interval, timeout; }
 //!   set ban6 { type ipv6_addr; flags interval, timeout; }
+//!   set block4/block6 { ... flags interval; }   # static block lists, replaced on reload
 //!   chain ban_input { type filter hook input priority -10; ... drop banned sources }
 //!   chain queue_input { type filter hook input priority 0; ... queue }   # nft backend only
 //! }
@@ -226,13 +227,17 @@ impl Ruleset {
         let _ = writeln!(o, "table inet {t} {{");
         let _ = writeln!(o, "  set {s4} {{ type ipv4_addr; flags interval, timeout; }}");
         let _ = writeln!(o, "  set {s6} {{ type ipv6_addr; flags interval, timeout; }}");
+        let _ = writeln!(o, "  set block4 {{ type ipv4_addr; flags interval; }}");
+        let _ = writeln!(o, "  set block6 {{ type ipv6_addr; flags interval; }}");
         for hook in self.nft_hooks() {
             let _ = writeln!(o, "  chain ban_{hook} {{");
             let _ = writeln!(o, "    type filter hook {hook} priority -10; policy accept;");
             match self.ban_scope {
                 BanScope::All => {
-                    let _ = writeln!(o, "    ip saddr @{s4} drop");
-                    let _ = writeln!(o, "    ip6 saddr @{s6} drop");
+                    for (a, b) in [(s4, s6), ("block4", "block6")] {
+                        let _ = writeln!(o, "    ip saddr @{a} drop");
+                        let _ = writeln!(o, "    ip6 saddr @{b} drop");
+                    }
                 }
                 BanScope::GuardedPorts => {
                     for l4 in [L4Proto::Udp, L4Proto::Tcp] {
@@ -241,8 +246,10 @@ impl Ruleset {
                             continue;
                         }
                         let (p, set) = (l4.name(), Self::port_set(&ports));
-                        let _ = writeln!(o, "    {p} dport {set} ip saddr @{s4} drop");
-                        let _ = writeln!(o, "    {p} dport {set} ip6 saddr @{s6} drop");
+                        for (a, b) in [(s4, s6), ("block4", "block6")] {
+                            let _ = writeln!(o, "    {p} dport {set} ip saddr @{a} drop");
+                            let _ = writeln!(o, "    {p} dport {set} ip6 saddr @{b} drop");
+                        }
                     }
                 }
             }

@@ -202,6 +202,19 @@ fn banned_sources_are_dropped_in_the_kernel_before_the_queue() {
     bans.apply(&[BanOp::Remove(n("127.0.0.2/32")), BanOp::Remove(n("127.0.9.0/24"))])
         .expect("remove bans");
     assert_eq!(bans.list_kernel().unwrap(), vec![n("2001:db8::/48")]);
+    // static block list: replaced atomically, dropped in the kernel like bans
+    bans.replace_blocklist(&[n("127.0.0.4/32"), n("2001:db8:bad::/48")]).unwrap();
+    bans.replace_blocklist(&[n("127.0.0.3/32")]).unwrap();
+    assert_eq!(bans.list_blocklist().unwrap(), vec![n("127.0.0.3/32")]);
+    ok.send_to(b"blocked now", "127.0.0.1:5060").unwrap();
+    let mut queued = 0;
+    q.process_batch(|_| {
+        queued += 1;
+        QueueVerdict::Accept
+    })
+    .unwrap();
+    assert_eq!(queued, 0);
+    assert!(recv_all(&rx).is_empty());
     drop(q);
     fw.remove().unwrap();
 }

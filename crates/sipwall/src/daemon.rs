@@ -59,7 +59,7 @@ fn wall_clock() -> Timestamp {
 /// Entry point of `sipwall run`.
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (policy, enforce) = config::load(&args.config)?;
-    let ruleset = enforce.ruleset()?;
+    let ruleset = enforce.ruleset(&policy.ports_to_guard())?;
     if args.cleanup {
         sipwall_netfilter::remove_all(&ruleset.table).context("removing leftover rules")?;
         log::info!("removed sipwall rules and table inet {}", ruleset.table);
@@ -82,6 +82,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         .context("installing SIGHUP handler")?;
 
     let now = wall_clock();
+    let blocklist: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
     let mut engine = Engine::new(policy);
     let stored = BanStore::load_active_bans(&mut store, now).context("loading stored bans")?;
     let mut restored = Vec::new();
@@ -97,6 +98,8 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         .apply(&state::add_ops(&restored, now))
         .context("restoring stored bans into the kernel sets")?;
     log::info!("restored {} ban(s) from {} into the kernel sets", restored.len(), db.display());
+    banset.replace_blocklist(&blocklist).context("loading the block list into the kernel")?;
+    log::info!("block list: {} network(s) in the kernel sets", blocklist.len());
     let backend = fw.enable_queue(enforce.backend()?).context("installing the queue rules")?;
     log::info!(
         "queue backend: {backend}; queues {}..={}; mode {:?}; fail {}",
@@ -122,10 +125,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (tx, rx) = mpsc::sync_channel::<Work>(65_536);
     let worker = std::thread::Builder::new()
         .name("sipwall-bans".into())
-        .spawn(move || {
-            let stats = state::run(rx, &mut store, &mut banset, &wall_clock);
-            (stats, banset)
-        })
+        .spawn(move || state::run(rx, &mut store, &mut banset, &wall_clock))
         .context("starting the ban worker")?;
     let classifier = inline::Classifier {
         protected: enforce.protected.clone(),
@@ -179,7 +179,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
                     if new_enforce != enforce {
                         log::warn!("SIGHUP: [enforce] changed; restart sipwall to apply it");
                     }
+                    let nets: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
                     lock(&engine).reload(policy);
+                    let _ = tx.send(Work::Blocklist(nets));
                     log::info!("SIGHUP: policy reloaded from {}", args.config.display());
                 }
                 Err(e) => log::error!("SIGHUP: keeping the current policy: {e:#}"),
@@ -215,7 +217,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = tx.send(Work::Stop);
     drop(tx);
-    if let Ok((s, _banset)) = worker.join() {
+    if let Ok(s) = worker.join() {
         log::info!(
             "bans: {} stored+active, {} removed, {} decisions stored, {} store errors, {} kernel errors",
             s.bans_active,

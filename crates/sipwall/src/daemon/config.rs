@@ -18,6 +18,8 @@ pub struct EnforceConfig {
     /// "host" (INPUT+OUTPUT) or "router" (FORWARD) or "both".
     pub mode: Mode,
     /// Guarded ports: "udp:5060", "tcp:5060", "tls:5061" (TLS: bans only, never queued).
+    /// Default `[]`: the policy's guarded and tripwire ports (`[ports]`, 5060 when none),
+    /// each on UDP and TCP.
     pub ports: Vec<String>,
     /// Number of queues (one thread each), balanced by flow hash.
     pub queues: u16,
@@ -59,7 +61,7 @@ impl Default for EnforceConfig {
     fn default() -> Self {
         EnforceConfig {
             mode: Mode::Host,
-            ports: vec!["udp:5060".into(), "tcp:5060".into()],
+            ports: Vec::new(),
             queues: 1,
             queue_first: 0,
             fail_closed: false,
@@ -77,8 +79,15 @@ impl Default for EnforceConfig {
 
 impl EnforceConfig {
     /// The kernel ruleset these settings describe.
-    pub fn ruleset(&self) -> anyhow::Result<Ruleset> {
+    /// `policy_ports` are the engine policy's ports to guard (used when `ports` is empty).
+    pub fn ruleset(&self, policy_ports: &[u16]) -> anyhow::Result<Ruleset> {
         let mut ports = Vec::new();
+        if self.ports.is_empty() {
+            for &port in policy_ports {
+                ports.push(GuardedPort { l4: L4Proto::Udp, port, inspect: true });
+                ports.push(GuardedPort { l4: L4Proto::Tcp, port, inspect: true });
+            }
+        }
         for p in &self.ports {
             let (proto, num) = p.split_once(':').with_context(|| {
                 format!("enforce.ports: '{p}' is not 'udp:PORT', 'tcp:PORT' or 'tls:PORT'")
@@ -178,7 +187,7 @@ pub fn split(text: &str) -> anyhow::Result<SplitConfig> {
         Some(v) => v.clone().try_into::<EnforceConfig>().context("in [enforce]")?,
         None => EnforceConfig::default(),
     };
-    enforce.ruleset()?;
+    enforce.ruleset(&[5060])?;
     enforce.backend()?;
     Ok(SplitConfig { policy_text: blank_enforce(text), enforce })
 }
@@ -188,8 +197,16 @@ pub fn load(path: &Path) -> anyhow::Result<(sipwall_engine::Policy, EnforceConfi
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config {}", path.display()))?;
     let split = split(&text).with_context(|| format!("config {}", path.display()))?;
-    let policy = sipwall_engine::Policy::from_toml_str(&split.policy_text)
+    let mut policy = sipwall_engine::Policy::from_toml_str(&split.policy_text)
         .with_context(|| format!("policy in {}", path.display()))?;
+    for name in policy.blocklist_files.clone() {
+        let text = std::fs::read_to_string(&name)
+            .with_context(|| format!("reading block list file {name}"))?;
+        let load = policy
+            .load_blocklist_text(&name, &text)
+            .with_context(|| format!("block list file {name}"))?;
+        log::info!("block list {name}: {load:?}");
+    }
     Ok((policy, split.enforce))
 }
 
@@ -214,7 +231,7 @@ mod tests {
             text.lines().position(|l| l == "[bans]")
         );
         assert_eq!(s.enforce.mode, Mode::Router);
-        let r = s.enforce.ruleset().unwrap();
+        let r = s.enforce.ruleset(&[5060]).unwrap();
         assert_eq!(r.queue_count, 2);
         assert!(r.hooks.forward && !r.hooks.input);
         assert_eq!(r.ports[1], GuardedPort { l4: L4Proto::Tcp, port: 5061, inspect: false });
@@ -233,5 +250,9 @@ mod tests {
             assert!(e.contains(key), "{bad}: {e}");
         }
         assert_eq!(split("").unwrap().enforce, EnforceConfig::default());
+        // no ports in [enforce]: the policy's, on UDP and TCP
+        let r = EnforceConfig::default().ruleset(&[5060, 5080]).unwrap();
+        assert_eq!(r.ports.len(), 4);
+        assert!(r.ports.iter().all(|p| p.inspect));
     }
 }

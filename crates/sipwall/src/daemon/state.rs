@@ -66,6 +66,8 @@ pub enum Work {
     Bans(Vec<BanAction>),
     /// A decision to record.
     Decision(Box<DecisionItem>),
+    /// Replace the static block list in the kernel (after SIGHUP).
+    Blocklist(Vec<IpNet>),
     /// Finish the pending batch and stop.
     Stop,
 }
@@ -117,6 +119,7 @@ pub fn run(
         let mut adds: Vec<Ban> = Vec::new();
         let mut removes: Vec<IpNet> = Vec::new();
         let mut decisions: Vec<DecisionItem> = Vec::new();
+        let mut blocklist: Option<Vec<IpNet>> = None;
         let mut take = |w: Work, stop: &mut bool| match w {
             Work::Bans(actions) => {
                 for a in actions {
@@ -134,6 +137,7 @@ pub fn run(
                 }
             }
             Work::Decision(d) => decisions.push(*d),
+            Work::Blocklist(nets) => blocklist = Some(nets),
             Work::Stop => *stop = true,
         };
         take(first, &mut stop);
@@ -145,6 +149,15 @@ pub fn run(
             }
         }
         let now = clock();
+        if let Some(nets) = blocklist {
+            match banset.replace_blocklist(&nets) {
+                Ok(()) => log::info!("block list: {} network(s) in the kernel sets", nets.len()),
+                Err(e) => {
+                    stats.kernel_errors += 1;
+                    log::error!("replacing the kernel block list: {e}");
+                }
+            }
+        }
         if !adds.is_empty() {
             // Durable first: only then is a ban acknowledged.
             match store.record_bans(&adds) {
