@@ -50,6 +50,8 @@
 #![warn(missing_docs)]
 
 mod bytes;
+#[doc(hidden)]
+pub mod exercise;
 pub mod framing;
 pub mod limits;
 mod message;
