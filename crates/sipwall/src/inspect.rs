@@ -1,6 +1,58 @@
-//! `sipwall inspect`: offline analysis of captures. (Owned by the inspect issue.)
-use std::path::PathBuf;
+//! `sipwall inspect`: offline analysis of captures — who probed, and what sipwall would
+//! have done.
+//!
+//! Every SIP message found by `sipwall-capture` goes through the real engine, in capture
+//! order, with the capture's own timestamps as the clock. Per source (the remote peer) it
+//! collects first/last seen, messages by method, answers sent to it, User-Agents, users
+//! targeted, verdicts, rule ids and one sentence per rule, and the bans the engine set.
+//!
+//! Direction (which side is protected), decided per message:
+//! 1. `--local CIDR,...` given: a message to a local address is Inbound, from one Outbound.
+//! 2. Else by port: toward a guarded SIP port (the policy's guarded and tripwire ports, 5060
+//!    by default, or `--ports`) and not from one: Inbound; from one and not toward one:
+//!    Outbound.
+//! 3. Else (both ends on SIP ports, e.g. scanners binding 5060): requests are Inbound,
+//!    answers Outbound.
+//!
+//! The peer of an Inbound message is its source, of an Outbound one its destination.
+//!
+//! Memory: the reader streams; the report keeps one bounded record per source (at most
+//! [`MAX_SOURCES`] sources itemised, each with bounded samples and a bounded timeline), so
+//! it does not grow with the capture's size.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context;
+use ipnet::IpNet;
+use sipwall_capture::{CaptureReader, Limits};
+use sipwall_engine::{BanAction, Direction, Engine, Packet, Policy, Timestamp, Transport, Verdict};
+use sipwall_sip::Message;
+
+mod html;
+mod report;
+
+/// Sources itemised in the report; traffic of further sources is counted in the summary only.
+pub const MAX_SOURCES: usize = 50_000;
+/// Distinct User-Agents kept per source.
+const MAX_AGENTS: usize = 8;
+/// Distinct targeted users kept per source (the count goes on past it).
+const MAX_USERS: usize = 64;
+/// Timeline points per source before its resolution is halved.
+const MAX_TIMELINE: usize = 256;
+
+/// Output format of the report on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For a person.
+    Text,
+    /// One JSON document.
+    Json,
+    /// One row per source.
+    Csv,
+}
 
 /// Arguments of `sipwall inspect`.
 #[derive(Debug, clap::Args)]
@@ -8,11 +60,487 @@ pub struct InspectArgs {
     /// Policy file (TOML); the built-in defaults when absent.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Only packets from or to these ports (comma separated); also taken as the SIP ports
+    /// for deciding direction. Default: SIP found on any port.
+    #[arg(long, value_delimiter = ',')]
+    pub ports: Vec<u16>,
+    /// The protected side's networks (comma separated CIDRs or addresses): messages toward
+    /// them are inbound. Default: decided by port and message type.
+    #[arg(long, value_delimiter = ',')]
+    pub local: Vec<String>,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Also write a self-contained HTML page (timeline chart and tables) to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Capture files (pcap or pcapng).
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,
 }
 
-pub fn main(_args: InspectArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("inspect is not implemented yet")
+/// What happened to one capture file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileReport {
+    pub path: String,
+    pub bytes_read: u64,
+    pub frames: u64,
+    pub sip_messages: u64,
+    pub udp: u64,
+    pub tcp_segments: u64,
+    pub fragments_reassembled: u64,
+    pub skipped_not_sip: u64,
+    pub skipped_malformed: u64,
+    pub skipped_other: u64,
+    /// Why reading stopped early (with the byte offset), if it did.
+    pub error: Option<String>,
+}
+
+/// A ban the engine would have set.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BanReport {
+    pub net: String,
+    pub since_ms: u64,
+    pub until_ms: u64,
+    pub count: u32,
+    pub rule: String,
+    pub reason: String,
+}
+
+/// Everything about one remote source.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceReport {
+    pub address: IpAddr,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    /// Messages from it (requests and answers).
+    pub messages: u64,
+    /// Requests from it, by method.
+    pub methods: BTreeMap<String, u64>,
+    /// Answers it received, by status code.
+    pub answers_to_it: BTreeMap<u16, u64>,
+    /// User-Agent values seen (bounded; `(none)` for requests without one).
+    pub user_agents: BTreeSet<String>,
+    /// Users targeted (request-URI or To user; bounded sample).
+    pub users: BTreeSet<String>,
+    /// Distinct users targeted (exact up to the sample bound, then a lower bound).
+    pub users_count: u64,
+    pub accepted: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    /// Rule id -> (times, first sentence).
+    pub reasons: BTreeMap<String, Reason>,
+    pub bans: Vec<BanReport>,
+    /// Verdict: any message refused or any ban.
+    pub scanner: bool,
+    /// (bucket start ms, messages); buckets of `timeline_step_ms`.
+    #[serde(skip)]
+    pub timeline: BTreeMap<u64, u32>,
+    #[serde(skip)]
+    pub timeline_step_ms: u64,
+}
+
+/// One rule that fired for a source.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reason {
+    pub count: u64,
+    pub summary: String,
+}
+
+impl SourceReport {
+    fn new(address: IpAddr, ms: u64) -> Self {
+        SourceReport {
+            address,
+            first_seen_ms: ms,
+            last_seen_ms: ms,
+            messages: 0,
+            methods: BTreeMap::new(),
+            answers_to_it: BTreeMap::new(),
+            user_agents: BTreeSet::new(),
+            users: BTreeSet::new(),
+            users_count: 0,
+            accepted: 0,
+            dropped: 0,
+            rejected: 0,
+            reasons: BTreeMap::new(),
+            bans: Vec::new(),
+            scanner: false,
+            timeline: BTreeMap::new(),
+            timeline_step_ms: 1000,
+        }
+    }
+
+    /// Danger, for ordering: banned first, then refused messages, distinct users, messages.
+    pub fn danger(&self) -> (bool, bool, u64, u64, u64) {
+        (
+            !self.bans.is_empty(),
+            self.scanner,
+            self.dropped + self.rejected,
+            self.users_count,
+            self.messages,
+        )
+    }
+
+    fn tick(&mut self, ms: u64) {
+        let step = self.timeline_step_ms;
+        *self.timeline.entry(ms / step * step).or_default() += 1;
+        if self.timeline.len() > MAX_TIMELINE {
+            // Halve the resolution: merge neighbouring buckets.
+            let step = step * 2;
+            let old = std::mem::take(&mut self.timeline);
+            for (t, n) in old {
+                *self.timeline.entry(t / step * step).or_default() += n;
+            }
+            self.timeline_step_ms = step;
+        }
+    }
+}
+
+/// The whole analysis.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Analysis {
+    pub files: Vec<FileReport>,
+    pub messages: u64,
+    /// Messages from sources past the itemised bound (decided by the engine, counted only here).
+    pub unitemised_messages: u64,
+    pub first_ms: Option<u64>,
+    pub last_ms: Option<u64>,
+    pub sources: Vec<SourceReport>,
+    pub bans: Vec<BanReport>,
+}
+
+impl Analysis {
+    pub fn scanners(&self) -> usize {
+        self.sources.iter().filter(|s| s.scanner).count()
+    }
+}
+
+fn method_name(m: &Message<'_>) -> Option<String> {
+    m.method().map(|x| String::from_utf8_lossy(x.as_bytes()).into_owned())
+}
+
+fn lossy(b: &[u8], max: usize) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(max)]);
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// Which way a message goes (see the module docs).
+pub struct DirectionRule {
+    local: Vec<IpNet>,
+    sip_ports: Vec<u16>,
+}
+
+impl DirectionRule {
+    pub fn direction(
+        &self,
+        src: std::net::SocketAddr,
+        dst: std::net::SocketAddr,
+        is_request: bool,
+    ) -> Direction {
+        if !self.local.is_empty() {
+            let dst_local = self.local.iter().any(|n| n.contains(&dst.ip()));
+            let src_local = self.local.iter().any(|n| n.contains(&src.ip()));
+            if dst_local && !src_local {
+                return Direction::Inbound;
+            }
+            if src_local && !dst_local {
+                return Direction::Outbound;
+            }
+        }
+        let to_sip = self.sip_ports.contains(&dst.port());
+        let from_sip = self.sip_ports.contains(&src.port());
+        match (to_sip, from_sip) {
+            (true, false) => Direction::Inbound,
+            (false, true) => Direction::Outbound,
+            _ if is_request => Direction::Inbound,
+            _ => Direction::Outbound,
+        }
+    }
+}
+
+/// Called with (bytes done, bytes total) as the read progresses.
+pub type Progress<'a> = &'a mut dyn FnMut(u64);
+
+/// Run the engine over the captures and gather the report.
+pub fn analyse(
+    captures: &[PathBuf],
+    policy: Policy,
+    ports: &[u16],
+    local: Vec<IpNet>,
+    progress: Progress<'_>,
+) -> Analysis {
+    let sip_ports = if ports.is_empty() { policy.ports_to_guard() } else { ports.to_vec() };
+    let rule = DirectionRule { local, sip_ports };
+    let mut engine = Engine::new(policy);
+    let mut sources: HashMap<IpAddr, SourceReport> = HashMap::new();
+    let mut analysis = Analysis {
+        files: Vec::new(),
+        messages: 0,
+        unitemised_messages: 0,
+        first_ms: None,
+        last_ms: None,
+        sources: Vec::new(),
+        bans: Vec::new(),
+    };
+    let mut done_before = 0u64;
+    for path in captures {
+        let mut file = FileReport {
+            path: path.display().to_string(),
+            bytes_read: 0,
+            frames: 0,
+            sip_messages: 0,
+            udp: 0,
+            tcp_segments: 0,
+            fragments_reassembled: 0,
+            skipped_not_sip: 0,
+            skipped_malformed: 0,
+            skipped_other: 0,
+            error: None,
+        };
+        let opened =
+            std::fs::File::open(path).map_err(sipwall_capture::CaptureError::from).and_then(|f| {
+                CaptureReader::new(std::io::BufReader::with_capacity(1 << 16, f), Limits::default())
+            });
+        let mut reader = match opened {
+            Ok(r) => r,
+            Err(e) => {
+                file.error = Some(e.to_string());
+                analysis.files.push(file);
+                continue;
+            }
+        };
+        if !ports.is_empty() {
+            reader.set_ports(Some(ports.to_vec()));
+        }
+        let mut n = 0u64;
+        loop {
+            if n % 4096 == 0 {
+                progress(done_before + reader.position());
+            }
+            let pkt = match reader.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    file.error = Some(e.to_string());
+                    break;
+                }
+            };
+            n += 1;
+            let ms = pkt.ts.as_millis() as u64;
+            analysis.first_ms = Some(analysis.first_ms.map_or(ms, |f| f.min(ms)));
+            analysis.last_ms = Some(analysis.last_ms.map_or(ms, |l| l.max(ms)));
+            analysis.messages += 1;
+            let msg = Message::parse(pkt.payload).ok();
+            let is_request =
+                msg.as_ref().map_or_else(|| !pkt.payload.starts_with(b"SIP/"), |m| m.is_request());
+            let direction = rule.direction(pkt.src, pkt.dst, is_request);
+            let transport = match pkt.transport {
+                sipwall_capture::Transport::Udp => Transport::Udp,
+                sipwall_capture::Transport::Tcp => Transport::Tcp,
+            };
+            let packet =
+                Packet { src: pkt.src, dst: pkt.dst, transport, direction, payload: pkt.payload };
+            let decision = engine.decide(&packet, Timestamp(pkt.ts));
+            let peer = match direction {
+                Direction::Inbound => pkt.src.ip(),
+                Direction::Outbound => pkt.dst.ip(),
+            };
+            let peer = match peer {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+                v4 => v4,
+            };
+            for action in &decision.bans {
+                if let BanAction::Add(b) = action {
+                    let br = BanReport {
+                        net: b.net.to_string(),
+                        since_ms: b.since.as_millis(),
+                        until_ms: b.until.as_millis(),
+                        count: b.count,
+                        rule: b.rule.clone(),
+                        reason: b.reason.clone(),
+                    };
+                    if let Some(s) = sources.get_mut(&peer) {
+                        if b.net.contains(&peer) {
+                            s.bans.push(br.clone());
+                        }
+                    }
+                    analysis.bans.push(br);
+                }
+            }
+            if !sources.contains_key(&peer) && sources.len() >= MAX_SOURCES {
+                analysis.unitemised_messages += 1;
+                continue;
+            }
+            let s = sources.entry(peer).or_insert_with(|| SourceReport::new(peer, ms));
+            if s.bans.is_empty() {
+                // A ban created on this very message (the source was just inserted).
+                for b in &analysis.bans {
+                    if b.since_ms == ms && b.net.parse::<IpNet>().is_ok_and(|n| n.contains(&peer)) {
+                        s.bans.push(b.clone());
+                    }
+                }
+            }
+            s.first_seen_ms = s.first_seen_ms.min(ms);
+            s.last_seen_ms = s.last_seen_ms.max(ms);
+            s.tick(ms);
+            match decision.verdict {
+                Verdict::Accept => s.accepted += 1,
+                Verdict::Drop => s.dropped += 1,
+                Verdict::Reject(_) => s.rejected += 1,
+            }
+            if decision.verdict != Verdict::Accept || !decision.bans.is_empty() {
+                s.scanner = true;
+            }
+            if let Some(rec) = &decision.record {
+                let r = s
+                    .reasons
+                    .entry(rec.rule.to_string())
+                    .or_insert_with(|| Reason { count: 0, summary: rec.summary.clone() });
+                r.count += 1;
+            }
+            match (&msg, direction) {
+                (Some(m), Direction::Inbound) if m.is_request() => {
+                    s.messages += 1;
+                    *s.methods.entry(method_name(m).unwrap_or_default()).or_default() += 1;
+                    let ua = m.user_agent().map_or_else(|| "(none)".to_string(), |u| lossy(u, 80));
+                    if s.user_agents.len() < MAX_AGENTS || s.user_agents.contains(&ua) {
+                        s.user_agents.insert(ua);
+                    }
+                    let user = m
+                        .request_uri()
+                        .and_then(|u| u.user)
+                        .filter(|u| !u.is_empty())
+                        .or_else(|| m.to().and_then(|t| t.uri.user));
+                    if let Some(u) = user {
+                        let u = lossy(u, 64);
+                        if !s.users.contains(&u) {
+                            s.users_count += 1;
+                            if s.users.len() < MAX_USERS {
+                                s.users.insert(u);
+                            }
+                        }
+                    }
+                }
+                (Some(m), Direction::Outbound) if !m.is_request() => {
+                    if let Some(code) = m.status() {
+                        *s.answers_to_it.entry(code).or_default() += 1;
+                    }
+                }
+                (Some(m), Direction::Inbound) => {
+                    // An answer from the peer (to a call we placed).
+                    s.messages += 1;
+                    if let Some(code) = m.status() {
+                        *s.methods.entry(format!("answer {code}")).or_default() += 1;
+                    }
+                }
+                // A request the protected side sent to the peer: nothing to count for it.
+                (Some(_), Direction::Outbound) => {}
+                (None, Direction::Inbound) => {
+                    s.messages += 1;
+                    *s.methods.entry("(malformed)".into()).or_default() += 1;
+                }
+                (None, Direction::Outbound) => {}
+            }
+        }
+        let st = reader.stats();
+        done_before += st.bytes;
+        progress(done_before);
+        file.bytes_read = st.bytes;
+        file.frames = st.frames;
+        file.sip_messages = st.sip_messages;
+        file.udp = st.udp;
+        file.tcp_segments = st.tcp_segments;
+        file.fragments_reassembled = st.reassembled;
+        file.skipped_not_sip = st.not_sip + st.port_filtered;
+        file.skipped_malformed = st.malformed;
+        file.skipped_other =
+            st.not_ip + st.unsupported_linktype + st.fragments_dropped + st.tcp_gaps;
+        analysis.files.push(file);
+    }
+    let mut list: Vec<SourceReport> = sources.into_values().collect();
+    list.sort_by(|a, b| b.danger().cmp(&a.danger()).then(a.address.cmp(&b.address)));
+    analysis.sources = list;
+    analysis
+}
+
+fn load_policy(config: Option<&Path>) -> anyhow::Result<Policy> {
+    let Some(path) = config else {
+        return Ok(Policy::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config {}", path.display()))?;
+    let mut policy =
+        Policy::from_toml_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for name in policy.blocklist_files.clone() {
+        let file = base.join(&name);
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading block list {}", file.display()))?;
+        policy.load_blocklist_text(&name, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(policy)
+}
+
+fn parse_local(list: &[String]) -> anyhow::Result<Vec<IpNet>> {
+    list.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .with_context(|| format!("--local: `{s}` is not an address or CIDR"))
+        })
+        .collect()
+}
+
+pub fn main(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let policy = load_policy(args.config.as_deref())?;
+    let local = parse_local(&args.local)?;
+    let total: u64 =
+        args.captures.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} reading captures {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let mut progress = |done: u64| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    };
+    let analysis = analyse(&args.captures, policy, &args.ports, local, &mut progress);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let out = match args.format {
+        Format::Text => report::text(&analysis),
+        Format::Json => report::json(&analysis)?,
+        Format::Csv => report::csv(&analysis),
+    };
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(out.as_bytes()).context("writing the report")?;
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, html::page(&analysis))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    for f in &analysis.files {
+        if let Some(e) = &f.error {
+            eprintln!(
+                "sipwall inspect: {}: {e} (read {} records, {} SIP messages before that)",
+                f.path, f.frames, f.sip_messages
+            );
+        }
+    }
+    // Non-zero only when nothing at all could be read.
+    if analysis.files.iter().all(|f| f.frames == 0 && f.error.is_some()) {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

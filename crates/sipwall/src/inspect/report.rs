@@ -1,0 +1,245 @@
+//! Text, JSON and CSV renderings of an [`Analysis`].
+use std::fmt::Write;
+
+use super::{Analysis, SourceReport};
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) from milliseconds since the epoch.
+pub fn fmt_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// A short human duration: `850 ms`, `12.3 s`, `4 min 5 s`, `2 h 3 min`, `3 d 4 h`.
+pub fn fmt_duration(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{} min {} s", ms / 60_000, ms / 1000 % 60),
+        3_600_000..=86_399_999 => format!("{} h {} min", ms / 3_600_000, ms / 60_000 % 60),
+        _ => format!("{} d {} h", ms / 86_400_000, ms / 3_600_000 % 24),
+    }
+}
+
+fn counts<K: std::fmt::Display>(m: &std::collections::BTreeMap<K, u64>) -> String {
+    let mut v: Vec<(&K, &u64)> = m.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1));
+    v.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `a, b, c (+N more)`.
+pub fn users_line(s: &SourceReport) -> String {
+    let mut line = s.users.iter().take(12).cloned().collect::<Vec<_>>().join(", ");
+    let shown = s.users.len().min(12) as u64;
+    if s.users_count > shown {
+        let _ = write!(line, " (+{} more)", s.users_count - shown);
+    }
+    line
+}
+
+pub fn verdicts_line(s: &SourceReport) -> String {
+    let mut parts = Vec::new();
+    if s.accepted > 0 {
+        parts.push(format!("accepted {}", s.accepted));
+    }
+    if s.dropped > 0 {
+        parts.push(format!("dropped {}", s.dropped));
+    }
+    if s.rejected > 0 {
+        parts.push(format!("rejected {}", s.rejected));
+    }
+    parts.join(", ")
+}
+
+/// The report for a person.
+pub fn text(a: &Analysis) -> String {
+    let mut o = String::new();
+    let span = match (a.first_ms, a.last_ms) {
+        (Some(f), Some(l)) => {
+            format!(", {} to {} UTC ({})", fmt_ms(f), fmt_ms(l), fmt_duration(l - f))
+        }
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        o,
+        "sipwall inspect: {} SIP messages from {} sources{span}",
+        a.messages,
+        a.sources.len()
+    );
+    for f in &a.files {
+        let _ = write!(o, "  {}: {} records, {} SIP messages", f.path, f.frames, f.sip_messages);
+        if f.fragments_reassembled > 0 {
+            let _ = write!(o, " ({} reassembled from IP fragments)", f.fragments_reassembled);
+        }
+        match &f.error {
+            Some(e) => {
+                let _ = writeln!(o, "; STOPPED: {e}");
+            }
+            None => o.push('\n'),
+        }
+    }
+    let scanners = a.scanners();
+    let _ = writeln!(o, "\nScanners found: {scanners} of {} sources", a.sources.len());
+    let _ = writeln!(o, "Bans sipwall would have set: {}", a.bans.len());
+    for b in &a.bans {
+        let _ = writeln!(
+            o,
+            "  {:<20} at {} for {} ({}): {}",
+            b.net,
+            fmt_ms(b.since_ms),
+            fmt_duration(b.until_ms.saturating_sub(b.since_ms)),
+            b.rule,
+            b.reason
+        );
+    }
+    if a.unitemised_messages > 0 {
+        let _ = writeln!(
+            o,
+            "({} messages from sources past the first {} are not itemised)",
+            a.unitemised_messages,
+            super::MAX_SOURCES
+        );
+    }
+    if a.sources.is_empty() {
+        return o;
+    }
+    let _ = writeln!(o, "\nSources, most dangerous first:");
+    for s in &a.sources {
+        let tag = if !s.bans.is_empty() {
+            "SCANNER, banned"
+        } else if s.scanner {
+            "SCANNER"
+        } else {
+            "ok"
+        };
+        let _ = writeln!(o, "\n{}  [{tag}]", s.address);
+        let _ = writeln!(
+            o,
+            "  seen      {} .. {} ({})",
+            fmt_ms(s.first_seen_ms),
+            &fmt_ms(s.last_seen_ms)[11..],
+            fmt_duration(s.last_seen_ms - s.first_seen_ms)
+        );
+        let _ = writeln!(o, "  messages  {}: {}", s.messages, counts(&s.methods));
+        if !s.answers_to_it.is_empty() {
+            let _ = writeln!(o, "  answered  {}", counts(&s.answers_to_it));
+        }
+        if !s.user_agents.is_empty() {
+            let _ = writeln!(
+                o,
+                "  agents    {}",
+                s.user_agents.iter().cloned().collect::<Vec<_>>().join("; ")
+            );
+        }
+        if s.users_count > 0 {
+            let _ = writeln!(o, "  users     {} distinct: {}", s.users_count, users_line(s));
+        }
+        let _ = writeln!(o, "  verdicts  {}", verdicts_line(s));
+        let mut reasons: Vec<_> = s.reasons.iter().collect();
+        reasons.sort_by(|x, y| y.1.count.cmp(&x.1.count).then(x.0.cmp(y.0)));
+        for (rule, r) in reasons {
+            let _ = writeln!(o, "  reason    {rule} x{}: {}", r.count, r.summary);
+        }
+    }
+    o
+}
+
+/// One JSON document.
+pub fn json(a: &Analysis) -> anyhow::Result<String> {
+    let mut s = serde_json::to_string_pretty(&serde_json::json!({
+        "messages": a.messages,
+        "first_seen_ms": a.first_ms,
+        "last_seen_ms": a.last_ms,
+        "scanners": a.scanners(),
+        "files": a.files,
+        "bans": a.bans,
+        "sources": a.sources,
+        "unitemised_messages": a.unitemised_messages,
+    }))?;
+    s.push('\n');
+    Ok(s)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// One row per source.
+pub fn csv(a: &Analysis) -> String {
+    let mut o = String::from(
+        "address,scanner,banned,first_seen,last_seen,messages,methods,answers_to_it,user_agents,users_count,users,accepted,dropped,rejected,rules\n",
+    );
+    for s in &a.sources {
+        let rules =
+            s.reasons.iter().map(|(k, r)| format!("{k}={}", r.count)).collect::<Vec<_>>().join(";");
+        let methods =
+            s.methods.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(";");
+        let answers =
+            s.answers_to_it.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(";");
+        let agents = s.user_agents.iter().cloned().collect::<Vec<_>>().join(";");
+        let users = s.users.iter().cloned().collect::<Vec<_>>().join(";");
+        let row = [
+            s.address.to_string(),
+            s.scanner.to_string(),
+            (!s.bans.is_empty()).to_string(),
+            fmt_ms(s.first_seen_ms),
+            fmt_ms(s.last_seen_ms),
+            s.messages.to_string(),
+            methods,
+            answers,
+            agents,
+            s.users_count.to_string(),
+            users,
+            s.accepted.to_string(),
+            s.dropped.to_string(),
+            s.rejected.to_string(),
+            rules,
+        ];
+        o.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        o.push('\n');
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_durations() {
+        assert_eq!(fmt_ms(0), "1970-01-01 00:00:00.000");
+        assert_eq!(fmt_ms(1_700_000_000_123), "2023-11-14 22:13:20.123");
+        assert_eq!(fmt_ms(951_782_400_000), "2000-02-29 00:00:00.000");
+        assert_eq!(fmt_duration(850), "850 ms");
+        assert_eq!(fmt_duration(12_345), "12.3 s");
+        assert_eq!(fmt_duration(3_600_000), "1 h 0 min");
+    }
+
+    #[test]
+    fn csv_quotes() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}
