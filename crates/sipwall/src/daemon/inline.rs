@@ -101,6 +101,16 @@ pub fn run_queue(
                     let _ = work.send(Work::Bans(d.bans));
                 }
                 let drop = d.verdict != Verdict::Accept;
+                if let Some(r) = &d.record {
+                    log::debug!(
+                        "{:?} {} -> {}: {}: {}",
+                        d.verdict,
+                        view.src,
+                        view.dst,
+                        r.rule,
+                        r.summary
+                    );
+                }
                 if classifier.record_decisions {
                     if let Some(record) = d.record {
                         let item =

@@ -1,0 +1,435 @@
+//! End-to-end test of `sipwall run` with real tools in network namespaces (see
+//! `tests/e2e/topology.sh`): a SIPp PBX behind sipwall, a trusted SIPp provider placing calls
+//! and OPTIONS keepalives, and SIPVicious (svmap, svwar, svcrack, also compact `-c`) scanning
+//! from the attacker namespace. Needs root; FAILS with a clear message otherwise.
+//!
+//! Every external command runs under `timeout`; namespaces, processes and rules are removed by
+//! a drop guard even when an assertion fails.
+use std::fs;
+use std::io::Read as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use sipwall_engine::Timestamp;
+
+const PBX: &str = "swd-pbx";
+const PROVIDER: &str = "swd-provider";
+const ATTACKER: &str = "swd-attacker";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn topology(arg: &str) -> bool {
+    Command::new("bash")
+        .arg(repo().join("tests/e2e/topology.sh"))
+        .arg(arg)
+        .env("SWD_PREFIX", "swd-")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// `ip netns exec NS timeout SECS prog args...`
+fn in_ns(ns: &str, secs: u64, prog: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, "timeout", "-s", "KILL", &secs.to_string(), prog]).args(args);
+    c
+}
+
+fn output(mut cmd: Command) -> (bool, String) {
+    let out = cmd.stdin(Stdio::null()).output().expect("running a command");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    uas: Option<Child>,
+    daemon: Option<Child>,
+    daemon_runs: u32,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for c in [self.daemon.as_mut(), self.uas.as_mut()].into_iter().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Deleting the namespaces removes every rule inside them and ends their processes.
+        topology("down");
+    }
+}
+
+impl Env {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none());
+        self.daemon_runs += 1;
+        let log = self.path(&format!("sipwall-{}.log", self.daemon_runs));
+        let cfg = self.path("sipwall.toml");
+        let state = self.path("state");
+        let child = Command::new("ip")
+            .args(["netns", "exec", PBX, env!("CARGO_BIN_EXE_sipwall"), "run", "--config"])
+            .arg(&cfg)
+            .arg("--state")
+            .arg(&state)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting sipwall");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("sipwall running") {
+                eprintln!("--- sipwall start-up log\n{text}");
+                return;
+            }
+            if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
+                panic!("sipwall exited during start-up ({st}):\n{text}");
+            }
+            assert!(Instant::now() < deadline, "sipwall not ready after 20 s:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn daemon_log(&self) -> String {
+        fs::read_to_string(self.path(&format!("sipwall-{}.log", self.daemon_runs)))
+            .unwrap_or_default()
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit.
+    fn stop_daemon(&mut self) {
+        let mut c = self.daemon.take().expect("daemon running");
+        let st = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        assert!(st.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                assert!(st.success(), "sipwall exited with {st}:\n{}", self.daemon_log());
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("sipwall did not stop within 15 s of SIGTERM:\n{}", self.daemon_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9_daemon(&mut self) {
+        let mut c = self.daemon.take().expect("daemon running");
+        c.kill().unwrap(); // SIGKILL
+        c.wait().unwrap();
+    }
+}
+
+fn provider_calls(calls: u32) {
+    let (ok, out) = output(in_ns(
+        PROVIDER,
+        60,
+        "sipp",
+        &[
+            "-sn",
+            "uac",
+            "198.51.100.1:5060",
+            "-i",
+            "198.51.100.2",
+            "-p",
+            "5062",
+            "-s",
+            "2000",
+            "-m",
+            &calls.to_string(),
+            "-r",
+            "20",
+            "-timeout",
+            "40s",
+            "-timeout_error",
+            "-recv_timeout",
+            "5000",
+            "-nostdin",
+        ],
+    ));
+    assert!(ok, "provider calls failed:\n{}", tail(&out, 40));
+    let (ok, out) = output(in_ns(
+        PROVIDER,
+        30,
+        "sipp",
+        &[
+            "-sf",
+            repo().join("tests/e2e/options.xml").to_str().unwrap(),
+            "198.51.100.1:5060",
+            "-i",
+            "198.51.100.2",
+            "-p",
+            "5064",
+            "-s",
+            "2000",
+            "-m",
+            "3",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+            "-nostdin",
+        ],
+    ));
+    assert!(ok, "provider OPTIONS keepalives failed:\n{}", tail(&out, 40));
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Make `src` the attacker's only address: svwar and svcrack ignore `-b` and send from the
+/// interface's primary address.
+fn attacker_source(src: &str) {
+    let dev = "swd-at1";
+    for args in [
+        vec!["addr", "flush", "dev", dev],
+        vec!["addr", "add", &format!("{src}/24"), "dev", dev],
+        vec!["route", "replace", "default", "via", "203.0.113.1"],
+    ] {
+        let (ok, out) = output(in_ns(ATTACKER, 10, "ip", &args));
+        assert!(ok, "ip {args:?}: {out}");
+    }
+}
+
+fn sipvicious(tool: &str, src: &str, extra: &[&str]) -> String {
+    attacker_source(src);
+    let mut args = vec!["-b", src, "-x", src];
+    args.extend_from_slice(extra);
+    args.push("203.0.113.1");
+    let (_, out) = output(in_ns(ATTACKER, 90, &format!("sipvicious_{tool}"), &args));
+    eprintln!("--- {tool} from {src} {extra:?}\n{}", tail(&out, 12));
+    out
+}
+
+fn kernel_bans() -> Vec<IpNet> {
+    let (ok, out) =
+        output(in_ns(PBX, 10, "nft", &["-j", "list", "set", "inet", "sipwall", "ban4"]));
+    assert!(ok, "listing the ban set: {out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut nets = Vec::new();
+    for item in v["nftables"].as_array().unwrap() {
+        for e in item["set"]["elem"].as_array().into_iter().flatten() {
+            let val = if e.get("elem").is_some() { &e["elem"]["val"] } else { e };
+            if let Some(s) = val.as_str() {
+                nets.push(IpNet::from(s.parse::<IpAddr>().unwrap()));
+            } else if let Some(p) = val.get("prefix") {
+                nets.push(format!("{}/{}", p["addr"].as_str().unwrap(), p["len"]).parse().unwrap());
+            }
+        }
+    }
+    nets
+}
+
+fn no_rules_left() {
+    let (_, nft) = output(in_ns(PBX, 10, "nft", &["list", "ruleset"]));
+    assert!(!nft.contains("sipwall"), "nft rules left after exit:\n{nft}");
+    for tool in ["iptables-save", "ip6tables-save"] {
+        let (_, saved) = output(in_ns(PBX, 10, tool, &[]));
+        assert!(!saved.contains("SIPWALL"), "{tool}: rules left after exit:\n{saved}");
+    }
+}
+
+/// INVITEs the UAS received from the attacker range, and from the provider.
+fn invites_seen(trace: &Path) -> (usize, usize) {
+    let mut text = String::new();
+    if let Ok(mut f) = fs::File::open(trace) {
+        let _ = f.read_to_string(&mut text);
+    }
+    let (mut ghost, mut provider) = (0, 0);
+    for block in text.split("----------------------------------------------- ") {
+        if !block.contains("message received") {
+            continue;
+        }
+        let Some(msg) = block.split("bytes :").nth(1) else { continue };
+        if !msg.trim_start().starts_with("INVITE ") {
+            continue;
+        }
+        if msg.contains("203.0.113.") {
+            ghost += 1;
+        } else if msg.contains("198.51.100.2") {
+            provider += 1;
+        }
+    }
+    (ghost, provider)
+}
+
+fn wall_now() -> Timestamp {
+    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap())
+}
+
+#[test]
+fn inline_protection_with_real_scanners_in_network_namespaces() {
+    assert!(
+        is_root(),
+        "e2e_inline needs root: it creates network namespaces (swd-*), nftables/iptables rules \
+         and runs SIPp and SIPVicious in them. Run: sudo -E cargo test -p sipwall --test e2e_inline"
+    );
+    for tool in
+        ["sipp", "nft", "iptables", "sipvicious_svmap", "sipvicious_svwar", "sipvicious_svcrack"]
+    {
+        let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output();
+        assert!(
+            found.map(|o| o.status.success()).unwrap_or(false),
+            "e2e_inline needs `{tool}` on PATH (apt-get install sip-tester nftables iptables; \
+             pip install sipvicious)"
+        );
+    }
+    let mut env =
+        Env { dir: tempfile::tempdir().unwrap(), uas: None, daemon: None, daemon_runs: 0 };
+    assert!(topology("up"), "tests/e2e/topology.sh up failed");
+    fs::write(
+        env.path("sipwall.toml"),
+        "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n\n\
+         [bans.aggregate]\n# each scanner runs from its own address; keep their bans apart\nenabled = false\n\n\
+         [enforce]\nmode = \"host\"\nqueues = 1\n",
+    )
+    .unwrap();
+
+    let trace = env.path("uas-messages.log");
+    env.uas = Some(
+        in_ns(
+            PBX,
+            600,
+            "sipp",
+            &[
+                "-sf",
+                repo().join("tests/e2e/uas.xml").to_str().unwrap(),
+                "-i",
+                "0.0.0.0",
+                "-p",
+                "5060",
+                "-nostdin",
+                "-trace_msg",
+                "-message_file",
+                trace.to_str().unwrap(),
+            ],
+        )
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the SIPp UAS"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+
+    // 0. Unprotected baseline: the same scan finds the PBX's extensions, so the assertions
+    //    below measure sipwall, not a deaf PBX.
+    let out = sipvicious("svwar", "203.0.113.9", &["-e1998-2002", "-m", "REGISTER"]);
+    assert!(out.contains("| 2000 "), "baseline svwar did not find extension 2000:\n{out}");
+    let (ghost_before, _) = invites_seen(&trace);
+
+    // 1. Protected: provider works, scanners see nothing, no ghost call.
+    env.start_daemon();
+    assert!(env.daemon_log().contains("queue backend:"), "backend not logged");
+    provider_calls(10);
+    let attackers = [
+        ("svmap", "203.0.113.2", vec![]),
+        ("svmap", "203.0.113.3", vec!["-m", "INVITE", "-c"]),
+        ("svwar", "203.0.113.4", vec!["-e1995-2010", "-m", "REGISTER"]),
+        ("svwar", "203.0.113.5", vec!["-e1995-2010", "-m", "INVITE", "-c"]),
+        ("svcrack", "203.0.113.6", vec!["-u", "2000", "-r", "1000-1030"]),
+        ("svcrack", "203.0.113.7", vec!["-u", "2000", "-r", "1000-1030", "-c"]),
+        ("svmap", "203.0.113.8", vec!["-m", "INVITE"]),
+    ];
+    for (tool, src, extra) in &attackers {
+        let out = sipvicious(tool, src, extra);
+        match *tool {
+            "svmap" => assert!(
+                !out.contains("203.0.113.1:5060"),
+                "svmap from {src} {extra:?} found the PBX:\n{out}"
+            ),
+            "svwar" => assert!(
+                !(1995..=2010).any(|e| out.contains(&format!("| {e} "))),
+                "svwar from {src} {extra:?} found an extension:\n{out}"
+            ),
+            _ => assert!(!out.contains("| 2000 "), "svcrack from {src} found a password:\n{out}"),
+        }
+    }
+    provider_calls(10); // the trusted provider is never banned, whatever the scanners did
+    let (ghost, provider) = invites_seen(&trace);
+    let ghost = ghost - ghost_before;
+    assert_eq!(ghost, 0, "INVITEs from the attacker reached the PBX (ghost calls)");
+    assert!(provider >= 20, "the PBX saw only {provider} provider INVITEs");
+    let banned = kernel_bans();
+    for (_, src, _) in &attackers {
+        let net = IpNet::from(src.parse::<IpAddr>().unwrap());
+        assert!(
+            banned.contains(&net),
+            "{src} not in the kernel ban set: {banned:?}\n{}",
+            env.daemon_log()
+        );
+    }
+    assert!(!banned.iter().any(|n| n.contains(&"198.51.100.2".parse::<IpAddr>().unwrap())));
+
+    // 2. Clean exit: nothing left; bans and reasons are in the store.
+    env.stop_daemon();
+    no_rules_left();
+    {
+        let store = sipwall_store::Store::open(env.path("state").join("sipwall.db")).unwrap();
+        let stored = store.load_active_bans(wall_now()).unwrap();
+        for (_, src, _) in &attackers {
+            let net = IpNet::from(src.parse::<IpAddr>().unwrap());
+            let ban = stored.iter().find(|b| b.net == net).unwrap_or_else(|| {
+                panic!("{src} not in the store: {stored:?}");
+            });
+            assert!(!ban.reason.is_empty() && !ban.rule.is_empty(), "{ban:?}");
+            eprintln!("stored ban {}: {} ({})", ban.net, ban.rule, ban.reason);
+        }
+    }
+
+    // 3. Restart: bans back in the kernel.
+    env.start_daemon();
+    let back = kernel_bans();
+    for (_, src, _) in &attackers {
+        assert!(back.contains(&IpNet::from(src.parse::<IpAddr>().unwrap())), "{src} not restored");
+    }
+
+    // 4. kill -9: fail open (provider calls complete without the daemon); bans stay enforced.
+    env.kill9_daemon();
+    provider_calls(5);
+    assert_eq!(kernel_bans().len(), back.len());
+
+    // 5. Restart after kill -9: leftovers replaced, bans back; then a clean exit.
+    env.start_daemon();
+    let (_, saved) = output(in_ns(PBX, 10, "iptables-save", &[]));
+    assert!(saved.matches("-j SIPWALL-IN").count() <= 1, "duplicate jumps:\n{saved}");
+    let again = kernel_bans();
+    for (_, src, _) in &attackers {
+        assert!(
+            again.contains(&IpNet::from(src.parse::<IpAddr>().unwrap())),
+            "{src} lost after kill -9"
+        );
+    }
+    provider_calls(5);
+    env.stop_daemon();
+    no_rules_left();
+    let (ghost, _) = invites_seen(&trace);
+    assert_eq!(ghost, ghost_before);
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Test topology for sipwall's end-to-end test: three network namespaces joined by veth pairs,
+# addressed from the documentation ranges only, so nothing can leave the machine.
+#
+#   swd-provider 198.51.100.2/24 --veth-- 198.51.100.1 [ swd-pbx ] 203.0.113.1 --veth-- 203.0.113.2-9/24 swd-attacker
+#                                                       192.0.2.10/32 on lo (the PBX's own address)
+#
+# The pbx namespace is the gateway of both others (host mode: sipwall guards INPUT/OUTPUT).
+#
+# Usage: topology.sh up | down | status.  Prefix (namespace and link names) from $SWD_PREFIX
+# (default "swd-"). `up` first removes any leftover of an earlier run; `down` is idempotent.
+set -euo pipefail
+P="${SWD_PREFIX:-swd-}"
+PBX="${P}pbx"; PROV="${P}provider"; ATK="${P}attacker"
+
+down() {
+    for ns in "$PBX" "$PROV" "$ATK"; do
+        if ip netns list | grep -qw "$ns"; then
+            # End every process still running inside the namespace (ours only: by namespace).
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+            ip netns del "$ns" 2>/dev/null || true
+        fi
+    done
+}
+
+up() {
+    down
+    for ns in "$PBX" "$PROV" "$ATK"; do
+        ip netns add "$ns"
+        ip -n "$ns" link set lo up
+    done
+    ip link add "${P}pv0" netns "$PBX" type veth peer name "${P}pv1" netns "$PROV"
+    ip link add "${P}at0" netns "$PBX" type veth peer name "${P}at1" netns "$ATK"
+    ip -n "$PBX" addr add 198.51.100.1/24 dev "${P}pv0"
+    ip -n "$PBX" addr add 203.0.113.1/24 dev "${P}at0"
+    ip -n "$PBX" addr add 192.0.2.10/32 dev lo
+    ip -n "$PBX" link set "${P}pv0" up
+    ip -n "$PBX" link set "${P}at0" up
+    ip -n "$PROV" addr add 198.51.100.2/24 dev "${P}pv1"
+    ip -n "$PROV" link set "${P}pv1" up
+    ip -n "$PROV" route add default via 198.51.100.1
+    for i in 2 3 4 5 6 7 8 9; do ip -n "$ATK" addr add "203.0.113.$i/24" dev "${P}at1"; done
+    ip -n "$ATK" link set "${P}at1" up
+    ip -n "$ATK" route add default via 203.0.113.1
+    # wait (bounded) until both veth pairs are up at both ends
+    for _ in $(seq 1 50); do
+        if ip -n "$PROV" -br link show dev "${P}pv1" | grep -q ' UP ' &&
+            ip -n "$ATK" -br link show dev "${P}at1" | grep -q ' UP ' &&
+            ip -n "$PBX" -br link show dev "${P}pv0" | grep -q ' UP ' &&
+            ip -n "$PBX" -br link show dev "${P}at0" | grep -q ' UP '; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "topology.sh: links did not come up" >&2
+    return 1
+}
+
+status() {
+    for ns in "$PBX" "$PROV" "$ATK"; do
+        echo "== $ns"; ip -n "$ns" -br addr 2>/dev/null || echo "(absent)"
+    done
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "topology.sh: must run as root (creates network namespaces)" >&2
+    exit 1
+fi
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
