@@ -185,16 +185,17 @@ impl SourceState {
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     ip: IpAddr,
-    prev: u32,
-    next: u32,
     state: SourceState,
 }
 
-/// Bounded LRU table of sources.
+/// Bounded LRU table of sources. The LRU links live in their own small array (8 bytes per
+/// source) so re-linking a source touches its neighbours' links, not their whole state.
 #[derive(Debug)]
 pub(crate) struct SourceTable {
     map: FastMap<IpAddr, u32>,
     slots: Vec<Slot>,
+    /// (prev, next) per slot, same index as `slots`.
+    links: Vec<(u32, u32)>,
     head: u32,
     tail: u32,
     cap: usize,
@@ -207,6 +208,7 @@ impl SourceTable {
         SourceTable {
             map: map_with_capacity(cap * 2),
             slots: Vec::with_capacity(cap),
+            links: Vec::with_capacity(cap),
             head: NIL,
             tail: NIL,
             cap,
@@ -223,17 +225,14 @@ impl SourceTable {
     }
 
     fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let s = &self.slots[i as usize];
-            (s.prev, s.next)
-        };
+        let (prev, next) = self.links[i as usize];
         if prev != NIL {
-            self.slots[prev as usize].next = next;
+            self.links[prev as usize].1 = next;
         } else {
             self.head = next;
         }
         if next != NIL {
-            self.slots[next as usize].prev = prev;
+            self.links[next as usize].0 = prev;
         } else {
             self.tail = prev;
         }
@@ -241,13 +240,9 @@ impl SourceTable {
 
     fn push_front(&mut self, i: u32) {
         let old = self.head;
-        {
-            let s = &mut self.slots[i as usize];
-            s.prev = NIL;
-            s.next = old;
-        }
+        self.links[i as usize] = (NIL, old);
         if old != NIL {
-            self.slots[old as usize].prev = i;
+            self.links[old as usize].0 = i;
         } else {
             self.tail = i;
         }
@@ -256,6 +251,7 @@ impl SourceTable {
 
     /// The state of `ip`, created if new (evicting the least recently seen source when full),
     /// and marked most recently seen.
+    #[inline]
     pub(crate) fn touch(&mut self, ip: IpAddr, now_ms: u64) -> &mut SourceState {
         let i = match self.map.get(&ip) {
             Some(&i) => {
@@ -268,7 +264,8 @@ impl SourceTable {
             None => {
                 let fresh = SourceState { first_seen_ms: now_ms, ..SourceState::default() };
                 let i = if self.slots.len() < self.cap {
-                    self.slots.push(Slot { ip, prev: NIL, next: NIL, state: fresh });
+                    self.slots.push(Slot { ip, state: fresh });
+                    self.links.push((NIL, NIL));
                     (self.slots.len() - 1) as u32
                 } else {
                     let victim = self.tail;
@@ -276,7 +273,7 @@ impl SourceTable {
                     let old_ip = self.slots[victim as usize].ip;
                     self.map.remove(&old_ip);
                     self.evicted += 1;
-                    self.slots[victim as usize] = Slot { ip, prev: NIL, next: NIL, state: fresh };
+                    self.slots[victim as usize] = Slot { ip, state: fresh };
                     victim
                 };
                 self.map.insert(ip, i);
@@ -297,21 +294,23 @@ impl SourceTable {
         let last = (self.slots.len() - 1) as u32;
         if i != last {
             let moved_ip = self.slots[last as usize].ip;
-            let (p, n) = (self.slots[last as usize].prev, self.slots[last as usize].next);
+            let (p, n) = self.links[last as usize];
             self.slots.swap(i as usize, last as usize);
+            self.links.swap(i as usize, last as usize);
             if p != NIL {
-                self.slots[p as usize].next = i;
+                self.links[p as usize].1 = i;
             } else {
                 self.head = i;
             }
             if n != NIL {
-                self.slots[n as usize].prev = i;
+                self.links[n as usize].0 = i;
             } else {
                 self.tail = i;
             }
             self.map.insert(moved_ip, i);
         }
         self.slots.pop();
+        self.links.pop();
     }
 
     /// Change the cap (policy reload), evicting the least recently seen down to it.
@@ -324,6 +323,7 @@ impl SourceTable {
         }
         if cap > self.cap {
             self.slots.reserve_exact(cap - self.slots.len());
+            self.links.reserve_exact(cap - self.links.len());
             self.map.reserve(cap * 2 - self.map.len());
         }
         self.cap = cap;
@@ -336,7 +336,7 @@ impl SourceTable {
         let mut i = self.head;
         while i != NIL {
             out.push(self.slots[i as usize].ip);
-            i = self.slots[i as usize].next;
+            i = self.links[i as usize].1;
         }
         out
     }
@@ -349,7 +349,7 @@ pub(crate) fn attempt_key(call_id: &[u8], cseq: u32) -> u32 {
 
 /// Bytes one tracked source costs: its slab slot plus its share of the index map.
 pub fn bytes_per_source() -> usize {
-    let slot = std::mem::size_of::<Slot>();
+    let slot = std::mem::size_of::<Slot>() + std::mem::size_of::<(u32, u32)>();
     // Index entry (key + u32) at 2x sizing and 7/8 max load, plus 2 control bytes.
     let entry = std::mem::size_of::<(IpAddr, u32)>();
     slot + (entry * 2 * 8).div_ceil(7) + 2

@@ -26,7 +26,7 @@ use crate::decision::*;
 use crate::fasthash::{hash32, FastSet};
 use crate::netset::canonical;
 use crate::policy::{Action, Policy, Threshold};
-use crate::signatures::{Hits, Matcher};
+use crate::signatures::{Fields, Hits, Matcher};
 
 /// Counters for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -309,12 +309,13 @@ impl Engine {
         if !msg.is_request() {
             return Decision::accept();
         }
-        let hits = self.matcher.scan(&msg, peer);
+        let x = Fields::of(&msg);
+        let hits = self.matcher.scan(&msg, &x, peer);
         if hits.score < self.policy.ban_score {
             return Decision::accept();
         }
         self.stats.trusted_oddities += 1;
-        let seen = seen_of(&msg);
+        let seen = seen_of(&x);
         let mut ev = seen.evidence();
         ev.signatures = self.hit_ids(&hits);
         let summary = format!(
@@ -432,19 +433,22 @@ impl Engine {
     }
 
     fn request(&mut self, msg: &Message<'_>, peer: IpAddr, now: Timestamp) -> Decision {
-        let hits = self.matcher.scan(msg, peer);
-        let seen = seen_of(msg);
+        let x = Fields::of(msg);
+        let hits = self.matcher.scan(msg, &x, peer);
+        let seen = seen_of(&x);
         if hits.score >= self.policy.ban_score {
             return self.signature_ban(&hits, &seen, peer, now);
         }
         let now_ms = now.as_millis();
         let initial_invite =
-            seen.method == Some(Method::Invite) && msg.to().is_none_or(|t| t.tag.is_none());
+            seen.method == Some(Method::Invite) && x.to.is_none_or(|t| t.tag.is_none());
         let b = &self.policy.behaviour;
         let st = self.sources.touch(peer, now_ms);
         st.total_requests = st.total_requests.saturating_add(1);
-        if msg.authorization().is_some() || msg.proxy_authorization().is_some() {
-            if let (Some(c), Some(s)) = (msg.call_id(), msg.cseq()) {
+        let credentials = matches!(x.method, Some(Method::Register | Method::Invite))
+            && (msg.authorization().is_some() || msg.proxy_authorization().is_some());
+        if credentials {
+            if let (Some(c), Some(s)) = (x.call_id, msg.cseq()) {
                 st.note_credentials(attempt_key(c, s.number));
             }
         }
@@ -523,7 +527,7 @@ impl Engine {
             };
         }
         if initial_invite {
-            let ru = msg.request_uri();
+            let ru = x.ruri;
             let ip_host = matches!(ru.and_then(|u| u.host), Some(Host::Ip(_)));
             let user = ru.and_then(|u| u.user);
             let unknown_user =
@@ -718,14 +722,13 @@ impl Engine {
     }
 }
 
-fn seen_of<'a>(msg: &Message<'a>) -> Seen<'a> {
-    let method = msg.method();
-    let ru = msg.request_uri();
-    let target = match method {
-        Some(Method::Register) => msg.to().and_then(|t| t.uri.user),
-        _ => ru.and_then(|u| u.user).or_else(|| msg.to().and_then(|t| t.uri.user)),
+fn seen_of<'a>(x: &Fields<'a>) -> Seen<'a> {
+    let to_user = x.to.and_then(|t| t.uri.user);
+    let target = match x.method {
+        Some(Method::Register) => to_user,
+        _ => x.ruri.and_then(|u| u.user).or(to_user),
     };
-    Seen { method, ruri: ru.map(|u| u.raw), ua: msg.user_agent(), call_id: msg.call_id(), target }
+    Seen { method: x.method, ruri: x.ruri.map(|u| u.raw), ua: x.ua, call_id: x.call_id, target }
 }
 
 #[cfg(test)]

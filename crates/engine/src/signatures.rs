@@ -12,7 +12,10 @@
 //! [`signatures_markdown`] and kept equal to it by a test.
 use std::net::IpAddr;
 
-use sipwall_sip::{Host, Message, NameAddr, Uri};
+use std::sync::OnceLock;
+
+use memchr::memmem::Finder;
+use sipwall_sip::{Host, Message, Method, NameAddr, Uri, Via};
 
 use crate::policy::{CustomSignature, SigField, SigMatch};
 
@@ -177,11 +180,85 @@ impl Hits {
     }
 }
 
+/// The parts of a request the engine looks at, read once per message.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    /// Method.
+    pub method: Option<Method<'a>>,
+    /// Request-URI.
+    pub ruri: Option<Uri<'a>>,
+    /// From.
+    pub from: Option<NameAddr<'a>>,
+    /// To.
+    pub to: Option<NameAddr<'a>>,
+    /// First Contact.
+    pub contact: Option<NameAddr<'a>>,
+    /// Top Via.
+    pub via: Option<Via<'a>>,
+    /// Call-ID.
+    pub call_id: Option<&'a [u8]>,
+    /// User-Agent.
+    pub ua: Option<&'a [u8]>,
+}
+
+impl<'a> Fields<'a> {
+    /// Read the fields of `msg`.
+    pub fn of(msg: &Message<'a>) -> Self {
+        Fields {
+            method: msg.method(),
+            ruri: msg.request_uri(),
+            from: msg.from(),
+            to: msg.to(),
+            contact: msg.contact(),
+            via: msg.top_via(),
+            call_id: msg.call_id(),
+            ua: msg.user_agent(),
+        }
+    }
+}
+
+struct UaFinders {
+    friendly: Finder<'static>,
+    sipvicious: Finder<'static>,
+    pplsip: Finder<'static>,
+    nmap: Finder<'static>,
+    sunday: Finder<'static>,
+    sipcli: Finder<'static>,
+    vax: Finder<'static>,
+    sivus: Finder<'static>,
+    cl_upper: Finder<'static>,
+    cl_lower: Finder<'static>,
+}
+
+impl std::fmt::Debug for UaFinders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UaFinders")
+    }
+}
+
+fn finders() -> &'static UaFinders {
+    static F: OnceLock<UaFinders> = OnceLock::new();
+    F.get_or_init(|| UaFinders {
+        friendly: Finder::new(b"friendly-scanner"),
+        sipvicious: Finder::new(b"sipvicious"),
+        pplsip: Finder::new(b"pplsip"),
+        nmap: Finder::new(b"nmap nse"),
+        sunday: Finder::new(b"sundayddr"),
+        sipcli: Finder::new(b"sipcli/"),
+        vax: Finder::new(b"vaxsipuseragent"),
+        sivus: Finder::new(b"sivus"),
+        cl_upper: Finder::new(b"Content-Length:  "),
+        cl_lower: Finder::new(b"content-length:  "),
+    })
+}
+
 /// Signature matcher compiled from the policy.
 #[derive(Debug, Clone)]
 pub struct Matcher {
     disabled: [bool; SIG_COUNT],
     custom: Vec<CustomSignature>,
+    ban_score: u32,
+    f: &'static UaFinders,
 }
 
 #[inline]
@@ -191,11 +268,6 @@ fn lower_into<'b>(src: &[u8], buf: &'b mut [u8; 160]) -> &'b [u8] {
         *d = s.to_ascii_lowercase();
     }
     &buf[..n]
-}
-
-#[inline]
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(hay, needle).is_some()
 }
 
 fn ci_contains(hay: &[u8], needle_lower: &[u8]) -> bool {
@@ -280,7 +352,12 @@ impl Matcher {
         for (i, s) in BUILTIN.iter().enumerate() {
             disabled[i] = policy.disabled_signatures.iter().any(|d| d == s.id);
         }
-        Matcher { disabled, custom: policy.custom_signatures.clone() }
+        Matcher {
+            disabled,
+            custom: policy.custom_signatures.clone(),
+            ban_score: policy.ban_score,
+            f: finders(),
+        }
     }
 
     /// Custom signatures (same order as the policy).
@@ -288,16 +365,14 @@ impl Matcher {
         &self.custom
     }
 
-    /// Check a parsed message from `src`.
-    pub fn scan(&self, msg: &Message<'_>, src: IpAddr) -> Hits {
+    /// Check a parsed message from `src` (its fields read by [`Fields::of`]).
+    pub fn scan(&self, msg: &Message<'_>, x: &Fields<'_>, src: IpAddr) -> Hits {
         let mut h = Hits::default();
         let d = &self.disabled;
-        let ua = msg.user_agent();
-        if let Some(ua) = ua {
+        if let Some(ua) = x.ua {
             self.scan_ua(ua, &mut h);
         }
-        let from = msg.from();
-        if let Some(f) = &from {
+        if let Some(f) = &x.from {
             if f.display_name.is_some_and(|n| n.eq_ignore_ascii_case(b"sipvicious")) {
                 h.hit(Sig::SvDisplay, d);
             }
@@ -318,18 +393,17 @@ impl Matcher {
                 }
             }
         }
-        let contact = msg.contact();
-        if let Some(c) = &contact {
+        if let Some(c) = &x.contact {
             if host_is(c.uri.host, [1, 1, 1, 1]) {
                 h.hit(Sig::SvFakeHost, d);
             }
         }
-        if let Some(ru) = msg.request_uri() {
-            if ru.user.is_none() && uri_is_nm(&ru) {
+        if let Some(ru) = &x.ruri {
+            if ru.user.is_none() && uri_is_nm(ru) {
                 h.hit(Sig::NmProbe, d);
             }
         }
-        if let Some(via) = msg.top_via() {
+        if let Some(via) = &x.via {
             if let Some(br) = via.branch {
                 match br.strip_prefix(b"z9hG4bK") {
                     Some(rest) => {
@@ -341,23 +415,30 @@ impl Matcher {
                 }
             }
             let ten = host_is(Some(via.host), [10, 0, 0, 1])
-                || contact.as_ref().is_some_and(|c| host_is(c.uri.host, [10, 0, 0, 1]));
+                || x.contact.as_ref().is_some_and(|c| host_is(c.uri.host, [10, 0, 0, 1]));
             if ten && is_public(src) {
                 h.hit(Sig::PpFakeHost, d);
             }
         }
-        if let Some(cid) = msg.call_id() {
+        if let Some(cid) = x.call_id {
             if cid.len() >= 5 && is_decimal(cid) {
                 h.hit(Sig::SvCallId, d);
             }
         }
-        if !d[Sig::NmFormat as usize] {
+        // A weak tell that needs a scan of the whole message: only worth it when it could
+        // change the outcome (something else matched, or the ban score is that low).
+        if !d[Sig::NmFormat as usize]
+            && (h.score > 0 || self.ban_score <= WEAK || !self.custom.is_empty())
+        {
             let raw = msg.as_bytes();
-            if contains(raw, b"Content-Length:  ") || contains(raw, b"content-length:  ") {
+            if self.f.cl_upper.find(raw).is_some() || self.f.cl_lower.find(raw).is_some() {
                 h.hit(Sig::NmFormat, d);
             }
         }
-        if msg.body().len() > 2 {
+        if x.method == Some(Method::Invite)
+            && !d[Sig::SvWarSdp as usize]
+            && msg.content_length().unwrap_or(1) > 0
+        {
             if let Some(s) = msg.sdp_session_name() {
                 if s.trim_ascii().eq_ignore_ascii_case(b"svwar") {
                     h.hit(Sig::SvWarSdp, d);
@@ -365,7 +446,7 @@ impl Matcher {
             }
         }
         if !self.custom.is_empty() {
-            self.scan_custom(msg, from.as_ref(), contact.as_ref(), &mut h);
+            self.scan_custom(msg, x, &mut h);
         }
         h
     }
@@ -381,31 +462,32 @@ impl Matcher {
 
     fn scan_ua(&self, ua: &[u8], h: &mut Hits) {
         let d = &self.disabled;
+        let f = self.f;
         let mut buf = [0u8; 160];
         let l = lower_into(ua, &mut buf);
         let l = l.trim_ascii_start();
-        if contains(l, b"friendly-scanner") || contains(l, b"sipvicious") {
+        if f.friendly.find(l).is_some() || f.sipvicious.find(l).is_some() {
             h.hit(Sig::SvUa, d);
         }
-        if contains(l, b"pplsip") {
+        if f.pplsip.find(l).is_some() {
             h.hit(Sig::PpUa, d);
         }
-        if contains(l, b"nmap nse") {
+        if f.nmap.find(l).is_some() {
             h.hit(Sig::NmUa, d);
         }
         if l.starts_with(b"sipsak") {
             h.hit(Sig::SipsakUa, d);
         }
-        if contains(l, b"sundayddr") {
+        if f.sunday.find(l).is_some() {
             h.hit(Sig::SundayUa, d);
         }
-        if contains(l, b"sipcli/") {
+        if f.sipcli.find(l).is_some() {
             h.hit(Sig::SipcliUa, d);
         }
-        if contains(l, b"vaxsipuseragent") {
+        if f.vax.find(l).is_some() {
             h.hit(Sig::VaxUa, d);
         }
-        if contains(l, b"sivus") {
+        if f.sivus.find(l).is_some() {
             h.hit(Sig::SivusUa, d);
         }
         if l.starts_with(b"smap") {
@@ -413,25 +495,21 @@ impl Matcher {
         }
     }
 
-    fn scan_custom(
-        &self,
-        msg: &Message<'_>,
-        from: Option<&NameAddr<'_>>,
-        contact: Option<&NameAddr<'_>>,
-        h: &mut Hits,
-    ) {
+    fn scan_custom(&self, msg: &Message<'_>, x: &Fields<'_>, h: &mut Hits) {
+        let from = x.from.as_ref();
+        let contact = x.contact.as_ref();
         for (i, c) in self.custom.iter().enumerate() {
             let v: Option<&[u8]> = match c.field {
-                SigField::UserAgent => msg.user_agent(),
-                SigField::RequestUri => msg.request_uri().map(|u| u.raw),
+                SigField::UserAgent => x.ua,
+                SigField::RequestUri => x.ruri.map(|u| u.raw),
                 SigField::FromDisplay => from.and_then(|f| f.display_name),
                 SigField::FromUser => from.and_then(|f| f.uri.user),
                 SigField::FromHost => from.and_then(|f| host_text(&f.uri)),
                 SigField::FromTag => from.and_then(|f| f.tag),
-                SigField::ToUser => msg.to().and_then(|t| t.uri.user),
+                SigField::ToUser => x.to.and_then(|t| t.uri.user),
                 SigField::Contact => contact.map(|c| c.uri.raw),
-                SigField::CallId => msg.call_id(),
-                SigField::ViaBranch => msg.top_via().and_then(|v| v.branch),
+                SigField::CallId => x.call_id,
+                SigField::ViaBranch => x.via.and_then(|v| v.branch),
                 SigField::SdpSession => msg.sdp_session_name(),
                 SigField::Raw => Some(msg.as_bytes()),
             };
