@@ -23,12 +23,12 @@ pub enum DbError {
     #[error("{0}")]
     Sqlite(Box<rusqlite::Error>),
     /// A stored row that this build cannot decode (written by hand or by a buggy version).
-    #[error("row {rowid} of table {table} cannot be decoded: {detail}")]
+    #[error("row {key} of table {table} cannot be decoded: {detail}")]
     Decode {
         /// Table name.
         table: &'static str,
-        /// SQLite rowid of the bad row.
-        rowid: i64,
+        /// Key of the bad row, e.g. `net 192.0.2.1/32` or `id 17`.
+        key: String,
         /// What was wrong with it.
         detail: String,
     },
