@@ -35,6 +35,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Wiring in the daemon
+//! * **Start**, before the queue opens: `Store::open(state_dir.join("state.db"))`; for each ban
+//!   of `load_active_bans(now)` add `ban.net` to the kernel set with timeout `until - now` and
+//!   give it to the engine (`engine.restore_ban(ban, now)`); `load_offences()` tells how often
+//!   networks whose bans have ended were banned, for escalation.
+//! * **Engine `BanAction::Add(ban)`**: `record_ban(&ban)` (or `record_bans` for several
+//!   gathered at once). Only its `Ok` makes the ban durable: the daemon decides whether it
+//!   calls this before or after the kernel-set insert. **`BanAction::Remove(net)`**: `remove_ban(net)`.
+//! * **Decisions** (drops, rejects): send `(at, src, verdict, record)` to a writer thread
+//!   that calls `record_decisions` with what has queued up; one `record_decision` per packet
+//!   would cost one `fsync` per packet.
+//! * **Periodically** (e.g. every minute, from the same writer thread): `purge_expired(now)`,
+//!   `prune_decisions(Prune::KeepLast(n))`, `prune_history(now - retention)`.
+//! * Networks are keyed exactly as given (after `trunc`): an IPv4 source seen as
+//!   `::ffff:192.0.2.1` must be mapped to `192.0.2.1/32` by the caller, or it is another key.
+//!
 //! ## Contract
 //! * **Durability.** When [`Store::record_ban`] / [`Store::record_bans`] (or any write) returns
 //!   `Ok`, the data survives `kill -9` of the process, and also an OS crash or power loss.

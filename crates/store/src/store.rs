@@ -381,30 +381,28 @@ impl Store {
         Ok(id)
     }
 
-    /// Stores many decisions in one transaction (all or none). Returns how many.
+    /// Stores many decisions in one transaction (all or none; one `fsync`). Returns how many.
     pub fn record_decisions<'a, I>(&mut self, items: I) -> Result<usize, StoreError>
     where
         I: IntoIterator<Item = (Timestamp, SocketAddr, Verdict, &'a DecisionRecord)>,
     {
+        let items: Vec<_> = items.into_iter().collect();
+        let Some(&(_, first_src, _, _)) = items.first() else { return Ok(0) };
         let path = &self.path;
-        let mut first_src = None;
-        let err = |src: Option<SocketAddr>, cause: DbError| StoreError::RecordDecision {
-            src: src.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+        let err = |src: SocketAddr, cause: DbError| StoreError::RecordDecision {
+            src,
             path: path.clone(),
             cause,
         };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| err(None, e.into()))?;
-        let mut n = 0;
-        for (at, src, verdict, record) in items {
-            first_src.get_or_insert(src);
-            write_decision(&tx, at, src, verdict, record).map_err(|c| err(Some(src), c))?;
-            n += 1;
+            .map_err(|e| err(first_src, e.into()))?;
+        for &(at, src, verdict, record) in &items {
+            write_decision(&tx, at, src, verdict, record).map_err(|c| err(src, c))?;
         }
         tx.commit().map_err(|e| err(first_src, e.into()))?;
-        Ok(n)
+        Ok(items.len())
     }
 
     /// The newest `limit` decisions, newest first.

@@ -74,6 +74,8 @@ fn batch_of_decisions_and_keep_last_retention() {
         )
         .unwrap();
     assert_eq!(n, 50);
+    let none: Vec<(_, _, _, &DecisionRecord)> = Vec::new();
+    assert_eq!(store.record_decisions(none).unwrap(), 0, "empty batch is a no-op");
     assert_eq!(store.prune_decisions(Prune::KeepLast(10)).unwrap(), 40);
     let left = store.recent_decisions(100).unwrap();
     assert_eq!(left.len(), 10);

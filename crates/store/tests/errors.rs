@@ -135,3 +135,20 @@ fn reopening_an_up_to_date_store_is_idempotent() {
     let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal", "the file stays in WAL mode");
 }
+
+#[test]
+fn opening_an_existing_store_needs_no_write_lock() {
+    // A second process (e.g. a CLI listing bans) can open the store while the daemon is in the
+    // middle of a write: opening an up-to-date file only reads.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut daemon = Store::open(&path).unwrap();
+    daemon.record_ban(&ban("192.0.2.8/32", 1, NOW_MS, NOW_MS + 1000)).unwrap();
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = Instant::now();
+    let cli = Store::open(&path).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "open did not wait for the lock");
+    assert_eq!(cli.load_active_bans(t(NOW_MS)).unwrap().len(), 1);
+    writer.execute_batch("ROLLBACK").unwrap();
+}
