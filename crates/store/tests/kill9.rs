@@ -43,7 +43,11 @@ fn nth_ban(i: u32) -> Ban {
 #[test]
 #[ignore = "child process of acknowledged_bans_survive_sigkill; run by it, not by hand"]
 fn child_writer() {
-    let path = std::env::var(ENV_DB).expect("run by acknowledged_bans_survive_sigkill");
+    let Ok(path) = std::env::var(ENV_DB) else {
+        // Run by `--include-ignored` without its parent: nothing to do.
+        eprintln!("child_writer: only acknowledged_bans_survive_sigkill runs this");
+        return;
+    };
     let start: u32 = std::env::var(ENV_START).unwrap().parse().unwrap();
     let mut store = Store::open(&path).unwrap();
     let out = std::io::stdout();
