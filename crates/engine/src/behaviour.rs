@@ -458,6 +458,7 @@ mod tests {
     #[test]
     fn documented_bytes_per_source_holds() {
         let b = bytes_per_source();
+        println!("bytes per tracked source: {b} (slot {})", std::mem::size_of::<Slot>());
         assert!(b <= BYTES_PER_SOURCE, "{b} bytes per source > documented {BYTES_PER_SOURCE}");
     }
 }

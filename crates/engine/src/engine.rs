@@ -241,9 +241,6 @@ impl Engine {
         if is_keepalive(p.payload) {
             return Decision::accept();
         }
-        if p.transport == Transport::Tls {
-            return Decision::accept(); // opaque: only address-level policy applies
-        }
         if tripwire {
             let seen = Seen { method: None, ruri: None, ua: None, call_id: None, target: None };
             let msg = Message::parse(p.payload).ok();
@@ -258,6 +255,9 @@ impl Engine {
             ev.counters.push(("tripwire_port".into(), local_port as u64));
             let core = format!("{} on tripwire port {local_port}", seen.sentence(peer));
             return self.ban(peer, "tripwire", self.policy.actions.tripwire, true, ev, core, now);
+        }
+        if p.transport == Transport::Tls {
+            return Decision::accept(); // opaque: only address-level policy applies
         }
         match Message::parse(p.payload) {
             Ok(msg) if msg.is_request() => self.request(&msg, peer, now),
