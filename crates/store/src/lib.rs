@@ -46,8 +46,9 @@
 //! * **Decisions** (drops, rejects): send `(at, src, verdict, record)` to a writer thread
 //!   that calls `record_decisions` with what has queued up; one `record_decision` per packet
 //!   would cost one `fsync` per packet.
-//! * **Periodically** (e.g. every minute, from the same writer thread): `purge_expired(now)`,
-//!   `prune_decisions(Prune::KeepLast(n))`, `prune_history(now - retention)`.
+//! * **Periodically** (e.g. every minute, from the same writer thread): `purge_expired(now)`
+//!   and `prune_history(now - retention)`; decisions are capped by the store itself
+//!   ([`DEFAULT_DECISION_CAP`]), `prune_decisions(Prune::OlderThan(t))` also bounds them by age.
 //! * Networks are keyed exactly as given (after `trunc`): an IPv4 source seen as
 //!   `::ffff:192.0.2.1` must be mapped to `192.0.2.1/32` by the caller, or it is another key.
 //!
@@ -82,9 +83,11 @@
 //!   error for which [`StoreError::is_locked`] is true, naming the path.
 //! * **Errors** name the operation, the path and the network or source address; a damaged or
 //!   foreign file is reported by `open` ([`StoreError::is_corrupt`]) after `PRAGMA quick_check`.
-//! * **Bounded growth.** Decisions are pruned by [`Store::prune_decisions`], history and offence
-//!   counts by [`Store::prune_history`], expired bans by [`Store::purge_expired`]; the daemon
-//!   calls them periodically.
+//! * **Bounded growth.** Decisions are capped automatically at [`DEFAULT_DECISION_CAP`]
+//!   (newest kept; [`Store::set_decision_cap`], or [`Store::prune_decisions`] by age). Expired
+//!   bans ([`Store::purge_expired`]) and old history and offence counts
+//!   ([`Store::prune_history`]) need a `now`, which this crate never reads: the daemon calls
+//!   them periodically.
 //! * **Performance.** A durable commit costs one `fsync` (see docs/BENCHMARKS.md, section
 //!   "store"): write from a thread that is not the packet path, and batch where you can.
 #![forbid(unsafe_code)]
@@ -97,6 +100,8 @@ mod store;
 pub use error::{DbError, StoreError};
 pub use ipnet::IpNet;
 pub use schema::SCHEMA_VERSION;
-pub use store::{Offence, Prune, Store, StoredDecision, DEFAULT_BUSY_TIMEOUT};
+pub use store::{
+    Offence, Prune, Store, StoredDecision, DEFAULT_BUSY_TIMEOUT, DEFAULT_DECISION_CAP,
+};
 
 pub use sipwall_engine::Timestamp;

@@ -101,3 +101,34 @@ fn older_than_retention_is_by_decision_time() {
     assert_eq!(left.len(), 7);
     assert_eq!(left.last().unwrap().at, t(NOW_MS + 3000), "strictly older only");
 }
+
+#[test]
+fn the_decision_cap_bounds_the_table_without_help() {
+    let mut store = Store::open_in_memory().unwrap();
+    store.set_decision_cap(Some(150)); // checked every max(150/100, 100) = 100 inserts
+    let r = record("r", "x");
+    for i in 0..1000u64 {
+        store.record_decision(t(NOW_MS + i), addr("192.0.2.1:5060"), Verdict::Drop, &r).unwrap();
+        if i % 25 == 24 {
+            let n = store.recent_decisions(251).unwrap().len();
+            assert!(n <= 250, "after {} decisions {n} kept", i + 1);
+        }
+    }
+    let kept = store.recent_decisions(10_000).unwrap();
+    assert_eq!(kept.len(), 150, "1000 is a multiple of 100: just pruned to the cap");
+    assert_eq!(kept[0].at, t(NOW_MS + 999), "the newest are kept");
+
+    // Batches count too; None turns the bound off.
+    store.set_decision_cap(None);
+    let recs: Vec<_> = (0..300)
+        .map(|i| (t(NOW_MS + 2000 + i), addr("192.0.2.2:5060"), Verdict::Drop, &r))
+        .collect();
+    store.record_decisions(recs).unwrap();
+    assert_eq!(store.recent_decisions(10_000).unwrap().len(), 450);
+    store.set_decision_cap(Some(200));
+    let recs: Vec<_> = (0..100)
+        .map(|i| (t(NOW_MS + 3000 + i), addr("192.0.2.3:5060"), Verdict::Drop, &r))
+        .collect();
+    store.record_decisions(recs).unwrap();
+    assert_eq!(store.recent_decisions(10_000).unwrap().len(), 200);
+}
