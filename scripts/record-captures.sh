@@ -139,15 +139,15 @@ cap_stop
 # truncated: cut in the middle of a packet record
 size=$(stat -c %s "$OUT/svwar.pcapng")
 head -c $((size * 2 / 3 + 7)) "$OUT/svwar.pcapng" >"$OUT/truncated.pcapng"
-# corrupt: a valid pcap whose 6th record header claims an absurd length
-python3 - "$OUT/svmap.pcap" "$OUT/corrupt.pcap" <<'PY'
+# corrupt: svcrack.pcap whose 10th record header claims an absurd length
+python3 - "$OUT/svcrack.pcap" "$OUT/corrupt.pcap" <<'PY'
 import struct, sys
 data = bytearray(open(sys.argv[1], 'rb').read())
 off, n = 24, 0
 while off + 16 <= len(data):
     incl = struct.unpack_from('<I', data, off + 8)[0]
     n += 1
-    if n == 6:
+    if n == 10:
         struct.pack_into('<II', data, off + 8, 0x7fffff00, 0x7fffff00)
         break
     off += 16 + incl

@@ -20,6 +20,11 @@
 //!   are counted in [`CaptureStats`] and skipped. A problem with the file itself ends the
 //!   read with a [`CaptureError`] that says where (byte offset) and why; everything yielded
 //!   before it stands.
+//! * Except where the reader can resynchronise: in a pcap (not pcapng) file, a record header
+//!   with an impossible length makes the reader look ahead (within its buffer) for the next
+//!   plausible record header — timestamp within a day of the last one, sane lengths, and
+//!   followed by another plausible header — and go on from there ([`CaptureReader::warnings`]
+//!   says where and how many bytes were skipped; at most [`MAX_RESYNCS`] times per file).
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
@@ -36,6 +41,11 @@ use pcap_parser::{PcapBlockOwned, PcapError};
 pub mod ip;
 pub mod link;
 pub mod tcp;
+
+/// Most resynchronisations after corrupt records in one file before giving up.
+pub const MAX_RESYNCS: u32 = 100;
+/// Largest plausible captured length of one pcap record when resynchronising.
+const MAX_PLAUSIBLE_RECORD: u32 = 262_144;
 
 /// Bounds on everything the reader keeps between packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +156,10 @@ pub struct CaptureStats {
     pub tcp_gaps: u64,
     /// TCP framing errors (flow resynchronised).
     pub tcp_framing_errors: u64,
+    /// Corrupt stretches skipped by resynchronising (pcap only).
+    pub resyncs: u32,
+    /// Bytes skipped by resynchronising.
+    pub skipped_bytes: u64,
     /// Timestamp of the first and last record.
     pub first_ts: Option<Duration>,
     /// Timestamp of the last record.
@@ -396,8 +410,11 @@ impl Decoder {
 pub struct CaptureReader {
     src: Box<dyn PcapReaderIterator + Send>,
     /// Legacy pcap: link type and whether timestamps are in nanoseconds.
+    legacy: bool,
     legacy_linktype: u32,
     legacy_nanos: bool,
+    legacy_be: bool,
+    warnings: Vec<String>,
     /// pcapng: the interfaces of the current section.
     ifaces: Vec<Iface>,
     dec: Decoder,
@@ -431,8 +448,11 @@ impl CaptureReader {
         })?;
         Ok(CaptureReader {
             src,
+            legacy: false,
             legacy_linktype: 1,
             legacy_nanos: false,
+            legacy_be: false,
+            warnings: Vec::new(),
             ifaces: Vec::new(),
             dec: Decoder {
                 ports: None,
@@ -457,6 +477,11 @@ impl CaptureReader {
         let mut s = self.dec.stats;
         s.bytes = self.src.consumed() as u64;
         s
+    }
+
+    /// Non-fatal problems with the file itself (corrupt stretches skipped), in order.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Bytes of the file consumed so far (for progress).
@@ -488,12 +513,62 @@ impl CaptureReader {
         }
     }
 
+    /// pcap only: skip to the next plausible record header after a corrupt one at `offset`.
+    fn resync(&mut self, offset: u64, reason: &str) -> bool {
+        if !self.legacy || self.dec.stats.resyncs >= MAX_RESYNCS {
+            return false;
+        }
+        // Fill the buffer as far as it goes: the search is within it.
+        for _ in 0..8 {
+            if self.src.refill().is_err() || self.src.reader_exhausted() {
+                break;
+            }
+        }
+        let (be, nanos) = (self.legacy_be, self.legacy_nanos);
+        let last = self.dec.stats.last_ts.map(|t| t.as_secs());
+        let exhausted = self.src.reader_exhausted();
+        let data = self.src.data();
+        let word = |at: usize| -> Option<u32> {
+            let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
+            Some(if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        };
+        let plausible = |at: usize| -> Option<usize> {
+            let (sec, frac, cap, orig) = (word(at)?, word(at + 4)?, word(at + 8)?, word(at + 12)?);
+            let frac_max = if nanos { 1_000_000_000 } else { 1_000_000 };
+            let time_ok = last.is_none_or(|l| u64::from(sec).abs_diff(l) <= 86_400);
+            (time_ok && frac < frac_max && cap > 0 && cap <= orig && orig <= MAX_PLAUSIBLE_RECORD)
+                .then_some(16 + cap as usize)
+        };
+        let found = (1..data.len().saturating_sub(15)).find(|&i| {
+            plausible(i).is_some_and(|len| {
+                let next = i + len;
+                (exhausted && next == data.len()) || plausible(next).is_some()
+            })
+        });
+        let Some(skip) = found else {
+            return false;
+        };
+        self.src.consume(skip);
+        self.dec.stats.resyncs += 1;
+        self.dec.stats.skipped_bytes += skip as u64;
+        if self.warnings.len() < 32 {
+            self.warnings.push(format!(
+                "corrupt at byte {offset}: {reason}; skipped {skip} bytes, resumed at byte {}",
+                offset + skip as u64
+            ));
+        }
+        true
+    }
+
     fn read_block(&mut self) -> Result<(), CaptureError> {
         let offset = self.src.consumed() as u64;
+        let nothing_buffered = self.src.data().is_empty();
         match self.src.next() {
             Ok((len, block)) => {
                 match block {
                     PcapBlockOwned::LegacyHeader(h) => {
+                        self.legacy = true;
+                        self.legacy_be = h.is_bigendian();
                         self.legacy_linktype = h.network.0 as u32;
                         self.legacy_nanos = h.is_nanosecond_precision();
                     }
@@ -561,19 +636,30 @@ impl CaptureReader {
                     reason: format!("refill failed: {e:?}"),
                 })
             }
+            // pcap-parser reports a clean end as UnexpectedEof when its buffer was not shifted
+            // back to 0 (after a resynchronisation): nothing left means the end, not a cut.
+            Err(PcapError::UnexpectedEof) if nothing_buffered => {
+                self.done = true;
+                Ok(())
+            }
             Err(PcapError::UnexpectedEof) => Err(CaptureError::Truncated { offset }),
-            Err(PcapError::BufferTooSmall) => Err(CaptureError::Corrupt {
-                offset,
-                reason: "record length larger than the read buffer (a corrupt length field?)"
-                    .into(),
-            }),
+            Err(PcapError::BufferTooSmall) => {
+                let reason = "record length larger than the read buffer (a corrupt length field?)";
+                if self.resync(offset, reason) {
+                    return Ok(());
+                }
+                Err(CaptureError::Corrupt { offset, reason: reason.into() })
+            }
             Err(PcapError::ReadError) => Err(CaptureError::Io(std::io::Error::other(format!(
                 "read failed at byte {offset}"
             )))),
-            Err(PcapError::NomError(_, kind)) => Err(CaptureError::Corrupt {
-                offset,
-                reason: format!("unparsable record ({kind:?})"),
-            }),
+            Err(PcapError::NomError(_, kind)) => {
+                let reason = format!("unparsable record ({kind:?})");
+                if self.resync(offset, &reason) {
+                    return Ok(());
+                }
+                Err(CaptureError::Corrupt { offset, reason })
+            }
             Err(e) => Err(CaptureError::Corrupt { offset, reason: format!("{e:?}") }),
         }
     }

@@ -455,11 +455,37 @@ fn truncated_file_reports_offset_after_yielding_what_was_read() {
 }
 
 #[test]
-fn corrupt_record_length_reports_offset() {
+fn corrupt_record_length_in_pcap_resyncs_on_the_next_record() {
     let rec = udp4_eth([203, 0, 113, 10], 5060, [192, 0, 2, 10], 5060, OPTIONS);
-    let mut f = pcap(1, &[(1, 0, rec.clone()), (2, 0, rec.clone()), (3, 0, rec.clone())]);
+    let mut f = pcap(
+        1,
+        &[(1, 0, rec.clone()), (2, 0, rec.clone()), (3, 0, rec.clone()), (4, 0, rec.clone())],
+    );
     let second = 24 + 16 + rec.len();
     f[second + 8..second + 12].copy_from_slice(&0x7fff_ff00u32.to_le_bytes());
+    let mut r = CaptureReader::new(Cursor::new(f), Limits::default()).unwrap();
+    let mut ts = Vec::new();
+    while let Some(p) = r.next_packet().expect("resynchronised, no error") {
+        ts.push(p.ts.as_secs());
+    }
+    assert_eq!(ts, vec![1, 3, 4], "the corrupt record is lost, the rest is read");
+    assert_eq!(r.stats().resyncs, 1);
+    assert_eq!(r.stats().skipped_bytes, (16 + rec.len()) as u64);
+    let w = r.warnings();
+    assert_eq!(w.len(), 1);
+    assert!(w[0].starts_with(&format!("corrupt at byte {second}:")), "{w:?}");
+}
+
+#[test]
+fn corrupt_pcap_without_a_plausible_next_record_stops_with_offset() {
+    let rec = udp4_eth([203, 0, 113, 10], 5060, [192, 0, 2, 10], 5060, OPTIONS);
+    let mut f = pcap(1, &[(1, 0, rec.clone()), (2, 0, rec.clone())]);
+    let second = 24 + 16 + rec.len();
+    f[second + 8..second + 12].copy_from_slice(&0x7fff_ff00u32.to_le_bytes());
+    // garbage instead of the payload, so nothing after the bad header looks like a record
+    for b in &mut f[second + 16..] {
+        *b = 0xff;
+    }
     let (got, err, _) = read_all(f, None);
     assert_eq!(got.len(), 1);
     let err = err.expect("an error");

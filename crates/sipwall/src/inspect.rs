@@ -16,9 +16,13 @@
 //!
 //! The peer of an Inbound message is its source, of an Outbound one its destination.
 //!
+//! Several captures are read one after another, in the order given, through ONE engine
+//! (so a ban set in the first file still holds in the second): give them in time order.
+//!
 //! Memory: the reader streams; the report keeps one bounded record per source (at most
-//! [`MAX_SOURCES`] sources itemised, each with bounded samples and a bounded timeline), so
-//! it does not grow with the capture's size.
+//! [`MAX_SOURCES`] sources itemised, each with at most 8 User-Agents, 32 users and 128
+//! timeline points, a few KiB), so it does not grow with the capture's size. Messages of
+//! further sources still go through the engine and are counted in the summary.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::net::IpAddr;
@@ -35,13 +39,13 @@ mod html;
 mod report;
 
 /// Sources itemised in the report; traffic of further sources is counted in the summary only.
-pub const MAX_SOURCES: usize = 50_000;
+pub const MAX_SOURCES: usize = 10_000;
 /// Distinct User-Agents kept per source.
 const MAX_AGENTS: usize = 8;
 /// Distinct targeted users kept per source (the count goes on past it).
-const MAX_USERS: usize = 64;
+const MAX_USERS: usize = 32;
 /// Timeline points per source before its resolution is halved.
-const MAX_TIMELINE: usize = 256;
+const MAX_TIMELINE: usize = 128;
 
 /// Output format of the report on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,6 +96,8 @@ pub struct FileReport {
     pub skipped_not_sip: u64,
     pub skipped_malformed: u64,
     pub skipped_other: u64,
+    /// Corrupt stretches skipped (with byte offsets) where the reader could resynchronise.
+    pub warnings: Vec<String>,
     /// Why reading stopped early (with the byte offset), if it did.
     pub error: Option<String>,
 }
@@ -123,8 +129,11 @@ pub struct SourceReport {
     pub user_agents: BTreeSet<String>,
     /// Users targeted (request-URI or To user; bounded sample).
     pub users: BTreeSet<String>,
-    /// Distinct users targeted (exact up to the sample bound, then a lower bound).
+    /// Distinct users targeted: exact while under the sample bound, then estimated by
+    /// linear counting over a 2048-bit map (a few % off up to ~10 000 users).
     pub users_count: u64,
+    #[serde(skip)]
+    users_bits: Box<[u64; 32]>,
     pub accepted: u64,
     pub dropped: u64,
     pub rejected: u64,
@@ -159,6 +168,7 @@ impl SourceReport {
             user_agents: BTreeSet::new(),
             users: BTreeSet::new(),
             users_count: 0,
+            users_bits: Box::new([0; 32]),
             accepted: 0,
             dropped: 0,
             rejected: 0,
@@ -179,6 +189,22 @@ impl SourceReport {
             self.users_count,
             self.messages,
         )
+    }
+
+    fn count_user(&mut self, user: &[u8]) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        user.hash(&mut h);
+        let bit = (h.finish() % 2048) as usize;
+        self.users_bits[bit / 64] |= 1 << (bit % 64);
+        if self.users.len() < MAX_USERS {
+            self.users_count = self.users.len() as u64;
+        } else {
+            let zeros: u32 = self.users_bits.iter().map(|w| w.count_zeros()).sum();
+            let m = 2048.0f64;
+            let est = -m * (f64::from(zeros.max(1)) / m).ln();
+            self.users_count = (est.round() as u64).max(self.users.len() as u64);
+        }
     }
 
     fn tick(&mut self, ms: u64) {
@@ -215,8 +241,28 @@ impl Analysis {
     }
 }
 
-fn method_name(m: &Message<'_>) -> Option<String> {
-    m.method().map(|x| String::from_utf8_lossy(x.as_bytes()).into_owned())
+/// Count `key` in `map`, allocating only the first time a key is seen (the hot path of a
+/// large capture is a handful of methods and agents seen millions of times).
+fn bump(map: &mut BTreeMap<String, u64>, key: &[u8]) {
+    match std::str::from_utf8(key).ok().and_then(|k| map.get_mut(k)) {
+        Some(n) => *n += 1,
+        None => *map.entry(lossy(key, 32)).or_default() += 1,
+    }
+}
+
+/// Insert `value` (as text) into a bounded set; allocates only for a new value.
+fn remember(set: &mut BTreeSet<String>, value: &[u8], max_len: usize, cap: usize) -> bool {
+    if std::str::from_utf8(value).is_ok_and(|v| set.contains(v)) {
+        return false;
+    }
+    let v = lossy(value, max_len);
+    if set.contains(&v) {
+        return false;
+    }
+    if set.len() < cap {
+        set.insert(v);
+    }
+    true
 }
 
 fn lossy(b: &[u8], max: usize) -> String {
@@ -295,6 +341,7 @@ pub fn analyse(
             skipped_not_sip: 0,
             skipped_malformed: 0,
             skipped_other: 0,
+            warnings: Vec::new(),
             error: None,
         };
         let opened =
@@ -401,24 +448,21 @@ pub fn analyse(
             match (&msg, direction) {
                 (Some(m), Direction::Inbound) if m.is_request() => {
                     s.messages += 1;
-                    *s.methods.entry(method_name(m).unwrap_or_default()).or_default() += 1;
-                    let ua = m.user_agent().map_or_else(|| "(none)".to_string(), |u| lossy(u, 80));
-                    if s.user_agents.len() < MAX_AGENTS || s.user_agents.contains(&ua) {
-                        s.user_agents.insert(ua);
-                    }
+                    bump(&mut s.methods, m.method().map_or(&b"?"[..], |x| x.as_bytes()));
+                    remember(
+                        &mut s.user_agents,
+                        m.user_agent().unwrap_or(b"(none)"),
+                        80,
+                        MAX_AGENTS,
+                    );
                     let user = m
                         .request_uri()
                         .and_then(|u| u.user)
                         .filter(|u| !u.is_empty())
                         .or_else(|| m.to().and_then(|t| t.uri.user));
                     if let Some(u) = user {
-                        let u = lossy(u, 64);
-                        if !s.users.contains(&u) {
-                            s.users_count += 1;
-                            if s.users.len() < MAX_USERS {
-                                s.users.insert(u);
-                            }
-                        }
+                        remember(&mut s.users, u, 64, MAX_USERS);
+                        s.count_user(u);
                     }
                 }
                 (Some(m), Direction::Outbound) if !m.is_request() => {
@@ -442,6 +486,7 @@ pub fn analyse(
                 (None, Direction::Outbound) => {}
             }
         }
+        file.warnings = reader.warnings().to_vec();
         let st = reader.stats();
         done_before += st.bytes;
         progress(done_before);
@@ -531,6 +576,9 @@ pub fn main(args: InspectArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     for f in &analysis.files {
+        for w in &f.warnings {
+            eprintln!("sipwall inspect: {}: {w}", f.path);
+        }
         if let Some(e) = &f.error {
             eprintln!(
                 "sipwall inspect: {}: {e} (read {} records, {} SIP messages before that)",
@@ -543,4 +591,74 @@ pub fn main(args: InspectArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_users_exact_then_estimated() {
+        let mut s = SourceReport::new("203.0.113.10".parse().unwrap(), 0);
+        for round in 0..3 {
+            for i in 0..20 {
+                let u = format!("{}", 100 + i);
+                remember(&mut s.users, u.as_bytes(), 64, MAX_USERS);
+                s.count_user(u.as_bytes());
+            }
+            assert_eq!(s.users_count, 20, "round {round}: repeats do not count");
+        }
+        for i in 0..2000 {
+            let u = format!("{}", 5000 + i);
+            remember(&mut s.users, u.as_bytes(), 64, MAX_USERS);
+            s.count_user(u.as_bytes());
+        }
+        assert_eq!(s.users.len(), MAX_USERS, "sample bounded");
+        let n = s.users_count as f64;
+        assert!((n - 2020.0).abs() / 2020.0 < 0.1, "estimate {n}");
+    }
+
+    #[test]
+    fn direction_rule() {
+        let rule = DirectionRule { local: vec![], sip_ports: vec![5060] };
+        let a = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(
+            rule.direction(a("198.51.100.20:5070"), a("192.0.2.10:5060"), true),
+            Direction::Inbound
+        );
+        assert_eq!(
+            rule.direction(a("192.0.2.10:5060"), a("198.51.100.20:5070"), false),
+            Direction::Outbound
+        );
+        // both on 5060 (a scanner binding 5060): requests in, answers out
+        assert_eq!(
+            rule.direction(a("203.0.113.10:5060"), a("192.0.2.10:5060"), true),
+            Direction::Inbound
+        );
+        assert_eq!(
+            rule.direction(a("192.0.2.10:5060"), a("203.0.113.10:5060"), false),
+            Direction::Outbound
+        );
+        // --local wins: the PBX calling out to a provider on 5060
+        let rule =
+            DirectionRule { local: vec!["192.0.2.0/24".parse().unwrap()], sip_ports: vec![5060] };
+        assert_eq!(
+            rule.direction(a("192.0.2.10:5060"), a("198.51.100.20:5060"), true),
+            Direction::Outbound
+        );
+        assert_eq!(
+            rule.direction(a("198.51.100.20:5060"), a("192.0.2.10:5060"), false),
+            Direction::Inbound
+        );
+    }
+
+    #[test]
+    fn timeline_stays_bounded() {
+        let mut s = SourceReport::new("203.0.113.10".parse().unwrap(), 0);
+        for i in 0..100_000u64 {
+            s.tick(i * 1000);
+        }
+        assert!(s.timeline.len() <= MAX_TIMELINE);
+        assert_eq!(s.timeline.values().map(|&n| u64::from(n)).sum::<u64>(), 100_000);
+    }
 }

@@ -81,10 +81,13 @@ pub fn page(a: &Analysis) -> String {
 
     let _ = writeln!(o, "<h2>Captures</h2><table><thead><tr><th>file</th><th>records</th><th>SIP messages</th><th>reassembled</th><th>status</th></tr></thead><tbody>");
     for f in &a.files {
-        let status = match &f.error {
+        let mut status = match &f.error {
             Some(e) => format!("<span class=\"err\">stopped: {}</span>", esc(e)),
             None => "read to the end".into(),
         };
+        for w in &f.warnings {
+            let _ = write!(status, "<br><span class=\"err\">{}</span>", esc(w));
+        }
         let _ = writeln!(
             o,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{status}</td></tr>",

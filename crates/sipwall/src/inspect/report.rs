@@ -94,6 +94,9 @@ pub fn text(a: &Analysis) -> String {
             }
             None => o.push('\n'),
         }
+        for w in &f.warnings {
+            let _ = writeln!(o, "    note: {w}");
+        }
     }
     let scanners = a.scanners();
     let _ = writeln!(o, "\nScanners found: {scanners} of {} sources", a.sources.len());
