@@ -13,7 +13,8 @@ in count. A small UDP responder in this script plays the PBX:
   * OPTIONS -> 200 when the request-URI names no user or a known one, else 404.
 
 Scanners (SIPVicious, real tools): svmap -m OPTIONS/INVITE/REGISTER, svwar -m REGISTER/OPTIONS/
-INVITE, svcrack (REGISTER), each plain and with -c (compact headers, no User-Agent).
+INVITE, svcrack (REGISTER), each plain and with -c (compact headers, no User-Agent); nmap's
+service probe and sip-methods / sip-enum-users scripts, and sipsak, when installed.
 Legitimate peers (SIPp, real tool): a phone registering with Digest auth (first 401, then
 200; then a refresh) and making calls; a provider trunk sending INVITEs and OPTIONS keepalives.
 
@@ -24,7 +25,7 @@ meta.txt: `# key: value` lines (tool, command, peer) then one line per datagram:
 
 Usage: scripts/record-scanner-scenarios.py [OUTDIR [all|scanners|legit|NAME-PREFIX]]
        (default crates/engine/tests/scenarios, all)
-Needs: sipvicious (pip), sipp (apt sip-tester). Uses UDP 127.0.0.1:15190 (PBX) and
+Needs: sipvicious (pip), sipp (apt sip-tester); optional nmap, sipsak (apt). Uses UDP 127.0.0.1:15190 (PBX) and
 15191-15193 (SIPp); SIPVicious binds 5060 or the next free port.
 """
 
@@ -109,10 +110,11 @@ def target_user(req):
 class Pbx(threading.Thread):
     """The responder. Keeps (time, direction, peer, datagram) for every datagram."""
 
-    def __init__(self):
+    def __init__(self, port=PBX_PORT):
         super().__init__(daemon=True)
+        self.port = port
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, PBX_PORT))
+        self.sock.bind((HOST, port))
         self.sock.settimeout(0.1)
         self.log = []
         self.stop = False
@@ -160,7 +162,7 @@ class Pbx(threading.Thread):
                 if user in KNOWN_USERS:
                     self.send(response(data, 180, b"Ringing"), addr)
                     self.send(response(data, 200, b"OK", [
-                        b"Contact: <sip:%s@%s:%d>" % (user, HOST.encode(), PBX_PORT)], SDP), addr)
+                        b"Contact: <sip:%s@%s:%d>" % (user, HOST.encode(), self.port)], SDP), addr)
                 else:
                     self.send(response(data, 404, b"Not Found"), addr)
             elif method == b"OPTIONS":
@@ -229,6 +231,48 @@ def scanners(pbx):
             save(name, pbx.take(), {"tool": "SIPVicious " + cmd[0].split("_")[-1].split(".")[-1],
                                    "command": " ".join(["sipvicious_" + name.split("-")[0]] + cmd[len(tool("svmap")):]),
                                    "kind": "scanner"})
+
+
+def others(pbx):
+    """nmap (service probe and NSE scripts) and sipsak, when installed (apt: nmap, sipsak)."""
+    runs = [
+        ("nmap-version-probe", "nmap", ["nmap", "-n", "-Pn", "-sU", "-sV", "--version-intensity", "9",
+                                        "-p", str(PBX_PORT), HOST]),
+        # nmap's SIP scripts only run against port 5060 (their portrule): these two runs use a
+        # second responder bound to 127.0.0.1:5060 (skipped when that port is taken).
+        ("nmap-sip-methods", "nmap NSE", ["nmap", "-n", "-Pn", "-sU", "-p", "5060",
+                                          "--script", "sip-methods", HOST]),
+        ("nmap-sip-enum-users", "nmap NSE", ["nmap", "-n", "-Pn", "-sU", "-p", "5060",
+                                             "--script", "sip-enum-users", "--script-args",
+                                             "sip-enum-users.minext=100,sip-enum-users.maxext=130",
+                                             HOST]),
+        ("sipsak-options", "sipsak", ["sipsak", "-s", "sip:100@%s:%d" % (HOST, PBX_PORT)]),
+    ]
+    for name, toolname, cmd in runs:
+        if ONLY and not name.startswith(ONLY):
+            continue
+        if not shutil.which(cmd[0]):
+            print("  !! %s not installed: %s skipped" % (cmd[0], name))
+            continue
+        target = pbx
+        if "5060" in cmd:
+            try:
+                target = Pbx(5060)
+            except OSError as e:
+                print("  !! cannot bind 127.0.0.1:5060 (%s): %s skipped" % (e, name))
+                continue
+            target.start()
+        target.take()
+        try:
+            run(cmd, timeout=120)
+            time.sleep(0.3)
+            log = target.take()
+        finally:
+            if target is not pbx:
+                target.stop = True
+                target.join()
+                target.sock.close()
+        save(name, log, {"tool": toolname, "command": " ".join(cmd), "kind": "scanner"})
 
 
 PHONE_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -365,6 +409,7 @@ if __name__ == "__main__":
             ONLY = which  # a scenario name prefix, e.g. svwar-register
         if which in ("all", "scanners") or ONLY:
             scanners(pbx)
+            others(pbx)
         if which in ("all", "legit"):
             legit(pbx)
     finally:

@@ -87,8 +87,8 @@ sigs! {
         "Via or Contact host is `10.0.0.1` while the packet comes from a public address",
         "sippts' placeholder local address; a NATed phone could truly be 10.0.0.1, so weak"),
     NmUa = ("nmap-ua", "nmap (sip-* NSE scripts)", STRONG,
-        "User-Agent contains `Nmap NSE`",
-        "nmap's NSE SIP library default User-Agent"),
+        "User-Agent or From display name contains `Nmap NSE`",
+        "nmap's NSE SIP library puts its name in both; the display name survives a forged User-Agent"),
     NmProbe = ("nmap-probe", "nmap (service probe / NSE)", STRONG,
         "request-URI `sip:nm`, or From URI `sip:nm@nm`",
         "nmap's SIP version probe `OPTIONS sip:nm SIP/2.0` with From `<sip:nm@nm>;tag=root`"),
@@ -96,8 +96,8 @@ sigs! {
         "From tag `root`, or `Content-Length:` followed by two spaces",
         "formatting quirks of nmap's probes; harmless alone"),
     SipsakUa = ("sipsak-ua", "sipsak", STRONG,
-        "User-Agent starts with `sipsak`",
-        "sipsak's User-Agent; a test tool, not a phone"),
+        "User-Agent starts with `sipsak`, or From user is `sipsak`",
+        "sipsak's User-Agent and default From (`sip:sipsak@<its address>`); a test tool, not a phone"),
     SundayUa = ("sundayddr-ua", "sundayddr worm/scanner", STRONG,
         "User-Agent contains `sundayddr`",
         "seen in mass scans; no real product"),
@@ -373,11 +373,18 @@ impl Matcher {
             self.scan_ua(ua, &mut h);
         }
         if let Some(f) = &x.from {
-            if f.display_name.is_some_and(|n| n.eq_ignore_ascii_case(b"sipvicious")) {
-                h.hit(Sig::SvDisplay, d);
+            if let Some(n) = f.display_name {
+                if n.eq_ignore_ascii_case(b"sipvicious") {
+                    h.hit(Sig::SvDisplay, d);
+                } else if n.len() >= 8 && ci_contains(n, b"nmap nse") {
+                    h.hit(Sig::NmUa, d);
+                }
             }
             if host_is(f.uri.host, [1, 1, 1, 1]) {
                 h.hit(Sig::SvFakeHost, d);
+            }
+            if f.uri.user.is_some_and(|u| u.eq_ignore_ascii_case(b"sipsak")) {
+                h.hit(Sig::SipsakUa, d);
             }
             if f.uri.user.is_some_and(|u| u == b"nm") && uri_is_nm(&f.uri) {
                 h.hit(Sig::NmProbe, d);
@@ -568,6 +575,12 @@ pub fn signatures_markdown() -> String {
             sig.why.replace('|', "\\|")
         );
     }
+    s += "\nLimits: sundayddr, sipcli, VaxSIPUserAgent, SIVuS and smap are recognised by their\n\
+          User-Agent only: with a forged one they look like any client, and behaviour (flood,\n\
+          enumeration, failed authentications, \"no such user\" answers) is what catches them.\n\
+          SIPVicious, nmap and sipsak keep structural tells (tags, branches, display names, From\n\
+          users, placeholder hosts, probe URIs) when the User-Agent is forged or removed; the\n\
+          scenario tests replay real recordings of these tools that way.\n";
     s
 }
 

@@ -582,3 +582,20 @@ fn stats_count() {
         (2, 1, 1, 1, 1, 1)
     );
 }
+
+#[test]
+fn a_flood_of_forged_sources_keeps_state_bounded() {
+    // 50k distinct forged sources through the whole engine, cap 1000 (the 1M case runs on the
+    // source table itself in behaviour.rs, where it is fast in a debug build).
+    let mut e = Engine::new(policy("[limits]\nmax_tracked_sources = 1000\n"));
+    let m = req("REGISTER", "sip:pbx.example.com", "201", "r1", 1, "");
+    for i in 0..50_000u32 {
+        let src = std::net::SocketAddr::from((std::net::Ipv4Addr::from(0x0A00_0000 + i), 5060));
+        let mut p = inbound("198.51.100.1:5060", &m);
+        p.src = src;
+        assert_eq!(e.decide(&p, at(i as u64)).verdict, Verdict::Accept);
+        assert!(e.tracked_sources() <= 1000);
+    }
+    let s = e.stats();
+    assert_eq!((s.tracked_sources, s.evicted_sources), (1000, 49_000));
+}

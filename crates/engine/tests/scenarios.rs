@@ -234,3 +234,27 @@ fn a_scan_from_a_trusted_address_is_recorded_not_acted_on() {
     assert_eq!(e.bans().count(), 0);
     assert!(e.stats().trusted_oddities > 0);
 }
+
+#[test]
+fn nmap_and_sipsak_recordings_ban_their_source() {
+    // (scenario, rule expected, banned by this inbound datagram at the latest)
+    let cases = [
+        // The service probe sends two empty datagrams, then RPC, DNS, NetBIOS, SNMP... probes;
+        // `OPTIONS sip:nm` is the 9th datagram and the first SIP one.
+        ("nmap-version-probe", "signature.nmap-probe", 9),
+        ("nmap-sip-methods", "signature.nmap-ua", 3),
+        ("nmap-sip-enum-users", "signature.nmap-ua", 3),
+        ("sipsak-options", "signature.sipsak-ua", 1),
+    ];
+    for (name, rule, limit) in cases {
+        let sc = load(name);
+        for ua in [Ua::AsRecorded, Ua::Forged, Ua::Removed] {
+            let mut e = Engine::new(Policy::default());
+            let r = replay(&mut e, &sc, SCANNER, ua, 0);
+            let at = r.banned_at_inbound.unwrap_or_else(|| panic!("{name} ({ua:?}) not banned"));
+            assert!(at <= limit, "{name} ({ua:?}) banned at inbound {at}");
+            let (_, d) = r.decisions.iter().find(|(_, d)| !d.bans.is_empty()).unwrap();
+            assert_eq!(d.record.as_ref().unwrap().rule, rule, "{name} ({ua:?})");
+        }
+    }
+}
