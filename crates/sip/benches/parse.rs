@@ -1,1 +1,168 @@
-fn main() {}
+//! Parse + extract every field, sipwall-sip side by side with rsip 0.4 in the same run.
+//!
+//! `cargo bench -p sipwall-sip --bench parse` (results: docs/BENCHMARKS.md, "SIP parser").
+//! Each message is parsed from its bytes and then every field the firewall reads is extracted
+//! (sipwall: `exercise::every_field`, i.e. every accessor; rsip: the same fields through its
+//! typed headers). rsip runs only on the messages it understands: it rejects bare-LF messages
+//! and does not recognise compact header names, which the bench reports at start.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rsip::prelude::*;
+use sipwall_sip::exercise::every_field;
+use sipwall_sip::Message;
+
+fn fixture(rel: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The corpus: (name, bytes).
+fn corpus() -> Vec<(&'static str, Vec<u8>)> {
+    let invite = fixture("phone/invite-600.sip");
+    let bare_lf = String::from_utf8(invite.clone()).unwrap().replace("\r\n", "\n").into_bytes();
+    vec![
+        ("invite_600B_sdp", invite),
+        ("invite_1250B_video_sdp", fixture("phone/yealink-invite.sip")),
+        ("register_auth", fixture("phone/yealink-register-auth.sip")),
+        ("ok_200_sdp", fixture("sipp/uas-200-invite.sip")),
+        ("unauthorized_401", fixture("response/401-listener.sip")),
+        ("svmap_options", fixture("scanner/svmap-options.sip")),
+        ("svwar_invite", fixture("scanner/svwar-invite-ext100.sip")),
+        ("svcrack_register_auth", fixture("scanner/svcrack-register-auth.sip")),
+        ("compact_svmap_options", fixture("scanner/svmap-c-options.sip")),
+        ("compact_svcrack_auth", fixture("scanner/svcrack-c-register-auth.sip")),
+        ("bare_lf_invite_600B", bare_lf),
+    ]
+}
+
+fn sipwall_extract(raw: &[u8]) -> usize {
+    match Message::parse(raw) {
+        Ok(m) => every_field(&m),
+        Err(_) => 0,
+    }
+}
+
+fn uri_len(u: &rsip::Uri) -> usize {
+    let host = match &u.host_with_port.host {
+        rsip::Host::Domain(d) => d.value().len(),
+        rsip::Host::IpAddr(_) => 4,
+    };
+    u.auth.as_ref().map_or(0, |a| a.user.len() + a.password.as_ref().map_or(0, String::len))
+        + host
+        + u.host_with_port.port.as_ref().map_or(0, |p| usize::from(*p.value()))
+        + u.params.len()
+}
+
+fn param_len(params: &[rsip::Param]) -> usize {
+    params
+        .iter()
+        .map(|p| match p {
+            rsip::Param::Tag(t) => t.value().len(),
+            rsip::Param::Branch(b) => b.value().len(),
+            rsip::Param::Received(r) => r.value().len(),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// The same fields as `every_field`, through rsip. None if rsip cannot parse the message.
+fn rsip_extract(raw: &[u8]) -> Option<usize> {
+    let msg = rsip::SipMessage::try_from(raw).ok()?;
+    let mut n = 0;
+    match &msg {
+        rsip::SipMessage::Request(r) => {
+            n += matches!(r.method(), rsip::Method::Invite) as usize;
+            n += uri_len(r.uri());
+        }
+        rsip::SipMessage::Response(r) => {
+            n += usize::from(r.status_code().code());
+        }
+    }
+    // rsip keeps compact headers (`f:`, `i:`, `v:`) as unknown ones: it has not understood
+    // such a message, so it is not compared on it.
+    msg.from_header().ok()?;
+    msg.call_id_header().ok()?;
+    if let Ok(f) = msg.from_header().and_then(|h| h.typed()) {
+        n +=
+            f.display_name.as_ref().map_or(0, String::len) + uri_len(&f.uri) + param_len(&f.params);
+    }
+    if let Ok(t) = msg.to_header().and_then(|h| h.typed()) {
+        n +=
+            t.display_name.as_ref().map_or(0, String::len) + uri_len(&t.uri) + param_len(&t.params);
+    }
+    if let Ok(c) = msg.contact_header().and_then(|h| h.typed()) {
+        n +=
+            c.display_name.as_ref().map_or(0, String::len) + uri_len(&c.uri) + param_len(&c.params);
+    }
+    if let Ok(v) = msg.via_header().and_then(|h| h.typed()) {
+        n += uri_len(&v.uri) + param_len(&v.params);
+        n += matches!(v.transport, rsip::Transport::Udp) as usize;
+    }
+    n += msg.call_id_header().map_or(0, |h| h.value().len());
+    if let Ok(c) = msg.cseq_header().and_then(|h| h.typed()) {
+        n += c.seq as usize;
+    }
+    n += msg.user_agent_header().map_or(0, |h| h.value().len());
+    n += msg
+        .max_forwards_header()
+        .ok()
+        .and_then(|h| h.value().trim().parse::<u32>().ok())
+        .unwrap_or(0) as usize;
+    n += msg.expires_header().and_then(|h| h.value().trim().parse::<u32>().ok()).unwrap_or(0)
+        as usize;
+    if let Some(a) = msg.authorization_header().and_then(|h| h.typed().ok()) {
+        n += a.username.len() + a.realm.len() + uri_len(&a.uri);
+    }
+    for h in msg.headers().iter() {
+        match h {
+            rsip::Header::ContentLength(cl) => {
+                n += cl.value().trim().parse::<usize>().unwrap_or(0);
+            }
+            rsip::Header::ContentType(ct) => n += ct.value().len(),
+            rsip::Header::Server(s) => n += s.value().len(),
+            rsip::Header::ProxyAuthorization(p) => {
+                if let Ok(p) = p.typed() {
+                    n += p.0.username.len() + p.0.realm.len();
+                }
+            }
+            _ => {}
+        }
+    }
+    let body = msg.body();
+    n += body.len();
+    // SDP session name, as sipwall's `sdp_session_name`.
+    if let Some(i) = body.windows(3).position(|w| w == b"\ns=") {
+        let line = &body[i + 3..];
+        n += line.iter().position(|b| *b == b'\r' || *b == b'\n').unwrap_or(line.len());
+    }
+    Some(n)
+}
+
+fn bench(c: &mut Criterion) {
+    for (name, raw) in corpus() {
+        let mut g = c.benchmark_group(name);
+        g.throughput(Throughput::Elements(1));
+        assert!(Message::parse(&raw).is_ok(), "sipwall must parse {name}");
+        g.bench_function("sipwall", |b| b.iter(|| sipwall_extract(black_box(&raw))));
+        if rsip_extract(&raw).is_some() {
+            g.bench_function("rsip", |b| b.iter(|| rsip_extract(black_box(&raw))));
+        } else {
+            eprintln!("{name}: rsip cannot parse or understand it (sipwall only)");
+        }
+        g.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    targets = bench
+}
+criterion_main!(benches);

@@ -45,10 +45,16 @@ pub(crate) fn unquote(s: &[u8]) -> &[u8] {
     }
 }
 
+/// First position of `c`. Header values are short: a plain loop beats memchr's dispatch.
+#[inline]
+pub(crate) fn find(c: u8, s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| b == c)
+}
+
 /// Splits at the first `sep`, excluding it.
 #[inline]
 pub(crate) fn split_once(s: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
-    let i = memchr::memchr(sep, s)?;
+    let i = find(sep, s)?;
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
@@ -89,31 +95,51 @@ pub(crate) fn parse_usize(s: &[u8]) -> Option<usize> {
 }
 
 /// Position of the first `sep` that is outside a quoted string and outside `<...>`.
-/// Backslash escapes inside quotes are honoured.
+/// Backslash escapes inside quotes are honoured. Jumps between interesting bytes with memchr,
+/// so a plain value costs one memchr3.
 pub(crate) fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
-    let mut in_quote = false;
-    let mut escaped = false;
+    let mut i = 0;
     let mut angle = 0usize;
-    for (i, &b) in s.iter().enumerate() {
-        if in_quote {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_quote = false;
+    loop {
+        let rest = s.get(i..)?;
+        if angle == 0 {
+            let j = i + memchr::memchr3(sep, b'"', b'<', rest)?;
+            match s.get(j)? {
+                b'"' => i = skip_quoted(s, j + 1)?,
+                b'<' if sep != b'<' => {
+                    angle = 1;
+                    i = j + 1;
+                }
+                _ => return Some(j),
             }
-            continue;
-        }
-        match b {
-            b'"' => in_quote = true,
-            b'<' => angle = angle.saturating_add(1),
-            b'>' => angle = angle.saturating_sub(1),
-            _ if b == sep && angle == 0 => return Some(i),
-            _ => {}
+        } else {
+            let j = i + memchr::memchr3(b'>', b'<', b'"', rest)?;
+            match s.get(j)? {
+                b'"' => i = skip_quoted(s, j + 1)?,
+                b'<' => {
+                    angle += 1;
+                    i = j + 1;
+                }
+                _ => {
+                    angle -= 1;
+                    i = j + 1;
+                }
+            }
         }
     }
-    None
+}
+
+/// Position just after the closing quote of a quoted string whose content starts at `from`;
+/// None if it is unterminated.
+fn skip_quoted(s: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    loop {
+        let j = i + s.get(i..)?.iter().position(|&b| b == b'"' || b == b'\\')?;
+        if s.get(j) == Some(&b'"') {
+            return Some(j + 1);
+        }
+        i = j + 2; // skip the escaped byte
+    }
 }
 
 /// Iterator over the elements of a comma-separated header value (commas inside quotes or

@@ -18,8 +18,6 @@ fn uri_len(u: &Uri<'_>) -> usize {
         + u.password.map_or(0, <[u8]>::len)
         + u.host.as_ref().map_or(0, host_len)
         + usize::from(u.port.unwrap_or(0))
-        + u.params.iter().count()
-        + u.params.get(b"transport").flatten().map_or(0, <[u8]>::len)
 }
 
 /// Reads every field the accessors offer and folds them into a number (so an optimiser cannot
@@ -28,7 +26,12 @@ fn uri_len(u: &Uri<'_>) -> usize {
 pub fn every_field(m: &Message<'_>) -> usize {
     let mut n = usize::from(m.is_request());
     n += m.method().map_or(0, |x| x.as_bytes().len());
-    n += m.request_uri().as_ref().map_or(0, uri_len);
+    // Request-URI with its parameters; From/To/Contact: display name, URI, tag.
+    if let Some(u) = m.request_uri() {
+        n += uri_len(&u)
+            + u.params.iter().count()
+            + u.params.get(b"user").flatten().map_or(0, <[u8]>::len);
+    }
     n += usize::from(m.status().unwrap_or(0));
     n += m.reason().map_or(0, <[u8]>::len);
     for na in [m.from(), m.to(), m.contact()].iter().flatten() {

@@ -54,7 +54,14 @@ pub struct Message<'a> {
     body_start: usize,
     count: usize,
     entries: [Entry; MAX_HEADERS],
+    /// For each known header id, 1 + the index of its first entry (0: absent). Makes the
+    /// single-value accessors O(1).
+    first: [u8; KNOWN_IDS],
 }
+
+/// Number of known header ids, `Other` (0) included.
+const KNOWN_IDS: usize = 34;
+const _: () = assert!(HeaderName::Require.id() as usize + 1 == KNOWN_IDS);
 
 impl fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -296,50 +303,62 @@ impl<'a> Message<'a> {
         }
         let start = parse_start_line(buf, pos, end)
             .map_err(|(kind, method)| fail(buf, kind, pos, method))?;
-        let method = match start {
+        // Only needed on the error paths: computed there.
+        let method = || match start {
             StartLine::Request { method: (a, b), .. } => {
                 buf.get(usize::from(a)..usize::from(b)).map(Method::from_token)
             }
             StartLine::Response { .. } => None,
         };
         let mut entries = [Entry::default(); MAX_HEADERS];
+        let mut first = [0u8; KNOWN_IDS];
         let mut count = 0usize;
-        let mut next = next;
+        let Some(mut next) = next else {
+            return Err(fail(buf, Truncated, buf.len(), method()));
+        };
+        // One SIMD scan for all header line ends instead of a memchr call per line.
+        let base = next;
+        let mut newlines = memchr::memchr_iter(b'\n', buf.get(base..).unwrap_or_default());
         let body_start = loop {
-            let Some(pos) = next else {
-                return Err(fail(buf, Truncated, buf.len(), method));
+            let pos = next;
+            let (end, n) = match newlines.next() {
+                Some(i) => {
+                    let nl = base + i;
+                    let end = if nl > pos && buf.get(nl - 1) == Some(&b'\r') { nl - 1 } else { nl };
+                    (end, Some(nl + 1))
+                }
+                None => (buf.len(), None),
             };
-            let (end, n) = line_at(buf, pos);
-            next = n;
+            let Some(n_pos) = n else {
+                // The input ends inside the headers: no empty line.
+                return Err(fail(buf, Truncated, buf.len(), method()));
+            };
+            next = n_pos;
             if end - pos > MAX_LINE_LENGTH {
-                return Err(fail(buf, LineTooLong, pos, method));
+                return Err(fail(buf, LineTooLong, pos, method()));
             }
             if end == pos {
-                if n.is_none() {
-                    // Input ends right after the last header's line end but the empty line
-                    // is missing.
-                    return Err(fail(buf, Truncated, buf.len(), method));
-                }
-                break n.unwrap_or(buf.len());
+                break n_pos;
             }
             let line = buf.get(pos..end).unwrap_or_default();
             if line.first().is_some_and(|b| is_sp(*b)) {
                 // Folded continuation of the previous header's value.
                 match count.checked_sub(1).and_then(|i| entries.get_mut(i)) {
                     Some(prev) => prev.val_end = end as u16,
-                    None => return Err(fail(buf, BadHeader, pos, method)),
+                    None => return Err(fail(buf, BadHeader, pos, method())),
                 }
                 continue;
             }
-            let Some(colon) = memchr::memchr(b':', line) else {
-                return Err(fail(buf, BadHeader, pos, method));
+            // Names are short: a plain loop beats memchr's setup here.
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
+                return Err(fail(buf, BadHeader, pos, method()));
             };
             let name = trim_end(line.get(..colon).unwrap_or_default());
             if name.is_empty() {
-                return Err(fail(buf, BadHeader, pos, method));
+                return Err(fail(buf, BadHeader, pos, method()));
             }
             let Some(slot) = entries.get_mut(count) else {
-                return Err(fail(buf, TooManyHeaders, pos, method));
+                return Err(fail(buf, TooManyHeaders, pos, method()));
             };
             *slot = Entry {
                 name_start: pos as u16,
@@ -348,9 +367,14 @@ impl<'a> Message<'a> {
                 val_end: end as u16,
                 id: HeaderName::from_bytes(name).id(),
             };
+            if let Some(f) = first.get_mut(usize::from(slot.id)) {
+                if *f == 0 {
+                    *f = (count + 1) as u8;
+                }
+            }
             count += 1;
         };
-        Ok(Message { buf, start, body_start, count, entries })
+        Ok(Message { buf, start, body_start, count, entries, first })
     }
 
     /// The whole input buffer.
@@ -391,8 +415,8 @@ impl<'a> Message<'a> {
     /// First value for a known header id (fast path for the accessors).
     #[inline]
     fn first(&self, name: HeaderName<'static>) -> Option<&'a [u8]> {
-        let id = name.id();
-        self.entries().iter().find(|e| e.id == id).map(|e| self.entry_value(e))
+        let i = usize::from(*self.first.get(usize::from(name.id()))?).checked_sub(1)?;
+        self.entries().get(i).map(|e| self.entry_value(e))
     }
 
     /// True for a request, false for a response.
@@ -547,7 +571,10 @@ impl<'a> Message<'a> {
             None if !body.starts_with(b"v=") => return None,
             None => {}
         }
-        let at = if body.starts_with(b"s=") { 0 } else { memchr::memmem::find(body, b"\ns=")? + 1 };
+        let mut at = 0;
+        while !body.get(at..)?.starts_with(b"s=") {
+            at += memchr::memchr(b'\n', body.get(at..)?)? + 1;
+        }
         let line = body.get(at + 2..)?;
         let end = memchr::memchr(b'\n', line).unwrap_or(line.len());
         Some(trim_end(line.get(..end)?))

@@ -216,6 +216,17 @@ const KNOWN: [(&[u8], HeaderName<'static>); 33] = [
     (b"Require", HeaderName::Require),
 ];
 
+/// Case-insensitive compare of a received name with a known one. Fast path for the exact
+/// case real user agents send; a 0x20 difference only counts on letters.
+#[inline]
+fn eq_name(raw: &[u8], known: &[u8]) -> bool {
+    raw.len() == known.len()
+        && raw
+            .iter()
+            .zip(known)
+            .all(|(&a, &k)| a == k || (a ^ k == 0x20 && k.is_ascii_alphabetic()))
+}
+
 impl<'a> HeaderName<'a> {
     /// Classifies a raw header name: case-insensitive, compact forms (RFC 3261 §7.3.3 and
     /// later RFCs: `i f m e l c s k t v o u r b x y a j d n`) fold into their long form.
@@ -246,14 +257,32 @@ impl<'a> HeaderName<'a> {
                 _ => HeaderName::Other(raw),
             };
         }
-        // Cheap pre-filter on length and first letter before the case-insensitive compare.
-        let first = raw.first().map(u8::to_ascii_lowercase);
-        for (long, name) in KNOWN.iter() {
-            if long.len() == raw.len()
-                && long.first().map(u8::to_ascii_lowercase) == first
-                && long.eq_ignore_ascii_case(raw)
-            {
-                return *name;
+        // Candidates by length (indices into KNOWN), then one case-insensitive compare each.
+        let candidates: &[usize] = match raw.len() {
+            2 => &[2],
+            3 => &[0],
+            4 => &[1, 4],
+            5 => &[14, 29, 31],
+            6 => &[22],
+            7 => &[3, 5, 9, 23, 32],
+            8 => &[11, 19],
+            9 => &[10],
+            10 => &[21],
+            11 => &[12],
+            12 => &[7, 15, 24, 30],
+            13 => &[20, 25],
+            14 => &[6, 16, 17],
+            15 => &[13],
+            16 => &[8, 27],
+            18 => &[28],
+            19 => &[18, 26],
+            _ => &[],
+        };
+        for &i in candidates {
+            if let Some((long, name)) = KNOWN.get(i) {
+                if eq_name(raw, long) {
+                    return *name;
+                }
             }
         }
         HeaderName::Other(raw)
@@ -263,17 +292,50 @@ impl<'a> HeaderName<'a> {
     pub fn as_bytes(&self) -> &'a [u8] {
         match self {
             HeaderName::Other(raw) => raw,
-            known => {
-                KNOWN.iter().find(|(_, n)| n == known).map(|(long, _)| *long).unwrap_or_default()
-            }
+            known => KNOWN
+                .get(usize::from(known.id()).wrapping_sub(1))
+                .map(|(long, _)| *long)
+                .unwrap_or_default(),
         }
     }
 
-    /// Index id: 1 + position in `KNOWN`, 0 for `Other`.
-    pub(crate) fn id(&self) -> u8 {
+    /// Index id: 1 + position in `KNOWN`, 0 for `Other` (a plain match: no search).
+    pub(crate) const fn id(&self) -> u8 {
         match self {
             HeaderName::Other(_) => 0,
-            known => KNOWN.iter().position(|(_, n)| n == known).map_or(0, |p| p as u8 + 1),
+            HeaderName::Via => 1,
+            HeaderName::From => 2,
+            HeaderName::To => 3,
+            HeaderName::CallId => 4,
+            HeaderName::CSeq => 5,
+            HeaderName::Contact => 6,
+            HeaderName::ContentLength => 7,
+            HeaderName::ContentType => 8,
+            HeaderName::ContentEncoding => 9,
+            HeaderName::Subject => 10,
+            HeaderName::Supported => 11,
+            HeaderName::ReferTo => 12,
+            HeaderName::ReferredBy => 13,
+            HeaderName::SessionExpires => 14,
+            HeaderName::Event => 15,
+            HeaderName::AllowEvents => 16,
+            HeaderName::AcceptContact => 17,
+            HeaderName::RejectContact => 18,
+            HeaderName::RequestDisposition => 19,
+            HeaderName::Identity => 20,
+            HeaderName::IdentityInfo => 21,
+            HeaderName::UserAgent => 22,
+            HeaderName::Server => 23,
+            HeaderName::Expires => 24,
+            HeaderName::MaxForwards => 25,
+            HeaderName::Authorization => 26,
+            HeaderName::ProxyAuthorization => 27,
+            HeaderName::WwwAuthenticate => 28,
+            HeaderName::ProxyAuthenticate => 29,
+            HeaderName::Route => 30,
+            HeaderName::RecordRoute => 31,
+            HeaderName::Allow => 32,
+            HeaderName::Require => 33,
         }
     }
 
@@ -300,5 +362,29 @@ impl<'a> Transport<'a> {
         T.iter()
             .find(|(t, _)| t.eq_ignore_ascii_case(tok))
             .map_or(Transport::Other(tok), |(_, t)| *t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_names_and_lengths_agree() {
+        for (i, (long, name)) in KNOWN.iter().enumerate() {
+            assert_eq!(usize::from(name.id()), i + 1, "{}", String::from_utf8_lossy(long));
+            assert_eq!(HeaderName::from_id(name.id(), b""), *name);
+            assert_eq!(HeaderName::from_bytes(long), *name);
+            let lower = long.to_ascii_lowercase();
+            assert_eq!(HeaderName::from_bytes(&lower), *name);
+            assert_eq!(name.as_bytes(), *long);
+        }
+        assert_eq!(HeaderName::from_bytes(b"X-Foo"), HeaderName::Other(b"X-Foo"));
+        assert_eq!(HeaderName::from_bytes(b""), HeaderName::Other(b""));
+        assert_eq!(HeaderName::from_bytes(b"I"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_bytes(b"q"), HeaderName::Other(b"q"));
+        // A CR differs from '-' by 0x20 but is not a case variant.
+        assert_eq!(HeaderName::from_bytes(b"Call\rID"), HeaderName::Other(b"Call\rID"));
+        assert_eq!(HeaderName::from_bytes(b"cALL-iD"), HeaderName::CallId);
     }
 }

@@ -6,13 +6,44 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::bytes::{
-    find_param, is_lws, is_token, parse_u16, parse_u32, split_once, trim, trim_start, unquote,
-    ListIter,
+    find, find_param, is_lws, is_token, parse_u16, parse_u32, split_once, trim, trim_start,
+    unquote, ListIter,
 };
 use crate::types::{CSeq, Credentials, Host, Method, NameAddr, Transport, Uri, UriParams, Via};
 
 fn parse_ip<T: std::str::FromStr>(s: &[u8]) -> Option<T> {
     std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// Dotted-quad IPv4 without going through `str` (hot: every Via and most URIs). Same
+/// acceptance as `std`: four decimal octets, no leading zeros.
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let (mut k, mut val, mut digits, mut lead_zero) = (0usize, 0u32, 0usize, false);
+    for &b in s {
+        if b.is_ascii_digit() {
+            if digits == 0 {
+                lead_zero = b == b'0';
+            } else if lead_zero {
+                return None;
+            }
+            val = val * 10 + u32::from(b - b'0');
+            digits += 1;
+            if digits > 3 || val > 255 {
+                return None;
+            }
+        } else if b == b'.' && digits > 0 && k < 3 {
+            *octets.get_mut(k)? = val as u8;
+            (k, val, digits) = (k + 1, 0, 0);
+        } else {
+            return None;
+        }
+    }
+    if k != 3 || digits == 0 {
+        return None;
+    }
+    *octets.get_mut(3)? = val as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 impl<'a> Host<'a> {
@@ -26,14 +57,14 @@ impl<'a> Host<'a> {
                 Some(ip) => Host::Ip(IpAddr::V6(ip)),
                 None => Host::Name(s),
             }),
-            [first, ..] if first.is_ascii_digit() => Some(match parse_ip::<Ipv4Addr>(s) {
+            [first, ..] if first.is_ascii_digit() => Some(match parse_ipv4(s) {
                 Some(ip) => Host::Ip(IpAddr::V4(ip)),
                 None => match parse_ip::<Ipv6Addr>(s) {
                     Some(ip) => Host::Ip(IpAddr::V6(ip)),
                     None => Host::Name(s),
                 },
             }),
-            _ if memchr::memchr(b':', s).is_some() => Some(match parse_ip::<Ipv6Addr>(s) {
+            _ if find(b':', s).is_some() => Some(match parse_ip::<Ipv6Addr>(s) {
                 Some(ip) => Host::Ip(IpAddr::V6(ip)),
                 None => Host::Name(s),
             }),
@@ -55,7 +86,7 @@ impl<'a> Host<'a> {
 pub(crate) fn parse_hostport(s: &[u8]) -> (Option<Host<'_>>, Option<u16>) {
     let s = trim(s);
     if s.first() == Some(&b'[') {
-        return match memchr::memchr(b']', s) {
+        return match find(b']', s) {
             Some(close) => {
                 let (h, rest) = s.split_at(close + 1);
                 let port = match rest {
@@ -67,14 +98,34 @@ pub(crate) fn parse_hostport(s: &[u8]) -> (Option<Host<'_>>, Option<u16>) {
             None => (Host::parse(s), None),
         };
     }
-    match memchr::memrchr(b':', s) {
-        // More than one colon: an unbracketed IPv6 literal.
-        Some(_) if memchr::memchr(b':', s) != memchr::memrchr(b':', s) => (Host::parse(s), None),
-        Some(i) => {
-            let (h, p) = s.split_at(i);
-            (Host::parse(h), parse_u16(trim(p.get(1..).unwrap_or_default())))
+    // One pass: count the colons and remember the last one.
+    let (mut colons, mut last) = (0usize, 0usize);
+    for (i, &b) in s.iter().enumerate() {
+        if b == b':' {
+            colons += 1;
+            last = i;
         }
-        None => (Host::parse(s), None),
+    }
+    match colons {
+        0 => (host_no_colon(s), None),
+        1 => {
+            let (h, p) = s.split_at(last);
+            (host_no_colon(trim(h)), parse_u16(trim(p.get(1..).unwrap_or_default())))
+        }
+        // More than one colon: an unbracketed IPv6 literal.
+        _ => (Host::parse(s), None),
+    }
+}
+
+/// [`Host::parse`] for a trimmed host known to hold no colon (the common case).
+#[inline]
+fn host_no_colon(s: &[u8]) -> Option<Host<'_>> {
+    match s.first()? {
+        d if d.is_ascii_digit() => Some(match parse_ipv4(s) {
+            Some(ip) => Host::Ip(IpAddr::V4(ip)),
+            None => Host::Name(s),
+        }),
+        _ => Some(Host::Name(s)),
     }
 }
 
@@ -132,7 +183,7 @@ impl<'a> Uri<'a> {
                 None => rest,
             };
             // URI headers (`?h=v`) are not exposed.
-            let hostpart = match memchr::memchr(b'?', hostpart) {
+            let hostpart = match find(b'?', hostpart) {
                 Some(q) => hostpart.get(..q).unwrap_or_default(),
                 None => hostpart,
             };
@@ -176,7 +227,7 @@ impl<'a> NameAddr<'a> {
         let (display, uri, params) = match lt {
             Some(lt) => {
                 let inner = after_display.get(lt + 1..)?;
-                let gt = memchr::memchr(b'>', inner)?;
+                let gt = find(b'>', inner)?;
                 let display = display.or_else(|| {
                     let d = trim(after_display.get(..lt).unwrap_or_default());
                     (!d.is_empty()).then_some(d)
@@ -187,7 +238,7 @@ impl<'a> NameAddr<'a> {
             }
             // A quoted display name must be followed by `<`.
             None if display.is_some() => return None,
-            None => match memchr::memchr(b';', after_display) {
+            None => match find(b';', after_display) {
                 Some(semi) => (
                     None,
                     after_display.get(..semi)?,
@@ -224,8 +275,8 @@ fn find_closing_quote(s: &[u8]) -> Option<usize> {
 
 fn find_unquoted_lt(s: &[u8]) -> Option<usize> {
     // `<` cannot appear in an unquoted display name or addr-spec, but may in quotes.
-    let first = memchr::memchr(b'<', s)?;
-    if memchr::memchr(b'"', s.get(..first)?).is_none() {
+    let first = find(b'<', s)?;
+    if find(b'"', s.get(..first)?).is_none() {
         return Some(first);
     }
     let mut in_quote = false;
@@ -283,7 +334,7 @@ impl<'a> Via<'a> {
         expect(v, &mut i, b'/')?;
         let transport = Transport::from_token(next_token(v, &mut i)?);
         let rest = v.get(i..)?;
-        let (sent_by, params) = match memchr::memchr(b';', rest) {
+        let (sent_by, params) = match find(b';', rest) {
             Some(semi) => (rest.get(..semi)?, rest.get(semi + 1..).unwrap_or_default()),
             None => (rest, &b""[..]),
         };
@@ -293,17 +344,34 @@ impl<'a> Via<'a> {
             return None;
         }
         let (host, port) = parse_hostport(sent_by);
-        let rport = find_param(params, b"rport");
-        Some(Via {
+        let mut via = Via {
             protocol,
             transport,
             host: host?,
             port,
-            branch: find_param(params, b"branch").flatten(),
-            rport: rport.is_some(),
-            rport_value: rport.flatten().and_then(parse_u16),
-            received: find_param(params, b"received").flatten(),
-        })
+            branch: None,
+            rport: false,
+            rport_value: None,
+            received: None,
+        };
+        // One pass over the parameters; the first occurrence of each wins.
+        for p in ListIter::new(params, b';') {
+            let (k, v) = match split_once(p, b'=') {
+                Some((k, v)) => (trim(k), Some(unquote(trim(v)))),
+                None => (p, None),
+            };
+            if k.eq_ignore_ascii_case(b"branch") {
+                via.branch = via.branch.or(v);
+            } else if k.eq_ignore_ascii_case(b"rport") {
+                if !via.rport {
+                    via.rport = true;
+                    via.rport_value = v.and_then(parse_u16);
+                }
+            } else if k.eq_ignore_ascii_case(b"received") {
+                via.received = via.received.or(v);
+            }
+        }
+        Some(via)
     }
 }
 
@@ -368,6 +436,11 @@ mod tests {
         assert_eq!(u.params.get(b"transport"), Some(Some(&b"tcp"[..])));
         assert_eq!(u.params.get(b"lr"), Some(None));
 
+        for bad in [&b"1.2.3"[..], b"1.2.3.4.5", b"256.1.1.1", b"01.2.3.4", b"1..2.3", b"1.2.3.4 "]
+        {
+            assert_eq!(parse_ipv4(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_ipv4(b"0.10.255.9"), Some(Ipv4Addr::new(0, 10, 255, 9)));
         let u = Uri::parse(b"SIP:192.0.2.7").unwrap();
         assert_eq!(u.user, None);
         assert_eq!(u.host, Some(Host::Ip("192.0.2.7".parse().unwrap())));
