@@ -16,6 +16,7 @@
 
 mod banset;
 mod firewall;
+mod nftshell;
 pub mod packet;
 mod queue;
 mod ruleset;
@@ -23,6 +24,7 @@ pub mod sys;
 
 pub use banset::{BanOp, BanSet};
 pub use firewall::{remove_all, Firewall, FirewallError};
+pub use nftshell::{NftShell, ShellError};
 pub use packet::{PacketError, PacketView, TcpInfo, L4};
 pub use queue::{Hook, Queue, QueueConfig, QueueError, QueueStats, QueueVerdict, QueuedPacket};
 pub use ruleset::{BanScope, GuardedPort, Hooks, L4Proto, QueueBackend, Ruleset};

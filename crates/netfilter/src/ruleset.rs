@@ -229,6 +229,8 @@ impl Ruleset {
         let _ = writeln!(o, "  set {s6} {{ type ipv6_addr; flags interval, timeout; }}");
         let _ = writeln!(o, "  set block4 {{ type ipv4_addr; flags interval; }}");
         let _ = writeln!(o, "  set block6 {{ type ipv6_addr; flags interval; }}");
+        // Sentinel elements of the long-lived `nft -i` ban writer (see nftshell.rs).
+        let _ = writeln!(o, "  set sync {{ type inet_service; flags timeout; }}");
         for hook in self.nft_hooks() {
             let _ = writeln!(o, "  chain ban_{hook} {{");
             let _ = writeln!(o, "    type filter hook {hook} priority -10; policy accept;");

@@ -166,6 +166,22 @@ fn banned_sources_are_dropped_in_the_kernel_before_the_queue() {
             .unwrap();
     let mut bans = BanSet::new("sipwall");
     let n = |s: &str| s.parse::<IpNet>().unwrap();
+    let mut shell_bans = BanSet::new("sipwall").with_shell();
+    let t = Instant::now();
+    shell_bans
+        .apply(&[BanOp::Add { net: n("127.0.0.5/32"), timeout: Some(Duration::from_secs(600)) }])
+        .expect("ban through nft -i (first call starts it)");
+    let first = t.elapsed();
+    let t = Instant::now();
+    shell_bans
+        .apply(&[BanOp::Add { net: n("127.0.0.6/32"), timeout: Some(Duration::from_secs(600)) }])
+        .unwrap();
+    eprintln!("nft -i: first ban {first:?}, next ban {:?}", t.elapsed());
+    // a delete of a missing element is tolerated, a bad command is not
+    shell_bans.apply(&[BanOp::Remove(n("127.0.0.77/32"))]).expect("missing delete tolerated");
+    shell_bans
+        .apply(&[BanOp::Remove(n("127.0.0.5/32")), BanOp::Remove(n("127.0.0.6/32"))])
+        .unwrap();
     let t0 = Instant::now();
     bans.apply(&[
         BanOp::Add { net: n("127.0.0.2/32"), timeout: Some(Duration::from_secs(600)) },

@@ -61,13 +61,16 @@ fn output(mut cmd: Command) -> (bool, String) {
 struct Env {
     dir: tempfile::TempDir,
     uas: Option<Child>,
+    uas_tcp: Option<Child>,
     daemon: Option<Child>,
     daemon_runs: u32,
 }
 
 impl Drop for Env {
     fn drop(&mut self) {
-        for c in [self.daemon.as_mut(), self.uas.as_mut()].into_iter().flatten() {
+        for c in
+            [self.daemon.as_mut(), self.uas.as_mut(), self.uas_tcp.as_mut()].into_iter().flatten()
+        {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -198,6 +201,39 @@ fn provider_calls(calls: u32) {
     assert!(ok, "provider OPTIONS keepalives failed:\n{}", tail(&out, 40));
 }
 
+/// Calls over TCP: every segment is queued and framed per connection before the engine sees it.
+fn provider_calls_tcp(calls: u32) {
+    let (ok, out) = output(in_ns(
+        PROVIDER,
+        60,
+        "sipp",
+        &[
+            "-sn",
+            "uac",
+            "198.51.100.1:5060",
+            "-t",
+            "t1",
+            "-i",
+            "198.51.100.2",
+            "-p",
+            "5066",
+            "-s",
+            "2000",
+            "-m",
+            &calls.to_string(),
+            "-r",
+            "20",
+            "-timeout",
+            "40s",
+            "-timeout_error",
+            "-recv_timeout",
+            "5000",
+            "-nostdin",
+        ],
+    ));
+    assert!(ok, "provider calls over TCP failed:\n{}", tail(&out, 40));
+}
+
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -300,8 +336,13 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
              pip install sipvicious)"
         );
     }
-    let mut env =
-        Env { dir: tempfile::tempdir().unwrap(), uas: None, daemon: None, daemon_runs: 0 };
+    let mut env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        uas: None,
+        uas_tcp: None,
+        daemon: None,
+        daemon_runs: 0,
+    };
     assert!(topology("up"), "tests/e2e/topology.sh up failed");
     fs::write(
         env.path("sipwall.toml"),
@@ -337,6 +378,30 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
         .spawn()
         .expect("starting the SIPp UAS"),
     );
+    env.uas_tcp = Some(
+        in_ns(
+            PBX,
+            600,
+            "sipp",
+            &[
+                "-sf",
+                repo().join("tests/e2e/uas.xml").to_str().unwrap(),
+                "-t",
+                "t1",
+                "-i",
+                "0.0.0.0",
+                "-p",
+                "5060",
+                "-nostdin",
+            ],
+        )
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the SIPp TCP UAS"),
+    );
     std::thread::sleep(Duration::from_millis(500));
 
     // 0. Unprotected baseline: the same scan finds the PBX's extensions, so the assertions
@@ -349,6 +414,7 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     env.start_daemon();
     assert!(env.daemon_log().contains("queue backend:"), "backend not logged");
     provider_calls(10);
+    provider_calls_tcp(5);
     let attackers = [
         ("svmap", "203.0.113.2", vec![]),
         ("svmap", "203.0.113.3", vec!["-m", "INVITE", "-c"]),
@@ -410,6 +476,28 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     for (_, src, _) in &attackers {
         assert!(back.contains(&IpNet::from(src.parse::<IpAddr>().unwrap())), "{src} not restored");
     }
+
+    // 3b. SIGHUP: a new block list reaches the kernel; bans are kept.
+    let cfg = env.path("sipwall.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(&cfg, format!("[blocklist]\nnetworks = [\"203.0.113.100/32\"]\n\n{text}")).unwrap();
+    let pid = env.daemon.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out) = output(in_ns(PBX, 10, "nft", &["list", "set", "inet", "sipwall", "block4"]));
+        if out.contains("203.0.113.100") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "block list not in the kernel after SIGHUP:\n{}",
+            env.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(env.daemon_log().contains("SIGHUP: policy reloaded"));
+    assert_eq!(kernel_bans().len(), back.len(), "bans lost on SIGHUP");
 
     // 4. kill -9: fail open (provider calls complete without the daemon); bans stay enforced.
     env.kill9_daemon();

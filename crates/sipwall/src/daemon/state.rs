@@ -1,9 +1,10 @@
 //! The ban worker: the one thread that owns the store and the kernel ban sets.
 //!
-//! CONTRACT (durability): a ban is written to the store (one transaction, fsync'd) BEFORE it
-//! is reported as active ("ban active" log line, counters); the kernel element is added right
-//! after in the same batch step. The packet that caused it was already dropped by its verdict,
-//! so the order costs no protection. Everything decided while a batch is being written goes
+//! CONTRACT (durability): a ban is reported as active ("ban active" log line, counters) only
+//! after it is written to the store (one transaction, fsync'd). The kernel element is added
+//! first, because it is the fast path (a long-lived `nft -i`, ~1 ms) while an fsync may take
+//! tens of ms on a slow disk; a crash in between loses only a ban that was never acknowledged
+//! (the kernel table is rebuilt from the store at start). Everything decided while a batch is being written goes
 //! into the next batch: one fsync and one `nft` call per batch, whatever the ban rate.
 use std::net::SocketAddr;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -149,6 +150,7 @@ pub fn run(
             }
         }
         let now = clock();
+        let t0 = std::time::Instant::now();
         if let Some(nets) = blocklist {
             match banset.replace_blocklist(&nets) {
                 Ok(()) => log::info!("block list: {} network(s) in the kernel sets", nets.len()),
@@ -158,25 +160,35 @@ pub fn run(
                 }
             }
         }
+        // Kernel first (the fast path: the source is dropped from now on), then the store;
+        // a ban is acknowledged (logged, counted) only once it is durable. A crash between
+        // the two loses only an unacknowledged ban: the kernel table is rebuilt at start from
+        // the store.
+        let mut ops = add_ops(&adds, now);
+        ops.extend(removes.iter().map(|n| BanOp::Remove(*n)));
+        let mut kernel_in = None;
+        if !ops.is_empty() {
+            match banset.apply(&ops) {
+                Ok(()) => {
+                    stats.bans_removed += removes.len() as u64;
+                    kernel_in = Some(t0.elapsed());
+                }
+                Err(e) => {
+                    stats.kernel_errors += 1;
+                    log::error!("updating kernel ban sets: {e}");
+                }
+            }
+        }
+        let mut stored_in = None;
         if !adds.is_empty() {
-            // Durable first: only then is a ban acknowledged.
             match store.record_bans(&adds) {
                 Ok(()) => {
-                    for b in &adds {
-                        log::warn!(
-                            "ban active: {} until {} ms ({} #{}; {})",
-                            b.net,
-                            b.until.as_millis(),
-                            b.rule,
-                            b.count,
-                            b.reason
-                        );
-                    }
                     stats.bans_active += adds.len() as u64;
+                    stored_in = Some(t0.elapsed());
                 }
                 Err(e) => {
                     stats.store_errors += 1;
-                    log::error!("storing {} ban(s) failed, kernel ban only: {e:#}", adds.len());
+                    log::error!("storing {} ban(s) failed (kernel ban only): {e:#}", adds.len());
                 }
             }
         }
@@ -186,15 +198,19 @@ pub fn run(
                 log::error!("removing ban of {n} from the store: {e:#}");
             }
         }
-        let mut ops = add_ops(&adds, now);
-        ops.extend(removes.iter().map(|n| BanOp::Remove(*n)));
-        if !ops.is_empty() {
-            match banset.apply(&ops) {
-                Ok(()) => stats.bans_removed += removes.len() as u64,
-                Err(e) => {
-                    stats.kernel_errors += 1;
-                    log::error!("updating kernel ban sets: {e}");
-                }
+        if let Some(stored) = stored_in {
+            let kernel =
+                kernel_in.map_or("failed".to_string(), |k| format!("{} us", k.as_micros()));
+            for b in &adds {
+                log::warn!(
+                    "ban active: {} until {} ms ({} #{}; {}) [in kernel set after {kernel}, durable after {} us]",
+                    b.net,
+                    b.until.as_millis(),
+                    b.rule,
+                    b.count,
+                    b.reason,
+                    stored.as_micros(),
+                );
             }
         }
         for n in &removes {

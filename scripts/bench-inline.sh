@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Inline benchmark of `sipwall run` (root; network namespaces from tests/e2e/topology.sh with
+# prefix swdb-, documentation addresses only). Each figure is measured beside a baseline
+# without sipwall in the same run, on the same topology:
+#   1. allowed path: UDP INVITEs from the trusted provider through the queue, 1 and 2 queues
+#      (flat out, and paced at TARGET_PPS to check zero loss);
+#   2. banned path: the same flood from a banned source, dropped by the kernel set;
+#   3. latency: INVITE -> answer round trip from the provider (both directions queued), p50/p99;
+#   4. ban latency: decision -> durable in the store -> element in the kernel set.
+# Prints a Markdown table (paste into docs/BENCHMARKS.md) and leaves nothing behind.
+# Usage: sudo scripts/bench-inline.sh [COUNT] (default 300000 packets per run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "bench-inline.sh: run as root (namespaces, firewall rules)" >&2; exit 1; }
+
+COUNT="${1:-300000}"
+TARGET_PPS="${TARGET_PPS:-250000}"
+export SWD_PREFIX=swdb-
+PBX=swdb-pbx; PROV=swdb-provider; ATK=swdb-attacker
+TGT="${CARGO_TARGET_DIR:-target}"
+cargo build -q --release -p sipwall --bin sipwall
+cargo build -q --release -p sipwall-netfilter --example udpflood
+BIN="$TGT/release/sipwall"; GEN="$TGT/release/examples/udpflood"
+WORK="$(mktemp -d)"
+DAEMON_PID=""
+
+cleanup() {
+    [ -n "$DAEMON_PID" ] && kill -TERM "$DAEMON_PID" 2>/dev/null && sleep 1
+    bash tests/e2e/topology.sh down || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+bash tests/e2e/topology.sh up
+
+crlf() { sed 's/$/\r/'; }
+crlf > "$WORK/invite.sip" <<'SIP'
+INVITE sip:2000@198.51.100.1:5060 SIP/2.0
+Via: SIP/2.0/UDP 198.51.100.2:5060;branch=z9hG4bK776asdhds
+Max-Forwards: 70
+To: <sip:2000@198.51.100.1>
+From: "Provider" <sip:+6491234567@198.51.100.2>;tag=1928301774
+Call-ID: a84b4c76e66710@198.51.100.2
+CSeq: 314159 INVITE
+Contact: <sip:+6491234567@198.51.100.2:5060>
+User-Agent: ProviderProxy/1.0
+Content-Type: application/sdp
+Content-Length: 131
+
+v=0
+o=- 2890844526 2890844526 IN IP4 198.51.100.2
+s=-
+c=IN IP4 198.51.100.2
+t=0 0
+m=audio 49170 RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+SIP
+crlf > "$WORK/scan.sip" <<'SIP'
+OPTIONS sip:100@203.0.113.1 SIP/2.0
+Via: SIP/2.0/UDP 203.0.113.2:5060;branch=z9hG4bK-1234567890;rport
+Max-Forwards: 70
+To: "sipvicious"<sip:100@1.1.1.1>
+From: "sipvicious"<sip:100@1.1.1.1>;tag=6331323301313233
+User-Agent: friendly-scanner
+Call-ID: 123456789
+CSeq: 1 OPTIONS
+Contact: sip:100@203.0.113.2:5060
+Accept: application/sdp
+Content-Length: 0
+
+SIP
+
+kv() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# flood SRC_NS SRC_IP DST RATE FLOWS -> "sent_pps received loss_pct"
+flood() {
+    local ns=$1 src=$2 dst=$3 rate=$4 flows=$5
+    ip netns exec $PBX timeout 60 "$GEN" sink 0.0.0.0:5060 30 > "$WORK/sink" &
+    local sink=$!
+    sleep 0.3
+    local out; out=$(ip netns exec "$ns" timeout 60 "$GEN" send "$src" "$dst" "$WORK/invite.sip" "$COUNT" "$rate" "$flows")
+    wait $sink || true
+    local sent pps recv
+    sent=$(echo "$out" | kv sent); pps=$(echo "$out" | kv pps); recv=$(kv received < "$WORK/sink")
+    echo "$pps $recv $(awk -v s="$sent" -v r="$recv" 'BEGIN{printf "%.2f", (s-r)*100/s}')"
+}
+
+ping_rtt() {
+    ip netns exec $PBX timeout 60 "$GEN" echo 0.0.0.0:5060 40 > /dev/null &
+    local echo=$!
+    sleep 0.3
+    ip netns exec $PROV timeout 60 "$GEN" ping 198.51.100.2 198.51.100.1:5060 "$WORK/invite.sip" 5000
+    kill $echo 2>/dev/null || true; wait $echo 2>/dev/null || true
+}
+
+start_daemon() { # QUEUES
+    printf '[trusted]\nnetworks = ["198.51.100.0/24"]\n[enforce]\nqueues = %s\nrecord_decisions = false\n' "$1" > "$WORK/sipwall.toml"
+    rm -f "$WORK/daemon.log"
+    ip netns exec $PBX "$BIN" run --config "$WORK/sipwall.toml" --state "$WORK/state" 2> "$WORK/daemon.log" &
+    DAEMON_PID=$!
+    for _ in $(seq 1 100); do grep -q "sipwall running" "$WORK/daemon.log" && return 0; sleep 0.1; done
+    cat "$WORK/daemon.log" >&2; exit 1
+}
+stop_daemon() {
+    kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" || true; DAEMON_PID=""
+}
+
+echo "# bench-inline: $COUNT packets per run, $(nproc) cores, kernel $(uname -r)" >&2
+declare -A R
+R[base_flat]=$(flood $PROV 198.51.100.2 198.51.100.1:5060 0 8)
+R[base_paced]=$(flood $PROV 198.51.100.2 198.51.100.1:5060 "$TARGET_PPS" 8)
+R[base_atk]=$(flood $ATK 203.0.113.2 203.0.113.1:5060 0 8)
+R[base_rtt]=$(ping_rtt)
+for q in 1 2; do
+    start_daemon $q
+    R[q${q}_flat]=$(flood $PROV 198.51.100.2 198.51.100.1:5060 0 8)
+    R[q${q}_paced]=$(flood $PROV 198.51.100.2 198.51.100.1:5060 "$TARGET_PPS" 8)
+    if [ $q = 1 ]; then
+        R[q1_rtt]=$(ping_rtt)
+        ip netns exec $ATK timeout 10 "$GEN" send 203.0.113.2 203.0.113.1:5060 "$WORK/scan.sip" 1 0 > /dev/null
+        sleep 1
+        ip netns exec $PBX nft list set inet sipwall ban4 | grep -q 203.0.113.2 || { echo "scanner not banned" >&2; cat "$WORK/daemon.log" >&2; exit 1; }
+        R[ban_log]=$(grep -o 'stored in [0-9]* us, in kernel set [0-9]* us' "$WORK/daemon.log" | head -1)
+        R[banned]=$(flood $ATK 203.0.113.2 203.0.113.1:5060 0 8)
+    fi
+    stop_daemon
+done
+
+f() { echo "${R[$1]}" | awk -v i="$2" '{print $i}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a"}'; }
+p() { echo "${R[$1]}" | kv "$2"; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", a-b}'; }
+echo "| measure | baseline (no sipwall) | with sipwall | ratio / added |"
+echo "|---|---|---|---|"
+echo "| allowed path, flat out, 1 queue: pkt/s offered / loss | $(f base_flat 1) / $(f base_flat 3) % | $(f q1_flat 1) / $(f q1_flat 3) % | $(ratio "$(f q1_flat 1)" "$(f base_flat 1)") |"
+echo "| allowed path, flat out, 2 queues: pkt/s offered / loss | $(f base_flat 1) / $(f base_flat 3) % | $(f q2_flat 1) / $(f q2_flat 3) % | $(ratio "$(f q2_flat 1)" "$(f base_flat 1)") |"
+echo "| allowed path paced at $TARGET_PPS pkt/s, 1 queue: achieved / loss | $(f base_paced 1) / $(f base_paced 3) % | $(f q1_paced 1) / $(f q1_paced 3) % | |"
+echo "| allowed path paced at $TARGET_PPS pkt/s, 2 queues: achieved / loss | $(f base_paced 1) / $(f base_paced 3) % | $(f q2_paced 1) / $(f q2_paced 3) % | |"
+echo "| banned source flat out: pkt/s (baseline delivered; sipwall dropped in kernel, received) | $(f base_atk 1) | $(f banned 1) (received $(f banned 2)) | banned drop / queued allowed = $(ratio "$(f banned 1)" "$(f q1_flat 1)") |"
+echo "| INVITE round trip p50 / p99 (us) | $(p base_rtt p50_us) / $(p base_rtt p99_us) | $(p q1_rtt p50_us) / $(p q1_rtt p99_us) | +$(sub "$(p q1_rtt p50_us)" "$(p base_rtt p50_us)") / +$(sub "$(p q1_rtt p99_us)" "$(p base_rtt p99_us)") us |"
+echo "| ban: worker got decision -> durable in store -> in kernel set | | ${R[ban_log]} | |"
