@@ -214,13 +214,15 @@ impl BanTable {
             if n >= threshold && !range_active && !trusted.overlaps(range) {
                 let mut evidence = Evidence::default();
                 evidence.counters.push(("banned_addresses_in_range".into(), n as u64));
-                let members: Vec<String> = self
+                // Sorted: the reason must not depend on the map's (seeded) iteration order.
+                let mut hosts: Vec<IpAddr> = self
                     .bans
                     .values()
                     .filter(|b| is_host(&b.net) && range.contains(&b.net.addr()) && now < b.until)
-                    .map(|b| b.net.addr().to_string())
-                    .take(16)
+                    .map(|b| b.net.addr())
                     .collect();
+                hosts.sort_unstable();
+                let members: Vec<String> = hosts.iter().take(16).map(|a| a.to_string()).collect();
                 evidence.users_probed = Vec::new();
                 let reason = format!(
                     "{n} addresses of {range} banned (e.g. {}): range banned",

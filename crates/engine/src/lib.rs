@@ -2,8 +2,9 @@
 //!
 //! CONTRACT:
 //! * Pure: no I/O, no clock (time is passed in as [`Timestamp`]), no threads, `forbid(unsafe_code)`.
-//! * Deterministic: the same policy, packets and times give the same decisions (fixed-seed
-//!   hashing, no randomness).
+//! * Deterministic: the same policy, packets and times give the same decisions. (Hash maps use
+//!   a per-process random seed against crafted collisions; nothing decided or reported depends
+//!   on their iteration order.)
 //! * Every packet gets a [`Decision`]: a [`Verdict`], any [`BanAction`]s for the enforcer, and for
 //!   anything but a plain accept a [`DecisionRecord`] (rule id, evidence, a readable sentence).
 //!   A trusted source's hostile-looking request is accepted WITH a record (`trusted.oddity`).
