@@ -1344,3 +1344,24 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod syntax_tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = Policy::from_toml_str("[bans]\nduration_secs = 60\nescalation_factor = = 2\n")
+            .unwrap_err();
+        match e {
+            PolicyError::Config { key, line, .. } => {
+                assert_eq!((key.as_str(), line), ("bans.escalation_factor", 3))
+            }
+            e => panic!("{e:?}"),
+        }
+        let e =
+            Policy::from_toml_str("[bans]\nduration_secs = 60\nduration_secs = 70\n").unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("line 3: key `bans.duration_secs`"), "{text}");
+    }
+}

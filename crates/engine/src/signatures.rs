@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use memchr::memmem::Finder;
-use sipwall_sip::{Host, Message, Method, NameAddr, Uri, Via};
+use sipwall_sip::{HeaderName, Host, Message, Method, NameAddr, Uri, Via};
 
 use crate::policy::{CustomSignature, SigField, SigMatch};
 
@@ -189,10 +189,11 @@ pub struct Fields<'a> {
     pub ruri: Option<Uri<'a>>,
     /// From.
     pub from: Option<NameAddr<'a>>,
-    /// To.
+    /// To; read only for REGISTER and INVITE, or when the request-URI names no user (the
+    /// engine needs its user or tag only then).
     pub to: Option<NameAddr<'a>>,
-    /// First Contact.
-    pub contact: Option<NameAddr<'a>>,
+    /// Contact header value, raw (only placeholder hosts are looked for in it).
+    pub contact_raw: Option<&'a [u8]>,
     /// Top Via.
     pub via: Option<Via<'a>>,
     /// Call-ID.
@@ -204,12 +205,16 @@ pub struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Read the fields of `msg`.
     pub fn of(msg: &Message<'a>) -> Self {
+        let method = msg.method();
+        let ruri = msg.request_uri();
+        let need_to = matches!(method, Some(Method::Register | Method::Invite))
+            || ruri.is_none_or(|u| u.user.is_none());
         Fields {
-            method: msg.method(),
-            ruri: msg.request_uri(),
+            method,
+            ruri,
             from: msg.from(),
-            to: msg.to(),
-            contact: msg.contact(),
+            to: if need_to { msg.to() } else { None },
+            contact_raw: msg.header(HeaderName::Contact),
             via: msg.top_via(),
             call_id: msg.call_id(),
             ua: msg.user_agent(),
@@ -341,6 +346,24 @@ pub fn decode_sipvicious_tag(tag: &[u8], out: &mut [u8; 48]) -> Option<usize> {
     }
 }
 
+/// True if `host` appears in a raw header value as a URI host: after `@` or `:` and followed
+/// by the end, `:`, `;`, `>` or `?` (so `11.1.1.1` or `1.1.1.10` do not match `1.1.1.1`).
+fn raw_has_host(raw: &[u8], host: &[u8]) -> bool {
+    let mut start = 0;
+    while let Some(i) = memchr::memmem::find(&raw[start..], host) {
+        let at = start + i;
+        let before = at.checked_sub(1).map(|j| raw[j]);
+        let after = raw.get(at + host.len()).copied();
+        if matches!(before, Some(b'@' | b':'))
+            && matches!(after, None | Some(b':' | b';' | b'>' | b'?' | b' ' | b','))
+        {
+            return true;
+        }
+        start = at + 1;
+    }
+    false
+}
+
 fn uri_is_nm(u: &Uri<'_>) -> bool {
     matches!(u.host, Some(Host::Name(h)) if h.eq_ignore_ascii_case(b"nm"))
 }
@@ -400,8 +423,8 @@ impl Matcher {
                 }
             }
         }
-        if let Some(c) = &x.contact {
-            if host_is(c.uri.host, [1, 1, 1, 1]) {
+        if let Some(c) = x.contact_raw {
+            if raw_has_host(c, b"1.1.1.1") {
                 h.hit(Sig::SvFakeHost, d);
             }
         }
@@ -422,7 +445,7 @@ impl Matcher {
                 }
             }
             let ten = host_is(Some(via.host), [10, 0, 0, 1])
-                || x.contact.as_ref().is_some_and(|c| host_is(c.uri.host, [10, 0, 0, 1]));
+                || x.contact_raw.is_some_and(|c| raw_has_host(c, b"10.0.0.1"));
             if ten && is_public(src) {
                 h.hit(Sig::PpFakeHost, d);
             }
@@ -504,7 +527,8 @@ impl Matcher {
 
     fn scan_custom(&self, msg: &Message<'_>, x: &Fields<'_>, h: &mut Hits) {
         let from = x.from.as_ref();
-        let contact = x.contact.as_ref();
+        let contact = msg.contact();
+        let contact = contact.as_ref();
         for (i, c) in self.custom.iter().enumerate() {
             let v: Option<&[u8]> = match c.field {
                 SigField::UserAgent => x.ua,
@@ -513,7 +537,7 @@ impl Matcher {
                 SigField::FromUser => from.and_then(|f| f.uri.user),
                 SigField::FromHost => from.and_then(|f| host_text(&f.uri)),
                 SigField::FromTag => from.and_then(|f| f.tag),
-                SigField::ToUser => x.to.and_then(|t| t.uri.user),
+                SigField::ToUser => msg.to().and_then(|t| t.uri.user),
                 SigField::Contact => contact.map(|c| c.uri.raw),
                 SigField::CallId => x.call_id,
                 SigField::ViaBranch => x.via.and_then(|v| v.branch),
@@ -636,6 +660,16 @@ mod tests {
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn raw_host_matching() {
+        assert!(raw_has_host(b"sip:123@1.1.1.1", b"1.1.1.1"));
+        assert!(raw_has_host(b"<sip:100@1.1.1.1:5060;transport=udp>", b"1.1.1.1"));
+        assert!(raw_has_host(b"\"x\" <sip:10.0.0.1>", b"10.0.0.1"));
+        assert!(!raw_has_host(b"sip:123@11.1.1.1", b"1.1.1.1"));
+        assert!(!raw_has_host(b"sip:123@1.1.1.10", b"1.1.1.1"));
+        assert!(!raw_has_host(b"sip:1.1.1.1x@host", b"1.1.1.1"));
     }
 
     #[test]
