@@ -484,6 +484,22 @@ impl CaptureReader {
         &self.warnings
     }
 
+    /// Read one more block of the file (records, headers) without yielding messages;
+    /// false at the end or on an error. For peeking, e.g. at the first timestamp
+    /// ([`CaptureStats::first_ts`]) before reading for real.
+    pub fn step(&mut self) -> bool {
+        if self.done {
+            return false;
+        }
+        match self.read_block() {
+            Ok(()) => !self.done,
+            Err(_) => {
+                self.done = true;
+                false
+            }
+        }
+    }
+
     /// Bytes of the file consumed so far (for progress).
     pub fn position(&self) -> u64 {
         self.src.consumed() as u64

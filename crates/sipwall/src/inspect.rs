@@ -16,8 +16,10 @@
 //!
 //! The peer of an Inbound message is its source, of an Outbound one its destination.
 //!
-//! Several captures are read one after another, in the order given, through ONE engine
-//! (so a ban set in the first file still holds in the second): give them in time order.
+//! Several captures are read one after another through ONE engine (so a ban set in one
+//! file still holds in the next), ordered by the timestamp of their first record (files
+//! whose first record cannot be read keep their place at the end). Captures that overlap
+//! in time are not interleaved.
 //!
 //! Memory: the reader streams; the report keeps one bounded record per source (at most
 //! [`MAX_SOURCES`] sources itemised, each with at most 8 User-Agents, 32 users and 128
@@ -28,6 +30,7 @@ use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use ipnet::IpNet;
@@ -304,7 +307,7 @@ impl DirectionRule {
     }
 }
 
-/// Called with (bytes done, bytes total) as the read progresses.
+/// Called with the bytes read so far (all files) as the read progresses.
 pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
 /// Run the engine over the captures and gather the report.
@@ -329,7 +332,11 @@ pub fn analyse(
         bans: Vec::new(),
     };
     let mut done_before = 0u64;
-    for path in captures {
+    let mut ordered: Vec<(Option<Duration>, &PathBuf)> =
+        captures.iter().map(|p| (first_timestamp(p), p)).collect();
+    // Stable: equal or unknown first timestamps keep the order given; unknown go last.
+    ordered.sort_by_key(|(ts, _)| (ts.is_none(), *ts));
+    for (_, path) in ordered {
         let mut file = FileReport {
             path: path.display().to_string(),
             bytes_read: 0,
@@ -506,6 +513,23 @@ pub fn analyse(
     list.sort_by(|a, b| b.danger().cmp(&a.danger()).then(a.address.cmp(&b.address)));
     analysis.sources = list;
     analysis
+}
+
+/// Timestamp of the first record of a capture (reads one record, not the file).
+fn first_timestamp(path: &Path) -> Option<Duration> {
+    let f = std::fs::File::open(path).ok()?;
+    let limits = Limits { read_buffer: 1 << 16, ..Limits::default() };
+    let mut r = CaptureReader::new(std::io::BufReader::new(f), limits).ok()?;
+    // Records until one is read (headers and interface blocks come first), at most a few.
+    for _ in 0..64 {
+        if let Some(ts) = r.stats().first_ts {
+            return Some(ts);
+        }
+        if !r.step() {
+            break;
+        }
+    }
+    r.stats().first_ts
 }
 
 fn load_policy(config: Option<&Path>) -> anyhow::Result<Policy> {
