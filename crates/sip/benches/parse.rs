@@ -8,9 +8,9 @@
 
 use std::hint::black_box;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use rsip::prelude::*;
 use sipwall_sip::exercise::every_field;
 use sipwall_sip::Message;
@@ -142,6 +142,81 @@ fn rsip_extract(raw: &[u8]) -> Option<usize> {
     Some(n)
 }
 
+/// Parse only: sipwall indexes the headers; rsip splits them into owned untyped headers.
+fn parse_only(c: &mut Criterion) {
+    let raw = fixture("phone/invite-600.sip");
+    let mut g = c.benchmark_group("invite_600B_sdp_parse_only");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("sipwall", |b| {
+        b.iter(|| Message::parse(black_box(&raw)).map(|m| m.header_count()).unwrap_or(0))
+    });
+    g.bench_function("rsip", |b| {
+        b.iter(|| {
+            rsip::SipMessage::try_from(black_box(&raw[..])).map(|m| m.body().len()).unwrap_or(0)
+        })
+    });
+    g.finish();
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Interleaved rounds (sipwall batch, rsip batch, repeat) so both see the same machine load:
+/// the ratio of the medians is the figure to quote on a busy machine.
+fn paired() {
+    const ROUNDS: usize = 25;
+    const BATCH: usize = 2_000;
+    let time = |f: &dyn Fn() -> usize| {
+        let t = Instant::now();
+        for _ in 0..BATCH {
+            black_box(f());
+        }
+        t.elapsed().as_nanos() as f64 / BATCH as f64
+    };
+    let mut cases: Vec<(String, Vec<u8>)> =
+        corpus().into_iter().map(|(n, r)| (n.to_string(), r)).collect();
+    cases.insert(1, ("invite_600B_sdp_parse_only".into(), fixture("phone/invite-600.sip")));
+    for (name, raw) in cases {
+        let parse_only = name.ends_with("parse_only");
+        let ours = || {
+            if parse_only {
+                Message::parse(black_box(&raw)).map(|m| m.header_count()).unwrap_or(0)
+            } else {
+                sipwall_extract(black_box(&raw))
+            }
+        };
+        let theirs = || {
+            if parse_only {
+                rsip::SipMessage::try_from(black_box(&raw[..])).map(|m| m.body().len()).unwrap_or(0)
+            } else {
+                rsip_extract(black_box(&raw)).unwrap_or(0)
+            }
+        };
+        let rsip_ok = rsip_extract(&raw).is_some();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            a.push(time(&ours));
+            if rsip_ok {
+                b.push(time(&theirs));
+            }
+        }
+        let ma = median(&mut a);
+        if rsip_ok {
+            let mb = median(&mut b);
+            println!(
+                "paired {name}: sipwall {ma:.0} ns ({:.2} M msg/s), rsip {mb:.0} ns ({:.3} M msg/s), ratio {:.2}x",
+                1e3 / ma,
+                1e3 / mb,
+                mb / ma
+            );
+        } else {
+            println!("paired {name}: sipwall {ma:.0} ns ({:.2} M msg/s), rsip n/a", 1e3 / ma);
+        }
+    }
+}
+
 fn bench(c: &mut Criterion) {
     for (name, raw) in corpus() {
         let mut g = c.benchmark_group(name);
@@ -163,6 +238,14 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
         .sample_size(30);
-    targets = bench
+    targets = bench, parse_only
 }
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // Skipped when cargo test runs the bench target in test mode.
+    if !std::env::args().any(|a| a == "--test") {
+        paired();
+    }
+}

@@ -573,10 +573,11 @@ impl<'a> Message<'a> {
         }
         let mut at = 0;
         while !body.get(at..)?.starts_with(b"s=") {
-            at += memchr::memchr(b'\n', body.get(at..)?)? + 1;
+            // SDP lines are short and `s=` is the third: a plain scan beats memchr's setup.
+            at += body.get(at..)?.iter().position(|&b| b == b'\n')? + 1;
         }
         let line = body.get(at + 2..)?;
-        let end = memchr::memchr(b'\n', line).unwrap_or(line.len());
+        let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
         Some(trim_end(line.get(..end)?))
     }
 
