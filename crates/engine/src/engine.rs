@@ -576,8 +576,12 @@ impl Engine {
             tools.first().cloned().unwrap_or_default(),
             ev.signatures.join(", ")
         );
+        // svwar hides the probed extension in its From tag, svcrack the user it attacks.
         if let Some(t) = hits.tag_data() {
-            ev.counters.push((format!("from_tag_data:{t}"), 1));
+            let user = t.split(':').next().unwrap_or_default().to_string();
+            if !user.is_empty() && !ev.users_probed.contains(&user) {
+                ev.users_probed.push(user);
+            }
         }
         self.ban(peer, rule, self.policy.actions.signature, true, ev, core, now)
     }

@@ -102,6 +102,9 @@ fn svwar_tag_reveals_the_probed_extension_and_svcrack_masks_passwords() {
     let rec = d.record.as_ref().unwrap();
     assert!(rec.summary.contains("with no User-Agent"), "{}", rec.summary);
     assert!(rec.summary.contains("its From tag encodes '"), "{}", rec.summary);
+    // The extension svwar probed, decoded from the tag, is kept as evidence.
+    assert_eq!(rec.evidence.users_probed.len(), 1);
+    assert_eq!(Some(&rec.evidence.users_probed[0]), rec.evidence.target_user.as_ref());
 
     let sc = load("svcrack-register");
     let mut e = Engine::new(Policy::default());
