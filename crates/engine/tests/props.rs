@@ -169,3 +169,33 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes, and real messages with bytes flipped, never panic the engine.
+    #[test]
+    fn arbitrary_payloads_never_panic(
+        raw in prop::collection::vec(any::<u8>(), 0..600),
+        pick in 0..1000usize,
+        flips in prop::collection::vec((0..2000usize, any::<u8>()), 0..8),
+        outbound_dir in any::<bool>(),
+    ) {
+        let mut e = Engine::new(policy(16));
+        let (_, base) = &pool()[pick % pool().len()];
+        let mut mutated = base.clone();
+        for (i, b) in flips {
+            if !mutated.is_empty() {
+                let n = mutated.len();
+                mutated[i % n] = b;
+            }
+        }
+        for (k, payload) in [raw, mutated].iter().enumerate() {
+            let p = if outbound_dir { outbound("203.0.113.9:5060", payload) } else { inbound("203.0.113.9:5060", payload) };
+            let d = e.decide(&p, at(k as u64));
+            if d.verdict == Verdict::Accept {
+                prop_assert!(d.bans.is_empty());
+            }
+        }
+    }
+}
