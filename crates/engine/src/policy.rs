@@ -1006,6 +1006,25 @@ impl Policy {
         Ok(load)
     }
 
+    /// Load every file of `blocklist.files` through `read` (the caller's I/O: this crate does
+    /// none), in order. A file that cannot be read is an error naming the key and the file.
+    pub fn load_blocklist_files<E: std::fmt::Display>(
+        &mut self,
+        mut read: impl FnMut(&str) -> Result<String, E>,
+    ) -> Result<Vec<(String, BlocklistLoad)>, PolicyError> {
+        let mut out = Vec::new();
+        for name in self.blocklist_files.clone() {
+            let text = read(&name).map_err(|e| PolicyError::Blocklist {
+                name: name.clone(),
+                line: 0,
+                message: format!("cannot read it (listed in `blocklist.files`): {e}"),
+            })?;
+            let load = self.load_blocklist_text(&name, &text)?;
+            out.push((name, load));
+        }
+        Ok(out)
+    }
+
     /// Ports the enforcer must hand to the engine: guarded plus tripwire, or 5060 when no
     /// port is guarded (the empty list means "whatever the caller hands in").
     pub fn ports_to_guard(&self) -> Vec<u16> {
@@ -1253,6 +1272,27 @@ mod tests {
                 line: 3,
                 message: "`not-an-ip` is not an IP address, CIDR network or ip:port".into()
             }
+        );
+    }
+
+    #[test]
+    fn blocklist_files_through_a_reader() {
+        let mut p = Policy::from_toml_str("[blocklist]\nfiles = [\"a.txt\", \"b.txt\"]\n").unwrap();
+        let loads = p
+            .load_blocklist_files(|name| match name {
+                "a.txt" => Ok("192.0.2.1\n".to_string()),
+                "b.txt" => Ok("# none\n203.0.113.0/24\n198.51.100.1:5060\n".to_string()),
+                _ => Err("no such file"),
+            })
+            .unwrap();
+        assert_eq!(loads.iter().map(|(_, l)| l.entries).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(p.blocklist.contains_ip("203.0.113.77".parse().unwrap()));
+        let mut p = Policy::from_toml_str("[blocklist]\nfiles = [\"missing.txt\"]\n").unwrap();
+        let e =
+            p.load_blocklist_files(|_| Err::<String, _>("No such file or directory")).unwrap_err();
+        assert!(
+            e.to_string().contains("missing.txt") && e.to_string().contains("blocklist.files"),
+            "{e}"
         );
     }
 
