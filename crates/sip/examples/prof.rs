@@ -1,6 +1,11 @@
+//! Profiling loop for the bench's headline message (used for the instruction counts in
+//! docs/BENCHMARKS.md): `N=3000 valgrind --tool=callgrind target/release/examples/prof MODE`
+//! with MODE `parse` (sipwall parse only), `all` (parse + every field), `rsip` (rsip parse
+//! only) or `rsipall` (rsip parse + the same fields, as in benches/parse.rs).
 use std::time::Instant;
 fn main() {
-    let raw = std::fs::read("crates/sip/tests/fixtures/phone/invite-600.sip").unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/phone/invite-600.sip");
+    let raw = std::fs::read(path).unwrap();
     let mode = std::env::args().nth(1).unwrap_or_default();
     let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let t = Instant::now();
