@@ -518,6 +518,20 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     provider_calls(5);
     env.stop_daemon();
     no_rules_left();
+
+    // 6. After a kill -9, `sipwall run --cleanup` removes the leftovers.
+    env.start_daemon();
+    env.kill9_daemon();
+    let (_, left) = output(in_ns(PBX, 10, "iptables-save", &[]));
+    assert!(left.contains("SIPWALL-IN"), "kill -9 should leave the rules (fail open, bans kept)");
+    let (ok, out) = output(in_ns(
+        PBX,
+        30,
+        env!("CARGO_BIN_EXE_sipwall"),
+        &["run", "--config", env.path("sipwall.toml").to_str().unwrap(), "--cleanup"],
+    ));
+    assert!(ok, "sipwall run --cleanup failed:\n{out}");
+    no_rules_left();
     let (ghost, _) = invites_seen(&trace);
     assert_eq!(ghost, ghost_before);
 }
