@@ -16,6 +16,20 @@ fn main() {
             "parse" => s += sipwall_sip::Message::parse(r).unwrap().header_count(),
             "rsip" => s += rsip::SipMessage::try_from(r).unwrap().body().len(),
             "rsipall" => s += rsip_all(r),
+            m if m.starts_with("acc:") => {
+                let msg = sipwall_sip::Message::parse(r).unwrap();
+                s += match &m[4..] {
+                    "from" => msg.from().map_or(0, |x| x.uri.raw.len()),
+                    "contact" => msg.contact().map_or(0, |x| x.uri.raw.len()),
+                    "via" => msg.top_via().map_or(0, |x| x.protocol.len()),
+                    "via_count" => msg.via_count(),
+                    "ruri" => msg.request_uri().map_or(0, |x| x.raw.len()),
+                    "cseq" => msg.cseq().map_or(0, |x| x.number as usize),
+                    "sdp" => msg.sdp_session_name().map_or(0, |x| x.len()),
+                    "call_id" => msg.call_id().map_or(0, |x| x.len()),
+                    _ => msg.header_count(),
+                }
+            }
             _ => s += sipwall_sip::exercise::every_field(&sipwall_sip::Message::parse(r).unwrap()),
         }
     }
