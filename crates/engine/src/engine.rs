@@ -564,20 +564,26 @@ impl Engine {
             Some(s) => s.rule,
             None => "signature.custom",
         };
-        let mut tools: Vec<String> = hits.builtin().map(|s| s.tool.to_string()).collect();
-        tools.extend(hits.custom().iter().map(|&i| self.matcher.custom()[i as usize].tool.clone()));
-        tools.retain(|t| !t.is_empty());
-        tools.dedup();
-        let tag =
-            hits.tag_data().map(|t| format!("; its From tag encodes '{t}'")).unwrap_or_default();
-        let core = format!(
-            "{} ({}: {}){tag}",
-            seen.sentence(peer),
-            tools.first().cloned().unwrap_or_default(),
-            ev.signatures.join(", ")
-        );
+        // The tool named is the one of the strongest signature (custom ones when only they hit).
+        let tool = match first {
+            Some(s) => s.tool.to_string(),
+            None => hits
+                .custom()
+                .iter()
+                .map(|&i| self.matcher.custom()[i as usize].tool.clone())
+                .find(|t| !t.is_empty())
+                .unwrap_or_default(),
+        };
+        let tag = match hits.tag_data() {
+            Some(t) => match svmap_target(&t) {
+                Some(target) => format!("; its From tag encodes the scanned target {target}"),
+                None => format!("; its From tag encodes '{t}'"),
+            },
+            None => String::new(),
+        };
+        let core = format!("{} ({tool}: {}){tag}", seen.sentence(peer), ev.signatures.join(", "));
         // svwar hides the probed extension in its From tag, svcrack the user it attacks.
-        if let Some(t) = hits.tag_data() {
+        if let Some(t) = hits.tag_data().filter(|t| svmap_target(t).is_none()) {
             let user = t.split(':').next().unwrap_or_default().to_string();
             if !user.is_empty() && !ev.users_probed.contains(&user) {
                 ev.users_probed.push(user);
@@ -726,6 +732,20 @@ impl Engine {
     }
 }
 
+/// svmap's tag data is the scanned address and port in hex (`7f0000013b56` = 127.0.0.1:15190).
+fn svmap_target(data: &str) -> Option<String> {
+    // A letter is required so a 12-digit extension (svwar) is not taken for an address.
+    if data.len() != 12
+        || !data.bytes().all(|b| b.is_ascii_hexdigit())
+        || data.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let v = u64::from_str_radix(data, 16).ok()?;
+    let ip = std::net::Ipv4Addr::from((v >> 16) as u32);
+    Some(format!("{ip}:{}", v & 0xffff))
+}
+
 fn seen_of<'a>(x: &Fields<'a>) -> Seen<'a> {
     let to_user = x.to.and_then(|t| t.uri.user);
     let target = match x.method {
@@ -746,6 +766,14 @@ mod tests {
         assert_eq!(human_duration(64 * 3_600_000), "2d 16h");
         assert_eq!(human_duration(90_000), "1m 30s");
         assert_eq!(human_duration(604_800_000), "7d");
+    }
+
+    #[test]
+    fn svmap_tag_target() {
+        assert_eq!(svmap_target("7f0000013b56").as_deref(), Some("127.0.0.1:15190"));
+        assert_eq!(svmap_target("1785151455"), None);
+        assert_eq!(svmap_target("100000000000"), None);
+        assert_eq!(svmap_target("202:***"), None);
     }
 
     #[test]

@@ -83,6 +83,12 @@ fn svmap_summary_reads_well() {
     );
     assert_eq!(rec.rule, "signature.sipvicious-ua");
     assert_eq!(rec.evidence.user_agent.as_deref(), Some("friendly-scanner"));
+    // svmap's From tag carries the address and port it scanned (the recording's responder).
+    assert!(
+        rec.summary.contains("its From tag encodes the scanned target 127.0.0.1:15190"),
+        "{}",
+        rec.summary
+    );
     for id in ["sipvicious-ua", "sipvicious-display-name", "sipvicious-fake-host", "sipvicious-tag"]
     {
         assert!(
@@ -258,6 +264,41 @@ fn nmap_and_sipsak_recordings_ban_their_source() {
             assert!(at <= limit, "{name} ({ua:?}) banned at inbound {at}");
             let (_, d) = r.decisions.iter().find(|(_, d)| !d.bans.is_empty()).unwrap();
             assert_eq!(d.record.as_ref().unwrap().rule, rule, "{name} ({ua:?})");
+            let tool = if name.starts_with("nmap") { "(nmap" } else { "(sipsak" };
+            assert!(
+                d.record.as_ref().unwrap().summary.contains(tool),
+                "{}",
+                d.record.as_ref().unwrap().summary
+            );
         }
     }
+}
+
+#[test]
+fn print_summaries_for_docs() {
+    // Not an assertion of wording beyond "every refused packet explains itself"; run with
+    // --nocapture to see the sentences.
+    for name in [
+        "svmap-options",
+        "svwar-c-register",
+        "svcrack-c-register",
+        "nmap-version-probe",
+        "sipsak-options",
+    ] {
+        let mut e = Engine::new(Policy::default());
+        let r = replay(&mut e, &load(name), SCANNER, Ua::Forged, 0);
+        for (_, d) in r.decisions.iter().filter(|(_, d)| d.verdict != Verdict::Accept).take(1) {
+            let rec = d.record.as_ref().expect("a refused packet has a record");
+            assert!(!rec.summary.is_empty());
+            println!("{name}: [{}] {}", rec.rule, rec.summary);
+        }
+    }
+    let mut e = Engine::new(no_signatures());
+    let r = replay(&mut e, &load("svwar-options"), SCANNER, Ua::Forged, 0);
+    let (_, d) = r.decisions.iter().find(|(_, d)| !d.bans.is_empty()).unwrap();
+    println!(
+        "svwar-options, no signatures: [{}] {}",
+        d.record.as_ref().unwrap().rule,
+        d.record.as_ref().unwrap().summary
+    );
 }
