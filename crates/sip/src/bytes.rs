@@ -11,11 +11,23 @@ pub(crate) fn is_lws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// RFC 3261 `token` characters, as a table (hot in start lines and Via).
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+        i += 1;
+    }
+    t
+};
+
 /// RFC 3261 `token` characters.
 #[inline]
 pub(crate) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    TOKEN[usize::from(b)]
 }
 
 /// Strips leading and trailing LWS (folds included).
@@ -26,14 +38,26 @@ pub(crate) fn trim(s: &[u8]) -> &[u8] {
 
 #[inline]
 pub(crate) fn trim_start(s: &[u8]) -> &[u8] {
-    let n = s.iter().take_while(|b| is_lws(**b)).count();
-    s.get(n..).unwrap_or_default()
+    let mut rest = s;
+    while let [first, tail @ ..] = rest {
+        if !is_lws(*first) {
+            break;
+        }
+        rest = tail;
+    }
+    rest
 }
 
 #[inline]
 pub(crate) fn trim_end(s: &[u8]) -> &[u8] {
-    let n = s.iter().rev().take_while(|b| is_lws(**b)).count();
-    s.get(..s.len() - n).unwrap_or_default()
+    let mut rest = s;
+    while let [head @ .., last] = rest {
+        if !is_lws(*last) {
+            break;
+        }
+        rest = head;
+    }
+    rest
 }
 
 /// Removes one pair of surrounding double quotes, if both are there. Escapes stay as sent.
