@@ -17,6 +17,7 @@
 mod banset;
 mod firewall;
 mod nftshell;
+mod nlset;
 pub mod packet;
 mod queue;
 mod ruleset;
@@ -25,6 +26,7 @@ pub mod sys;
 pub use banset::{BanOp, BanSet};
 pub use firewall::{remove_all, Firewall, FirewallError};
 pub use nftshell::{NftShell, ShellError};
+pub use nlset::{NlOp, NlSetWriter};
 pub use packet::{PacketError, PacketView, TcpInfo, L4};
 pub use queue::{Hook, Queue, QueueConfig, QueueError, QueueStats, QueueVerdict, QueuedPacket};
 pub use ruleset::{BanScope, GuardedPort, Hooks, L4Proto, QueueBackend, Ruleset};

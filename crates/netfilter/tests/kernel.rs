@@ -234,3 +234,55 @@ fn banned_sources_are_dropped_in_the_kernel_before_the_queue() {
     drop(q);
     fw.remove().unwrap();
 }
+
+#[test]
+fn netlink_writer_adds_and_removes_elements_like_nft() {
+    fresh_netns();
+    let mut fw = Firewall::install(ruleset(9)).unwrap();
+    let n = |s: &str| s.parse::<IpNet>().unwrap();
+    let bans = BanSet::new("sipwall");
+    let mut w = sipwall_netfilter::NlSetWriter::open("sipwall").unwrap();
+    let t = Instant::now();
+    w.apply(&[sipwall_netfilter::NlOp::Add(n("203.0.113.5/32"), Some(Duration::from_secs(600)))])
+        .expect("netlink add");
+    let one = t.elapsed();
+    let t = Instant::now();
+    w.apply(&[
+        sipwall_netfilter::NlOp::Add(n("198.51.100.0/24"), Some(Duration::from_millis(1500))),
+        sipwall_netfilter::NlOp::Add(n("2001:db8:1::/48"), None),
+        sipwall_netfilter::NlOp::Add(n("127.0.0.2/32"), Some(Duration::from_secs(600))),
+    ])
+    .unwrap();
+    eprintln!("netlink: one ban {one:?}, three bans {:?}", t.elapsed());
+    let mut listed = bans.list_kernel().unwrap();
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec![n("127.0.0.2/32"), n("198.51.100.0/24"), n("203.0.113.5/32"), n("2001:db8:1::/48")]
+    );
+    // the kernel drops the banned source
+    fw.enable_queue(None).unwrap();
+    let rx = receiver();
+    UdpSocket::bind("127.0.0.2:0").unwrap().send_to(b"x", "127.0.0.1:5060").unwrap();
+    assert!(recv_all(&rx).is_empty());
+    // overlapping add is refused with an error, not silently
+    assert!(w.apply(&[sipwall_netfilter::NlOp::Add(n("203.0.113.0/24"), None)]).is_err());
+    // delete, and a delete of a missing element is ENOENT
+    w.apply(&[sipwall_netfilter::NlOp::Del(n("203.0.113.5/32"))]).unwrap();
+    let e = w.apply(&[sipwall_netfilter::NlOp::Del(n("203.0.113.5/32"))]).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    // BanSet with the netlink writer: ranges replace covered addresses in one transaction
+    let mut nb = BanSet::new("sipwall").with_netlink();
+    let h = Some(Duration::from_secs(600));
+    nb.apply(&[BanOp::Add { net: n("192.0.2.7/32"), timeout: h }]).unwrap();
+    nb.apply(&[BanOp::Add { net: n("192.0.2.0/24"), timeout: h }]).unwrap();
+    nb.apply(&[BanOp::Remove(n("192.0.2.99/32"))]).expect("missing delete tolerated");
+    assert!(bans.list_kernel().unwrap().contains(&n("192.0.2.0/24")));
+    assert!(!bans.list_kernel().unwrap().contains(&n("192.0.2.7/32")));
+    // start and end expire together: after the timeout the range can be added again
+    std::thread::sleep(Duration::from_millis(2000));
+    assert!(!bans.list_kernel().unwrap().contains(&n("198.51.100.0/24")));
+    w.apply(&[sipwall_netfilter::NlOp::Add(n("198.51.100.128/25"), Some(Duration::from_secs(5)))])
+        .expect("re-add inside an expired range");
+    fw.remove().unwrap();
+}

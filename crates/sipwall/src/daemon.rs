@@ -93,7 +93,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let mut fw = Firewall::install(ruleset.clone()).context("installing the nft table")?;
-    let mut banset = BanSet::new(&ruleset.table).with_shell();
+    let mut banset = BanSet::new(&ruleset.table).with_netlink();
     banset
         .apply(&state::add_ops(&restored, now))
         .context("restoring stored bans into the kernel sets")?;
