@@ -6,7 +6,9 @@
 //!   `queue` expression, an `iptables-restore` batch with the xt NFQUEUE target.
 //! * [`Firewall`]: installs, verifies (reads the table back), and removes (also on drop, and
 //!   leftovers of a crashed run at install).
-//! * [`BanSet`]: adds/removes ban elements with kernel timeouts, batched.
+//! * [`BanSet`]: adds/removes ban elements with kernel timeouts, batched, through
+//!   [`NlSetWriter`] (nf_tables netlink), [`NftShell`] (`nft -e -i`) or `nft -f -`, fastest
+//!   first; `replace_blocklist` swaps the static block list sets atomically.
 //! * [`Queue`]: a small NFQUEUE netlink client with batched receive and verdicts.
 //! * [`packet`]: zero-copy IPv4/IPv6 + UDP/TCP header view.
 //!
