@@ -1,9 +1,10 @@
 //! Per-flow TCP reassembly for SIP, framed by Content-Length.
 //!
 //! Policy (documented contract):
-//! * One [`Flow`] per direction (src, dst). A flow is only followed when its first data
-//!   (after any CRLF keep-alives) looks like a SIP start line; other flows are remembered as
-//!   "not SIP" so their segments cost one lookup.
+//! * One flow per direction (src, dst). A flow seen from its SYN is followed when its first
+//!   data (after any CRLF keep-alives) looks like a SIP start line, and is otherwise
+//!   remembered as "not SIP" (its segments then cost one lookup). A flow first seen
+//!   mid-connection is followed from its first segment that starts a SIP message.
 //! * In order only. The next expected sequence number is tracked (from the SYN, or from the
 //!   first SIP-looking segment when the capture started mid-connection). Retransmitted bytes
 //!   (at or before the expected number) are dropped, a partial overlap keeps only its new
@@ -155,7 +156,9 @@ impl TcpReassembler {
                 // A bare ACK of a flow we never saw start: nothing to follow yet.
                 return;
             } else {
-                FlowState::NotSip
+                // The capture began mid-connection, maybe mid-message: wait for a segment
+                // that starts a SIP message rather than writing the flow off.
+                FlowState::Resync
             };
             if self.flows.len() >= self.limits.max_tcp_flows {
                 if let Some((_, victim)) = self.lru.pop_first() {

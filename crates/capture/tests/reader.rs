@@ -518,3 +518,26 @@ fn sip_detection() {
     assert!(!looks_like_sip(b""));
     assert!(!looks_like_sip(b"INVITE sip:a@b SIP/2.0"[..20].as_ref()));
 }
+
+#[test]
+fn tcp_capture_started_mid_message_picks_up_at_the_next_message() {
+    let a = [198, 51, 100, 20];
+    let b = [192, 0, 2, 10];
+    let inv = invite_with_body(300);
+    // the first segment seen is the tail of an earlier message, then a whole OPTIONS
+    let records = vec![
+        (1, 0, tcp4_eth(a, 5070, b, 5060, 100, "", &inv[150..])),
+        (1, 1, tcp4_eth(a, 5070, b, 5060, 100 + (inv.len() - 150) as u32, "", OPTIONS)),
+    ];
+    let (got, _, _) = read_all(pcap(1, &records), None);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].payload, OPTIONS);
+    // a flow seen from its SYN whose first data is not SIP is written off
+    let records = vec![
+        (1, 0, tcp4_eth(a, 5070, b, 5060, 1, "S", b"")),
+        (1, 1, tcp4_eth(a, 5070, b, 5060, 2, "", b"GET / HTTP/1.1\r\n\r\n")),
+        (1, 2, tcp4_eth(a, 5070, b, 5060, 20, "", OPTIONS)),
+    ];
+    let (got, _, _) = read_all(pcap(1, &records), None);
+    assert!(got.is_empty());
+}
