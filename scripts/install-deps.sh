@@ -20,6 +20,7 @@ declare -A APT=(
     [ip]=iproute2
     [tcpdump]=tcpdump
     [pkg-config]=pkg-config
+    [/usr/bin/time]=time
 )
 
 missing=()
