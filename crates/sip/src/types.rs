@@ -227,11 +227,58 @@ fn eq_name(raw: &[u8], known: &[u8]) -> bool {
             .all(|(&a, &k)| a == k || (a ^ k == 0x20 && k.is_ascii_alphabetic()))
 }
 
+/// The canonical spelling, compared exactly (what nearly every user agent sends): a switch on
+/// the length, then constant-length compares that compile to a few word loads. Other
+/// spellings go through the case-insensitive path.
+#[inline]
+fn canonical(raw: &[u8]) -> Option<HeaderName<'static>> {
+    use HeaderName::*;
+    Some(match raw.len() {
+        2 if raw == b"To" => To,
+        3 if raw == b"Via" => Via,
+        4 if raw == b"From" => From,
+        4 if raw == b"CSeq" => CSeq,
+        5 if raw == b"Event" => Event,
+        5 if raw == b"Route" => Route,
+        5 if raw == b"Allow" => Allow,
+        6 if raw == b"Server" => Server,
+        7 if raw == b"Call-ID" => CallId,
+        7 if raw == b"Contact" => Contact,
+        7 if raw == b"Subject" => Subject,
+        7 if raw == b"Expires" => Expires,
+        7 if raw == b"Require" => Require,
+        8 if raw == b"Refer-To" => ReferTo,
+        8 if raw == b"Identity" => Identity,
+        9 if raw == b"Supported" => Supported,
+        10 if raw == b"User-Agent" => UserAgent,
+        11 if raw == b"Referred-By" => ReferredBy,
+        12 if raw == b"Content-Type" => ContentType,
+        12 if raw == b"Allow-Events" => AllowEvents,
+        12 if raw == b"Max-Forwards" => MaxForwards,
+        12 if raw == b"Record-Route" => RecordRoute,
+        13 if raw == b"Identity-Info" => IdentityInfo,
+        13 if raw == b"Authorization" => Authorization,
+        14 if raw == b"Content-Length" => ContentLength,
+        14 if raw == b"Accept-Contact" => AcceptContact,
+        14 if raw == b"Reject-Contact" => RejectContact,
+        15 if raw == b"Session-Expires" => SessionExpires,
+        16 if raw == b"Content-Encoding" => ContentEncoding,
+        16 if raw == b"WWW-Authenticate" => WwwAuthenticate,
+        18 if raw == b"Proxy-Authenticate" => ProxyAuthenticate,
+        19 if raw == b"Request-Disposition" => RequestDisposition,
+        19 if raw == b"Proxy-Authorization" => ProxyAuthorization,
+        _ => return None,
+    })
+}
+
 impl<'a> HeaderName<'a> {
     /// Classifies a raw header name: case-insensitive, compact forms (RFC 3261 §7.3.3 and
     /// later RFCs: `i f m e l c s k t v o u r b x y a j d n`) fold into their long form.
     /// Anything else is `Other(raw)`.
     pub fn from_bytes(raw: &'a [u8]) -> HeaderName<'a> {
+        if let Some(name) = canonical(raw) {
+            return name;
+        }
         if let [c] = raw {
             return match c.to_ascii_lowercase() {
                 b'v' => HeaderName::Via,
