@@ -15,35 +15,49 @@ fn parse_ip<T: std::str::FromStr>(s: &[u8]) -> Option<T> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
-/// Dotted-quad IPv4 without going through `str` (hot: every Via and most URIs). Same
-/// acceptance as `std`: four decimal octets, no leading zeros.
-fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
-    let mut octets = [0u8; 4];
-    let (mut k, mut val, mut digits, mut lead_zero) = (0usize, 0u32, 0usize, false);
-    for &b in s {
-        if b.is_ascii_digit() {
-            if digits == 0 {
-                lead_zero = b == b'0';
-            } else if lead_zero {
-                return None;
+/// One decimal octet at `s[*i..]`: 1-3 digits, no leading zero, at most 255. Advances `*i`.
+#[inline]
+fn octet(s: &[u8], i: &mut usize) -> Option<u8> {
+    let digit = |at: usize| s.get(at).filter(|b| b.is_ascii_digit()).map(|b| u32::from(b - b'0'));
+    let mut v = digit(*i)?;
+    let mut n = 1;
+    // A leading zero stands alone ("0", never "01"): the caller then sees a digit where it
+    // expects a dot or the end, and rejects.
+    if v != 0 {
+        while n < 3 {
+            match digit(*i + n) {
+                Some(d) => v = v * 10 + d,
+                None => break,
             }
-            val = val * 10 + u32::from(b - b'0');
-            digits += 1;
-            if digits > 3 || val > 255 {
-                return None;
-            }
-        } else if b == b'.' && digits > 0 && k < 3 {
-            *octets.get_mut(k)? = val as u8;
-            (k, val, digits) = (k + 1, 0, 0);
-        } else {
-            return None;
+            n += 1;
         }
     }
-    if k != 3 || digits == 0 {
-        return None;
+    *i += n;
+    u8::try_from(v).ok()
+}
+
+/// A dotted quad at the start of `s`; returns it and the index just after it. Same acceptance
+/// as `std` for the quad itself (four decimal octets, no leading zeros).
+#[inline]
+fn ipv4_prefix(s: &[u8]) -> Option<(Ipv4Addr, usize)> {
+    let mut i = 0;
+    let a = octet(s, &mut i)?;
+    let dot = |i: &mut usize| (s.get(*i) == Some(&b'.')).then(|| *i += 1);
+    dot(&mut i)?;
+    let b = octet(s, &mut i)?;
+    dot(&mut i)?;
+    let c = octet(s, &mut i)?;
+    dot(&mut i)?;
+    let d = octet(s, &mut i)?;
+    Some((Ipv4Addr::new(a, b, c, d), i))
+}
+
+/// Dotted-quad IPv4 without going through `str` (hot: every Via and most URIs).
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    match ipv4_prefix(s)? {
+        (ip, end) if end == s.len() => Some(ip),
+        _ => None,
     }
-    *octets.get_mut(3)? = val as u8;
-    Some(Ipv4Addr::from(octets))
 }
 
 impl<'a> Host<'a> {
@@ -85,35 +99,49 @@ impl<'a> Host<'a> {
 /// but sent) is taken whole as the host with no port.
 pub(crate) fn parse_hostport(s: &[u8]) -> (Option<Host<'_>>, Option<u16>) {
     let s = trim(s);
-    if s.first() == Some(&b'[') {
-        return match find(b']', s) {
-            Some(close) => {
-                let (h, rest) = s.split_at(close + 1);
-                let port = match rest {
-                    [b':', p @ ..] => parse_u16(trim(p)),
-                    _ => None,
-                };
-                (Host::parse(h), port)
+    match s.first() {
+        Some(b'[') => {
+            return match find(b']', s) {
+                Some(close) => {
+                    let (h, rest) = s.split_at(close + 1);
+                    let port = match rest {
+                        [b':', p @ ..] => parse_u16(trim(p)),
+                        _ => None,
+                    };
+                    (Host::parse(h), port)
+                }
+                None => (Host::parse(s), None),
+            };
+        }
+        Some(d) if d.is_ascii_digit() => {
+            // Fast path, one pass: `a.b.c.d` or `a.b.c.d:digits`. Anything else takes the
+            // general path below, which gives the same answer for these two shapes.
+            if let Some((ip, end)) = ipv4_prefix(s) {
+                match s.get(end..).unwrap_or_default() {
+                    [] => return (Some(Host::Ip(IpAddr::V4(ip))), None),
+                    [b':', p @ ..] => {
+                        if let Some(port) = parse_u16(p) {
+                            return (Some(Host::Ip(IpAddr::V4(ip))), Some(port));
+                        }
+                    }
+                    _ => {}
+                }
             }
-            None => (Host::parse(s), None),
-        };
-    }
-    // One pass: count the colons and remember the last one.
-    let (mut colons, mut last) = (0usize, 0usize);
-    for (i, &b) in s.iter().enumerate() {
-        if b == b':' {
-            colons += 1;
-            last = i;
         }
+        _ => {}
     }
-    match colons {
-        0 => (host_no_colon(s), None),
-        1 => {
-            let (h, p) = s.split_at(last);
-            (host_no_colon(trim(h)), parse_u16(trim(p.get(1..).unwrap_or_default())))
+    match find(b':', s) {
+        None => (host_no_colon(s), None),
+        Some(c) => {
+            let (h, p) = s.split_at(c);
+            let p = p.get(1..).unwrap_or_default();
+            if find(b':', p).is_none() {
+                (host_no_colon(trim(h)), parse_u16(trim(p)))
+            } else {
+                // More than one colon: an unbracketed IPv6 literal.
+                (Host::parse(s), None)
+            }
         }
-        // More than one colon: an unbracketed IPv6 literal.
-        _ => (Host::parse(s), None),
     }
 }
 
@@ -145,18 +173,38 @@ impl<'a> UriParams<'a> {
     }
 }
 
+#[inline]
+fn is_scheme_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
+}
+
+/// `sip` or `sips`, any case.
+#[inline]
+fn is_sip_scheme(s: &[u8]) -> bool {
+    match s {
+        [a, b, c] | [a, b, c, b's' | b'S'] => {
+            (a | 0x20) == b's' && (b | 0x20) == b'i' && (c | 0x20) == b'p'
+        }
+        _ => false,
+    }
+}
+
 impl<'a> Uri<'a> {
     /// Parses a URI. `sip:`/`sips:` (any case) get user, password, host, port and
     /// parameters; `tel:` gets the number as `user` and its parameters; other schemes only
     /// `scheme` and `raw`. None if there is no valid `scheme:`.
     pub fn parse(raw: &'a [u8]) -> Option<Uri<'a>> {
         let raw = trim(raw);
-        let (scheme, rest) = split_once(raw, b':')?;
-        if !scheme.first()?.is_ascii_alphabetic()
-            || !scheme.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-        {
+        // The scheme runs up to the first byte that is not a scheme character; that byte must
+        // be the colon (so it is the first colon).
+        if !raw.first()?.is_ascii_alphabetic() {
             return None;
         }
+        let n = raw.iter().position(|b| !is_scheme_char(*b))?;
+        if raw.get(n) != Some(&b':') {
+            return None;
+        }
+        let (scheme, rest) = (raw.get(..n)?, raw.get(n + 1..)?);
         let mut uri = Uri {
             scheme,
             user: None,
@@ -166,7 +214,7 @@ impl<'a> Uri<'a> {
             params: UriParams { raw: b"" },
             raw,
         };
-        if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+        if is_sip_scheme(scheme) {
             // The user part may contain `;` and `?` (RFC 4475 3.1.1.2, 3.1.1.9) but never an
             // unescaped `@`, so the first `@` ends it.
             let hostpart = match split_once(rest, b'@') {
@@ -182,15 +230,20 @@ impl<'a> Uri<'a> {
                 }
                 None => rest,
             };
-            // URI headers (`?h=v`) are not exposed.
-            let hostpart = match find(b'?', hostpart) {
-                Some(q) => hostpart.get(..q).unwrap_or_default(),
-                None => hostpart,
-            };
-            let hostport = match split_once(hostpart, b';') {
-                Some((hp, params)) => {
-                    uri.params = UriParams { raw: params };
-                    hp
+            // hostport ends at the first `;` (parameters follow, up to any `?`) or `?` (URI
+            // headers, not exposed).
+            let stop = hostpart.iter().position(|&b| b == b';' || b == b'?');
+            let hostport = match stop {
+                Some(i) => {
+                    if hostpart.get(i) == Some(&b';') {
+                        let params = hostpart.get(i + 1..).unwrap_or_default();
+                        let params = match find(b'?', params) {
+                            Some(q) => params.get(..q).unwrap_or_default(),
+                            None => params,
+                        };
+                        uri.params = UriParams { raw: params };
+                    }
+                    hostpart.get(..i).unwrap_or_default()
                 }
                 None => hostpart,
             };
