@@ -82,11 +82,29 @@ pub(crate) fn split_once(s: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
+/// Value of a non-empty run of at most 9 ASCII digits (cannot overflow a u32), or None.
+#[inline]
+fn small_number(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 9 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for &b in s {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u32::from(d);
+    }
+    Some(v)
+}
+
 /// Parses a non-empty run of ASCII digits (leading zeros allowed) into a u32; None on
 /// overflow or any other byte.
+#[inline]
 pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
-    if s.is_empty() {
-        return None;
+    if s.len() <= 9 {
+        return small_number(s);
     }
     let mut v: u32 = 0;
     for &b in s {
@@ -99,14 +117,16 @@ pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
 }
 
 /// Like [`parse_u32`] for ports.
+#[inline]
 pub(crate) fn parse_u16(s: &[u8]) -> Option<u16> {
     u16::try_from(parse_u32(s)?).ok()
 }
 
 /// Like [`parse_u32`] for lengths.
+#[inline]
 pub(crate) fn parse_usize(s: &[u8]) -> Option<usize> {
-    if s.is_empty() {
-        return None;
+    if s.len() <= 9 {
+        return small_number(s).map(|v| v as usize);
     }
     let mut v: usize = 0;
     for &b in s {
@@ -122,13 +142,31 @@ pub(crate) fn parse_usize(s: &[u8]) -> Option<usize> {
 /// Backslash escapes inside quotes are honoured. Jumps between interesting bytes with memchr,
 /// so a plain value costs one memchr3.
 pub(crate) fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
-    // Short values (parameters, most header values): a scalar scan is cheaper than memchr3's
-    // setup. Positions of interest are the same either way.
+    // Short values (parameters, most header values): scalar scans are cheaper than memchr3's
+    // setup. They stop at the same positions as the memchr3 walk below.
     if s.len() <= 48 {
         let j = s.iter().position(|&b| b == sep || b == b'"' || b == b'<')?;
         if s.get(j) == Some(&sep) {
             return Some(j);
         }
+        // A quote or `<` comes first (nothing before it matters): walk the rest byte by byte.
+        let mut angle = 0usize;
+        let mut i = j;
+        while let Some(&b) = s.get(i) {
+            match b {
+                b'"' => {
+                    i = skip_quoted(s, i + 1)?;
+                    continue;
+                }
+                b'<' if angle == 0 && sep == b'<' => return Some(i),
+                b'<' => angle += 1,
+                b'>' if angle > 0 => angle -= 1,
+                _ if b == sep && angle == 0 => return Some(i),
+                _ => {}
+            }
+            i += 1;
+        }
+        return None;
     }
     let mut i = 0;
     let mut angle = 0usize;
@@ -207,19 +245,81 @@ impl<'a> Iterator for ListIter<'a> {
     }
 }
 
+/// Iterator over `;`-separated parameters as `(name, value)`: the elements of
+/// `ListIter::new(s, b';')`, each split at its first `=` into a trimmed name and an unquoted,
+/// trimmed value (`None` for a flag). One scan per parameter when it holds no `"` or `<`;
+/// otherwise the element is found as `ListIter` finds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Params<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Params<'a> {
+    pub(crate) fn new(s: &'a [u8]) -> Self {
+        Params { rest: Some(s) }
+    }
+}
+
+impl<'a> Iterator for Params<'a> {
+    type Item = (&'a [u8], Option<&'a [u8]>);
+    fn next(&mut self) -> Option<Self::Item> {
+        // Each round consumes the separator or ends: bounded.
+        loop {
+            let s = self.rest?;
+            let (mut end, mut eq, mut plain) = (None, None, true);
+            for (i, &b) in s.iter().enumerate() {
+                match b {
+                    b';' => {
+                        end = Some(i);
+                        break;
+                    }
+                    b'=' if eq.is_none() => eq = Some(i),
+                    b'"' | b'<' => {
+                        plain = false;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            if !plain {
+                // Quotes or angle brackets: the general splitter, then the general split.
+                let (item, rest) = match find_unquoted(s, b';') {
+                    Some(i) => (s.get(..i)?, s.get(i + 1..)),
+                    None => (s, None),
+                };
+                self.rest = rest;
+                let item = trim(item);
+                if item.is_empty() {
+                    continue;
+                }
+                return Some(match split_once(item, b'=') {
+                    Some((k, v)) => (trim(k), Some(unquote(trim(v)))),
+                    None => (item, None),
+                });
+            }
+            let (item, rest) = match end {
+                Some(i) => (s.get(..i)?, s.get(i + 1..)),
+                None => (s, None),
+            };
+            self.rest = rest;
+            if trim(item).is_empty() {
+                continue;
+            }
+            return Some(match eq {
+                Some(e) => (
+                    trim(item.get(..e)?),
+                    Some(unquote(trim(item.get(e + 1..).unwrap_or_default()))),
+                ),
+                None => (trim(item), None),
+            });
+        }
+    }
+}
+
 /// Looks up a `;`-separated parameter by name (case-insensitive). `Some(None)` for a flag
 /// without value, `Some(Some(v))` with the value unquoted and trimmed.
 pub(crate) fn find_param<'a>(params: &'a [u8], name: &[u8]) -> Option<Option<&'a [u8]>> {
-    for p in ListIter::new(params, b';') {
-        let (k, v) = match split_once(p, b'=') {
-            Some((k, v)) => (trim(k), Some(unquote(trim(v)))),
-            None => (p, None),
-        };
-        if k.eq_ignore_ascii_case(name) {
-            return Some(v);
-        }
-    }
-    None
+    Params::new(params).find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
 }
 
 #[cfg(test)]

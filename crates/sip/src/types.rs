@@ -398,6 +398,12 @@ impl<'a> HeaderName<'a> {
 impl<'a> Transport<'a> {
     /// Classifies a Via transport token (case-insensitive).
     pub fn from_token(tok: &'a [u8]) -> Transport<'a> {
+        match tok {
+            b"UDP" => return Transport::Udp,
+            b"TCP" => return Transport::Tcp,
+            b"TLS" => return Transport::Tls,
+            _ => {}
+        }
         const T: [(&[u8], Transport<'static>); 6] = [
             (b"UDP", Transport::Udp),
             (b"TCP", Transport::Tcp),

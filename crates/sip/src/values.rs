@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::bytes::{
     find, find_param, is_lws, is_token, parse_u16, parse_u32, split_once, trim, trim_start,
-    unquote, ListIter,
+    unquote, ListIter, Params,
 };
 use crate::types::{CSeq, Credentials, Host, Method, NameAddr, Transport, Uri, UriParams, Via};
 
@@ -15,41 +15,38 @@ fn parse_ip<T: std::str::FromStr>(s: &[u8]) -> Option<T> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
-/// One decimal octet at `s[*i..]`: 1-3 digits, no leading zero, at most 255. Advances `*i`.
-#[inline]
-fn octet(s: &[u8], i: &mut usize) -> Option<u8> {
-    let digit = |at: usize| s.get(at).filter(|b| b.is_ascii_digit()).map(|b| u32::from(b - b'0'));
-    let mut v = digit(*i)?;
-    let mut n = 1;
-    // A leading zero stands alone ("0", never "01"): the caller then sees a digit where it
-    // expects a dot or the end, and rejects.
-    if v != 0 {
-        while n < 3 {
-            match digit(*i + n) {
-                Some(d) => v = v * 10 + d,
-                None => break,
-            }
-            n += 1;
-        }
-    }
-    *i += n;
-    u8::try_from(v).ok()
-}
-
-/// A dotted quad at the start of `s`; returns it and the index just after it. Same acceptance
-/// as `std` for the quad itself (four decimal octets, no leading zeros).
+/// A dotted quad at the start of `s`; returns it and the index just after it (the first byte
+/// that is neither a digit nor a dot, or the end). Same acceptance as `std` for the quad itself:
+/// four decimal octets, no leading zeros. One pass.
 #[inline]
 fn ipv4_prefix(s: &[u8]) -> Option<(Ipv4Addr, usize)> {
-    let mut i = 0;
-    let a = octet(s, &mut i)?;
-    let dot = |i: &mut usize| (s.get(*i) == Some(&b'.')).then(|| *i += 1);
-    dot(&mut i)?;
-    let b = octet(s, &mut i)?;
-    dot(&mut i)?;
-    let c = octet(s, &mut i)?;
-    dot(&mut i)?;
-    let d = octet(s, &mut i)?;
-    Some((Ipv4Addr::new(a, b, c, d), i))
+    let mut octets = [0u8; 4];
+    let (mut k, mut val, mut digits) = (0usize, 0u32, 0u32);
+    let mut end = s.len();
+    for (i, &b) in s.iter().enumerate() {
+        let d = b.wrapping_sub(b'0');
+        if d <= 9 {
+            if digits == 1 && val == 0 {
+                return None; // leading zero
+            }
+            val = val * 10 + u32::from(d);
+            digits += 1;
+            if val > 255 {
+                return None; // also bounds the digit count to 3
+            }
+        } else if b == b'.' && digits > 0 && k < 3 {
+            *octets.get_mut(k)? = val as u8;
+            (k, val, digits) = (k + 1, 0, 0);
+        } else {
+            end = i;
+            break;
+        }
+    }
+    if k != 3 || digits == 0 {
+        return None;
+    }
+    *octets.get_mut(3)? = val as u8;
+    Some((Ipv4Addr::from(octets), end))
 }
 
 /// Dotted-quad IPv4 without going through `str` (hot: every Via and most URIs).
@@ -166,10 +163,7 @@ impl<'a> UriParams<'a> {
 
     /// Every parameter as `(name, value)`, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
-        ListIter::new(self.raw, b';').map(|p| match split_once(p, b'=') {
-            Some((k, v)) => (trim(k), Some(unquote(trim(v)))),
-            None => (p, None),
-        })
+        Params::new(self.raw)
     }
 }
 
@@ -408,11 +402,7 @@ impl<'a> Via<'a> {
             received: None,
         };
         // One pass over the parameters; the first occurrence of each wins.
-        for p in ListIter::new(params, b';') {
-            let (k, v) = match split_once(p, b'=') {
-                Some((k, v)) => (trim(k), Some(unquote(trim(v)))),
-                None => (p, None),
-            };
+        for (k, v) in Params::new(params) {
             if k.eq_ignore_ascii_case(b"branch") {
                 via.branch = via.branch.or(v);
             } else if k.eq_ignore_ascii_case(b"rport") {
