@@ -245,6 +245,16 @@ impl<'a> Iterator for ListIter<'a> {
     }
 }
 
+/// Bytes the parameter scan stops at: `;`, `=`, `"`, `<`.
+const PARAM_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b';' as usize] = true;
+    t[b'=' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'<' as usize] = true;
+    t
+};
+
 /// Iterator over `;`-separated parameters as `(name, value)`: the elements of
 /// `ListIter::new(s, b';')`, each split at its first `=` into a trimmed name and an unquoted,
 /// trimmed value (`None` for a flag). One scan per parameter when it holds no `"` or `<`;
@@ -267,19 +277,27 @@ impl<'a> Iterator for Params<'a> {
         loop {
             let s = self.rest?;
             let (mut end, mut eq, mut plain) = (None, None, true);
-            for (i, &b) in s.iter().enumerate() {
-                match b {
-                    b';' => {
-                        end = Some(i);
-                        break;
+            let mut i = 0;
+            // Table scan: one load and test per ordinary byte.
+            while let Some(&b) = s.get(i) {
+                if PARAM_STOP[usize::from(b)] {
+                    match b {
+                        b';' => {
+                            end = Some(i);
+                            break;
+                        }
+                        b'=' => {
+                            if eq.is_none() {
+                                eq = Some(i);
+                            }
+                        }
+                        _ => {
+                            plain = false;
+                            break;
+                        }
                     }
-                    b'=' if eq.is_none() => eq = Some(i),
-                    b'"' | b'<' => {
-                        plain = false;
-                        break;
-                    }
-                    _ => {}
                 }
+                i += 1;
             }
             if !plain {
                 // Quotes or angle brackets: the general splitter, then the general split.

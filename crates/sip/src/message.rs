@@ -564,7 +564,7 @@ impl<'a> Message<'a> {
         match self.content_type() {
             Some(ct) => {
                 let ct = ct.get(..15)?;
-                if !ct.eq_ignore_ascii_case(b"application/sdp") {
+                if ct != b"application/sdp" && !ct.eq_ignore_ascii_case(b"application/sdp") {
                     return None;
                 }
             }

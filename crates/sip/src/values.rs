@@ -15,38 +15,39 @@ fn parse_ip<T: std::str::FromStr>(s: &[u8]) -> Option<T> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
-/// A dotted quad at the start of `s`; returns it and the index just after it (the first byte
-/// that is neither a digit nor a dot, or the end). Same acceptance as `std` for the quad itself:
-/// four decimal octets, no leading zeros. One pass.
+/// A dotted quad at the start of `s`; returns it and the index just after its last digit
+/// (callers check what follows). Each octet is 1-3 digits without a leading zero and at most
+/// 255, as `std` accepts.
 #[inline]
 fn ipv4_prefix(s: &[u8]) -> Option<(Ipv4Addr, usize)> {
+    let digit = |i: usize| s.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9);
     let mut octets = [0u8; 4];
-    let (mut k, mut val, mut digits) = (0usize, 0u32, 0u32);
-    let mut end = s.len();
-    for (i, &b) in s.iter().enumerate() {
-        let d = b.wrapping_sub(b'0');
-        if d <= 9 {
-            if digits == 1 && val == 0 {
-                return None; // leading zero
+    let mut i = 0;
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if s.get(i) != Some(&b'.') {
+                return None;
             }
-            val = val * 10 + u32::from(d);
-            digits += 1;
-            if val > 255 {
-                return None; // also bounds the digit count to 3
-            }
-        } else if b == b'.' && digits > 0 && k < 3 {
-            *octets.get_mut(k)? = val as u8;
-            (k, val, digits) = (k + 1, 0, 0);
-        } else {
-            end = i;
-            break;
+            i += 1;
         }
+        let d0 = digit(i)?;
+        i += 1;
+        let mut v = u32::from(d0);
+        // A leading zero stands alone: "0" but never "01" (the byte after it then fails the
+        // caller's check, or the dot check above).
+        if d0 != 0 {
+            if let Some(d1) = digit(i) {
+                v = v * 10 + u32::from(d1);
+                i += 1;
+                if let Some(d2) = digit(i) {
+                    v = v * 10 + u32::from(d2);
+                    i += 1;
+                }
+            }
+        }
+        *o = u8::try_from(v).ok()?;
     }
-    if k != 3 || digits == 0 {
-        return None;
-    }
-    *octets.get_mut(3)? = val as u8;
-    Some((Ipv4Addr::from(octets), end))
+    Some((Ipv4Addr::from(octets), i))
 }
 
 /// Dotted-quad IPv4 without going through `str` (hot: every Via and most URIs).
