@@ -201,7 +201,7 @@ pub(crate) fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
 
 /// Position just after the closing quote of a quoted string whose content starts at `from`;
 /// None if it is unterminated.
-fn skip_quoted(s: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn skip_quoted(s: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     loop {
         let j = i + s.get(i..)?.iter().position(|&b| b == b'"' || b == b'\\')?;
@@ -332,6 +332,27 @@ impl<'a> Iterator for Params<'a> {
             });
         }
     }
+}
+
+/// The first element of a comma-separated value, as `ListIter::new(s, b',').next()`. A value
+/// without any comma (the usual case) is one element whatever its quotes and brackets: no
+/// quote/bracket walk then.
+#[inline]
+pub(crate) fn first_item(s: &[u8]) -> Option<&[u8]> {
+    if memchr::memchr(b',', s).is_none() {
+        let t = trim(s);
+        return (!t.is_empty()).then_some(t);
+    }
+    ListIter::new(s, b',').next()
+}
+
+/// Number of elements of a comma-separated value, as `ListIter::new(s, b',').count()`.
+#[inline]
+pub(crate) fn count_items(s: &[u8]) -> usize {
+    if memchr::memchr(b',', s).is_none() {
+        return usize::from(!trim(s).is_empty());
+    }
+    ListIter::new(s, b',').count()
 }
 
 /// Looks up a `;`-separated parameter by name (case-insensitive). `Some(None)` for a flag

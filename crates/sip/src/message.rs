@@ -21,7 +21,9 @@
 
 use std::fmt;
 
-use crate::bytes::{is_lws, is_token, parse_u32, parse_usize, trim, trim_end, ListIter};
+use crate::bytes::{
+    count_items, first_item, is_lws, is_token, parse_u32, parse_usize, trim, trim_end, ListIter,
+};
 use crate::limits::{MAX_HEADERS, MAX_LINE_LENGTH, MAX_MESSAGE_SIZE};
 use crate::types::*;
 
@@ -499,7 +501,7 @@ impl<'a> Message<'a> {
 
     /// First Contact value (`*` yields None).
     pub fn contact(&self) -> Option<NameAddr<'a>> {
-        let v = ListIter::new(self.first(HeaderName::Contact)?, b',').next()?;
+        let v = first_item(self.first(HeaderName::Contact)?)?;
         if v == b"*" {
             return None;
         }
@@ -508,12 +510,12 @@ impl<'a> Message<'a> {
 
     /// The first value of the first Via line.
     pub fn top_via(&self) -> Option<Via<'a>> {
-        Via::parse(ListIter::new(self.first(HeaderName::Via)?, b',').next()?)
+        Via::parse(first_item(self.first(HeaderName::Via)?)?)
     }
 
     /// Number of Via values (all lines, comma lists split).
     pub fn via_count(&self) -> usize {
-        self.header_values(HeaderName::Via).count()
+        self.matching(HeaderName::Via).map(|e| count_items(self.entry_value(e))).sum()
     }
 
     /// Call-ID (or `i`).

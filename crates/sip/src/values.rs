@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::bytes::{
-    find, find_param, is_lws, is_token, parse_u16, parse_u32, split_once, trim, trim_start,
-    unquote, ListIter, Params,
+    find, find_param, is_lws, is_token, parse_u16, parse_u32, skip_quoted, split_once, trim,
+    trim_start, unquote, ListIter, Params,
 };
 use crate::types::{CSeq, Credentials, Host, Method, NameAddr, Transport, Uri, UriParams, Via};
 
@@ -308,17 +308,8 @@ impl<'a> NameAddr<'a> {
 
 /// Position of the closing `"` in `s` (which starts just after the opening one).
 fn find_closing_quote(s: &[u8]) -> Option<usize> {
-    let mut escaped = false;
-    for (i, &b) in s.iter().enumerate() {
-        if escaped {
-            escaped = false;
-        } else if b == b'\\' {
-            escaped = true;
-        } else if b == b'"' {
-            return Some(i);
-        }
-    }
-    None
+    // A backslash escapes the next byte, whatever it is.
+    Some(skip_quoted(s, 0)? - 1)
 }
 
 fn find_unquoted_lt(s: &[u8]) -> Option<usize> {
