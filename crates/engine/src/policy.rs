@@ -354,6 +354,10 @@ struct Raw {
     bans: RawBans,
     #[serde(default)]
     limits: RawLimits,
+    /// The daemon's `[enforce]` table shares the file (one config for every mode); the
+    /// daemon parses and checks it, the engine only lets it be.
+    #[serde(default, rename = "enforce")]
+    _enforce: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]

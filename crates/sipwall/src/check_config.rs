@@ -1,20 +1,36 @@
-//! `sipwall check-config FILE`.
+//! `sipwall check-config FILE`: loads the file exactly as `run` and `inspect` do (policy,
+//! `[enforce]`, block list files) and prints what it means, or the first error with its key
+//! and line. Exit 0 when valid, 1 when not.
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use sipwall_engine::Policy;
-
 pub fn main(file: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("reading config {}", file.display()))?;
-    match Policy::from_toml_str(&text) {
-        Ok(_) => {
+    match crate::config::load(file) {
+        Ok(config) => {
             println!("{}: ok", file.display());
+            print!("{}", config.policy.summary());
+            for (path, load) in &config.blocklists {
+                println!("block list file {}: {load:?}", path.display());
+            }
+            let ports = config.policy.ports_to_guard();
+            match config.enforce.ruleset(&ports) {
+                Ok(r) => println!(
+                    "enforce: mode {:?}, {} guarded port(s), {} queue(s) from {}, {}",
+                    config.enforce.mode,
+                    r.ports.len(),
+                    r.queue_count,
+                    r.queue_first,
+                    if r.fail_closed { "fail closed" } else { "fail open" }
+                ),
+                Err(e) => {
+                    eprintln!("{}: {e:#}", file.display());
+                    return Ok(ExitCode::from(1));
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            eprintln!("{}: {err}", file.display());
+            eprintln!("{err:#}");
             Ok(ExitCode::from(1))
         }
     }

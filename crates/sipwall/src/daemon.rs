@@ -25,7 +25,6 @@ use anyhow::Context as _;
 use sipwall_engine::{Engine, Timestamp};
 use sipwall_netfilter::{BanSet, Firewall, Queue, QueueConfig};
 
-pub mod config;
 pub mod inline;
 pub mod privs;
 pub mod state;
@@ -56,9 +55,15 @@ fn wall_clock() -> Timestamp {
     )
 }
 
+/// How often the store forgets ban history older than `bans.forget_after_secs`.
+const PRUNE_HISTORY_EVERY: Duration = Duration::from_secs(3600);
+
 /// Entry point of `sipwall run`.
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (policy, enforce) = config::load(&args.config)?;
+    let crate::config::Config { policy, enforce, blocklists } = crate::config::load(&args.config)?;
+    for (file, load) in &blocklists {
+        log::info!("block list {}: {load:?}", file.display());
+    }
     let ruleset = enforce.ruleset(&policy.ports_to_guard())?;
     if args.cleanup {
         sipwall_netfilter::remove_all(&ruleset.table).context("removing leftover rules")?;
@@ -165,6 +170,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let expire_every = Duration::from_millis(enforce.expire_interval_ms.max(100));
     let mut last_expire = Instant::now();
+    let mut last_prune = Instant::now();
     let mut failed = false;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -174,13 +180,20 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             break;
         }
         if reload.swap(false, Ordering::Relaxed) {
-            match config::load(&args.config) {
-                Ok((policy, new_enforce)) => {
+            match crate::config::load(&args.config) {
+                Ok(crate::config::Config { policy, enforce: new_enforce, blocklists }) => {
+                    for (file, load) in &blocklists {
+                        log::info!("SIGHUP: block list {}: {load:?}", file.display());
+                    }
                     if new_enforce != enforce {
                         log::warn!("SIGHUP: [enforce] changed; restart sipwall to apply it");
                     }
                     let nets: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
-                    lock(&engine).reload(policy);
+                    // Bans the new policy makes trusted are lifted in the kernel and the store.
+                    let lifted = lock(&engine).reload(policy);
+                    if !lifted.is_empty() {
+                        let _ = tx.send(Work::Bans(lifted));
+                    }
                     let _ = tx.send(Work::Blocklist(nets));
                     log::info!("SIGHUP: policy reloaded from {}", args.config.display());
                 }
@@ -193,6 +206,12 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             if !removed.is_empty() {
                 let _ = tx.send(Work::Bans(removed));
             }
+        }
+        if last_prune.elapsed() >= PRUNE_HISTORY_EVERY {
+            last_prune = Instant::now();
+            let forget = Duration::from_millis(lock(&engine).policy().bans.forget_after_ms);
+            let before = Timestamp(wall_clock().0.saturating_sub(forget));
+            let _ = tx.send(Work::PruneHistory(before));
         }
     }
     log::info!("stopping");

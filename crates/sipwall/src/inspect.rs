@@ -533,21 +533,10 @@ fn first_timestamp(path: &Path) -> Option<Duration> {
 }
 
 fn load_policy(config: Option<&Path>) -> anyhow::Result<Policy> {
-    let Some(path) = config else {
-        return Ok(Policy::default());
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config {}", path.display()))?;
-    let mut policy =
-        Policy::from_toml_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    for name in policy.blocklist_files.clone() {
-        let file = base.join(&name);
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading block list {}", file.display()))?;
-        policy.load_blocklist_text(&name, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match config {
+        Some(path) => Ok(crate::config::load(path)?.policy),
+        None => Ok(Policy::default()),
     }
-    Ok(policy)
 }
 
 fn parse_local(list: &[String]) -> anyhow::Result<Vec<IpNet>> {

@@ -26,6 +26,9 @@ pub trait BanStore: Send {
     fn load_active_bans(&mut self, now: Timestamp) -> anyhow::Result<Vec<Ban>>;
     /// Record non-accept decisions.
     fn record_decisions(&mut self, items: &[DecisionItem]) -> anyhow::Result<()>;
+    /// Forget ban history and offence counts of bans that ended before `before`, so the
+    /// store stays bounded however many sources were ever banned. Returns rows deleted.
+    fn prune_history(&mut self, before: Timestamp) -> anyhow::Result<usize>;
 }
 
 impl BanStore for sipwall_store::Store {
@@ -45,6 +48,9 @@ impl BanStore for sipwall_store::Store {
             items.iter().map(|d| (d.at, d.src, d.verdict, &d.record)),
         )?;
         Ok(())
+    }
+    fn prune_history(&mut self, before: Timestamp) -> anyhow::Result<usize> {
+        Ok(sipwall_store::Store::prune_history(self, before)?)
     }
 }
 
@@ -70,6 +76,8 @@ pub enum Work {
     Decision(Box<DecisionItem>),
     /// Replace the static block list in the kernel (after SIGHUP).
     Blocklist(Vec<IpNet>),
+    /// Forget ban history of bans that ended before this time (sent periodically).
+    PruneHistory(Timestamp),
     /// Finish the pending batch and stop.
     Stop,
 }
@@ -122,6 +130,7 @@ pub fn run(
         let mut removes: Vec<IpNet> = Vec::new();
         let mut decisions: Vec<DecisionItem> = Vec::new();
         let mut blocklist: Option<Vec<IpNet>> = None;
+        let mut prune_before: Option<Timestamp> = None;
         let mut take = |w: Work, stop: &mut bool| match w {
             Work::Bans(actions) => {
                 for a in actions {
@@ -140,6 +149,7 @@ pub fn run(
             }
             Work::Decision(d) => decisions.push(*d),
             Work::Blocklist(nets) => blocklist = Some(nets),
+            Work::PruneHistory(before) => prune_before = Some(before),
             Work::Stop => *stop = true,
         };
         take(first, &mut stop);
@@ -151,6 +161,18 @@ pub fn run(
             }
         }
         let now = clock();
+        if let Some(before) = prune_before {
+            match store.prune_history(before) {
+                Ok(n) if n > 0 => {
+                    log::info!("forgot {n} ban history row(s) past bans.forget_after")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    stats.store_errors += 1;
+                    log::error!("pruning ban history: {e:#}");
+                }
+            }
+        }
         let t0 = std::time::Instant::now();
         if let Some(nets) = blocklist {
             match banset.replace_blocklist(&nets) {
@@ -257,6 +279,9 @@ impl BanStore for MemStore {
     fn record_decisions(&mut self, items: &[DecisionItem]) -> anyhow::Result<()> {
         self.decisions.extend_from_slice(items);
         Ok(())
+    }
+    fn prune_history(&mut self, _before: Timestamp) -> anyhow::Result<usize> {
+        Ok(0)
     }
 }
 

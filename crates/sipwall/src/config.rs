@@ -1,9 +1,9 @@
-//! The daemon's settings: the `[enforce]` table of the same TOML file as the engine's policy.
+//! One config file for every mode: the engine's policy tables and the daemon's `[enforce]`.
 //!
-//! Choice: the engine's `Policy` is parsed from the file with the `[enforce]` table blanked out
-//! line for line (so the policy's error messages keep their line numbers, and a policy that
-//! denies unknown keys is not disturbed), and `[enforce]` is parsed here on its own, with
-//! unknown keys refused. No `#[serde(flatten)]` between the two.
+//! The engine parses the whole file into its `Policy` (it refuses unknown keys and lets
+//! `[enforce]` be); `[enforce]` is parsed here from the same text, refusing unknown keys too.
+//! Both report errors with the key and the line. [`load`] is the one loader that `inspect`,
+//! `run` and `check-config` share, so they can never disagree about a file.
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -144,101 +144,115 @@ impl EnforceConfig {
     }
 }
 
-/// The file split in two: the engine's part (the `[enforce]` table blanked, line numbers kept)
-/// and the daemon's settings.
-#[derive(Debug)]
-pub struct SplitConfig {
-    /// Text for `Policy::from_toml_str`.
-    pub policy_text: String,
-    /// `[enforce]`.
-    pub enforce: EnforceConfig,
+/// The `[enforce]` table of a config file, parsed on its own; every other table is ignored
+/// here (the engine's policy parser reads those, and ignores `[enforce]`).
+#[derive(Debug, Default, Deserialize)]
+struct EnforceDoc {
+    #[serde(default)]
+    enforce: EnforceConfig,
 }
 
-/// Blank every line of the `[enforce]` table (and its `[enforce.x]` sub-tables): from its
-/// header to the next table header that is not under it.
-fn blank_enforce(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+/// Parse and check `[enforce]`. Type errors come from toml with their line; errors of the
+/// checks in [`EnforceConfig::ruleset`] name their key, and the line is looked up here.
+pub fn parse_enforce(text: &str) -> anyhow::Result<EnforceConfig> {
+    let doc: EnforceDoc = toml::from_str(text)
+        .map_err(|e| anyhow::anyhow!("in [enforce]: {}", e.to_string().trim_end()))?;
+    let check = doc.enforce.ruleset(&[5060]).and_then(|_| doc.enforce.backend().map(|_| ()));
+    if let Err(err) = check {
+        let msg = err.to_string();
+        let line = msg
+            .split(':')
+            .next()
+            .and_then(|key| key.strip_prefix("enforce."))
+            .and_then(|key| line_of_key(text, "enforce", key));
+        return Err(match line {
+            Some(line) => anyhow::anyhow!("line {line}: {msg}"),
+            None => err,
+        });
+    }
+    Ok(doc.enforce)
+}
+
+/// 1-based line of `key = ...` inside `[table]`, if it is written there.
+fn line_of_key(text: &str, table: &str, key: &str) -> Option<usize> {
     let mut inside = false;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim_start();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
         if t.starts_with('[') {
-            let name = t.trim_start_matches('[').split([']', '#']).next().unwrap_or("").trim();
-            inside = name == "enforce" || name.starts_with("enforce.");
+            inside =
+                t.trim_start_matches('[').split([']', '#']).next().map(str::trim) == Some(table);
+            continue;
         }
-        if inside {
-            out.push_str(if line.ends_with("\r\n") {
-                "\r\n"
-            } else if line.ends_with('\n') {
-                "\n"
-            } else {
-                ""
-            });
-        } else {
-            out.push_str(line);
+        if inside && t.split('=').next().map(str::trim) == Some(key) && t.contains('=') {
+            return Some(i + 1);
         }
     }
-    out
+    None
 }
 
-/// Split the config text.
-pub fn split(text: &str) -> anyhow::Result<SplitConfig> {
-    let table: toml::Table = toml::from_str(text).context("config is not valid TOML")?;
-    let enforce = match table.get("enforce") {
-        Some(v) => v.clone().try_into::<EnforceConfig>().context("in [enforce]")?,
-        None => EnforceConfig::default(),
-    };
-    enforce.ruleset(&[5060])?;
-    enforce.backend()?;
-    Ok(SplitConfig { policy_text: blank_enforce(text), enforce })
+/// Everything one config file says: the engine's policy (with its block list files read) and
+/// the daemon's `[enforce]` settings. `inspect`, `run` and `check-config` all load through here.
+#[derive(Debug)]
+pub struct Config {
+    /// The engine's policy.
+    pub policy: sipwall_engine::Policy,
+    /// `[enforce]` (defaults when absent; only `run` uses it).
+    pub enforce: EnforceConfig,
+    /// What each block list file contributed, for logs and `check-config`.
+    pub blocklists: Vec<(PathBuf, sipwall_engine::policy::BlocklistLoad)>,
 }
 
-/// Read and split a config file; the engine's policy is parsed too so errors come up front.
-pub fn load(path: &Path) -> anyhow::Result<(sipwall_engine::Policy, EnforceConfig)> {
+/// Read a config file: policy and `[enforce]` are both checked up front, and block list files
+/// (relative paths are relative to the config file's folder) are read into the policy.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config {}", path.display()))?;
-    let split = split(&text).with_context(|| format!("config {}", path.display()))?;
-    let mut policy = sipwall_engine::Policy::from_toml_str(&split.policy_text)
-        .with_context(|| format!("policy in {}", path.display()))?;
+    let mut policy = sipwall_engine::Policy::from_toml_str(&text)
+        .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+    let enforce = parse_enforce(&text).with_context(|| format!("config {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut blocklists = Vec::new();
     for name in policy.blocklist_files.clone() {
-        let text = std::fs::read_to_string(&name)
-            .with_context(|| format!("reading block list file {name}"))?;
+        let file = base.join(&name);
+        let text = std::fs::read_to_string(&file).with_context(|| {
+            format!("reading block list file {} (blocklist.files)", file.display())
+        })?;
         let load = policy
             .load_blocklist_text(&name, &text)
-            .with_context(|| format!("block list file {name}"))?;
-        log::info!("block list {name}: {load:?}");
+            .map_err(|e| anyhow::anyhow!("block list file {}: {e}", file.display()))?;
+        blocklists.push((file, load));
     }
-    Ok((policy, split.enforce))
+    Ok(Config { policy, enforce, blocklists })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const TEXT: &str = "# policy\n[trusted]\nnets = [\"198.51.100.0/24\"]\n\n[enforce]\nmode = \"router\"\nports = [\"udp:5060\", \"tls:5061\"]\nqueues = 2\nprotected = [\"192.0.2.0/24\"]\n\n[enforce.extra]\n\n[bans]\nduration = \"1h\"\n";
+    const TEXT: &str = "# policy\n[trusted]\nnetworks = [\"198.51.100.0/24\"]\n\n[enforce]\nmode = \"router\"\nports = [\"udp:5060\", \"tls:5061\"]\nqueues = 2\nprotected = [\"192.0.2.0/24\"]\n\n[bans]\nduration_secs = 60\n";
 
     #[test]
-    fn enforce_table_is_blanked_line_for_line() {
-        let s = split(TEXT).unwrap_err().to_string();
-        // [enforce.extra] is an unknown key of [enforce]
-        assert!(s.contains("in [enforce]"), "{s}");
-        let text = TEXT.replace("[enforce.extra]\n", "");
-        let s = split(&text).unwrap();
-        assert_eq!(s.policy_text.lines().count(), text.lines().count());
-        assert!(!s.policy_text.contains("mode"));
-        assert!(s.policy_text.contains("[trusted]") && s.policy_text.contains("[bans]"));
-        assert_eq!(
-            s.policy_text.lines().position(|l| l == "[bans]"),
-            text.lines().position(|l| l == "[bans]")
-        );
-        assert_eq!(s.enforce.mode, Mode::Router);
-        let r = s.enforce.ruleset(&[5060]).unwrap();
+    fn one_file_holds_policy_and_enforce() {
+        let enforce = parse_enforce(TEXT).unwrap();
+        assert_eq!(enforce.mode, Mode::Router);
+        let r = enforce.ruleset(&[5060]).unwrap();
         assert_eq!(r.queue_count, 2);
         assert!(r.hooks.forward && !r.hooks.input);
         assert_eq!(r.ports[1], GuardedPort { l4: L4Proto::Tcp, port: 5061, inspect: false });
+        // the engine reads the same text, [enforce] included, without complaint
+        let policy = sipwall_engine::Policy::from_toml_str(TEXT).unwrap();
+        assert_eq!(policy.bans.duration_ms, 60_000);
     }
 
     #[test]
-    fn bad_settings_name_the_key() {
+    fn unknown_enforce_key_names_key_and_line() {
+        let text = TEXT.replace("queues = 2\n", "queues = 2\nqueuez = 3\n");
+        let e = format!("{:#}", parse_enforce(&text).unwrap_err());
+        assert!(e.contains("queuez") && e.contains("line 9"), "{e}");
+    }
+
+    #[test]
+    fn bad_settings_name_the_key_and_line() {
         for (bad, key) in [
             ("[enforce]\nports = [\"sctp:5060\"]\n", "enforce.ports"),
             ("[enforce]\nqueues = 0\n", "enforce.queues"),
@@ -246,13 +260,37 @@ mod tests {
             ("[enforce]\nqueue_backend = \"ebpf\"\n", "enforce.queue_backend"),
             ("[enforce]\ntable = \"a b\"\n", "enforce.table"),
         ] {
-            let e = format!("{:#}", split(bad).unwrap_err());
+            let e = format!("{:#}", parse_enforce(bad).unwrap_err());
             assert!(e.contains(key), "{bad}: {e}");
+            assert!(e.contains("line 2"), "{bad}: {e}");
         }
-        assert_eq!(split("").unwrap().enforce, EnforceConfig::default());
+        assert_eq!(parse_enforce("").unwrap(), EnforceConfig::default());
         // no ports in [enforce]: the policy's, on UDP and TCP
         let r = EnforceConfig::default().ruleset(&[5060, 5080]).unwrap();
         assert_eq!(r.ports.len(), 4);
         assert!(r.ports.iter().all(|p| p.inspect));
+    }
+
+    #[test]
+    fn block_list_files_are_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.txt"), "# scanners\n203.0.113.0/24 ; a range\n")
+            .unwrap();
+        let cfg = dir.path().join("sipwall.toml");
+        std::fs::write(&cfg, "[blocklist]\nfiles = [\"bad.txt\"]\n").unwrap();
+        let config = load(&cfg).unwrap();
+        assert_eq!(config.blocklists.len(), 1);
+        assert!(config.policy.blocklist.iter().any(|n| n.to_string() == "203.0.113.0/24"));
+        std::fs::write(&cfg, "[blocklist]\nfiles = [\"missing.txt\"]\n").unwrap();
+        let e = format!("{:#}", load(&cfg).unwrap_err());
+        assert!(e.contains("missing.txt") && e.contains("blocklist.files"), "{e}");
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/sipwall.example.toml");
+        let config = load(&example).unwrap();
+        assert_eq!(config.enforce, EnforceConfig::default());
     }
 }
