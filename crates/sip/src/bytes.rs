@@ -75,6 +75,33 @@ pub(crate) fn find(c: u8, s: &[u8]) -> Option<usize> {
     s.iter().position(|&b| b == c)
 }
 
+/// First position of `c`, eight bytes at a time (SWAR): for header lines and names, where
+/// memchr's dispatch costs more than the scan.
+#[inline]
+pub(crate) fn find_byte(c: u8, s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pat = LO * u64::from(c);
+    let mut chunks = s.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let word = match <[u8; 8]>::try_from(chunk) {
+            Ok(w) => u64::from_le_bytes(w),
+            // chunks_exact yields 8 bytes: never taken.
+            Err(_) => return s.iter().position(|&b| b == c),
+        };
+        let x = word ^ pat;
+        // A zero byte of `x` is a match. The lowest flagged byte is always a true match
+        // (false positives can only sit above a true one), and bytes are little-endian.
+        let hit = x.wrapping_sub(LO) & !x & HI;
+        if hit != 0 {
+            return Some(base + (hit.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks.remainder().iter().position(|&b| b == c).map(|i| base + i)
+}
+
 /// Splits at the first `sep`, excluding it.
 #[inline]
 pub(crate) fn split_once(s: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
@@ -320,15 +347,19 @@ impl<'a> Iterator for Params<'a> {
                 None => (s, None),
             };
             self.rest = rest;
-            if trim(item).is_empty() {
-                continue;
-            }
             return Some(match eq {
+                // Holds a `=`: not empty.
                 Some(e) => (
                     trim(item.get(..e)?),
                     Some(unquote(trim(item.get(e + 1..).unwrap_or_default()))),
                 ),
-                None => (trim(item), None),
+                None => {
+                    let item = trim(item);
+                    if item.is_empty() {
+                        continue;
+                    }
+                    (item, None)
+                }
             });
         }
     }
@@ -370,6 +401,22 @@ mod tests {
         assert_eq!(trim(b" \r\n\t a b \r\n "), b"a b");
         assert_eq!(trim(b"   "), b"");
         assert_eq!(trim(b""), b"");
+    }
+
+    #[test]
+    fn find_byte_matches_position() {
+        let mut s: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+        s.extend_from_slice(b"\x80\x0a\x3a\x8a\xba");
+        for start in 0..40 {
+            for c in [b'\n', b':', 0, 0x80, 0xff, 0x01, 0xba] {
+                let t = &s[start..];
+                assert_eq!(find_byte(c, t), t.iter().position(|&b| b == c), "{start} {c}");
+            }
+        }
+        assert_eq!(find_byte(b':', b""), None);
+        assert_eq!(find_byte(b':', b"abcdefgh:"), Some(8));
+        assert_eq!(find_byte(b':', b"\x3b\x3a"), Some(1));
+        assert_eq!(find_byte(b'\n', b"\x0b\x0a\x0a"), Some(1));
     }
 
     #[test]
