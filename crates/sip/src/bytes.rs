@@ -69,10 +69,11 @@ pub(crate) fn unquote(s: &[u8]) -> &[u8] {
     }
 }
 
-/// First position of `c`. Header values are short: a plain loop beats memchr's dispatch.
+/// First position of `c`. Header values are short: a word-at-a-time scan beats memchr's
+/// dispatch.
 #[inline]
 pub(crate) fn find(c: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&b| b == c)
+    find_byte(c, s)
 }
 
 /// First position of `c`, eight bytes at a time (SWAR): for header lines and names, where
@@ -100,6 +101,31 @@ pub(crate) fn find_byte(c: u8, s: &[u8]) -> Option<usize> {
         base += 8;
     }
     chunks.remainder().iter().position(|&b| b == c).map(|i| base + i)
+}
+
+/// First position of any of `a`, `b`, `c`, eight bytes at a time (see [`find_byte`]; the
+/// lowest flagged byte over the three masks is a true match of one of them).
+#[inline]
+pub(crate) fn find_any3(s: &[u8], a: u8, b: u8, c: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let (pa, pb, pc) = (LO * u64::from(a), LO * u64::from(b), LO * u64::from(c));
+    let zero = |x: u64| x.wrapping_sub(LO) & !x;
+    let mut chunks = s.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let word = match <[u8; 8]>::try_from(chunk) {
+            Ok(w) => u64::from_le_bytes(w),
+            // chunks_exact yields 8 bytes: never taken.
+            Err(_) => return s.iter().position(|&x| x == a || x == b || x == c),
+        };
+        let hit = (zero(word ^ pa) | zero(word ^ pb) | zero(word ^ pc)) & HI;
+        if hit != 0 {
+            return Some(base + (hit.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks.remainder().iter().position(|&x| x == a || x == b || x == c).map(|i| base + i)
 }
 
 /// Splits at the first `sep`, excluding it.
@@ -172,7 +198,7 @@ pub(crate) fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
     // Short values (parameters, most header values): scalar scans are cheaper than memchr3's
     // setup. They stop at the same positions as the memchr3 walk below.
     if s.len() <= 48 {
-        let j = s.iter().position(|&b| b == sep || b == b'"' || b == b'<')?;
+        let j = find_any3(s, sep, b'"', b'<')?;
         if s.get(j) == Some(&sep) {
             return Some(j);
         }
@@ -231,7 +257,7 @@ pub(crate) fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
 pub(crate) fn skip_quoted(s: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     loop {
-        let j = i + s.get(i..)?.iter().position(|&b| b == b'"' || b == b'\\')?;
+        let j = i + find_any3(s.get(i..)?, b'"', b'\\', b'"')?;
         if s.get(j) == Some(&b'"') {
             return Some(j + 1);
         }
@@ -272,16 +298,6 @@ impl<'a> Iterator for ListIter<'a> {
     }
 }
 
-/// Bytes the parameter scan stops at: `;`, `=`, `"`, `<`.
-const PARAM_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b';' as usize] = true;
-    t[b'=' as usize] = true;
-    t[b'"' as usize] = true;
-    t[b'<' as usize] = true;
-    t
-};
-
 /// Iterator over `;`-separated parameters as `(name, value)`: the elements of
 /// `ListIter::new(s, b';')`, each split at its first `=` into a trimmed name and an unquoted,
 /// trimmed value (`None` for a flag). One scan per parameter when it holds no `"` or `<`;
@@ -303,29 +319,11 @@ impl<'a> Iterator for Params<'a> {
         // Each round consumes the separator or ends: bounded.
         loop {
             let s = self.rest?;
-            let (mut end, mut eq, mut plain) = (None, None, true);
-            let mut i = 0;
-            // Table scan: one load and test per ordinary byte.
-            while let Some(&b) = s.get(i) {
-                if PARAM_STOP[usize::from(b)] {
-                    match b {
-                        b';' => {
-                            end = Some(i);
-                            break;
-                        }
-                        b'=' => {
-                            if eq.is_none() {
-                                eq = Some(i);
-                            }
-                        }
-                        _ => {
-                            plain = false;
-                            break;
-                        }
-                    }
-                }
-                i += 1;
-            }
+            let (end, plain) = match find_any3(s, b';', b'"', b'<') {
+                Some(i) if s.get(i) == Some(&b';') => (Some(i), true),
+                Some(_) => (None, false),
+                None => (None, true),
+            };
             if !plain {
                 // Quotes or angle brackets: the general splitter, then the general split.
                 let (item, rest) = match find_unquoted(s, b';') {
@@ -347,7 +345,7 @@ impl<'a> Iterator for Params<'a> {
                 None => (s, None),
             };
             self.rest = rest;
-            return Some(match eq {
+            return Some(match find_byte(b'=', item) {
                 // Holds a `=`: not empty.
                 Some(e) => (
                     trim(item.get(..e)?),
@@ -413,6 +411,12 @@ mod tests {
                 assert_eq!(find_byte(c, t), t.iter().position(|&b| b == c), "{start} {c}");
             }
         }
+        for start in 0..40 {
+            let t = &s[start..];
+            let want = t.iter().position(|&b| b == b';' || b == 0x80 || b == b'<');
+            assert_eq!(find_any3(t, b';', 0x80, b'<'), want, "{start}");
+        }
+        assert_eq!(find_any3(b"abcdefghijk\"", b';', b'"', b'<'), Some(11));
         assert_eq!(find_byte(b':', b""), None);
         assert_eq!(find_byte(b':', b"abcdefgh:"), Some(8));
         assert_eq!(find_byte(b':', b"\x3b\x3a"), Some(1));

@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::bytes::{
-    find, find_param, is_lws, is_token, parse_u16, parse_u32, skip_quoted, split_once, trim,
-    trim_start, unquote, ListIter, Params,
+    find, find_any3, find_param, is_lws, is_token, parse_u16, parse_u32, skip_quoted, split_once,
+    trim, trim_start, unquote, ListIter, Params,
 };
 use crate::types::{CSeq, Credentials, Host, Method, NameAddr, Transport, Uri, UriParams, Via};
 
@@ -227,7 +227,7 @@ impl<'a> Uri<'a> {
             };
             // hostport ends at the first `;` (parameters follow, up to any `?`) or `?` (URI
             // headers, not exposed).
-            let stop = hostpart.iter().position(|&b| b == b';' || b == b'?');
+            let stop = find_any3(hostpart, b';', b'?', b';');
             let hostport = match stop {
                 Some(i) => {
                     if hostpart.get(i) == Some(&b';') {
