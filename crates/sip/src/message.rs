@@ -22,8 +22,8 @@
 use std::fmt;
 
 use crate::bytes::{
-    count_items, find_byte, first_item, is_lws, is_token, parse_u32, parse_usize, trim, trim_end,
-    ListIter,
+    count_items, find_byte, find_byte_wide, first_item, is_lws, is_token, parse_u32, parse_usize,
+    trim, trim_end, ListIter,
 };
 use crate::limits::{MAX_HEADERS, MAX_LINE_LENGTH, MAX_MESSAGE_SIZE};
 use crate::types::*;
@@ -213,7 +213,7 @@ fn fail<'a>(
 }
 
 fn is_sip_version(v: &[u8]) -> bool {
-    v.eq_ignore_ascii_case(b"SIP/2.0")
+    v == b"SIP/2.0" || v.eq_ignore_ascii_case(b"SIP/2.0")
 }
 
 /// Parses the start line `buf[pos..end]` (end excludes the line terminator).
@@ -322,7 +322,7 @@ impl<'a> Message<'a> {
         let body_start = loop {
             let pos = next;
             // Header lines are 10-80 bytes: a word-at-a-time scan beats memchr's dispatch.
-            let (end, n) = match find_byte(b'\n', buf.get(pos..).unwrap_or_default()) {
+            let (end, n) = match find_byte_wide(b'\n', buf.get(pos..).unwrap_or_default()) {
                 Some(i) => {
                     let nl = pos + i;
                     let end = if nl > pos && buf.get(nl - 1) == Some(&b'\r') { nl - 1 } else { nl };
@@ -416,7 +416,8 @@ impl<'a> Message<'a> {
     #[inline]
     fn first(&self, name: HeaderName<'static>) -> Option<&'a [u8]> {
         let i = usize::from(*self.first.get(usize::from(name.id()))?).checked_sub(1)?;
-        self.entries().get(i).map(|e| self.entry_value(e))
+        // `first` only holds indices of filled entries.
+        self.entries.get(i).map(|e| self.entry_value(e))
     }
 
     /// True for a request, false for a response.
@@ -573,10 +574,11 @@ impl<'a> Message<'a> {
         }
         let mut at = 0;
         while !body.get(at..)?.starts_with(b"s=") {
-            at += memchr::memchr(b'\n', body.get(at..)?)? + 1;
+            // SDP lines are short: word-at-a-time beats memchr's dispatch.
+            at += find_byte(b'\n', body.get(at..)?)? + 1;
         }
         let line = body.get(at + 2..)?;
-        let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+        let end = find_byte(b'\n', line).unwrap_or(line.len());
         Some(trim_end(line.get(..end)?))
     }
 
