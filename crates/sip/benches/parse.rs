@@ -102,6 +102,8 @@ fn rsip_extract(raw: &[u8]) -> Option<usize> {
         n += uri_len(&v.uri) + param_len(&v.params);
         n += matches!(v.transport, rsip::Transport::Udp) as usize;
     }
+    // Via count, as sipwall's `via_count` (rsip keeps one header per Via line).
+    n += msg.headers().iter().filter(|h| matches!(h, rsip::Header::Via(_))).count();
     n += msg.call_id_header().map_or(0, |h| h.value().len());
     if let Ok(c) = msg.cseq_header().and_then(|h| h.typed()) {
         n += c.seq as usize;

@@ -21,6 +21,9 @@ fn main() {
                 s += match &m[4..] {
                     "from" => msg.from().map_or(0, |x| x.uri.raw.len()),
                     "contact" => msg.contact().map_or(0, |x| x.uri.raw.len()),
+                    "to" => msg.to().map_or(0, |x| x.uri.raw.len()),
+                    "body" => msg.body().len(),
+                    "first" => msg.max_forwards().unwrap_or(0) as usize,
                     "via" => msg.top_via().map_or(0, |x| x.protocol.len()),
                     "via_count" => msg.via_count(),
                     "ruri" => msg.request_uri().map_or(0, |x| x.raw.len()),
@@ -93,6 +96,8 @@ fn rsip_extract(raw: &[u8]) -> Option<usize> {
         n += uri_len(&v.uri) + param_len(&v.params);
         n += matches!(v.transport, rsip::Transport::Udp) as usize;
     }
+    // Via count, as sipwall's `via_count` (rsip keeps one header per Via line).
+    n += msg.headers().iter().filter(|h| matches!(h, rsip::Header::Via(_))).count();
     n += msg.call_id_header().map_or(0, |h| h.value().len());
     if let Ok(c) = msg.cseq_header().and_then(|h| h.typed()) {
         n += c.seq as usize;
