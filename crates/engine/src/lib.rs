@@ -15,7 +15,7 @@
 //! * Trusted sources are never banned and never dropped by detection.
 //!
 //! USE:
-//! ```ignore
+//! ```text
 //! let mut policy = Policy::from_toml_str(text)?;     // errors name key + line
 //! for f in &policy.blocklist_files.clone() { policy.load_blocklist_text(f, &read(f)?)?; }
 //! let mut engine = Engine::new(policy);
