@@ -349,19 +349,16 @@ pub fn decode_sipvicious_tag(tag: &[u8], out: &mut [u8; 48]) -> Option<usize> {
 /// True if `host` appears in a raw header value as a URI host: after `@` or `:` and followed
 /// by the end, `:`, `;`, `>` or `?` (so `11.1.1.1` or `1.1.1.10` do not match `1.1.1.1`).
 fn raw_has_host(raw: &[u8], host: &[u8]) -> bool {
-    let mut start = 0;
-    while let Some(i) = memchr::memmem::find(&raw[start..], host) {
-        let at = start + i;
-        let before = at.checked_sub(1).map(|j| raw[j]);
-        let after = raw.get(at + host.len()).copied();
-        if matches!(before, Some(b'@' | b':'))
-            && matches!(after, None | Some(b':' | b';' | b'>' | b'?' | b' ' | b','))
-        {
-            return true;
-        }
-        start = at + 1;
-    }
-    false
+    // Every match sits right after an `@` or `:`: visit those (a short Contact has one to
+    // three) instead of building a substring searcher per call.
+    raw.iter().enumerate().any(|(j, &b)| {
+        (b == b'@' || b == b':')
+            && raw.get(j + 1..).is_some_and(|rest| rest.starts_with(host))
+            && matches!(
+                raw.get(j + 1 + host.len()),
+                None | Some(b':' | b';' | b'>' | b'?' | b' ' | b',')
+            )
+    })
 }
 
 fn uri_is_nm(u: &Uri<'_>) -> bool {
@@ -670,6 +667,33 @@ mod tests {
         assert!(!raw_has_host(b"sip:123@11.1.1.1", b"1.1.1.1"));
         assert!(!raw_has_host(b"sip:123@1.1.1.10", b"1.1.1.1"));
         assert!(!raw_has_host(b"sip:1.1.1.1x@host", b"1.1.1.1"));
+        assert!(raw_has_host(b"sip:1.1.1.1x@host, <sip:a@1.1.1.1>", b"1.1.1.1"));
+        assert!(raw_has_host(b"sip::1.1.1.1", b"1.1.1.1"));
+        assert!(!raw_has_host(b"@1.1.1.", b"1.1.1.1"));
+        // Same answers as a plain substring search filtered by the neighbours, on every
+        // arrangement of a few telling pieces.
+        let reference = |raw: &[u8], host: &[u8]| {
+            (0..raw.len()).any(|at| {
+                raw[at..].starts_with(host)
+                    && at > 0
+                    && matches!(raw[at - 1], b'@' | b':')
+                    && matches!(
+                        raw.get(at + host.len()),
+                        None | Some(b':' | b';' | b'>' | b'?' | b' ' | b',')
+                    )
+            })
+        };
+        let pieces: [&[u8]; 6] = [b"@", b":", b"1.1.1.1", b"0", b";", b"x"];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for d in pieces {
+                        let raw = [a, b, c, d].concat();
+                        assert_eq!(raw_has_host(&raw, b"1.1.1.1"), reference(&raw, b"1.1.1.1"));
+                    }
+                }
+            }
+        }
     }
 
     #[test]
