@@ -190,16 +190,22 @@ impl<'a> Uri<'a> {
     /// `scheme` and `raw`. None if there is no valid `scheme:`.
     pub fn parse(raw: &'a [u8]) -> Option<Uri<'a>> {
         let raw = trim(raw);
-        // The scheme runs up to the first byte that is not a scheme character; that byte must
-        // be the colon (so it is the first colon).
-        if !raw.first()?.is_ascii_alphabetic() {
-            return None;
-        }
-        let n = raw.iter().position(|b| !is_scheme_char(*b))?;
-        if raw.get(n) != Some(&b':') {
-            return None;
-        }
-        let (scheme, rest) = (raw.get(..n)?, raw.get(n + 1..)?);
+        let (scheme, rest) = if raw.starts_with(b"sip:") {
+            // The usual spelling: no scheme scan.
+            raw.split_at(3)
+        } else {
+            // The scheme runs up to the first byte that is not a scheme character; that byte
+            // must be the colon (so it is the first colon).
+            if !raw.first()?.is_ascii_alphabetic() {
+                return None;
+            }
+            let n = raw.iter().position(|b| !is_scheme_char(*b))?;
+            if raw.get(n) != Some(&b':') {
+                return None;
+            }
+            raw.split_at(n)
+        };
+        let rest = rest.get(1..)?;
         let mut uri = Uri {
             scheme,
             user: None,
@@ -296,7 +302,7 @@ impl<'a> NameAddr<'a> {
             },
         };
         let uri = Uri::parse(uri)?;
-        let tag = find_param(params, b"tag").flatten();
+        let tag = tag_param(params);
         Some(NameAddr { display_name: display, uri, tag, params })
     }
 
@@ -304,6 +310,25 @@ impl<'a> NameAddr<'a> {
     pub fn param(&self, name: &[u8]) -> Option<Option<&'a [u8]>> {
         find_param(self.params, name)
     }
+}
+
+/// `find_param(params, b"tag").flatten()`, with a fast path for the usual shape: the first
+/// parameter is `tag=` with a plain value (no quote or `<` before the next `;`).
+#[inline]
+fn tag_param(params: &[u8]) -> Option<&[u8]> {
+    if params.is_empty() {
+        return None;
+    }
+    if let Some(rest) = params.strip_prefix(b"tag=") {
+        match find_any3(rest, b';', b'"', b'<') {
+            None => return Some(trim(rest)),
+            Some(i) if rest.get(i) == Some(&b';') => {
+                return Some(trim(rest.get(..i).unwrap_or_default()));
+            }
+            Some(_) => {}
+        }
+    }
+    find_param(params, b"tag").flatten()
 }
 
 /// Position of the closing `"` in `s` (which starts just after the opening one).
