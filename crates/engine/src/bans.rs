@@ -272,6 +272,33 @@ impl BanTable {
         true
     }
 
+    /// Put back a stored offence (count, end of its last ban) so escalation survives a
+    /// restart. Keeps the higher count and later end when history is already present (a
+    /// restored ban). False if trusted, `count == 0`, or already forgotten (`forget_after`
+    /// passed at `now`); bounded by `max_ban_history` like every history entry.
+    pub(crate) fn restore_offence(
+        &mut self,
+        net: IpNet,
+        count: u32,
+        last_until: Timestamp,
+        now: Timestamp,
+        policy: &Policy,
+        trusted: &NetSet,
+    ) -> bool {
+        let net = net.trunc();
+        let forgotten =
+            now.as_millis() >= last_until.as_millis().saturating_add(policy.bans.forget_after_ms);
+        if count == 0 || forgotten || trusted.overlaps(net) || policy.max_ban_history == 0 {
+            return false;
+        }
+        let (count, last_until) = match self.history.get(&net) {
+            Some(o) => (o.count.max(count), o.last_until.max(last_until)),
+            None => (count, last_until),
+        };
+        self.remember(net, count, last_until, now, policy);
+        true
+    }
+
     /// Remove a ban (unban or expiry).
     pub(crate) fn remove(&mut self, net: &IpNet, policy: &Policy) -> Option<Ban> {
         let b = self.bans.remove(net)?;

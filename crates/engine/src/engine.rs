@@ -694,6 +694,19 @@ impl Engine {
         self.bans.restore(ban, now, &self.policy, &self.policy.trusted)
     }
 
+    /// Put back a network's offence history loaded from the store (`count` bans so far, the
+    /// last ending at `last_until`), so a repeat offender whose ban ended before a restart
+    /// still gets an escalated ban. Skipped (false) if trusted or already forgotten.
+    pub fn restore_offence(
+        &mut self,
+        net: IpNet,
+        count: u32,
+        last_until: Timestamp,
+        now: Timestamp,
+    ) -> bool {
+        self.bans.restore_offence(net, count, last_until, now, &self.policy, &self.policy.trusted)
+    }
+
     /// Remove expired bans; returns their Remove actions.
     pub fn expire(&mut self, now: Timestamp) -> Vec<BanAction> {
         self.bans.expire(now, &self.policy)
@@ -781,6 +794,56 @@ mod tests {
         assert!(is_keepalive(b"\r\n\r\n"));
         assert!(is_keepalive(b""));
         assert!(!is_keepalive(b"OPTIONS sip:x SIP/2.0\r\n"));
+    }
+
+    #[test]
+    fn restored_offence_makes_the_next_ban_escalate() {
+        let p = Policy::from_toml_str(
+            "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n[bans]\nduration_secs = 60\nescalation_factor = 3\nforget_after_secs = 300\n",
+        )
+        .unwrap();
+        let now = Timestamp::from_millis(500_000);
+        let ban = |e: &mut Engine, net: &str| {
+            let req = BanRequest {
+                net: net.parse().unwrap(),
+                rule: "test",
+                reason: "test".into(),
+                evidence: Evidence::default(),
+                origin: BanOrigin::Detection,
+                duration_ms: None,
+            };
+            let policy = e.policy.clone();
+            match e.bans.add(req, now, &policy, &policy.trusted).first() {
+                Some(BanAction::Add(b)) => (b.count, b.until.as_millis() - b.since.as_millis()),
+                other => panic!("no ban: {other:?}"),
+            }
+        };
+        let mut e = Engine::new(p.clone());
+        // 2 bans so far, the last ended 100 s ago: the next is ban #3, 60 s x 3^2.
+        assert!(e.restore_offence(
+            "203.0.113.9/32".parse().unwrap(),
+            2,
+            Timestamp::from_millis(400_000),
+            now
+        ));
+        assert_eq!(ban(&mut e, "203.0.113.9/32"), (3, 540_000));
+        // without the restore: a first-time ban
+        assert_eq!(ban(&mut Engine::new(p.clone()), "203.0.113.9/32"), (1, 60_000));
+        // forgotten (ended more than forget_after ago) and trusted offences are not restored
+        let mut e = Engine::new(p);
+        assert!(!e.restore_offence(
+            "203.0.113.7/32".parse().unwrap(),
+            4,
+            Timestamp::from_millis(1),
+            now
+        ));
+        assert!(!e.restore_offence(
+            "198.51.100.7/32".parse().unwrap(),
+            4,
+            Timestamp::from_millis(400_000),
+            now
+        ));
+        assert_eq!(ban(&mut e, "203.0.113.7/32"), (1, 60_000));
     }
 
     #[test]
