@@ -43,6 +43,8 @@ pub struct EnforceConfig {
     pub record_decisions: bool,
     /// Most TCP connections tracked per queue.
     pub max_tcp_flows: usize,
+    /// Unix socket of the operator commands (`sipwall ban/unban/bans`), mode 0600.
+    pub control_socket: PathBuf,
 }
 
 /// Where sipwall stands.
@@ -73,6 +75,7 @@ impl Default for EnforceConfig {
             expire_interval_ms: 1000,
             record_decisions: true,
             max_tcp_flows: 16_384,
+            control_socket: PathBuf::from(crate::control::DEFAULT_SOCKET),
         }
     }
 }

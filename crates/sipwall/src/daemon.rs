@@ -2,17 +2,20 @@
 //!
 //! Start-up order (each step only after the previous one succeeded):
 //! 1. config: the engine's policy and `[enforce]` (see [`config`]), checked up front;
-//! 2. the store (`STATE_DIR/sipwall.db`), and the engine with every unexpired stored ban;
+//! 2. the store (`STATE_DIR/sipwall.db`), and the engine with every unexpired stored ban and
+//!    the stored offence history (so repeat offenders keep escalating across restarts); the
+//!    control socket (`[enforce] control_socket`, mode 0600) is bound here, with every
+//!    capability still held ([`control`]);
 //! 3. the `inet` table with its ban sets (leftovers of a crashed run are removed first), and
 //!    every restored ban put into the kernel sets — BEFORE any packet is queued;
 //! 4. the queue rules (nft `queue` if the kernel has it, else iptables NFQUEUE; logged), and
 //!    one bound NFQUEUE per queue number;
 //! 5. capabilities reduced to CAP_NET_ADMIN ([`privs`]); then the threads: one per queue, one
-//!    ban worker owning the store and ban sets ([`state`]).
+//!    ban worker owning the store and ban sets ([`state`]), one serving the control socket.
 //!
 //! Signals: SIGHUP re-reads the config and replaces the engine's policy (bans and behaviour
 //! state kept); SIGTERM/SIGINT stop the queues, flush pending bans, remove every rule and exit
-//! 0. Every error path after step 3 removes the rules too (drop guard); `sipwall run --cleanup`
+//! 0; the control socket file is removed on every exit path. Every error path after step 3 removes the rules too (drop guard); `sipwall run --cleanup`
 //! removes leftovers by hand. Packets are accepted by the kernel while no queue is bound
 //! (fail open, `--queue-bypass`) unless `fail_closed`.
 use std::path::PathBuf;
@@ -25,6 +28,7 @@ use anyhow::Context as _;
 use sipwall_engine::{Engine, Timestamp};
 use sipwall_netfilter::{BanSet, Firewall, Queue, QueueConfig};
 
+pub mod control;
 pub mod inline;
 pub mod privs;
 pub mod state;
@@ -44,6 +48,9 @@ pub struct RunArgs {
     /// Remove sipwall's rules and table left by an earlier run, then exit.
     #[arg(long)]
     pub cleanup: bool,
+    /// Control socket (overrides `enforce.control_socket`).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
     /// Keep all capabilities (for debugging).
     #[arg(long, hide = true)]
     pub keep_caps: bool,
@@ -96,6 +103,15 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             restored.push(ban);
         }
     }
+    let offences = store.load_offences().context("loading stored offence history")?;
+    let kept = offences
+        .iter()
+        .filter(|o| engine.restore_offence(o.net, o.count, o.last_until, now))
+        .count();
+    log::info!("restored offence history of {kept} of {} stored network(s)", offences.len());
+    let socket_path = args.socket.clone().unwrap_or_else(|| enforce.control_socket.clone());
+    // Bound before capabilities are dropped; removed when dropped (every return below).
+    let control_sock = control::ControlSocket::bind(&socket_path)?;
 
     let mut fw = Firewall::install(ruleset.clone()).context("installing the nft table")?;
     let mut banset = BanSet::new(&ruleset.table).with_netlink();
@@ -166,6 +182,15 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             .context("starting a queue thread")?;
         threads.push((num, h));
     }
+    let control_stop = Arc::new(AtomicBool::new(false));
+    let control_thread = {
+        let ctx = control::Ctx { engine: engine.clone(), work: tx.clone(), clock: wall_clock };
+        let stop = control_stop.clone();
+        std::thread::Builder::new()
+            .name("sipwall-control".into())
+            .spawn(move || control::serve(control_sock, ctx, stop))
+            .context("starting the control socket thread")?
+    };
     log::info!("sipwall running: {} queue thread(s)", threads.len());
 
     let expire_every = Duration::from_millis(enforce.expire_interval_ms.max(100));
@@ -233,6 +258,11 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
                 log::error!("queue {num}: thread panicked");
             }
         }
+    }
+    // Before the worker stops: a command being served still gets its ban applied.
+    control_stop.store(true, Ordering::Relaxed);
+    if control_thread.join().is_err() {
+        log::error!("control socket thread panicked");
     }
     let _ = tx.send(Work::Stop);
     drop(tx);

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod check_config;
 mod config;
+mod control;
 mod daemon;
 mod inspect;
 
@@ -25,6 +26,14 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Protect this host or the hosts behind this router inline (NFQUEUE + nftables). Needs root.
     Run(daemon::RunArgs),
+    /// Ban an address or network by hand (talks to the running `sipwall run`).
+    Ban(control::BanArgs),
+    /// Lift a ban (talks to the running `sipwall run`).
+    Unban(control::UnbanArgs),
+    /// List active bans: network, until, count, rule, reason (from the running daemon).
+    Bans(control::BansArgs),
+    /// Recent non-accept decisions with their reasons (reads the state store directly).
+    Decisions(control::DecisionsArgs),
     /// Check a config file; every error names the key and the line.
     CheckConfig {
         /// Config file (TOML).
@@ -40,6 +49,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::main(args),
         Command::Run(args) => daemon::main(args),
+        Command::Ban(args) => control::ban(args),
+        Command::Unban(args) => control::unban(args),
+        Command::Bans(args) => control::bans(args),
+        Command::Decisions(args) => control::decisions(args),
         Command::CheckConfig { file } => check_config::main(&file),
     };
     match result {

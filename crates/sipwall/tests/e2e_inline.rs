@@ -95,6 +95,8 @@ impl Env {
             .arg(&cfg)
             .arg("--state")
             .arg(&state)
+            .arg("--socket")
+            .arg(self.path("control.sock"))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

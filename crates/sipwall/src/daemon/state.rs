@@ -78,8 +78,20 @@ pub enum Work {
     Blocklist(Vec<IpNet>),
     /// Forget ban history of bans that ended before this time (sent periodically).
     PruneHistory(Timestamp),
+    /// Answer once the batch holding this message (and every `Bans` queued before it) is
+    /// in the kernel sets and the store (operator commands wait for it).
+    Flush(std::sync::mpsc::SyncSender<Applied>),
     /// Finish the pending batch and stop.
     Stop,
+}
+
+/// How a batch ended, for [`Work::Flush`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The kernel ban sets took every operation (or there was none).
+    pub kernel_ok: bool,
+    /// The store took every ban and removal (or there was none).
+    pub store_ok: bool,
 }
 
 /// Kernel timeout for a ban ending at `until`.
@@ -131,6 +143,7 @@ pub fn run(
         let mut decisions: Vec<DecisionItem> = Vec::new();
         let mut blocklist: Option<Vec<IpNet>> = None;
         let mut prune_before: Option<Timestamp> = None;
+        let mut flushes: Vec<std::sync::mpsc::SyncSender<Applied>> = Vec::new();
         let mut take = |w: Work, stop: &mut bool| match w {
             Work::Bans(actions) => {
                 for a in actions {
@@ -150,6 +163,7 @@ pub fn run(
             Work::Decision(d) => decisions.push(*d),
             Work::Blocklist(nets) => blocklist = Some(nets),
             Work::PruneHistory(before) => prune_before = Some(before),
+            Work::Flush(ack) => flushes.push(ack),
             Work::Stop => *stop = true,
         };
         take(first, &mut stop);
@@ -190,6 +204,7 @@ pub fn run(
         let mut ops = add_ops(&adds, now);
         ops.extend(removes.iter().map(|n| BanOp::Remove(*n)));
         let mut kernel_in = None;
+        let mut applied = Applied { kernel_ok: true, store_ok: true };
         if !ops.is_empty() {
             match banset.apply(&ops) {
                 Ok(()) => {
@@ -198,6 +213,7 @@ pub fn run(
                 }
                 Err(e) => {
                     stats.kernel_errors += 1;
+                    applied.kernel_ok = false;
                     log::error!("updating kernel ban sets: {e}");
                 }
             }
@@ -211,6 +227,7 @@ pub fn run(
                 }
                 Err(e) => {
                     stats.store_errors += 1;
+                    applied.store_ok = false;
                     log::error!("storing {} ban(s) failed (kernel ban only): {e:#}", adds.len());
                 }
             }
@@ -218,6 +235,7 @@ pub fn run(
         for n in &removes {
             if let Err(e) = store.remove_ban(*n) {
                 stats.store_errors += 1;
+                applied.store_ok = false;
                 log::error!("removing ban of {n} from the store: {e:#}");
             }
         }
@@ -238,6 +256,10 @@ pub fn run(
         }
         for n in &removes {
             log::info!("ban lifted: {n}");
+        }
+        for ack in flushes {
+            // The asker may have given up waiting; nothing to do then.
+            let _ = ack.try_send(applied);
         }
         if !decisions.is_empty() {
             match store.record_decisions(&decisions) {

@@ -1,0 +1,253 @@
+//! Operator commands against the real daemon: `sipwall run` in a fresh network namespace
+//! (`swc-ctl`), its control socket and state in a temporary directory, and the client commands
+//! `sipwall ban/unban/bans` run from outside the namespace (a pathname Unix socket works
+//! across network namespaces). Checks the kernel set (`nft list set inet sipwall ban4` in
+//! the namespace), the listing, the store, the refusal of a trusted network, offence history
+//! across a restart, and that SIGTERM leaves no rule and no socket.
+//!
+//! Needs root; FAILS with a clear message otherwise. Every command runs under `timeout`, every
+//! wait is bounded, and a drop guard kills the daemon and deletes the namespace even when an
+//! assertion fails.
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NS: &str = "swc-ctl";
+const BIN: &str = env!("CARGO_BIN_EXE_sipwall");
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn run(prog: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "30", prog])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running a command");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+fn ns_del() {
+    let _ = Command::new("ip").args(["netns", "del", NS]).stderr(Stdio::null()).status();
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    daemon: Option<Child>,
+    runs: u32,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(c) = self.daemon.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Deleting the namespace removes every rule in it.
+        ns_del();
+    }
+}
+
+impl Env {
+    fn new() -> Env {
+        assert!(
+            is_root(),
+            "this test needs root: it creates the network namespace {NS} and runs `sipwall run` \
+             (NFQUEUE + nftables) in it; run `cargo test -p sipwall --test control` as root"
+        );
+        ns_del(); // leftovers of an interrupted run
+        let env = Env { dir: tempfile::tempdir().unwrap(), daemon: None, runs: 0 };
+        let (ok, out) = run("ip", &["netns", "add", NS]);
+        assert!(ok, "ip netns add {NS}: {out}");
+        let (ok, out) = run("ip", &["-n", NS, "link", "set", "lo", "up"]);
+        assert!(ok, "lo up: {out}");
+        fs::write(
+            env.path("sipwall.toml"),
+            "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n\n[enforce]\nmode = \"host\"\n",
+        )
+        .unwrap();
+        env
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn socket(&self) -> String {
+        self.path("control.sock").to_str().unwrap().to_string()
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.path(&format!("sipwall-{}.log", self.runs))).unwrap_or_default()
+    }
+
+    fn start(&mut self) {
+        self.runs += 1;
+        let log = self.path(&format!("sipwall-{}.log", self.runs));
+        let child = Command::new("ip")
+            .args(["netns", "exec", NS, BIN, "run", "--config"])
+            .arg(self.path("sipwall.toml"))
+            .arg("--state")
+            .arg(self.path("state"))
+            .arg("--socket")
+            .arg(self.path("control.sock"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting sipwall run");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.log();
+            if text.contains("sipwall running") {
+                return;
+            }
+            if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
+                panic!("sipwall exited during start-up ({st}):\n{text}");
+            }
+            assert!(Instant::now() < deadline, "sipwall not ready after 20 s:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, bounded wait for a clean exit.
+    fn stop(&mut self) {
+        let mut c = self.daemon.take().expect("daemon running");
+        let (ok, out) = run("kill", &["-TERM", &c.id().to_string()]);
+        assert!(ok, "kill -TERM: {out}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                assert!(st.success(), "sipwall exited with {st}:\n{}", self.log());
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("sipwall did not stop within 15 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> (bool, String) {
+        let mut a: Vec<&str> = args.to_vec();
+        let sock = self.socket();
+        a.extend(["--socket", &sock]);
+        run(BIN, &a)
+    }
+
+    fn kernel_ban4(&self) -> String {
+        let (ok, out) =
+            run("ip", &["netns", "exec", NS, "nft", "list", "set", "inet", "sipwall", "ban4"]);
+        assert!(ok, "nft list set inet sipwall ban4:\n{out}\n{}", self.log());
+        out
+    }
+
+    fn stored_bans(&self) -> Vec<String> {
+        let store = sipwall_store::Store::open(self.path("state/sipwall.db")).unwrap();
+        let now = sipwall_engine::Timestamp(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap(),
+        );
+        store.load_active_bans(now).unwrap().iter().map(|b| b.net.to_string()).collect()
+    }
+}
+
+fn no_rules_left() {
+    let (_, nft) = run("ip", &["netns", "exec", NS, "nft", "list", "ruleset"]);
+    assert!(!nft.contains("sipwall"), "nft rules left after exit:\n{nft}");
+}
+
+#[test]
+fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
+    let mut env = Env::new();
+    env.start();
+    assert!(Path::new(&env.socket()).exists(), "no control socket:\n{}", env.log());
+    let mode = {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::metadata(env.socket()).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode, 0o600, "control socket mode");
+
+    // ban: kernel set, store, listing
+    let (ok, out) = env.cli(&["ban", "203.0.113.9/32", "--for", "10m", "--reason", "test"]);
+    assert!(ok, "sipwall ban failed:\n{out}\n{}", env.log());
+    assert!(out.contains("banned 203.0.113.9/32") && out.contains("ban #1"), "{out}");
+    let set = env.kernel_ban4();
+    assert!(set.contains("203.0.113.9"), "not in the kernel set:\n{set}");
+    assert_eq!(env.stored_bans(), vec!["203.0.113.9/32".to_string()]);
+    let (ok, list) = env.cli(&["bans"]);
+    assert!(ok, "{list}");
+    assert!(
+        list.lines().any(|l| l.starts_with("203.0.113.9/32")
+            && l.contains("manual")
+            && l.trim_end().ends_with("test")),
+        "{list}"
+    );
+    assert!(list.contains("1 active ban"), "{list}");
+    let (ok, json) = env.cli(&["bans", "--format", "json"]);
+    assert!(ok, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("bans --format json");
+    assert_eq!(v["count"], 1);
+    assert_eq!(v["bans"][0]["net"], "203.0.113.9/32");
+    assert_eq!(v["bans"][0]["reason"], "test");
+    let until = v["bans"][0]["until_ms"].as_u64().unwrap();
+    let since = v["bans"][0]["since_ms"].as_u64().unwrap();
+    assert_eq!(until - since, 600_000);
+
+    // a trusted network is refused, and nothing reaches the kernel
+    let (ok, out) = env.cli(&["ban", "198.51.100.7", "--reason", "oops"]);
+    assert!(!ok, "banning a trusted address succeeded:\n{out}");
+    assert!(out.contains("trusted"), "{out}");
+    assert!(!env.kernel_ban4().contains("198.51.100.7"));
+    // a second ban of the same net is refused, a bad one never sent
+    let (ok, out) = env.cli(&["ban", "203.0.113.9"]);
+    assert!(!ok && out.contains("already banned"), "{out}");
+    let (ok, out) = env.cli(&["ban", "203.0.113.10", "--for", "forever"]);
+    assert!(!ok && out.contains("duration"), "{out}");
+
+    // unban: gone from the kernel set, the store and the listing
+    let (ok, out) = env.cli(&["unban", "203.0.113.9/32"]);
+    assert!(ok, "sipwall unban failed:\n{out}\n{}", env.log());
+    assert!(!env.kernel_ban4().contains("203.0.113.9"), "still in the kernel set");
+    assert!(env.stored_bans().is_empty(), "still in the store");
+    let (ok, list) = env.cli(&["bans"]);
+    assert!(ok && list.contains("0 active bans") && !list.contains("203.0.113.9"), "{list}");
+    let (ok, out) = env.cli(&["unban", "203.0.113.9/32"]);
+    assert!(!ok && out.contains("not banned"), "{out}");
+
+    // SIGTERM: no rule, no socket
+    env.stop();
+    no_rules_left();
+    assert!(!Path::new(&env.socket()).exists(), "control socket left after exit");
+    let (ok, out) = env.cli(&["bans"]);
+    assert!(!ok && out.contains("is `sipwall run` running?"), "{out}");
+
+    // offence history survives the restart: the next ban of the same net is #2
+    env.start();
+    let log = env.log();
+    assert!(log.contains("restored offence history of 1 of 1"), "{log}");
+    let (ok, out) = env.cli(&["ban", "203.0.113.9", "--for", "60"]);
+    assert!(ok && out.contains("ban #2"), "escalation lost across a restart:\n{out}");
+    env.stop();
+    no_rules_left();
+    assert!(!Path::new(&env.socket()).exists(), "control socket left after exit");
+    // the stored ban stays for the next start; decisions read the store without the daemon
+    let state = env.path("state");
+    let (ok, out) = run(BIN, &["decisions", "--state", state.to_str().unwrap(), "--limit", "5"]);
+    assert!(ok && out.contains("decisions (newest first)"), "{out}");
+}
