@@ -123,7 +123,14 @@ impl Firewall {
                     return Ok(QueueBackend::Nft);
                 }
                 Err(e) if prefer.is_none() => {
-                    log::info!("nft queue expression unavailable, falling back to iptables: {e}");
+                    // nft's multi-line diagnostic is for debugging; one line says what happened.
+                    let why = e.to_string();
+                    let first = why.lines().next().unwrap_or_default();
+                    log::info!(
+                        "nft queue expression unavailable (kernel without nft_queue?), using the \
+                         iptables NFQUEUE target instead: {first}"
+                    );
+                    log::debug!("nft queue attempt: {why}");
                 }
                 Err(e) => return Err(e),
             }
