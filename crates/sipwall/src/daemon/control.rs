@@ -10,7 +10,7 @@
 //!   send a request of at most `MAX_REQUEST` bytes, [`WRITE_TIMEOUT`] to take the answer, so
 //!   a stuck client delays the next one by seconds, never wedges the daemon.
 //! * The engine is locked only to decide (ban/unban/list), never during I/O. Manual bans and
-//!   unbans go to the ban worker as `Work::Bans`, the same kernel-then-store path as detected
+//!   unbans go to the ban worker as `Work::Apply`, the same kernel-then-store path as detected
 //!   bans; the answer is sent once the worker reports the batch applied (or after
 //!   [`APPLY_TIMEOUT`], saying so).
 use std::io::{BufReader, Write as _};
@@ -155,10 +155,12 @@ fn lock(engine: &Mutex<Engine>) -> std::sync::MutexGuard<'_, Engine> {
 /// Hand actions to the ban worker and wait (bounded) until they are applied.
 fn apply(ctx: &Ctx, actions: Vec<BanAction>) -> Result<(), String> {
     // Blocking send, like the queue threads: the engine already changed, the action must
-    // not be lost. The worker drains the channel continuously.
-    ctx.work.send(Work::Bans(actions)).map_err(|_| "the ban worker has stopped".to_string())?;
+    // not be lost. The worker drains the channel continuously. Actions and the answer channel
+    // travel together, so the outcome reported is that of the batch holding these actions.
     let (tx, rx) = mpsc::sync_channel(1);
-    ctx.work.send(Work::Flush(tx)).map_err(|_| "the ban worker has stopped".to_string())?;
+    ctx.work
+        .send(Work::Apply(actions, tx))
+        .map_err(|_| "the ban worker has stopped".to_string())?;
     match rx.recv_timeout(APPLY_TIMEOUT) {
         Ok(a) if a.kernel_ok && a.store_ok => Ok(()),
         Ok(a) => Err(format!(
@@ -273,8 +275,8 @@ mod tests {
             let mut seen = Vec::new();
             while let Ok(w) = rx.recv() {
                 match w {
-                    Work::Bans(a) => seen.extend(a),
-                    Work::Flush(ack) => {
+                    Work::Apply(a, ack) => {
+                        seen.extend(a);
                         let _ = ack
                             .send(super::super::state::Applied { kernel_ok: true, store_ok: true });
                     }

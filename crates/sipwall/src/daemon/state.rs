@@ -78,14 +78,14 @@ pub enum Work {
     Blocklist(Vec<IpNet>),
     /// Forget ban history of bans that ended before this time (sent periodically).
     PruneHistory(Timestamp),
-    /// Answer once the batch holding this message (and every `Bans` queued before it) is
-    /// in the kernel sets and the store (operator commands wait for it).
-    Flush(std::sync::mpsc::SyncSender<Applied>),
+    /// Ban actions of an operator command: applied like `Bans`, then the batch's outcome is
+    /// sent back (the command answers only once its ban is in the kernel set and the store).
+    Apply(Vec<BanAction>, std::sync::mpsc::SyncSender<Applied>),
     /// Finish the pending batch and stop.
     Stop,
 }
 
-/// How a batch ended, for [`Work::Flush`].
+/// How a batch ended, for [`Work::Apply`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
     /// The kernel ban sets took every operation (or there was none).
@@ -123,6 +123,23 @@ pub struct WorkerStats {
     pub kernel_errors: u64,
 }
 
+/// Fold ban actions into the pending batch: the last action on a net wins.
+fn merge(adds: &mut Vec<Ban>, removes: &mut Vec<IpNet>, actions: Vec<BanAction>) {
+    for a in actions {
+        match a {
+            BanAction::Add(b) => {
+                removes.retain(|n| *n != b.net);
+                adds.retain(|x| x.net != b.net);
+                adds.push(b);
+            }
+            BanAction::Remove(n) => {
+                adds.retain(|x| x.net != n);
+                removes.push(n);
+            }
+        }
+    }
+}
+
 /// Run until `Work::Stop` or the channel closes.
 pub fn run(
     rx: Receiver<Work>,
@@ -145,25 +162,14 @@ pub fn run(
         let mut prune_before: Option<Timestamp> = None;
         let mut flushes: Vec<std::sync::mpsc::SyncSender<Applied>> = Vec::new();
         let mut take = |w: Work, stop: &mut bool| match w {
-            Work::Bans(actions) => {
-                for a in actions {
-                    match a {
-                        BanAction::Add(b) => {
-                            removes.retain(|n| *n != b.net);
-                            adds.retain(|x| x.net != b.net);
-                            adds.push(b);
-                        }
-                        BanAction::Remove(n) => {
-                            adds.retain(|x| x.net != n);
-                            removes.push(n);
-                        }
-                    }
-                }
+            Work::Bans(actions) => merge(&mut adds, &mut removes, actions),
+            Work::Apply(actions, ack) => {
+                merge(&mut adds, &mut removes, actions);
+                flushes.push(ack);
             }
             Work::Decision(d) => decisions.push(*d),
             Work::Blocklist(nets) => blocklist = Some(nets),
             Work::PruneHistory(before) => prune_before = Some(before),
-            Work::Flush(ack) => flushes.push(ack),
             Work::Stop => *stop = true,
         };
         take(first, &mut stop);
