@@ -273,11 +273,11 @@ pub struct BanArgs {
     /// Address or network to ban (e.g. 203.0.113.9 or 203.0.113.0/24). Trusted networks are
     /// refused.
     pub net: String,
-    /// How long: 1h, 30m, 45s, 2d or seconds. Default: 1h.
+    /// How long: 1h, 30m, 45s, 2d, 1w or seconds.
     #[arg(long = "for", default_value = "1h")]
     pub duration: String,
     /// Why (shown by `sipwall bans` and in the log).
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub reason: String,
     #[command(flatten)]
     pub socket: SocketArgs,
