@@ -2,9 +2,9 @@
 //!
 //! # Contract
 //! * [`Message::parse`] never panics and never allocates. It makes one pass over the start line
-//!   and the header lines (memchr for line ends and colons) and records, for each header line,
-//!   four `u16` offsets and a name id in a fixed inline table of [`MAX_HEADERS`] entries. The
-//!   body is not scanned.
+//!   and the header lines (word-at-a-time scans for line ends and colons) and records, for each
+//!   header line, four `u16` offsets and a name id in a fixed inline table of [`MAX_HEADERS`]
+//!   entries. The body is not scanned.
 //! * Every accessor parses its header on call, returns sub-slices of the input (or `Copy`
 //!   values), never allocates, never panics, and runs in time linear in the header value.
 //! * Header values are raw: a folded value still contains its CR/LF/SP bytes (accessors treat
