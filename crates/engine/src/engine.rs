@@ -207,8 +207,8 @@ impl Engine {
             let is_req = inbound && looks_like_request(p.payload);
             let verdict = self.policy.actions.banned.verdict(is_req);
             let summary = format!(
-                "{peer} is banned until {} ({}): {}",
-                ban.until.as_millis() / 1000,
+                "{peer} is banned for another {} ({}): {}",
+                human_duration(ban.until.as_millis().saturating_sub(now.as_millis())),
                 ban.reason,
                 if is_req { "request dropped" } else { "packet dropped" }
             );

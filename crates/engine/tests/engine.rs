@@ -63,7 +63,10 @@ fn signature_ban_then_banned_drop_then_expiry() {
         at(1000),
     );
     assert_eq!(d.verdict, Verdict::Drop);
-    assert_eq!(d.record.unwrap().rule, "ban.active");
+    let record = d.record.unwrap();
+    assert_eq!(record.rule, "ban.active");
+    // A person reads how long is left, not an epoch number (1 s into a 1 h ban).
+    assert!(record.summary.contains("banned for another 59m 59s"), "{}", record.summary);
     assert!(d.bans.is_empty());
     // Our answers to it are withheld too.
     let d = e.decide(
