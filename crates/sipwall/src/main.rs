@@ -11,6 +11,7 @@ mod config;
 mod control;
 mod daemon;
 mod inspect;
+mod timefmt;
 
 /// SIP-aware firewall: stops scanner ghost calls, extension enumeration and password guessing.
 #[derive(Debug, Parser)]
