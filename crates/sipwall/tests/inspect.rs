@@ -247,3 +247,10 @@ fn html_page_is_self_contained() {
         assert!(!html.contains(needle), "page loads something: {needle}");
     }
 }
+
+#[test]
+fn summary_line_counts_sources_in_plain_words() {
+    let out = inspect(&["testdata/captures/svwar.pcapng"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("sipwall inspect: 73 SIP messages from 1 source, "), "{text}");
+}

@@ -60,9 +60,10 @@ pub fn text(a: &Analysis) -> String {
     };
     let _ = writeln!(
         o,
-        "sipwall inspect: {} SIP messages from {} sources{span}",
+        "sipwall inspect: {} SIP messages from {} source{}{span}",
         a.messages,
-        a.sources.len()
+        a.sources.len(),
+        if a.sources.len() == 1 { "" } else { "s" }
     );
     for f in &a.files {
         let _ = write!(o, "  {}: {} records, {} SIP messages", f.path, f.frames, f.sip_messages);
