@@ -11,7 +11,7 @@
 #      /proc/stat busy ticks of all CPUs around each fixed-count send, minus the background
 #      rate, the sender's user time and the sink's time; and the daemon's own user+sys.
 # Prints a Markdown table (paste into docs/BENCHMARKS.md) and leaves nothing behind.
-# Usage: sudo scripts/bench-inline.sh [COUNT] (default 300000 packets per run)
+# Usage (as root): scripts/bench-inline.sh [COUNT] (default 300000 packets per run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench-inline.sh: run as root (namespaces, firewall rules)" >&2; exit 1; }
