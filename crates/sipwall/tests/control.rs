@@ -13,19 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{is_root, no_rules_left};
+
 const NS: &str = "swc-ctl";
 const BIN: &str = env!("CARGO_BIN_EXE_sipwall");
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
 
 fn run(prog: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new("timeout")
@@ -167,11 +159,6 @@ impl Env {
     }
 }
 
-fn no_rules_left() {
-    let (_, nft) = run("ip", &["netns", "exec", NS, "nft", "list", "ruleset"]);
-    assert!(!nft.contains("sipwall"), "nft rules left after exit:\n{nft}");
-}
-
 #[test]
 fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     let mut env = Env::new();
@@ -232,7 +219,7 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
 
     // SIGTERM: no rule, no socket
     env.stop();
-    no_rules_left();
+    no_rules_left(NS);
     assert!(!Path::new(&env.socket()).exists(), "control socket left after exit");
     let (ok, out) = env.cli(&["bans"]);
     assert!(!ok && out.contains("is `sipwall run` running?"), "{out}");
@@ -244,7 +231,7 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     let (ok, out) = env.cli(&["ban", "203.0.113.9", "--for", "60"]);
     assert!(ok && out.contains("ban #2"), "escalation lost across a restart:\n{out}");
     env.stop();
-    no_rules_left();
+    no_rules_left(NS);
     assert!(!Path::new(&env.socket()).exists(), "control socket left after exit");
     // the stored ban stays for the next start; decisions read the store without the daemon
     let state = env.path("state");

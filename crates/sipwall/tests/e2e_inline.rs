@@ -6,33 +6,23 @@
 //! Every external command runs under `timeout`; namespaces, processes and rules are removed by
 //! a drop guard even when an assertion fails.
 use std::fs;
-use std::io::Read as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use sipwall_engine::Timestamp;
 
+mod common;
+use common::{
+    in_ns, invites_seen, is_root, kernel_bans, no_rules_left, output, repo, start_sipp_uas, tail,
+    trace_args,
+};
+
 const PBX: &str = "swd-pbx";
 const PROVIDER: &str = "swd-provider";
 const ATTACKER: &str = "swd-attacker";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
 
 fn topology(arg: &str) -> bool {
     Command::new("bash")
@@ -42,20 +32,6 @@ fn topology(arg: &str) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
-}
-
-/// `ip netns exec NS timeout SECS prog args...`
-fn in_ns(ns: &str, secs: u64, prog: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns, "timeout", "-s", "KILL", &secs.to_string(), prog]).args(args);
-    c
-}
-
-fn output(mut cmd: Command) -> (bool, String) {
-    let out = cmd.stdin(Stdio::null()).output().expect("running a command");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
 }
 
 struct Env {
@@ -236,11 +212,6 @@ fn provider_calls_tcp(calls: u32) {
     assert!(ok, "provider calls over TCP failed:\n{}", tail(&out, 40));
 }
 
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// Make `src` the attacker's only address: svwar and svcrack ignore `-b` and send from the
 /// interface's primary address.
 fn attacker_source(src: &str) {
@@ -263,58 +234,6 @@ fn sipvicious(tool: &str, src: &str, extra: &[&str]) -> String {
     let (_, out) = output(in_ns(ATTACKER, 90, &format!("sipvicious_{tool}"), &args));
     eprintln!("--- {tool} from {src} {extra:?}\n{}", tail(&out, 12));
     out
-}
-
-fn kernel_bans() -> Vec<IpNet> {
-    let (ok, out) =
-        output(in_ns(PBX, 10, "nft", &["-j", "list", "set", "inet", "sipwall", "ban4"]));
-    assert!(ok, "listing the ban set: {out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let mut nets = Vec::new();
-    for item in v["nftables"].as_array().unwrap() {
-        for e in item["set"]["elem"].as_array().into_iter().flatten() {
-            let val = if e.get("elem").is_some() { &e["elem"]["val"] } else { e };
-            if let Some(s) = val.as_str() {
-                nets.push(IpNet::from(s.parse::<IpAddr>().unwrap()));
-            } else if let Some(p) = val.get("prefix") {
-                nets.push(format!("{}/{}", p["addr"].as_str().unwrap(), p["len"]).parse().unwrap());
-            }
-        }
-    }
-    nets
-}
-
-fn no_rules_left() {
-    let (_, nft) = output(in_ns(PBX, 10, "nft", &["list", "ruleset"]));
-    assert!(!nft.contains("sipwall"), "nft rules left after exit:\n{nft}");
-    for tool in ["iptables-save", "ip6tables-save"] {
-        let (_, saved) = output(in_ns(PBX, 10, tool, &[]));
-        assert!(!saved.contains("SIPWALL"), "{tool}: rules left after exit:\n{saved}");
-    }
-}
-
-/// INVITEs the UAS received from the attacker range, and from the provider.
-fn invites_seen(trace: &Path) -> (usize, usize) {
-    let mut text = String::new();
-    if let Ok(mut f) = fs::File::open(trace) {
-        let _ = f.read_to_string(&mut text);
-    }
-    let (mut ghost, mut provider) = (0, 0);
-    for block in text.split("----------------------------------------------- ") {
-        if !block.contains("message received") {
-            continue;
-        }
-        let Some(msg) = block.split("bytes :").nth(1) else { continue };
-        if !msg.trim_start().starts_with("INVITE ") {
-            continue;
-        }
-        if msg.contains("203.0.113.") {
-            ghost += 1;
-        } else if msg.contains("198.51.100.2") {
-            provider += 1;
-        }
-    }
-    (ghost, provider)
 }
 
 fn wall_now() -> Timestamp {
@@ -355,62 +274,15 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     .unwrap();
 
     let trace = env.path("uas-messages.log");
-    env.uas = Some(
-        in_ns(
-            PBX,
-            600,
-            "sipp",
-            &[
-                "-sf",
-                repo().join("tests/e2e/uas.xml").to_str().unwrap(),
-                "-i",
-                "0.0.0.0",
-                "-p",
-                "5060",
-                "-nostdin",
-                "-trace_msg",
-                "-message_file",
-                trace.to_str().unwrap(),
-            ],
-        )
-        .current_dir(env.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the SIPp UAS"),
-    );
-    env.uas_tcp = Some(
-        in_ns(
-            PBX,
-            600,
-            "sipp",
-            &[
-                "-sf",
-                repo().join("tests/e2e/uas.xml").to_str().unwrap(),
-                "-t",
-                "t1",
-                "-i",
-                "0.0.0.0",
-                "-p",
-                "5060",
-                "-nostdin",
-            ],
-        )
-        .current_dir(env.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the SIPp TCP UAS"),
-    );
+    env.uas = Some(start_sipp_uas(PBX, env.dir.path(), &trace_args(&trace)));
+    env.uas_tcp = Some(start_sipp_uas(PBX, env.dir.path(), &["-t", "t1"]));
     std::thread::sleep(Duration::from_millis(500));
 
     // 0. Unprotected baseline: the same scan finds the PBX's extensions, so the assertions
     //    below measure sipwall, not a deaf PBX.
     let out = sipvicious("svwar", "203.0.113.9", &["-e1998-2002", "-m", "REGISTER"]);
     assert!(out.contains("| 2000 "), "baseline svwar did not find extension 2000:\n{out}");
-    let (ghost_before, _) = invites_seen(&trace);
+    let (ghost_before, _) = invites_seen(&trace, "203.0.113.", "198.51.100.2");
 
     // 1. Protected: provider works, scanners see nothing, no ghost call.
     env.start_daemon();
@@ -441,11 +313,11 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
         }
     }
     provider_calls(10); // the trusted provider is never banned, whatever the scanners did
-    let (ghost, provider) = invites_seen(&trace);
+    let (ghost, provider) = invites_seen(&trace, "203.0.113.", "198.51.100.2");
     let ghost = ghost - ghost_before;
     assert_eq!(ghost, 0, "INVITEs from the attacker reached the PBX (ghost calls)");
     assert!(provider >= 20, "the PBX saw only {provider} provider INVITEs");
-    let banned = kernel_bans();
+    let banned = kernel_bans(PBX);
     for (_, src, _) in &attackers {
         let net = IpNet::from(src.parse::<IpAddr>().unwrap());
         assert!(
@@ -458,7 +330,7 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
 
     // 2. Clean exit: nothing left; bans and reasons are in the store.
     env.stop_daemon();
-    no_rules_left();
+    no_rules_left(PBX);
     {
         let store = sipwall_store::Store::open(env.path("state").join("sipwall.db")).unwrap();
         let stored = store.load_active_bans(wall_now()).unwrap();
@@ -474,7 +346,7 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
 
     // 3. Restart: bans back in the kernel.
     env.start_daemon();
-    let back = kernel_bans();
+    let back = kernel_bans(PBX);
     for (_, src, _) in &attackers {
         assert!(back.contains(&IpNet::from(src.parse::<IpAddr>().unwrap())), "{src} not restored");
     }
@@ -499,18 +371,18 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(env.daemon_log().contains("SIGHUP: policy reloaded"));
-    assert_eq!(kernel_bans().len(), back.len(), "bans lost on SIGHUP");
+    assert_eq!(kernel_bans(PBX).len(), back.len(), "bans lost on SIGHUP");
 
     // 4. kill -9: fail open (provider calls complete without the daemon); bans stay enforced.
     env.kill9_daemon();
     provider_calls(5);
-    assert_eq!(kernel_bans().len(), back.len());
+    assert_eq!(kernel_bans(PBX).len(), back.len());
 
     // 5. Restart after kill -9: leftovers replaced, bans back; then a clean exit.
     env.start_daemon();
     let (_, saved) = output(in_ns(PBX, 10, "iptables-save", &[]));
     assert!(saved.matches("-j SIPWALL-IN").count() <= 1, "duplicate jumps:\n{saved}");
-    let again = kernel_bans();
+    let again = kernel_bans(PBX);
     for (_, src, _) in &attackers {
         assert!(
             again.contains(&IpNet::from(src.parse::<IpAddr>().unwrap())),
@@ -519,7 +391,7 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     }
     provider_calls(5);
     env.stop_daemon();
-    no_rules_left();
+    no_rules_left(PBX);
 
     // 6. After a kill -9, `sipwall run --cleanup` removes the leftovers.
     env.start_daemon();
@@ -533,7 +405,7 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
         &["run", "--config", env.path("sipwall.toml").to_str().unwrap(), "--cleanup"],
     ));
     assert!(ok, "sipwall run --cleanup failed:\n{out}");
-    no_rules_left();
-    let (ghost, _) = invites_seen(&trace);
+    no_rules_left(PBX);
+    let (ghost, _) = invites_seen(&trace, "203.0.113.", "198.51.100.2");
     assert_eq!(ghost, ghost_before);
 }

@@ -14,7 +14,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{in_ns, invites_seen, is_root, kernel_bans, no_rules_left, output, repo, tail};
+use common::{
+    in_ns, invites_seen, is_root, kernel_bans, no_rules_left, output, repo, start_sipp_uas, tail,
+    trace_args,
+};
 use ipnet::IpNet;
 
 const ROUTER: &str = "swr-router";
@@ -212,31 +215,7 @@ fn router_mode_guards_the_phones_behind_a_linux_router() {
     .unwrap();
 
     let trace = env.path("phone-messages.log");
-    env.uas = Some(
-        in_ns(
-            PHONE,
-            600,
-            "sipp",
-            &[
-                "-sf",
-                repo().join("tests/e2e/uas.xml").to_str().unwrap(),
-                "-i",
-                "0.0.0.0",
-                "-p",
-                "5060",
-                "-nostdin",
-                "-trace_msg",
-                "-message_file",
-                trace.to_str().unwrap(),
-            ],
-        )
-        .current_dir(env.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the phone's SIPp UAS"),
-    );
+    env.uas = Some(start_sipp_uas(PHONE, env.dir.path(), &trace_args(&trace)));
     wait_phone_listening();
 
     // 0. Unprotected baseline: through the bare router the same scan finds the phone and rings

@@ -1,3 +1,5 @@
+// Each test binary uses its own subset of these helpers.
+#![allow(dead_code)]
 //! Helpers shared by end-to-end tests that run real tools in network namespaces: running a
 //! command inside a namespace under `timeout`, reading the kernel ban set, checking that no
 //! sipwall rule is left, and counting the INVITEs a SIPp UAS logged with `-trace_msg`.
@@ -108,4 +110,26 @@ pub fn invites_seen(trace: &Path, ghost: &str, provider: &str) -> (usize, usize)
         }
     }
     (from_ghost, from_provider)
+}
+
+/// Start the SIPp UAS of `tests/e2e/uas.xml` on port 5060 in namespace `ns` (killed by
+/// `timeout` after 600 s at the latest), run from `dir`, with `extra` arguments (e.g.
+/// `["-t", "t1"]` for TCP, or `-trace_msg -message_file FILE` to count what arrived).
+pub fn start_sipp_uas(ns: &str, dir: &Path, extra: &[&str]) -> std::process::Child {
+    let scenario = repo().join("tests/e2e/uas.xml");
+    let mut args =
+        vec!["-sf", scenario.to_str().unwrap(), "-i", "0.0.0.0", "-p", "5060", "-nostdin"];
+    args.extend_from_slice(extra);
+    in_ns(ns, 600, "sipp", &args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting the SIPp UAS in {ns}: {e}"))
+}
+
+/// `-trace_msg -message_file TRACE`: SIPp logs every message, for [`invites_seen`].
+pub fn trace_args(trace: &Path) -> [&str; 3] {
+    ["-trace_msg", "-message_file", trace.to_str().unwrap()]
 }
