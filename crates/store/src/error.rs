@@ -79,6 +79,26 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: u32,
     },
+    /// [`Store::open_read_only`](crate::Store::open_read_only): there is no store file.
+    #[error("opening store {path} read-only: no store there ({detail}); `sipwall run` creates it")]
+    Missing {
+        /// Database path.
+        path: PathBuf,
+        /// What the file system said.
+        detail: String,
+    },
+    /// [`Store::open_read_only`](crate::Store::open_read_only): the file's schema is older
+    /// than this build reads (or it has none: not a sipwall store). A read-only open never
+    /// migrates; `sipwall run` (or [`Store::open`](crate::Store::open)) does.
+    #[error("opening store {path} read-only: schema version {found} is older than version {supported} that this sipwall reads (start `sipwall run` once to migrate it; version 0: not a sipwall store)")]
+    SchemaTooOld {
+        /// Database path.
+        path: PathBuf,
+        /// Version in the file (0: no schema_version table).
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
     /// Applying a schema migration failed.
     #[error("migrating store {path} to schema version {to}: {cause}")]
     Migrate {
@@ -170,6 +190,8 @@ impl StoreError {
     pub fn path(&self) -> &Path {
         match self {
             StoreError::Open { path, .. }
+            | StoreError::Missing { path, .. }
+            | StoreError::SchemaTooOld { path, .. }
             | StoreError::SchemaTooNew { path, .. }
             | StoreError::Migrate { path, .. }
             | StoreError::RecordBan { path, .. }
@@ -182,10 +204,12 @@ impl StoreError {
         }
     }
 
-    /// The underlying cause, if any (all but `SchemaTooNew`).
+    /// The underlying cause, if any (all but `SchemaTooNew`, `SchemaTooOld` and `Missing`).
     pub fn cause(&self) -> Option<&DbError> {
         match self {
-            StoreError::SchemaTooNew { .. } => None,
+            StoreError::SchemaTooNew { .. }
+            | StoreError::SchemaTooOld { .. }
+            | StoreError::Missing { .. } => None,
             StoreError::Open { cause, .. }
             | StoreError::Migrate { cause, .. }
             | StoreError::RecordBan { cause, .. }

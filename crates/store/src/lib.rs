@@ -49,6 +49,10 @@
 //! * **Periodically** (e.g. every minute, from the same writer thread): `purge_expired(now)`
 //!   and `prune_history(now - retention)`; decisions are capped by the store itself
 //!   ([`DEFAULT_DECISION_CAP`]), `prune_decisions(Prune::OlderThan(t))` also bounds them by age.
+//! * **Offline queries** (`sipwall bans` / `decisions` without the daemon):
+//!   [`Store::open_read_only`] opens an existing file with `SQLITE_OPEN_READ_ONLY` and
+//!   `query_only`: it never creates or migrates a file, names the path when there is none, and
+//!   reads beside a running writer (WAL).
 //! * Networks are keyed exactly as given (after `trunc`): an IPv4 source seen as
 //!   `::ffff:192.0.2.1` must be mapped to `192.0.2.1/32` by the caller, or it is another key.
 //!

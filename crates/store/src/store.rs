@@ -104,6 +104,54 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an EXISTING store for reading only (`sipwall bans` / `decisions` without the
+    /// daemon): `SQLITE_OPEN_READ_ONLY` plus `PRAGMA query_only`, so this connection can
+    /// never create, migrate or change the file, whoever runs it. No `journal_mode` switch
+    /// (that is a write) and no `quick_check` (reads report damage themselves).
+    ///
+    /// Reading beside a running daemon is safe: the file is in WAL mode, where a reader sees
+    /// the last committed state and never blocks the writer. (SQLite may create the `-wal`
+    /// and `-shm` side files to read a WAL database if they are missing; the database file
+    /// itself is never created.)
+    ///
+    /// Errors, each naming `path`: [`StoreError::Missing`] when there is no file,
+    /// [`StoreError::SchemaTooNew`] / [`StoreError::SchemaTooOld`] when its schema is not the
+    /// one this build reads, `Open` for anything else (foreign file: `is_corrupt`).
+    /// Every write through the returned store fails (SQLite: attempt to write a readonly
+    /// database).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        let path = path.as_ref().to_path_buf();
+        let open_err = |cause: DbError| StoreError::Open { path: path.clone(), cause };
+        // Checked first for a clear message: SQLite's own is "unable to open database file".
+        // The read-only flag below is what guarantees that nothing is created.
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(StoreError::Missing { path, detail: "not a regular file".into() }),
+            Err(e) => return Err(StoreError::Missing { path, detail: e.to_string() }),
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_err(e.into()))?;
+        conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(|e| open_err(e.into()))?;
+        conn.pragma_update(None, "query_only", true).map_err(|e| open_err(e.into()))?;
+        let has_version: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+                 WHERE type = 'table' AND name = 'schema_version')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| open_err(e.into()))?;
+        let found = if has_version { read_version(&conn).map_err(open_err)? } else { 0 };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { path, found, supported: SCHEMA_VERSION });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooOld { path, found, supported: SCHEMA_VERSION });
+        }
+        Ok(Store { conn, path, decision_cap: Some(DEFAULT_DECISION_CAP), decisions_since_cap: 0 })
+    }
+
     /// An in-memory store (tests, offline analysis): same schema, nothing durable.
     pub fn open_in_memory() -> Result<Store, StoreError> {
         let path = PathBuf::from(MEMORY_PATH);
