@@ -13,10 +13,16 @@
 //! 1 s ..= [`MAX_BAN_SECS`], the reason at most [`MAX_REASON`] characters without control
 //! characters.
 //!
+//! The daemon answers only root and its own uid (`SO_PEERCRED`, see `daemon::control`).
+//!
 //! `sipwall decisions` does not use the socket: it reads the store (`STATE_DIR/sipwall.db`)
 //! directly, which works whether or not the daemon runs (the store is SQLite in WAL mode, so
 //! reading it beside the running daemon is safe). Decisions appear there once the daemon's
-//! ban worker wrote its current batch.
+//! ban worker wrote its current batch. `sipwall bans` asks the daemon, and when no daemon
+//! listens on the socket (no socket file, or nobody accepting) lists the store's active
+//! bans instead, saying so on stderr. Both open the store with
+//! [`sipwall_store::Store::open_read_only`]: an offline query never creates, migrates or
+//! writes the state file, and a missing one is an error naming its path.
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
@@ -193,11 +199,8 @@ pub fn parse_request(line: &[u8]) -> anyhow::Result<Command> {
                 !reason.chars().any(char::is_control),
                 "reason holds control characters"
             );
-            let reason = if reason.trim().is_empty() {
-                "banned by an operator".to_string()
-            } else {
-                reason.trim().to_string()
-            };
+            // The daemon appends who asked ("manual ban by uid 0 (pid 1234)"), also when empty.
+            let reason = reason.trim().to_string();
             Command::Ban { net: parse_net(&net)?, duration: Duration::from_secs(secs), reason }
         }
         Request::Unban { net } => Command::Unban(parse_net(&net)?),
@@ -294,6 +297,10 @@ pub struct BansArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// State directory holding sipwall.db, read (read-only) when no daemon answers (default:
+    /// the config's `enforce.state_dir`, else /var/lib/sipwall).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     #[command(flatten)]
     pub socket: SocketArgs,
 }
@@ -325,13 +332,16 @@ pub fn call(path: &Path, req: &Request) -> anyhow::Result<Response> {
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
-    s.write_all(&line).context("sending the request")?;
+    // A daemon that refuses this peer answers before reading and closes, so the write may
+    // fail (EPIPE) with the refusal already waiting to be read: read it before giving up.
+    let sent = s.write_all(&line);
     let mut resp = Vec::new();
-    BufReader::new(s)
-        .take(MAX_RESPONSE)
-        .read_until(b'\n', &mut resp)
-        .context("reading the daemon's answer")?;
-    anyhow::ensure!(!resp.is_empty(), "the daemon closed the connection without an answer");
+    let read = BufReader::new(s).take(MAX_RESPONSE).read_until(b'\n', &mut resp);
+    if resp.is_empty() {
+        sent.context("sending the request")?;
+        read.context("reading the daemon's answer")?;
+        anyhow::bail!("the daemon closed the connection without an answer");
+    }
     serde_json::from_slice(&resp).context("the daemon's answer is not a response line")
 }
 
@@ -403,10 +413,70 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
-/// `sipwall bans`.
+/// The store file of `--state`, else the config's `enforce.state_dir`, else the default.
+fn store_path(state: &Option<PathBuf>, config: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let dir = match (state, config) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => crate::config::load(c)?.enforce.state_dir,
+        (None, None) => crate::config::EnforceConfig::default().state_dir,
+    };
+    Ok(dir.join("sipwall.db"))
+}
+
+/// Open the state store read-only: never creates, migrates or writes it.
+fn open_store(db: &Path) -> anyhow::Result<sipwall_store::Store> {
+    sipwall_store::Store::open_read_only(db).map_err(|e| {
+        if matches!(e, sipwall_store::StoreError::Missing { .. }) {
+            anyhow::anyhow!("{e} (see --state)")
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// True when nobody listens at the socket path (no file, or nobody accepting): the daemon is
+/// not running, and the store is the only place that knows the bans. A refusal, a timeout
+/// or a permission error is not that: it is reported as it is.
+fn daemon_absent(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            )
+        })
+    })
+}
+
+/// The active bans of the store, as the daemon would list them.
+fn stored_bans(db: &Path) -> anyhow::Result<Vec<BanView>> {
+    let store = open_store(db)?;
+    let now = sipwall_engine::Timestamp::from_millis(now_ms());
+    let mut bans: Vec<BanView> = store.load_active_bans(now)?.iter().map(BanView::of).collect();
+    bans.sort_by(|a, b| a.until_ms.cmp(&b.until_ms).then_with(|| a.net.cmp(&b.net)));
+    Ok(bans)
+}
+
+/// `sipwall bans`: from the daemon, or from the store (read-only) when no daemon runs.
 pub fn bans(args: BansArgs) -> anyhow::Result<ExitCode> {
-    let r = answer(&args.socket.path()?, &Request::Bans)?;
-    let bans = r.bans.unwrap_or_default();
+    let sock = args.socket.path()?;
+    let bans = match call(&sock, &Request::Bans) {
+        Ok(r) if r.ok => r.bans.unwrap_or_default(),
+        Ok(r) => anyhow::bail!("{}", r.error.as_deref().unwrap_or("refused")),
+        Err(e) if daemon_absent(&e) => {
+            let db = store_path(&args.state, &args.socket.config)?;
+            let bans = stored_bans(&db).map_err(|se| {
+                anyhow::anyhow!("{e:#}; and no stored bans to list instead: {se:#}")
+            })?;
+            eprintln!(
+                "sipwall: no daemon answers at {}; bans stored in {} (read-only)",
+                sock.display(),
+                db.display()
+            );
+            bans
+        }
+        Err(e) => return Err(e),
+    };
     match args.format {
         Format::Json => println!(
             "{}",
@@ -419,17 +489,9 @@ pub fn bans(args: BansArgs) -> anyhow::Result<ExitCode> {
 
 /// `sipwall decisions`: read the store directly.
 pub fn decisions(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
-    let dir = match (&args.state, &args.config) {
-        (Some(d), _) => d.clone(),
-        (None, Some(c)) => crate::config::load(c)?.enforce.state_dir,
-        (None, None) => crate::config::EnforceConfig::default().state_dir,
-    };
-    let db = dir.join("sipwall.db");
-    // Never create an empty store by looking at a wrong directory.
-    anyhow::ensure!(db.is_file(), "no store at {} (see --state)", db.display());
-    let store = sipwall_store::Store::open(&db)
-        .with_context(|| format!("opening the store {}", db.display()))?;
-    let rows = store.recent_decisions(args.limit)?;
+    let db = store_path(&args.state, &args.config)?;
+    // Read-only: never creates an empty store by looking at a wrong directory.
+    let rows = open_store(&db)?.recent_decisions(args.limit)?;
     match args.format {
         Format::Json => {
             let v: Vec<_> = rows
@@ -491,13 +553,13 @@ mod tests {
                 reason: "test".into()
             }
         );
-        // host bits cleared; no reason gets a default one
+        // host bits cleared; no reason stays empty (the daemon adds the operator)
         assert_eq!(
             cmd(r#"{"cmd":"ban","net":"203.0.113.77/24","secs":1}"#).unwrap(),
             Command::Ban {
                 net: "203.0.113.0/24".parse().unwrap(),
                 duration: Duration::from_secs(1),
-                reason: "banned by an operator".into()
+                reason: String::new()
             }
         );
         assert_eq!(

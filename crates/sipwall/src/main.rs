@@ -31,9 +31,10 @@ enum Command {
     Ban(control::BanArgs),
     /// Lift a ban (talks to the running `sipwall run`).
     Unban(control::UnbanArgs),
-    /// List active bans: network, until, count, rule, reason (from the running daemon).
+    /// List active bans: network, until, count, rule, reason (from the running daemon, else
+    /// from the state store, read-only).
     Bans(control::BansArgs),
-    /// Recent non-accept decisions with their reasons (reads the state store directly).
+    /// Recent non-accept decisions and operator actions (reads the state store, read-only).
     Decisions(control::DecisionsArgs),
     /// Check a config file; every error names the key and the line.
     CheckConfig {

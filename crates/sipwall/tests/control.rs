@@ -1,9 +1,13 @@
 //! Operator commands against the real daemon: `sipwall run` in a fresh network namespace
-//! (`swc-ctl`), its control socket and state in a temporary directory, and the client commands
+//! (`swcc-ctl`), its control socket and state in a temporary directory, and the client commands
 //! `sipwall ban/unban/bans` run from outside the namespace (a pathname Unix socket works
 //! across network namespaces). Checks the kernel set (`nft list set inet sipwall ban4` in
 //! the namespace), the listing, the store, the refusal of a trusted network, offence history
-//! across a restart, and that SIGTERM leaves no rule and no socket.
+//! across a restart, and that SIGTERM leaves no rule and no socket. Also the control socket's
+//! peer check: with the socket's mode opened up by the test, a client running as uid 65534
+//! connects and is refused by the daemon (`SO_PEERCRED`), while root is served and recorded
+//! as the operator; and the offline queries (`bans`, `decisions` without a daemon) read the
+//! store without changing it.
 //!
 //! Needs root; FAILS with a clear message otherwise. Every command runs under `timeout`, every
 //! wait is bounded, and a drop guard kills the daemon and deletes the namespace even when an
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{is_root, no_rules_left};
 
-const NS: &str = "swc-ctl";
+const NS: &str = "swcc-ctl";
 const BIN: &str = env!("CARGO_BIN_EXE_sipwall");
 
 fn run(prog: &str, args: &[&str]) -> (bool, String) {
@@ -151,12 +155,63 @@ impl Env {
     }
 
     fn stored_bans(&self) -> Vec<String> {
-        let store = sipwall_store::Store::open(self.path("state/sipwall.db")).unwrap();
+        self.stored().iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// (network, reason) of every active ban in the store, read-only.
+    fn stored(&self) -> Vec<(String, String)> {
+        let store = sipwall_store::Store::open_read_only(self.path("state/sipwall.db")).unwrap();
         let now = sipwall_engine::Timestamp(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap(),
         );
-        store.load_active_bans(now).unwrap().iter().map(|b| b.net.to_string()).collect()
+        store
+            .load_active_bans(now)
+            .unwrap()
+            .iter()
+            .map(|b| (b.net.to_string(), b.reason.clone()))
+            .collect()
     }
+
+    /// Run the CLI as uid/gid 65534 (nobody); bounded. Returns (success, output, its pid).
+    fn cli_as_nobody(&self, args: &[&str]) -> (bool, String, u32) {
+        use std::io::Read as _;
+        use std::os::unix::process::CommandExt as _;
+        let mut c = Command::new(BIN)
+            .args(args)
+            .args(["--socket", &self.socket()])
+            .uid(65534)
+            .gid(65534)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running sipwall as uid 65534");
+        let pid = c.id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let st = loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("sipwall {args:?} as uid 65534 did not finish within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut out = String::new();
+        c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        c.stderr.take().unwrap().read_to_string(&mut out).unwrap();
+        (st.success(), out, pid)
+    }
+}
+
+/// `test; manual ban by uid 0 (pid N)` for some N.
+fn by_root(reason: &str, said: &str) -> bool {
+    reason
+        .strip_prefix(&format!("{said}; manual ban by uid 0 (pid "))
+        .and_then(|r| r.strip_suffix(')'))
+        .is_some_and(|pid| pid.parse::<u32>().is_ok_and(|p| p > 0))
 }
 
 #[test]
@@ -176,13 +231,23 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     assert!(out.contains("banned 203.0.113.9/32") && out.contains("ban #1"), "{out}");
     let set = env.kernel_ban4();
     assert!(set.contains("203.0.113.9"), "not in the kernel set:\n{set}");
-    assert_eq!(env.stored_bans(), vec!["203.0.113.9/32".to_string()]);
+    // the operator is in the stored reason, and in the log
+    let stored = env.stored();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].0, "203.0.113.9/32");
+    assert!(by_root(&stored[0].1, "test"), "stored reason names no operator: {:?}", stored[0].1);
+    let log = env.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("manual ban of 203.0.113.9/32") && l.contains("by uid 0 (pid ")),
+        "no log line naming the operator:\n{log}"
+    );
     let (ok, list) = env.cli(&["bans"]);
     assert!(ok, "{list}");
     assert!(
         list.lines().any(|l| l.starts_with("203.0.113.9/32")
             && l.contains("manual")
-            && l.trim_end().ends_with("test")),
+            && l.contains(" test; manual ban by uid 0 (pid ")),
         "{list}"
     );
     assert!(list.contains("1 active ban"), "{list}");
@@ -191,10 +256,30 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     let v: serde_json::Value = serde_json::from_str(&json).expect("bans --format json");
     assert_eq!(v["count"], 1);
     assert_eq!(v["bans"][0]["net"], "203.0.113.9/32");
-    assert_eq!(v["bans"][0]["reason"], "test");
+    assert!(by_root(v["bans"][0]["reason"].as_str().unwrap(), "test"), "{json}");
     let until = v["bans"][0]["until_ms"].as_u64().unwrap();
     let since = v["bans"][0]["since_ms"].as_u64().unwrap();
     assert_eq!(until - since, 600_000);
+
+    // Another user is refused by the daemon itself: open the socket's mode (and the way to
+    // it) so that only the peer credential check stands between uid 65534 and the daemon.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(env.socket(), fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let (ok, out, pid) = env.cli_as_nobody(&["bans"]);
+    assert!(!ok, "uid 65534 was served:\n{out}");
+    let refusal = format!("refused: uid 65534 (pid {pid}) may not use the control socket");
+    assert!(out.contains(&refusal), "client output lacks {refusal:?}:\n{out}");
+    assert!(env.log().contains(&refusal), "daemon log lacks {refusal:?}:\n{}", env.log());
+    let (ok, out, pid) = env.cli_as_nobody(&["ban", "203.0.113.66", "--for", "60"]);
+    assert!(!ok && out.contains(&format!("uid 65534 (pid {pid})")), "{out}");
+    assert!(!env.kernel_ban4().contains("203.0.113.66"), "a refused peer's ban was applied");
+    assert!(!env.stored_bans().contains(&"203.0.113.66/32".to_string()));
+    // ... while root, on the same opened-up socket, is still served
+    let (ok, list) = env.cli(&["bans"]);
+    assert!(ok && list.contains("1 active ban"), "{list}");
 
     // a trusted network is refused, and nothing reaches the kernel
     let (ok, out) = env.cli(&["ban", "198.51.100.7", "--reason", "oops"]);
@@ -221,8 +306,12 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     env.stop();
     no_rules_left(NS);
     assert!(!Path::new(&env.socket()).exists(), "control socket left after exit");
-    let (ok, out) = env.cli(&["bans"]);
+    // no daemon, no store at --state: both said, and nothing created there
+    let nostate = env.path("nostate");
+    let (ok, out) = env.cli(&["bans", "--state", nostate.to_str().unwrap()]);
     assert!(!ok && out.contains("is `sipwall run` running?"), "{out}");
+    assert!(out.contains(&nostate.join("sipwall.db").display().to_string()), "{out}");
+    assert!(!nostate.exists(), "an offline query created {}", nostate.display());
 
     // offence history survives the restart: the next ban of the same net is #2
     env.start();
@@ -233,8 +322,36 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     env.stop();
     no_rules_left(NS);
     assert!(!Path::new(&env.socket()).exists(), "control socket left after exit");
-    // the stored ban stays for the next start; decisions read the store without the daemon
+    // The stored ban stays for the next start. Without the daemon, `bans` and `decisions`
+    // read the store read-only: they list it and leave the file as it was.
     let state = env.path("state");
+    let db = state.join("sipwall.db");
+    let before = fs::read(&db).unwrap();
+    let (ok, out) = env.cli(&["bans", "--state", state.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("no daemon answers") && out.contains("(read-only)"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("203.0.113.9/32") && l.contains("manual ban by uid 0")),
+        "{out}"
+    );
     let (ok, out) = run(BIN, &["decisions", "--state", state.to_str().unwrap(), "--limit", "5"]);
     assert!(ok && out.contains("decisions (newest first)"), "{out}");
+    // the audit trail: the operator's ban and unban, newest first, with who did them
+    assert!(
+        out.lines()
+            .any(|l| l
+                .contains("accept  manual.unban  manual unban of 203.0.113.9/32 by uid 0 (pid ")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.contains(
+            "drop  manual.ban  manual ban of 203.0.113.9/32 for 60 s: manual ban by uid 0 (pid "
+        )),
+        "{out}"
+    );
+    assert!(fs::read(&db).unwrap() == before, "an offline query changed {}", db.display());
+    let missing = env.path("nostate");
+    let (ok, out) = run(BIN, &["decisions", "--state", missing.to_str().unwrap()]);
+    assert!(!ok && out.contains("no store there") && out.contains("nostate/sipwall.db"), "{out}");
+    assert!(!missing.exists(), "`decisions` created {}", missing.display());
 }

@@ -9,6 +9,17 @@
 //! * One thread serves the connections one at a time. Each is bounded: [`READ_TIMEOUT`] to
 //!   send a request of at most `MAX_REQUEST` bytes, [`WRITE_TIMEOUT`] to take the answer, so
 //!   a stuck client delays the next one by seconds, never wedges the daemon.
+//! * Every accepted connection is checked by the kernel's word on who is at the other end
+//!   (`SO_PEERCRED`), not only by the file mode: only uid 0 and the daemon's own effective uid
+//!   may command it. Anyone else gets one refusal line naming their uid and pid (logged the
+//!   same way) and is closed before a byte of the request is read; a peer whose credentials
+//!   cannot be read is refused too. Why both: a mode can be loosened by mistake (a chmod, a
+//!   bind mount into a container, a umask), the kernel's credentials cannot be forged.
+//! * The operator is in the audit trail: a manual ban's reason ends with
+//!   `manual ban by uid U (pid P)` (in the engine, the listing, the kernel-then-store path and
+//!   the store's ban and history rows), and every manual ban and unban is logged with the uid
+//!   and pid and recorded as a decision (`manual.ban` / `manual.unban`, shown by
+//!   `sipwall decisions`; the source column holds the network's first address, port 0).
 //! * The engine is locked only to decide (ban/unban/list), never during I/O. Manual bans and
 //!   unbans go to the ban worker as `Work::Apply`, the same kernel-then-store path as detected
 //!   bans; the answer is sent once the worker reports the batch applied (or after
@@ -23,9 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sipwall_engine::{BanAction, Engine, Timestamp};
+use sipwall_engine::{BanAction, DecisionRecord, Engine, Evidence, Timestamp, Verdict};
 
-use super::state::Work;
+use super::state::{DecisionItem, Work};
 use crate::control::{fmt_utc, parse_request, read_request, BanView, Command, Response};
 
 /// Time a client has to send its request.
@@ -114,11 +125,15 @@ pub struct Ctx {
 
 /// Serve until `stop`; the socket file is removed on return.
 pub fn serve(sock: ControlSocket, ctx: Ctx, stop: Arc<AtomicBool>) {
-    log::info!("control socket {} (mode 0600)", sock.path().display());
+    let euid = sys::euid();
+    log::info!(
+        "control socket {} (mode 0600; peers allowed: uid 0 and uid {euid})",
+        sock.path().display()
+    );
     while !stop.load(Ordering::Relaxed) {
         match sock.listener.accept() {
             Ok((stream, _)) => {
-                if let Err(e) = serve_one(stream, &ctx) {
+                if let Err(e) = serve_one(stream, &ctx, euid) {
                     log::warn!("control socket: {e:#}");
                 }
             }
@@ -131,18 +146,108 @@ pub fn serve(sock: ControlSocket, ctx: Ctx, stop: Arc<AtomicBool>) {
     }
 }
 
-fn serve_one(stream: UnixStream, ctx: &Ctx) -> anyhow::Result<()> {
+/// Who is at the other end of a control connection, as the kernel saw it at `connect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// Effective uid of the connecting process.
+    pub uid: u32,
+    /// Its pid (0 if it is in a pid namespace this daemon cannot see into).
+    pub pid: i32,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "uid {} (pid {})", self.uid, self.pid)
+    }
+}
+
+/// May `peer` command a daemon whose effective uid is `euid`? Root always, and the daemon's
+/// own user (a daemon run unprivileged for tests); nobody else, whatever the socket's mode.
+pub fn authorize(peer: Peer, euid: u32) -> Result<(), String> {
+    if peer.uid == 0 || peer.uid == euid {
+        return Ok(());
+    }
+    Err(format!(
+        "refused: {peer} may not use the control socket (only uid 0 and the daemon's uid {euid} may)"
+    ))
+}
+
+fn send(stream: &UnixStream, resp: &Response) -> anyhow::Result<()> {
+    let mut line = serde_json::to_vec(resp)?;
+    line.push(b'\n');
+    (&*stream).write_all(&line).context("sending the answer")
+}
+
+fn serve_one(stream: UnixStream, ctx: &Ctx, euid: u32) -> anyhow::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    // Fail closed: no credentials, no command.
+    let peer = match sys::peer_cred(&stream) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = send(&stream, &Response::error("refused: peer credentials unreadable"));
+            anyhow::bail!("refused a connection whose peer credentials are unreadable: {e}");
+        }
+    };
+    if let Err(why) = authorize(peer, euid) {
+        log::warn!("control socket: {why}");
+        // Best effort: the refusal is logged whether or not the peer reads it.
+        let _ = send(&stream, &Response::error(&why));
+        return Ok(());
+    }
     let resp = match read_request(&mut BufReader::new(&stream)).and_then(|l| parse_request(&l)) {
-        Ok(cmd) => execute(cmd, ctx),
+        Ok(cmd) => execute(cmd, ctx, peer),
         Err(e) => Response::error(format!("{e:#}")),
     };
-    let mut line = serde_json::to_vec(&resp)?;
-    line.push(b'\n');
-    (&stream).write_all(&line).context("sending the answer")?;
-    Ok(())
+    send(&stream, &resp)
+}
+
+/// The only `unsafe` of the binary crate: two libc calls that std does not offer on stable
+/// (`UnixStream::peer_cred` is unstable). Plain `libc` rather than a wrapper crate because
+/// the kernel reports pid 0 for a peer in a pid namespace we cannot see, which a wrapper
+/// holding the pid as a non-zero type would have to reject or mis-handle.
+#[allow(unsafe_code)]
+mod sys {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::net::UnixStream;
+
+    use super::Peer;
+
+    /// `getsockopt(SO_PEERCRED)`: the credentials the peer had when it connected.
+    pub fn peer_cred(stream: &UnixStream) -> std::io::Result<Peer> {
+        // uid u32::MAX (no user) until the kernel fills it, so a short answer cannot pass as root.
+        let mut cred = libc::ucred { pid: 0, uid: u32::MAX, gid: u32::MAX };
+        let size = std::mem::size_of::<libc::ucred>();
+        let mut len = size as libc::socklen_t;
+        // SAFETY: the fd is open for the whole call (borrowed from `stream`); `cred` is a
+        // writable local `ucred` (three integers: any bit pattern is valid) and `len` holds
+        // its exact size, so the kernel writes at most `size` bytes into it.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&raw mut cred).cast::<libc::c_void>(),
+                &raw mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if len as usize != size {
+            return Err(std::io::Error::other(format!(
+                "SO_PEERCRED answered {len} bytes, not {size}"
+            )));
+        }
+        Ok(Peer { uid: cred.uid, pid: cred.pid })
+    }
+
+    /// This process's effective uid.
+    pub fn euid() -> u32 {
+        // SAFETY: geteuid takes nothing, cannot fail and touches no memory of ours.
+        unsafe { libc::geteuid() }
+    }
 }
 
 fn lock(engine: &Mutex<Engine>) -> std::sync::MutexGuard<'_, Engine> {
@@ -181,11 +286,41 @@ fn apply(ctx: &Ctx, actions: Vec<BanAction>) -> Result<(), String> {
     }
 }
 
-/// Run one checked command.
-pub fn execute(cmd: Command, ctx: &Ctx) -> Response {
+/// The audit record of an operator action, kept with the decisions (`sipwall decisions`).
+fn audit(
+    ctx: &Ctx,
+    at: Timestamp,
+    net: ipnet::IpNet,
+    verdict: Verdict,
+    rule: &'static str,
+    summary: String,
+) {
+    let item = DecisionItem {
+        at,
+        src: std::net::SocketAddr::new(net.network(), 0),
+        verdict,
+        record: DecisionRecord { rule, evidence: Evidence::default(), summary },
+    };
+    if ctx.work.send(Work::Decision(Box::new(item))).is_err() {
+        log::error!("the ban worker has stopped: the audit record of an operator command is lost");
+    }
+}
+
+/// The stored reason of a manual ban: the operator's words, then who it was.
+pub fn manual_reason(reason: &str, peer: Peer) -> String {
+    if reason.is_empty() {
+        format!("manual ban by {peer}")
+    } else {
+        format!("{reason}; manual ban by {peer}")
+    }
+}
+
+/// Run one checked command for `peer` (already authorized).
+pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
     let now = (ctx.clock)();
     match cmd {
         Command::Ban { net, duration, reason } => {
+            let reason = manual_reason(&reason, peer);
             let action = {
                 let mut e = lock(&ctx.engine);
                 if e.policy().trusted.overlaps(net) {
@@ -210,16 +345,27 @@ pub fn execute(cmd: Command, ctx: &Ctx) -> Response {
                 ));
             };
             let view = BanView::of(&ban);
+            // `reason` ends with the operator ("manual ban by uid 0 (pid 1234)").
             log::warn!("manual ban of {net} for {} s: {reason}", duration.as_secs());
             match apply(ctx, vec![BanAction::Add(ban)]) {
-                Ok(()) => Response::done(
-                    format!(
-                        "banned {net} until {} UTC (ban #{}): in the kernel set and the store",
-                        fmt_utc(view.until_ms),
-                        view.count
-                    ),
-                    Some(vec![view]),
-                ),
+                Ok(()) => {
+                    audit(
+                        ctx,
+                        now,
+                        net,
+                        Verdict::Drop,
+                        "manual.ban",
+                        format!("manual ban of {net} for {} s: {reason}", duration.as_secs()),
+                    );
+                    Response::done(
+                        format!(
+                            "banned {net} until {} UTC (ban #{}): in the kernel set and the store",
+                            fmt_utc(view.until_ms),
+                            view.count
+                        ),
+                        Some(vec![view]),
+                    )
+                }
                 Err(e) => Response::error(format!("banned {net} in the engine, but: {e}")),
             }
         }
@@ -230,14 +376,24 @@ pub fn execute(cmd: Command, ctx: &Ctx) -> Response {
                     "{net} is not banned (give the network exactly as `sipwall bans` shows it)"
                 ));
             };
-            log::warn!("manual unban of {net}");
+            log::warn!("manual unban of {net} by {peer}");
             match apply(ctx, vec![action]) {
-                Ok(()) => Response::done(
-                    format!(
-                        "unbanned {net}: removed from the engine, the kernel set and the store"
-                    ),
-                    None,
-                ),
+                Ok(()) => {
+                    audit(
+                        ctx,
+                        now,
+                        net,
+                        Verdict::Accept,
+                        "manual.unban",
+                        format!("manual unban of {net} by {peer}"),
+                    );
+                    Response::done(
+                        format!(
+                            "unbanned {net}: removed from the engine, the kernel set and the store"
+                        ),
+                        None,
+                    )
+                }
                 Err(e) => Response::error(format!("unbanned {net} in the engine, but: {e}")),
             }
         }
@@ -269,10 +425,14 @@ mod tests {
         (Ctx { engine: Arc::new(Mutex::new(Engine::new(policy))), work: tx, clock }, rx)
     }
 
-    /// A stand-in for the ban worker: records actions, acknowledges flushes.
-    fn worker(rx: mpsc::Receiver<Work>) -> std::thread::JoinHandle<Vec<BanAction>> {
+    const ROOT: Peer = Peer { uid: 0, pid: 4242 };
+
+    /// A stand-in for the ban worker: records actions and decisions, acknowledges flushes.
+    fn worker(
+        rx: mpsc::Receiver<Work>,
+    ) -> std::thread::JoinHandle<(Vec<BanAction>, Vec<DecisionItem>)> {
         std::thread::spawn(move || {
-            let mut seen = Vec::new();
+            let (mut seen, mut decided) = (Vec::new(), Vec::new());
             while let Ok(w) = rx.recv() {
                 match w {
                     Work::Apply(a, ack) => {
@@ -280,12 +440,38 @@ mod tests {
                         let _ = ack
                             .send(super::super::state::Applied { kernel_ok: true, store_ok: true });
                     }
+                    Work::Decision(d) => decided.push(*d),
                     Work::Stop => break,
                     _ => {}
                 }
             }
-            seen
+            (seen, decided)
         })
+    }
+
+    #[test]
+    fn only_root_and_the_daemons_own_uid_may_command() {
+        assert!(authorize(Peer { uid: 0, pid: 1 }, 0).is_ok());
+        assert!(authorize(Peer { uid: 0, pid: 1 }, 1000).is_ok());
+        assert!(authorize(Peer { uid: 1000, pid: 7 }, 1000).is_ok());
+        let why = authorize(Peer { uid: 1001, pid: 77 }, 1000).unwrap_err();
+        assert!(why.contains("uid 1001 (pid 77)") && why.contains("refused"), "{why}");
+        assert!(authorize(Peer { uid: 65534, pid: 9 }, 0).is_err());
+    }
+
+    #[test]
+    fn peer_credentials_are_the_connecting_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let l = UnixListener::bind(&path).unwrap();
+        let _c = UnixStream::connect(&path).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let p = sys::peer_cred(&s).unwrap();
+        assert_eq!(p, Peer { uid: sys::euid(), pid: std::process::id() as i32 });
+        // not a socket: an error, never a default identity
+        let f = std::fs::File::open(dir.path()).unwrap();
+        let not_sock = UnixStream::from(std::os::fd::OwnedFd::from(f));
+        assert!(sys::peer_cred(&not_sock).is_err());
     }
 
     #[test]
@@ -294,10 +480,10 @@ mod tests {
         let w = worker(rx);
         let net: ipnet::IpNet = "203.0.113.9/32".parse().unwrap();
         let ban = Command::Ban { net, duration: Duration::from_secs(600), reason: "test".into() };
-        let r = execute(ban.clone(), &ctx);
+        let r = execute(ban.clone(), &ctx, ROOT);
         assert!(r.ok, "{r:?}");
         assert!(r.message.unwrap().contains("in the kernel set and the store"));
-        let again = execute(ban, &ctx);
+        let again = execute(ban, &ctx, ROOT);
         assert!(again.error.unwrap().contains("already banned"));
         let trusted = execute(
             Command::Ban {
@@ -306,9 +492,10 @@ mod tests {
                 reason: String::new(),
             },
             &ctx,
+            ROOT,
         );
         assert!(trusted.error.unwrap().contains("trusted"));
-        let list = execute(Command::Bans, &ctx).bans.unwrap();
+        let list = execute(Command::Bans, &ctx, ROOT).bans.unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(
             (
@@ -317,16 +504,57 @@ mod tests {
                 list[0].rule.as_str(),
                 list[0].reason.as_str()
             ),
-            ("203.0.113.9/32", 1_600_000, "manual", "test")
+            ("203.0.113.9/32", 1_600_000, "manual", "test; manual ban by uid 0 (pid 4242)")
         );
-        assert!(execute(Command::Unban(net), &ctx).ok);
-        assert!(execute(Command::Unban(net), &ctx).error.unwrap().contains("not banned"));
-        assert!(execute(Command::Bans, &ctx).bans.unwrap().is_empty());
+        let other = Peer { uid: 1000, pid: 99 };
+        assert!(execute(Command::Unban(net), &ctx, other).ok);
+        assert!(execute(Command::Unban(net), &ctx, ROOT).error.unwrap().contains("not banned"));
+        assert!(execute(Command::Bans, &ctx, ROOT).bans.unwrap().is_empty());
+        // no reason given: the operator alone
+        let r = execute(
+            Command::Ban {
+                net: "203.0.113.0/24".parse().unwrap(),
+                duration: Duration::from_secs(60),
+                reason: String::new(),
+            },
+            &ctx,
+            other,
+        );
+        assert_eq!(r.bans.unwrap()[0].reason, "manual ban by uid 1000 (pid 99)");
         ctx.work.send(Work::Stop).unwrap();
-        let seen = w.join().unwrap();
-        assert_eq!(seen.len(), 2);
-        assert!(matches!(&seen[0], BanAction::Add(b) if b.net == net));
+        let (seen, decided) = w.join().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert!(matches!(&seen[0], BanAction::Add(b) if b.net == net
+            && b.reason == "test; manual ban by uid 0 (pid 4242)"));
         assert_eq!(seen[1], BanAction::Remove(net));
+        // the audit trail: one decision per applied operator action, none for refusals
+        let audit: Vec<_> = decided
+            .iter()
+            .map(|d| (d.src.to_string(), d.verdict, d.record.rule, d.record.summary.as_str()))
+            .collect();
+        assert_eq!(
+            audit,
+            vec![
+                (
+                    "203.0.113.9:0".to_string(),
+                    Verdict::Drop,
+                    "manual.ban",
+                    "manual ban of 203.0.113.9/32 for 600 s: test; manual ban by uid 0 (pid 4242)"
+                ),
+                (
+                    "203.0.113.9:0".to_string(),
+                    Verdict::Accept,
+                    "manual.unban",
+                    "manual unban of 203.0.113.9/32 by uid 1000 (pid 99)"
+                ),
+                (
+                    "203.0.113.0:0".to_string(),
+                    Verdict::Drop,
+                    "manual.ban",
+                    "manual ban of 203.0.113.0/24 for 60 s: manual ban by uid 1000 (pid 99)"
+                ),
+            ]
+        );
     }
 
     #[test]
