@@ -1,8 +1,9 @@
 //! # sipwall-netfilter — Linux enforcement
 //!
 //! * [`Ruleset`]: what to guard, as plain data, rendered to an atomic `nft -f -` batch (own
-//!   `inet` table at priority -10 with `ban4`/`ban6` interval+timeout sets matched before any
-//!   queue rule, so banned traffic never reaches user space) and, where the kernel lacks nft's
+//!   `inet` table whose PREROUTING chain at priority raw matches `ban4`/`ban6` interval+timeout
+//!   sets before connection tracking, routing and any queue rule, so banned traffic never
+//!   reaches user space) and, where the kernel lacks nft's
 //!   `queue` expression, an `iptables-restore` batch with the xt NFQUEUE target.
 //! * [`Firewall`]: installs, verifies (reads the table back), and removes (also on drop, and
 //!   leftovers of a crashed run at install).

@@ -3,19 +3,32 @@
 //! expression is used) and an `iptables-restore --noflush` batch per family for the xt
 //! NFQUEUE fallback. Rendering is pure so the generated text is snapshot-tested.
 //!
-//! Shape of the nft table (priority -10, ahead of iptables' filter chains at 0):
+//! Shape of the nft table:
 //! ```text
 //! table inet sipwall {
 //!   set ban4 { type ipv4_addr; flags interval, timeout; }
 //!   set ban6 { type ipv6_addr; flags interval, timeout; }
 //!   set block4/block6 { ... flags interval; }   # static block lists, replaced on reload
-//!   chain ban_input { type filter hook input priority -10; ... drop banned sources }
+//!   chain ban_prerouting { type filter hook prerouting priority raw; ... drop banned sources }
 //!   chain queue_input { type filter hook input priority 0; ... queue }   # nft backend only
 //! }
 //! ```
+//! Why the ban drop sits in PREROUTING at priority raw (-300): it runs before connection
+//! tracking (-200), the route lookup and local delivery, so a flood from a banned source costs
+//! the least kernel work there is short of XDP, and one chain covers both this host (INPUT) and
+//! the hosts behind a router (FORWARD). Its first rule returns every packet that is not for a
+//! guarded port with ONE lookup of the (protocol, port) pair, so allowed traffic pays one set
+//! lookup plus the address lookups, not a rule per port, protocol and set. Consequence: on a
+//! host that also routes, a banned source is dropped on the guarded ports whether the packet is
+//! for this host or passes through it (a ban is a ban). A non-first IP fragment has no
+//! transport header to match, so it is checked against the sets too: such fragments from
+//! banned sources are dropped on any port.
 use std::fmt::Write as _;
 
 use crate::packet::L4;
+
+/// The chain dropping banned and block-listed sources (see the module docs for its place).
+pub const BAN_CHAIN: &str = "ban_prerouting";
 
 /// Which traffic to protect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,50 +244,32 @@ impl Ruleset {
         let _ = writeln!(o, "  set block6 {{ type ipv6_addr; flags interval; }}");
         // Sentinel elements of the long-lived `nft -i` ban writer (see nftshell.rs).
         let _ = writeln!(o, "  set sync {{ type inet_service; flags timeout; }}");
-        for hook in self.nft_hooks() {
-            let _ = writeln!(o, "  chain ban_{hook} {{");
-            let _ = writeln!(o, "    type filter hook {hook} priority -10; policy accept;");
-            match self.ban_scope {
-                BanScope::All => {
-                    for (a, b) in [(s4, s6), ("block4", "block6")] {
-                        let _ = writeln!(o, "    ip saddr @{a} drop");
-                        let _ = writeln!(o, "    ip6 saddr @{b} drop");
-                    }
-                }
-                BanScope::GuardedPorts => {
-                    for l4 in [L4Proto::Udp, L4Proto::Tcp] {
-                        let ports = self.ports_of(l4, false);
-                        if ports.is_empty() {
-                            continue;
-                        }
-                        let (p, set) = (l4.name(), Self::port_set(&ports));
-                        for (a, b) in [(s4, s6), ("block4", "block6")] {
-                            let _ = writeln!(o, "    {p} dport {set} ip saddr @{a} drop");
-                            let _ = writeln!(o, "    {p} dport {set} ip6 saddr @{b} drop");
-                        }
-                    }
-                }
+        let _ = writeln!(o, "  chain {BAN_CHAIN} {{");
+        let _ = writeln!(o, "    type filter hook prerouting priority raw; policy accept;");
+        if self.ban_scope == BanScope::GuardedPorts {
+            let pairs: Vec<String> = [L4Proto::Udp, L4Proto::Tcp]
+                .into_iter()
+                .flat_map(|l4| self.ports_of(l4, false).into_iter().map(move |p| (l4, p)))
+                .map(|(l4, p)| format!("{} . {p}", l4.name()))
+                .collect();
+            if pairs.is_empty() {
+                let _ = writeln!(o, "    return"); // no guarded port: nothing to drop
+            } else {
+                let _ = writeln!(o, "    meta l4proto . th dport != {{ {} }} return", pairs.join(", "));
             }
-            let _ = writeln!(o, "  }}");
         }
+        for (a, b) in [(s4, s6), ("block4", "block6")] {
+            let _ = writeln!(o, "    ip saddr @{a} drop");
+            let _ = writeln!(o, "    ip6 saddr @{b} drop");
+        }
+        let _ = writeln!(o, "  }}");
         let _ = writeln!(o, "}}");
         o
     }
 
-    fn nft_hooks(&self) -> Vec<&'static str> {
-        let mut hooks = Vec::new();
-        if self.hooks.input {
-            hooks.push("input");
-        }
-        if self.hooks.forward {
-            hooks.push("forward");
-        }
-        hooks
-    }
-
     /// Names of the chains the table has: ban chains, plus queue chains for the nft backend.
     pub fn nft_chain_names(&self, backend: QueueBackend) -> Vec<String> {
-        let mut v: Vec<String> = self.nft_hooks().iter().map(|h| format!("ban_{h}")).collect();
+        let mut v = vec![BAN_CHAIN.to_string()];
         if backend == QueueBackend::Nft {
             v.extend(self.nft_queue_chains().iter().map(|(h, _)| format!("queue_{h}")));
         }

@@ -67,7 +67,7 @@ fn install_verify_and_remove_leave_nothing_behind() {
     eprintln!("queue backend: {backend}");
     let rules = sh("nft", &["list", "ruleset"]);
     assert!(rules.contains("table inet sipwall"), "{rules}");
-    assert!(rules.contains("priority filter - 10"), "{rules}");
+    assert!(rules.contains("hook prerouting priority raw"), "{rules}");
     if backend == QueueBackend::Xtables {
         let saved = sh("iptables-save", &[]);
         assert!(saved.contains("-A INPUT -j SIPWALL-IN"), "{saved}");
@@ -208,6 +208,14 @@ fn banned_sources_are_dropped_in_the_kernel_before_the_queue() {
     }
     assert_eq!(seen, vec!["127.0.0.3".parse::<std::net::IpAddr>().unwrap()]);
     assert_eq!(recv_all(&rx), vec!["fine".to_string()]);
+    // A ban covers the guarded ports only (the default scope): the banned source still
+    // reaches a port that is not guarded (and is not queued there either).
+    let other = UdpSocket::bind("127.0.0.1:5999").unwrap();
+    other.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    banned.send_to(b"elsewhere", "127.0.0.1:5999").unwrap();
+    let mut buf = [0u8; 64];
+    let got = other.recv(&mut buf).expect("a banned source reaches an unguarded port");
+    assert_eq!(&buf[..got], b"elsewhere");
     let mut listed = bans.list_kernel().unwrap();
     listed.sort();
     assert_eq!(listed, vec![n("127.0.0.2/32"), n("127.0.9.0/24"), n("2001:db8::/48")]);
