@@ -7,6 +7,7 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
@@ -61,8 +62,18 @@ pub fn tail(s: &str, n: usize) -> String {
 
 /// The elements of `inet sipwall ban4` in namespace `ns` (addresses as /32, intervals as nets).
 pub fn kernel_bans(ns: &str) -> Vec<IpNet> {
-    let (ok, out) = output(in_ns(ns, 10, "nft", &["-j", "list", "set", "inet", "sipwall", "ban4"]));
-    assert!(ok, "listing the ban set in {ns}: {out}");
+    kernel_set(ns, "ban4")
+}
+
+/// The elements of `inet sipwall ban6` in namespace `ns` (addresses as /128, intervals as nets).
+pub fn kernel_bans6(ns: &str) -> Vec<IpNet> {
+    kernel_set(ns, "ban6")
+}
+
+/// The address and prefix elements of set `set` of table `inet sipwall` in namespace `ns`.
+pub fn kernel_set(ns: &str, set: &str) -> Vec<IpNet> {
+    let (ok, out) = output(in_ns(ns, 10, "nft", &["-j", "list", "set", "inet", "sipwall", set]));
+    assert!(ok, "listing the {set} set in {ns}: {out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let mut nets = Vec::new();
     for item in v["nftables"].as_array().unwrap() {
@@ -116,9 +127,14 @@ pub fn invites_seen(trace: &Path, ghost: &str, provider: &str) -> (usize, usize)
 /// `timeout` after 600 s at the latest), run from `dir`, with `extra` arguments (e.g.
 /// `["-t", "t1"]` for TCP, or `-trace_msg -message_file FILE` to count what arrived).
 pub fn start_sipp_uas(ns: &str, dir: &Path, extra: &[&str]) -> std::process::Child {
+    start_sipp_uas_on(ns, "0.0.0.0", dir, extra)
+}
+
+/// [`start_sipp_uas`] bound to local address `ip` instead of 0.0.0.0: an IPv6 address makes
+/// SIPp listen on IPv6 (it takes its address family from `-i`).
+pub fn start_sipp_uas_on(ns: &str, ip: &str, dir: &Path, extra: &[&str]) -> std::process::Child {
     let scenario = repo().join("tests/e2e/uas.xml");
-    let mut args =
-        vec!["-sf", scenario.to_str().unwrap(), "-i", "0.0.0.0", "-p", "5060", "-nostdin"];
+    let mut args = vec!["-sf", scenario.to_str().unwrap(), "-i", ip, "-p", "5060", "-nostdin"];
     args.extend_from_slice(extra);
     in_ns(ns, 600, "sipp", &args)
         .current_dir(dir)
@@ -132,4 +148,35 @@ pub fn start_sipp_uas(ns: &str, dir: &Path, extra: &[&str]) -> std::process::Chi
 /// `-trace_msg -message_file TRACE`: SIPp logs every message, for [`invites_seen`].
 pub fn trace_args(trace: &Path) -> [&str; 3] {
     ["-trace_msg", "-message_file", trace.to_str().unwrap()]
+}
+
+/// Bounded wait (10 s) until something in namespace `ns` listens on UDP port `port`.
+pub fn wait_udp_listening(ns: &str, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out) = output(in_ns(ns, 10, "ss", &["-Hlun", &format!("sport = :{port}")]));
+        if out.contains(&format!(":{port}")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on UDP {port} in {ns} after 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGTERM (lets `timeout` pass its KILL on to the tool, and sipwall remove its rules), then
+/// SIGKILL if the process has not exited within 5 s. For drop guards: never panics.
+pub fn terminate(c: &mut std::process::Child) {
+    if matches!(c.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if matches!(c.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
