@@ -225,11 +225,12 @@ fn router_mode_guards_the_phones_behind_a_linux_router() {
     let (ghost_before, _) = invites_seen(&trace, "203.0.113.", PROVIDER_IP);
     assert!(ghost_before >= 1, "baseline: svmap's INVITE did not reach the phone");
 
-    // 1. Protected, router mode: the queue and ban rules sit on FORWARD only.
+    // 1. Protected, router mode: packets are queued from FORWARD only; the ban drop sits in
+    //    PREROUTING (before the route lookup, so it covers forwarded traffic).
     env.start_daemon();
     let (ok, ruleset) = output(in_ns(ROUTER, 10, "nft", &["list", "table", "inet", "sipwall"]));
     assert!(ok, "no inet sipwall table in {ROUTER}:\n{ruleset}\n{}", env.daemon_log());
-    assert!(ruleset.contains("hook forward"), "no forward chain in router mode:\n{ruleset}");
+    assert!(ruleset.contains("hook prerouting"), "no ban chain in router mode:\n{ruleset}");
     assert!(!ruleset.contains("hook input"), "router mode hooked INPUT:\n{ruleset}");
     // Packets are queued from FORWARD by whichever backend the kernel offers.
     let (_, saved) = output(in_ns(ROUTER, 10, "iptables-save", &[]));
