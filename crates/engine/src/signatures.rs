@@ -14,6 +14,7 @@ use std::net::IpAddr;
 
 use std::sync::OnceLock;
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use memchr::memmem::Finder;
 use sipwall_sip::{HeaderName, Host, Message, Method, NameAddr, Uri, Via};
 
@@ -222,15 +223,22 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Built-in User-Agent fragments (lowercase) and the signature each one hits.
+const UA_FRAGMENTS: [(&[u8], Sig); 8] = [
+    (b"friendly-scanner", Sig::SvUa),
+    (b"sipvicious", Sig::SvUa),
+    (b"pplsip", Sig::PpUa),
+    (b"nmap nse", Sig::NmUa),
+    (b"sundayddr", Sig::SundayUa),
+    (b"sipcli/", Sig::SipcliUa),
+    (b"vaxsipuseragent", Sig::VaxUa),
+    (b"sivus", Sig::SivusUa),
+];
+
 struct UaFinders {
-    friendly: Finder<'static>,
-    sipvicious: Finder<'static>,
-    pplsip: Finder<'static>,
-    nmap: Finder<'static>,
-    sunday: Finder<'static>,
-    sipcli: Finder<'static>,
-    vax: Finder<'static>,
-    sivus: Finder<'static>,
+    /// Every [`UA_FRAGMENTS`] entry in one automaton: the lowercased User-Agent is read once,
+    /// instead of once per fragment (eight `memmem` searches cost ~0.2 µs a packet inline).
+    ua: AhoCorasick,
     cl_upper: Finder<'static>,
     cl_lower: Finder<'static>,
 }
@@ -244,14 +252,10 @@ impl std::fmt::Debug for UaFinders {
 fn finders() -> &'static UaFinders {
     static F: OnceLock<UaFinders> = OnceLock::new();
     F.get_or_init(|| UaFinders {
-        friendly: Finder::new(b"friendly-scanner"),
-        sipvicious: Finder::new(b"sipvicious"),
-        pplsip: Finder::new(b"pplsip"),
-        nmap: Finder::new(b"nmap nse"),
-        sunday: Finder::new(b"sundayddr"),
-        sipcli: Finder::new(b"sipcli/"),
-        vax: Finder::new(b"vaxsipuseragent"),
-        sivus: Finder::new(b"sivus"),
+        ua: AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(UA_FRAGMENTS.iter().map(|(f, _)| f))
+            .expect("eight short literal patterns always build"),
         cl_upper: Finder::new(b"Content-Length:  "),
         cl_lower: Finder::new(b"content-length:  "),
     })
@@ -493,29 +497,11 @@ impl Matcher {
         let mut buf = [0u8; 160];
         let l = lower_into(ua, &mut buf);
         let l = l.trim_ascii_start();
-        if f.friendly.find(l).is_some() || f.sipvicious.find(l).is_some() {
-            h.hit(Sig::SvUa, d);
-        }
-        if f.pplsip.find(l).is_some() {
-            h.hit(Sig::PpUa, d);
-        }
-        if f.nmap.find(l).is_some() {
-            h.hit(Sig::NmUa, d);
+        for m in f.ua.find_overlapping_iter(l) {
+            h.hit(UA_FRAGMENTS[m.pattern().as_usize()].1, d);
         }
         if l.starts_with(b"sipsak") {
             h.hit(Sig::SipsakUa, d);
-        }
-        if f.sunday.find(l).is_some() {
-            h.hit(Sig::SundayUa, d);
-        }
-        if f.sipcli.find(l).is_some() {
-            h.hit(Sig::SipcliUa, d);
-        }
-        if f.vax.find(l).is_some() {
-            h.hit(Sig::VaxUa, d);
-        }
-        if f.sivus.find(l).is_some() {
-            h.hit(Sig::SivusUa, d);
         }
         if l.starts_with(b"smap") {
             h.hit(Sig::SmapUa, d);
