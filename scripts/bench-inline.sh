@@ -10,13 +10,24 @@
 #   5. CPU time per packet of the flat-out runs (sender-independent: capacity = 1 / cost):
 #      /proc/stat busy ticks of all CPUs around each fixed-count send, minus the background
 #      rate, the sender's user time and the sink's time; and the daemon's own user+sys.
+#      A "send only" run (the same flood dropped by the sender's own OUTPUT hook) measures what
+#      the sender's kernel send path costs, so the receiving side's cost of each path (queued,
+#      banned, plain delivery) is its figure minus that one.
+#   6. queue drain: BURST packets are queued while the daemon is stopped (SIGSTOP), then it is
+#      continued and the sink times their arrival: the rate a queue thread judges and reinjects
+#      a full backlog at, with the sender idle (one sender on this VM cannot outrun a queue
+#      thread, so flat-out runs measure the sender). Median of DRAINS runs, 1 and 2 queues.
 # Prints a Markdown table (paste into docs/BENCHMARKS.md) and leaves nothing behind.
-# Usage (as root): scripts/bench-inline.sh [COUNT] (default 300000 packets per run)
+# Usage (as root): scripts/bench-inline.sh [COUNT] (default 300000 packets per run;
+# env: COST_COUNT 1000000 for the banned and send-only runs, BURST 40000, DRAINS 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench-inline.sh: run as root (namespaces, firewall rules)" >&2; exit 1; }
 
 COUNT="${1:-300000}"
+COST_COUNT="${COST_COUNT:-1000000}"
+BURST="${BURST:-40000}"
+DRAINS="${DRAINS:-3}"
 RATES="${RATES:-50000 100000 150000 200000 250000}"
 export SWD_PREFIX=swdb-
 PBX=swdb-pbx; PROV=swdb-provider; ATK=swdb-attacker
@@ -35,6 +46,8 @@ cleanup() {
 }
 trap cleanup EXIT
 bash tests/e2e/topology.sh up
+# A second provider address: queue balancing hashes the address pair, so two queues need two.
+ip -n $PROV addr add 198.51.100.3/24 dev swdb-pv1
 
 crlf() { sed 's/$/\r/'; }
 crlf > "$WORK/invite.sip" <<'SIP'
@@ -87,20 +100,21 @@ now() { date +%s.%N; }
 # busy ticks/s of the machine with none of our processes running (other tenants, daemons)
 background() { local b0 t0; b0=$(cpu_busy); t0=$(now); sleep 3; awk -v b="$(( $(cpu_busy) - b0 ))" -v t0="$t0" -v t1="$(now)" 'BEGIN{printf "%.2f", b/(t1-t0)}'; }
 
-# flood SRC_NS SRC_IP DST RATE FLOWS -> "sent_pps received loss_pct path_us daemon_us sender_user_us"
+# flood SRC_NS SRC_IP DST RATE FLOWS [N] -> "sent_pps received loss_pct path_us daemon_us sender_user_us"
+# (N packets, default COUNT; SINK_SECS: how long the sink waits when nothing arrives)
 # path_us: CPU time (all CPUs) per packet sent, minus the background rate over the window, the
 # sender's user time (building packets) and the sink's user+sys time (the application); what is
 # left is the kernel (send syscall, veth, IP input, queue or set drop, socket delivery) plus the
 # sipwall daemon. daemon_us: the daemon's own user+sys per packet (0 without it).
 flood() {
-    local ns=$1 src=$2 dst=$3 rate=$4 flows=$5
+    local ns=$1 src=$2 dst=$3 rate=$4 flows=$5 n=${6:-$COUNT}
     local b0 t0 d0=0 d1=0
     b0=$(cpu_busy); t0=$(now)
     [ -n "$DAEMON_PID" ] && d0=$(proc_ticks "$DAEMON_PID")
-    ip netns exec $PBX bash -c 'timeout 60 "$0" sink 0.0.0.0:5060 30 > "$1/sink"; times > "$1/sink.times"' "$GEN" "$WORK" &
+    ip netns exec $PBX bash -c 'timeout 60 "$0" sink 0.0.0.0:5060 "$2" > "$1/sink"; times > "$1/sink.times"' "$GEN" "$WORK" "${SINK_SECS:-30}" &
     local sink=$!
     sleep 0.3
-    local out; out=$(ip netns exec "$ns" bash -c 'timeout 60 "$0" send "$@"; rc=$?; times > "$TIMES"; exit $rc' "$GEN" "$src" "$dst" "$WORK/invite.sip" "$COUNT" "$rate" "$flows")
+    local out; out=$(ip netns exec "$ns" bash -c 'timeout 60 "$0" send "$@"; rc=$?; times > "$TIMES"; exit $rc' "$GEN" "$src" "$dst" "$WORK/invite.sip" "$n" "$rate" "$flows")
     wait $sink || true
     [ -n "$DAEMON_PID" ] && d1=$(proc_ticks "$DAEMON_PID")
     local b1 t1; b1=$(cpu_busy); t1=$(now)
@@ -135,6 +149,33 @@ stop_daemon() {
 # packets the daemon's queue threads judged (from its exit log)
 inspected() { sed -n 's/.*queue [0-9]*: \([0-9]*\) packets.*/\1/p' "$WORK/daemon.log" | awk '{s+=$1} END {print s+0}'; }
 
+# drain_once QUEUES SRCS -> "pps received judged": BURST packets queued while the daemon is
+# stopped, then timed by the sink from the first to the last arrival once it continues. With
+# QUEUES=0 there is no daemon: the same burst delivered directly (the sender's own rate).
+# A packet that bypassed a full queue (fail-open) would arrive early and show as fewer judged.
+drain_once() {
+    local q=$1 srcs=$2
+    [ "$q" -gt 0 ] && start_daemon "$q"
+    ip netns exec $PBX bash -c 'timeout 60 "$0" sink 0.0.0.0:5060 20 > "$1/sink"' "$GEN" "$WORK" &
+    local sink=$!
+    sleep 0.3
+    [ "$q" -gt 0 ] && kill -STOP "$DAEMON_PID"
+    ip netns exec $PROV timeout 60 "$GEN" send "$srcs" 198.51.100.1:5060 "$WORK/invite.sip" "$BURST" 0 8 > /dev/null
+    if [ "$q" -gt 0 ]; then sleep 0.3; kill -CONT "$DAEMON_PID"; fi
+    wait $sink || true
+    local judged=0
+    if [ "$q" -gt 0 ]; then stop_daemon; judged=$(inspected); fi
+    local recv secs; recv=$(kv received < "$WORK/sink"); secs=$(kv secs < "$WORK/sink")
+    awk -v n="$recv" -v s="$secs" -v j="$judged" 'BEGIN{printf "%.0f %d %d\n", (s>0) ? (n-1)/s : 0, n, j}'
+}
+# drain QUEUES SRCS -> the median run (by rate) of DRAINS, then every run's rate
+drain() {
+    local runs=() i
+    for i in $(seq 1 "$DRAINS"); do runs+=("$(drain_once "$1" "$2")"); done
+    local all; all=$(printf '%s\n' "${runs[@]}" | awk '{print $1}' | sort -n | paste -sd/)
+    echo "$(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(( (DRAINS + 1) / 2 ))p") $all"
+}
+
 echo "# bench-inline: $COUNT packets per run, $(nproc) cores, kernel $(uname -r), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 # ladder KEY: highest rate ACHIEVED by the sender (paced at each of RATES; the sender may not
 # reach a target) that was delivered with zero loss, and the loss of the first lossy step
@@ -155,6 +196,17 @@ R[base_flat]=$(flood $PROV 198.51.100.2 198.51.100.1:5060 0 8)
 R[base_paced]=$(ladder base)
 R[base_atk]=$(flood $ATK 203.0.113.2 203.0.113.1:5060 0 8)
 R[base_rtt]=$(ping_rtt)
+# send only: the attacker's flood dropped by its own OUTPUT hook (what the sending costs)
+ip netns exec $ATK nft -f - <<'NFT'
+table inet benchsendonly {
+  chain out { type filter hook output priority 0; udp dport 5060 drop; }
+}
+NFT
+R[sendonly]=$(SINK_SECS=4 flood $ATK 203.0.113.2 203.0.113.1:5060 0 8 "$COST_COUNT")
+ip netns exec $ATK nft delete table inet benchsendonly
+R[base_drain]=$(drain 0 198.51.100.2)
+R[q1_drain]=$(drain 1 198.51.100.2)
+R[q2_drain]=$(drain 2 198.51.100.2,198.51.100.3)
 for q in 1 2; do
     start_daemon $q
     R[q${q}_flat]=$(flood $PROV 198.51.100.2 198.51.100.1:5060 0 8)
@@ -170,7 +222,7 @@ for q in 1 2; do
         sleep 1
         ip netns exec $PBX nft list set inet sipwall ban4 | grep -q 203.0.113.2 || { echo "scanner not banned" >&2; cat "$WORK/daemon.log" >&2; exit 1; }
         R[ban_log]=$(grep -o 'in kernel set after [0-9]* us, durable after [0-9]* us' "$WORK/daemon.log" | head -1)
-        R[banned]=$(flood $ATK 203.0.113.2 203.0.113.1:5060 0 8)
+        R[banned]=$(SINK_SECS=4 flood $ATK 203.0.113.2 203.0.113.1:5060 0 8 "$COST_COUNT")
     fi
     stop_daemon
 done
@@ -196,3 +248,10 @@ echo "| sipwall daemon user+sys per packet (us), 1 queue / 2 queues | | $(f q1_f
 echo "| sender user time per packet (us, subtracted) | $(f base_flat 6) | q1 $(f q1_flat 6), banned $(f banned 6) | |"
 echo "| derived capacity, pkt/s per core = 1 / path CPU | delivered $(cap "$(f base_flat 4)") | queued $(cap "$(f q1_flat 4)"), banned $(cap "$(f banned 4)") | banned / queued = $(ratio "$(f q1_flat 4)" "$(f banned 4)") |"
 echo "| derived capacity of one queue thread = 1 / daemon CPU per packet (1 queue) | | $(cap "$(f q1_flat 5)") pkt/s | |"
+d() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a-b}'; }
+so=$(f sendonly 4)
+echo "| send only ($COST_COUNT packets dropped at the sender's own OUTPUT): pkt/s / CPU us per packet | $(f sendonly 1) / $so | | |"
+echo "| receiving side's CPU per packet = path - send only (us): delivered / queued 1 q / banned | $(d "$(f base_flat 4)" "$so") | queued $(d "$(f q1_flat 4)" "$so"), banned $(d "$(f banned 4)" "$so") | **banned drops per queued packet, same CPU = $(ratio "$(d "$(f q1_flat 4)" "$so")" "$(d "$(f banned 4)" "$so")")x** |"
+echo "| banned flood ($COST_COUNT packets) measured pkt/s dropped vs the same sender's send-only rate | send only $(f sendonly 1) | dropped $(f banned 1) | $(ratio "$(f banned 1)" "$(f sendonly 1)") of the sender's ceiling |"
+dr() { echo "${R[$1]}" | awk '{print $1}'; }
+echo "| queue drain: $BURST packets queued with the daemon stopped, then judged and delivered: pkt/s (median of $DRAINS; all runs) / received / judged | direct, no sipwall: $(dr base_drain) ($(f base_drain 4)) / $(f base_drain 2) | 1 queue: **$(dr q1_drain)** ($(f q1_drain 4)) / $(f q1_drain 2) / $(f q1_drain 3); 2 queues: **$(dr q2_drain)** ($(f q2_drain 4)) / $(f q2_drain 2) / $(f q2_drain 3) | 1 queue $(ratio "$(dr q1_drain)" 250000)x the 250k target |"

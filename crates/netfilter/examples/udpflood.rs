@@ -2,8 +2,8 @@
 //! to the address it is given, which the script takes from the documentation ranges).
 //!
 //! ```text
-//! udpflood send  SRC_IP DST_IP:PORT PAYLOAD_FILE COUNT RATE [FLOWS]  # RATE pkt/s, 0 = flat out;
-//!                                                                   # FLOWS source ports round robin
+//! udpflood send  SRC_IP[,SRC_IP..] DST_IP:PORT PAYLOAD_FILE COUNT RATE [FLOWS]
+//!                # RATE pkt/s, 0 = flat out; FLOWS sockets round robin, flow i from source i mod n
 //! udpflood sink  BIND_IP:PORT SECONDS                          # counts datagrams until idle/SECONDS
 //! udpflood echo  BIND_IP:PORT SECONDS                          # answers each datagram with "SIP/2.0 200 OK"
 //! udpflood ping  SRC_IP DST_IP:PORT PAYLOAD_FILE COUNT          # round trips; prints p50/p99 µs
@@ -30,15 +30,17 @@ fn main() {
 }
 
 fn send() {
-    let src: std::net::IpAddr = arg(2).parse().unwrap();
+    // SRC_IP may be a comma-separated list: flow i is sent from address i mod n (the kernel
+    // spreads queue-balanced packets by address pair, so several queues need several sources).
+    let srcs: Vec<std::net::IpAddr> = arg(2).split(',').map(|a| a.parse().unwrap()).collect();
     let dst: SocketAddr = arg(3).parse().unwrap();
     let payload = std::fs::read(arg(4)).unwrap();
     let count: u64 = arg(5).parse().unwrap();
     let rate: u64 = arg(6).parse().unwrap();
     let flows: usize = std::env::args().nth(7).and_then(|f| f.parse().ok()).unwrap_or(1).max(1);
     let socks: Vec<UdpSocket> = (0..flows)
-        .map(|_| {
-            let s = UdpSocket::bind(SocketAddr::new(src, 0)).unwrap();
+        .map(|i| {
+            let s = UdpSocket::bind(SocketAddr::new(srcs[i % srcs.len()], 0)).unwrap();
             s.connect(dst).unwrap();
             s
         })
