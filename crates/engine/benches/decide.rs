@@ -3,7 +3,9 @@
 //!
 //! Mix: the recorded phone and provider exchanges (requests in, answers out, calls, 401
 //! challenges, OPTIONS keepalives) spread over 100 000 sources, plus 5% CRLF keep-alives.
-//! Separately: the first packet of a scanner (signature match, ban, record).
+//! Separately: the first packet of a scanner (signature match, ban, record); and 1 and 2
+//! threads sharing one engine, locking it per batch (as the daemon did) or analysing unlocked
+//! and locking per packet (as it does now).
 //!
 //! Run: cargo bench -p sipwall-engine --bench decide
 use std::hint::black_box;
@@ -136,6 +138,88 @@ fn bench(c: &mut Criterion) {
     });
     assert_eq!(engine.stats().bans_added, 0, "the legitimate mix must not ban");
     g.finish();
+
+    // Queue threads sharing one engine (the daemon's situation): the same mix split by source
+    // between THREADS threads (as the kernel's queue balancing splits flows), each deciding in
+    // batches of 64 packets, the way `sipwall run` did before (lock the engine for a whole
+    // batch) and does now (analyse unlocked, lock per packet for `decide_analysed`).
+    let shared = std::sync::Mutex::new(engine);
+    let mut g = c.benchmark_group("engine-threads");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.sample_size(15);
+    g.measurement_time(std::time::Duration::from_secs(6));
+    let t0 = std::sync::atomic::AtomicU64::new(10_000_000);
+    for threads in [1usize, 2] {
+        for split in [false, true] {
+            let name = if split {
+                format!("{threads} thread(s): analyse unlocked, lock per packet")
+            } else {
+                format!("{threads} thread(s): lock per 64-packet batch")
+            };
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    std::thread::scope(|s| {
+                        for k in 0..threads {
+                            let (shared, items, t0) = (&shared, &items, &t0);
+                            s.spawn(move || {
+                                let mine: Vec<&Item> = items
+                                    .iter()
+                                    .filter(|it| {
+                                        let peer = if it.direction == Direction::Inbound {
+                                            it.src
+                                        } else {
+                                            it.dst
+                                        };
+                                        u32::from(match peer.ip() {
+                                            std::net::IpAddr::V4(a) => a,
+                                            _ => Ipv4Addr::UNSPECIFIED,
+                                        }) as usize
+                                            % threads
+                                            == k
+                                    })
+                                    .collect();
+                                let now = Timestamp::from_millis(
+                                    t0.fetch_add(20_000, std::sync::atomic::Ordering::Relaxed),
+                                );
+                                let rules = shared.lock().unwrap().rules().clone();
+                                let mut accepted = 0usize;
+                                for chunk in mine.chunks(64) {
+                                    let packets = chunk.iter().map(|it| Packet {
+                                        src: it.src,
+                                        dst: it.dst,
+                                        transport: Transport::Udp,
+                                        direction: it.direction,
+                                        payload: payload(it),
+                                    });
+                                    if split {
+                                        for p in packets {
+                                            let a = rules.analyse(&p);
+                                            let d =
+                                                shared.lock().unwrap().decide_analysed(&p, &a, now);
+                                            accepted += (d.verdict
+                                                == sipwall_engine::Verdict::Accept)
+                                                as usize;
+                                        }
+                                    } else {
+                                        let mut e = shared.lock().unwrap();
+                                        for p in packets {
+                                            let d = e.decide(&p, now);
+                                            accepted += (d.verdict
+                                                == sipwall_engine::Verdict::Accept)
+                                                as usize;
+                                        }
+                                    }
+                                }
+                                black_box(accepted)
+                            });
+                        }
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+    assert_eq!(shared.lock().unwrap().stats().bans_added, 0, "the legitimate mix must not ban");
 
     // A scanner's first packet: signatures, ban, record (allocates; rare by nature).
     let scan = load("svmap-options").remove(0).1;

@@ -15,10 +15,12 @@
 //!
 //! The peer is the source of an inbound packet and the destination of an outbound one.
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use sipwall_sip::{Host, Message, Method};
+use sipwall_sip::{Host, Message, Method, ParseError};
 
 use crate::bans::{BanRequest, BanTable};
 use crate::behaviour::{attempt_key, SourceTable};
@@ -57,12 +59,117 @@ pub struct EngineStats {
 
 /// The decision engine. See the crate docs for its contract.
 pub struct Engine {
-    policy: Policy,
-    matcher: Matcher,
-    local_users: FastSet<Vec<u8>>,
+    rules: Arc<Rules>,
     sources: SourceTable,
     bans: BanTable,
     stats: EngineStats,
+}
+
+/// The read-only half of an engine: the policy and what is compiled from it. An engine shares
+/// it ([`Engine::rules`]) with threads that [`Rules::analyse`] packets before they take the
+/// engine's lock; [`Engine::reload`] replaces it and never mutates it.
+#[derive(Debug)]
+pub struct Rules {
+    /// Unique per `Rules` value, so an [`Analysis`] made under other rules is recognised.
+    id: u64,
+    policy: Policy,
+    matcher: Matcher,
+    local_users: FastSet<Vec<u8>>,
+}
+
+impl Rules {
+    fn new(policy: Policy) -> Rules {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Rules {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            matcher: Matcher::new(&policy),
+            local_users: policy.local_users.iter().map(|u| u.as_bytes().to_vec()).collect(),
+            policy,
+        }
+    }
+
+    /// The policy these rules were compiled from.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The stateless part of deciding on `packet`: parse it and, for a request, read its fields
+    /// and match the signatures, exactly as [`Engine::decide`] would. Needs no per-source
+    /// state, so it runs without the engine's lock; [`Engine::decide_analysed`] then does only
+    /// the state lookups and updates. Skips the work wherever the decision will not need it
+    /// (unguarded port, keep-alive, TLS, an answer that feeds no counter). Allocates nothing.
+    pub fn analyse<'a>(&self, packet: &Packet<'a>) -> Analysis<'a> {
+        let p = packet;
+        let pending = Analysis { rules_id: self.id, parsed: Parsed::Pending };
+        let inbound = p.direction == Direction::Inbound;
+        let (peer, local_port) =
+            if inbound { (p.src.ip(), p.dst.port()) } else { (p.dst.ip(), p.src.port()) };
+        let tripwire = inbound && self.policy.tripwire_ports.contains(&local_port);
+        let guarded = &self.policy.guarded_ports;
+        if (!tripwire && !guarded.is_empty() && !guarded.contains(&local_port))
+            || p.transport == Transport::Tls
+            || is_keepalive(p.payload)
+            || (!inbound && answer_kind(p.payload).is_none())
+        {
+            return pending;
+        }
+        Analysis { rules_id: self.id, parsed: self.parse(p, canonical(peer)) }
+    }
+
+    /// Parse `p` (and, inbound, scan it): what [`Rules::analyse`] stores, and what the engine
+    /// works out under its lock when the analysis was skipped or made under other rules.
+    fn parse<'a>(&self, p: &Packet<'a>, peer: IpAddr) -> Parsed<'a> {
+        match Message::parse(p.payload) {
+            Ok(msg) if msg.is_request() && p.direction == Direction::Inbound => {
+                let x = Fields::of(&msg);
+                let hits = self.matcher.scan(&msg, &x, peer);
+                Parsed::Request(msg, x, hits)
+            }
+            Ok(msg) => Parsed::Other(msg),
+            Err(e) => Parsed::Malformed(e, self.matcher.scan_partial(e.partial.user_agent)),
+        }
+    }
+}
+
+/// What [`Rules::analyse`] found out about a packet, for [`Engine::decide_analysed`].
+pub struct Analysis<'a> {
+    rules_id: u64,
+    parsed: Parsed<'a>,
+}
+
+impl Analysis<'_> {
+    /// No work done in advance: the engine parses when (and if) the decision needs it.
+    pub fn none() -> Self {
+        Analysis { rules_id: 0, parsed: Parsed::Pending }
+    }
+}
+
+// Boxing the large variants would allocate per packet (the accept path allocates nothing);
+// the value moves only a few times per packet, which costs far less than parsing.
+#[allow(clippy::large_enum_variant)]
+enum Parsed<'a> {
+    /// Not parsed (yet).
+    Pending,
+    /// An inbound request, its fields and signature hits.
+    Request(Message<'a>, Fields<'a>, Hits),
+    /// Any other message that parsed (an answer, or an outbound request).
+    Other(Message<'a>),
+    /// Malformed, with the hits of what could be read of it.
+    Malformed(ParseError<'a>, Hits),
+}
+
+/// Which behaviour counter an outbound answer feeds (1: challenge or auth failure, 2: 403,
+/// 3: no such user), or None for every other message.
+fn answer_kind(p: &[u8]) -> Option<u8> {
+    if !p.starts_with(b"SIP/2.0 ") || p.len() < 12 {
+        return None;
+    }
+    match &p[8..11] {
+        b"401" | b"407" => Some(1),
+        b"403" => Some(2),
+        b"404" | b"480" | b"484" => Some(3),
+        _ => None,
+    }
 }
 
 fn is_keepalive(p: &[u8]) -> bool {
@@ -146,42 +253,52 @@ impl Seen<'_> {
 impl Engine {
     /// A new engine. Allocates the per-source table for `limits.max_tracked_sources` up front.
     pub fn new(policy: Policy) -> Self {
-        let sources = SourceTable::new(policy.max_tracked_sources);
-        let mut e = Engine {
-            matcher: Matcher::new(&policy),
-            local_users: FastSet::default(),
-            policy,
-            sources,
+        Engine {
+            sources: SourceTable::new(policy.max_tracked_sources),
+            rules: Arc::new(Rules::new(policy)),
             bans: BanTable::default(),
             stats: EngineStats::default(),
-        };
-        e.compile();
-        e
+        }
     }
 
-    fn compile(&mut self) {
-        self.matcher = Matcher::new(&self.policy);
-        self.local_users = self.policy.local_users.iter().map(|u| u.as_bytes().to_vec()).collect();
+    /// The rules in force, to [`Rules::analyse`] packets without holding the engine. Replaced
+    /// (a new `Arc`) by [`Engine::reload`]; compare with [`Arc::ptr_eq`] to notice.
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
     }
 
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        &self.rules.policy
     }
 
     /// Replace the policy, keeping bans and behaviour state. Returns `Remove` actions for bans
     /// that now cover trusted networks (trusted always wins).
     pub fn reload(&mut self, policy: Policy) -> Vec<BanAction> {
-        self.policy = policy;
-        self.compile();
-        self.sources.set_cap(self.policy.max_tracked_sources);
-        self.bans.drop_trusted(&self.policy.trusted, &self.policy)
+        self.rules = Arc::new(Rules::new(policy));
+        self.sources.set_cap(self.rules.policy.max_tracked_sources);
+        self.bans.drop_trusted(&self.rules.policy.trusted, &self.rules.policy)
     }
 
     /// Decide on one packet at time `now`.
     pub fn decide(&mut self, packet: &Packet<'_>, now: Timestamp) -> Decision {
+        self.decide_analysed(packet, &Analysis::none(), now)
+    }
+
+    /// Decide on one packet whose stateless part was done by [`Rules::analyse`] (typically
+    /// without holding this engine's lock). The decision is the one [`Engine::decide`] gives:
+    /// an analysis made under rules that have since been replaced is ignored and redone.
+    pub fn decide_analysed<'a>(
+        &mut self,
+        packet: &Packet<'a>,
+        analysis: &Analysis<'a>,
+        now: Timestamp,
+    ) -> Decision {
+        // By reference: the analysis is ~1.4 KB, and copying it around cost more than the lock.
+        let parsed =
+            if analysis.rules_id == self.rules.id { &analysis.parsed } else { &Parsed::Pending };
         self.stats.packets += 1;
-        let d = self.decide_inner(packet, now);
+        let d = self.decide_inner(packet, parsed, now);
         match d.verdict {
             Verdict::Accept => self.stats.accepted += 1,
             Verdict::Drop => self.stats.dropped += 1,
@@ -190,22 +307,45 @@ impl Engine {
         d
     }
 
-    fn decide_inner(&mut self, p: &Packet<'_>, now: Timestamp) -> Decision {
+    /// `parsed` as analysed, or (`Pending` where it is needed means "parse now") parsed into
+    /// `slot`, a `Pending` placeholder of the caller's.
+    fn complete<'s, 'a>(
+        rules: &Rules,
+        parsed: &'s Parsed<'a>,
+        slot: &'s mut Parsed<'a>,
+        p: &Packet<'a>,
+        peer: IpAddr,
+    ) -> &'s Parsed<'a> {
+        match parsed {
+            Parsed::Pending => {
+                *slot = rules.parse(p, peer);
+                slot
+            }
+            done => done,
+        }
+    }
+
+    fn decide_inner<'a>(
+        &mut self,
+        p: &Packet<'a>,
+        parsed: &Parsed<'a>,
+        now: Timestamp,
+    ) -> Decision {
         let inbound = p.direction == Direction::Inbound;
         let (peer, local_port) =
             if inbound { (p.src.ip(), p.dst.port()) } else { (p.dst.ip(), p.src.port()) };
         let peer = canonical(peer);
-        let tripwire = inbound && self.policy.tripwire_ports.contains(&local_port);
-        let guarded = &self.policy.guarded_ports;
+        let tripwire = inbound && self.rules.policy.tripwire_ports.contains(&local_port);
+        let guarded = &self.rules.policy.guarded_ports;
         if !tripwire && !guarded.is_empty() && !guarded.contains(&local_port) {
             return Decision::accept();
         }
-        if self.policy.trusted.contains_ip(peer) {
-            return self.trusted(p, peer, inbound);
+        if self.rules.policy.trusted.contains_ip(peer) {
+            return self.trusted(p, parsed, peer, inbound);
         }
         if let Some(ban) = self.bans.find(peer, now) {
             let is_req = inbound && looks_like_request(p.payload);
-            let verdict = self.policy.actions.banned.verdict(is_req);
+            let verdict = self.rules.policy.actions.banned.verdict(is_req);
             let summary = format!(
                 "{peer} is banned for another {} ({}): {}",
                 human_duration(ban.until.as_millis().saturating_sub(now.as_millis())),
@@ -222,11 +362,11 @@ impl Engine {
                 }),
             };
         }
-        if let Some(net) = self.policy.blocklist.find(peer) {
+        if let Some(net) = self.rules.policy.blocklist.find(peer) {
             let is_req = inbound && looks_like_request(p.payload);
             let summary = format!("{peer} is on the block list ({net}): dropped");
             return Decision {
-                verdict: self.policy.actions.blocklist.verdict(is_req),
+                verdict: self.rules.policy.actions.blocklist.verdict(is_req),
                 bans: Vec::new(),
                 record: Some(DecisionRecord {
                     rule: "blocklist",
@@ -236,14 +376,18 @@ impl Engine {
             };
         }
         if !inbound {
-            return self.outbound(p, peer, now);
+            return self.outbound(p, parsed, peer, now);
         }
         if is_keepalive(p.payload) {
             return Decision::accept();
         }
         if tripwire {
             let seen = Seen { method: None, ruri: None, ua: None, call_id: None, target: None };
-            let msg = Message::parse(p.payload).ok();
+            let mut slot = Parsed::Pending;
+            let msg = match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
+                Parsed::Request(m, ..) | Parsed::Other(m) => Some(m),
+                _ => None,
+            };
             let seen = msg.as_ref().map_or(seen, |m| Seen {
                 method: m.method(),
                 ruri: m.request_uri().map(|u| u.raw),
@@ -254,17 +398,25 @@ impl Engine {
             let mut ev = seen.evidence();
             ev.counters.push(("tripwire_port".into(), local_port as u64));
             let core = format!("{} on tripwire port {local_port}", seen.sentence(peer));
-            return self.ban(peer, "tripwire", self.policy.actions.tripwire, true, ev, core, now);
+            return self.ban(
+                peer,
+                "tripwire",
+                self.rules.policy.actions.tripwire,
+                true,
+                ev,
+                core,
+                now,
+            );
         }
         if p.transport == Transport::Tls {
             return Decision::accept(); // opaque: only address-level policy applies
         }
-        match Message::parse(p.payload) {
-            Ok(msg) if msg.is_request() => self.request(&msg, peer, now),
-            Ok(_) => Decision::accept(), // an answer to one of our requests
-            Err(e) => {
+        let mut slot = Parsed::Pending;
+        match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
+            Parsed::Request(msg, x, hits) => self.request(msg, x, hits, peer, now),
+            Parsed::Other(_) | Parsed::Pending => Decision::accept(), // an answer to our request
+            &Parsed::Malformed(e, hits) => {
                 self.stats.malformed += 1;
-                let hits = self.matcher.scan_partial(e.partial.user_agent);
                 let seen = Seen {
                     method: e.partial.method,
                     ruri: None,
@@ -272,11 +424,11 @@ impl Engine {
                     call_id: e.partial.call_id,
                     target: None,
                 };
-                if hits.score >= self.policy.ban_score {
+                if hits.score >= self.rules.policy.ban_score {
                     return self.signature_ban(&hits, &seen, peer, now);
                 }
                 let st = self.sources.touch(peer, now.as_millis());
-                let flood = &self.policy.behaviour.flood;
+                let flood = &self.rules.policy.behaviour.flood;
                 let n = if flood.enabled {
                     st.requests.add(now.as_millis(), flood.window_ms)
                 } else {
@@ -285,7 +437,7 @@ impl Engine {
                 if flood.enabled && n >= flood.max {
                     return self.flood_ban(&seen, peer, n, now);
                 }
-                match self.policy.actions.malformed {
+                match self.rules.policy.actions.malformed {
                     Action::Accept => Decision::accept(),
                     a => Decision {
                         verdict: a.verdict(true),
@@ -301,23 +453,28 @@ impl Engine {
         }
     }
 
-    fn trusted(&mut self, p: &Packet<'_>, peer: IpAddr, inbound: bool) -> Decision {
+    fn trusted<'a>(
+        &mut self,
+        p: &Packet<'a>,
+        parsed: &Parsed<'a>,
+        peer: IpAddr,
+        inbound: bool,
+    ) -> Decision {
         if !inbound || is_keepalive(p.payload) || p.transport == Transport::Tls {
             return Decision::accept();
         }
-        let Ok(msg) = Message::parse(p.payload) else { return Decision::accept() };
-        if !msg.is_request() {
-            return Decision::accept();
-        }
-        let x = Fields::of(&msg);
-        let hits = self.matcher.scan(&msg, &x, peer);
-        if hits.score < self.policy.ban_score {
+        let mut slot = Parsed::Pending;
+        let Parsed::Request(_, x, hits) = Self::complete(&self.rules, parsed, &mut slot, p, peer)
+        else {
+            return Decision::accept(); // not a request, or malformed
+        };
+        if hits.score < self.rules.policy.ban_score {
             return Decision::accept();
         }
         self.stats.trusted_oddities += 1;
-        let seen = seen_of(&x);
+        let seen = seen_of(x);
         let mut ev = seen.evidence();
-        ev.signatures = self.hit_ids(&hits);
+        ev.signatures = self.hit_ids(hits);
         let summary = format!(
             "{} matching {}: accepted, {peer} is trusted (never blocked; the source may be forged)",
             seen.sentence(peer),
@@ -335,27 +492,29 @@ impl Engine {
         v.extend(
             hits.custom()
                 .iter()
-                .map(|&i| format!("custom.{}", self.matcher.custom()[i as usize].id)),
+                .map(|&i| format!("custom.{}", self.rules.matcher.custom()[i as usize].id)),
         );
         v
     }
 
-    fn outbound(&mut self, p: &Packet<'_>, peer: IpAddr, now: Timestamp) -> Decision {
+    fn outbound<'a>(
+        &mut self,
+        p: &Packet<'a>,
+        parsed: &Parsed<'a>,
+        peer: IpAddr,
+        now: Timestamp,
+    ) -> Decision {
         // Only answers matter: requests we send out are our own calls.
-        if !p.payload.starts_with(b"SIP/2.0 ") || p.payload.len() < 12 {
+        let Some(kind) = answer_kind(p.payload) else { return Decision::accept() };
+        let mut slot = Parsed::Pending;
+        let (Parsed::Other(msg) | Parsed::Request(msg, ..)) =
+            Self::complete(&self.rules, parsed, &mut slot, p, peer)
+        else {
             return Decision::accept();
-        }
-        let code = &p.payload[8..11];
-        let kind = match code {
-            b"401" | b"407" => 1,
-            b"403" => 2,
-            b"404" | b"480" | b"484" => 3,
-            _ => return Decision::accept(),
         };
-        let Ok(msg) = Message::parse(p.payload) else { return Decision::accept() };
         let status = msg.status().unwrap_or(0);
         let now_ms = now.as_millis();
-        let b = self.policy.behaviour.clone();
+        let b = self.rules.policy.behaviour.clone();
         let st = self.sources.touch(peer, now_ms);
         let (rule, t, n, what): (RuleId, Threshold, u32, &str) = match kind {
             1 => {
@@ -432,17 +591,22 @@ impl Engine {
         self.ban(peer, rule, Action::Drop, false, ev, core, now)
     }
 
-    fn request(&mut self, msg: &Message<'_>, peer: IpAddr, now: Timestamp) -> Decision {
-        let x = Fields::of(msg);
-        let hits = self.matcher.scan(msg, &x, peer);
-        let seen = seen_of(&x);
-        if hits.score >= self.policy.ban_score {
-            return self.signature_ban(&hits, &seen, peer, now);
+    fn request(
+        &mut self,
+        msg: &Message<'_>,
+        x: &Fields<'_>,
+        hits: &Hits,
+        peer: IpAddr,
+        now: Timestamp,
+    ) -> Decision {
+        let seen = seen_of(x);
+        if hits.score >= self.rules.policy.ban_score {
+            return self.signature_ban(hits, &seen, peer, now);
         }
         let now_ms = now.as_millis();
         let initial_invite =
             seen.method == Some(Method::Invite) && x.to.is_none_or(|t| t.tag.is_none());
-        let b = &self.policy.behaviour;
+        let b = &self.rules.policy.behaviour;
         let st = self.sources.touch(peer, now_ms);
         st.total_requests = st.total_requests.saturating_add(1);
         let credentials = matches!(x.method, Some(Method::Register | Method::Invite))
@@ -482,7 +646,7 @@ impl Engine {
             return self.ban(
                 peer,
                 "behaviour.enumeration",
-                self.policy.actions.behaviour,
+                self.rules.policy.actions.behaviour,
                 true,
                 ev,
                 core,
@@ -501,7 +665,7 @@ impl Engine {
             return self.ban(
                 peer,
                 "behaviour.untrusted-invites",
-                self.policy.actions.behaviour,
+                self.rules.policy.actions.behaviour,
                 true,
                 ev,
                 core,
@@ -509,12 +673,12 @@ impl Engine {
             );
         }
         let method = seen.method.map(|m| m.as_bytes()).unwrap_or(b"");
-        if self.policy.trusted_only
-            && (self.policy.trusted_only_methods.is_empty()
-                || self.policy.trusted_only_methods.iter().any(|m| m.as_bytes() == method))
+        if self.rules.policy.trusted_only
+            && (self.rules.policy.trusted_only_methods.is_empty()
+                || self.rules.policy.trusted_only_methods.iter().any(|m| m.as_bytes() == method))
         {
             return Decision {
-                verdict: self.policy.actions.trusted_only.verdict(true),
+                verdict: self.rules.policy.actions.trusted_only.verdict(true),
                 bans: Vec::new(),
                 record: Some(DecisionRecord {
                     rule: "policy.trusted-only",
@@ -530,13 +694,13 @@ impl Engine {
             let ru = x.ruri;
             let ip_host = matches!(ru.and_then(|u| u.host), Some(Host::Ip(_)));
             let user = ru.and_then(|u| u.user);
-            let unknown_user =
-                !self.local_users.is_empty() && user.is_none_or(|u| !self.local_users.contains(u));
-            if (self.policy.block_ip_calls && ip_host) || unknown_user {
+            let unknown_user = !self.rules.local_users.is_empty()
+                && user.is_none_or(|u| !self.rules.local_users.contains(u));
+            if (self.rules.policy.block_ip_calls && ip_host) || unknown_user {
                 let why =
                     if unknown_user { "names no local account" } else { "is a direct IP call" };
                 return Decision {
-                    verdict: self.policy.actions.direct_call.verdict(true),
+                    verdict: self.rules.policy.actions.direct_call.verdict(true),
                     bans: Vec::new(),
                     record: Some(DecisionRecord {
                         rule: "policy.direct-call",
@@ -570,7 +734,7 @@ impl Engine {
             None => hits
                 .custom()
                 .iter()
-                .map(|&i| self.matcher.custom()[i as usize].tool.clone())
+                .map(|&i| self.rules.matcher.custom()[i as usize].tool.clone())
                 .find(|t| !t.is_empty())
                 .unwrap_or_default(),
         };
@@ -589,16 +753,16 @@ impl Engine {
                 ev.users_probed.push(user);
             }
         }
-        self.ban(peer, rule, self.policy.actions.signature, true, ev, core, now)
+        self.ban(peer, rule, self.rules.policy.actions.signature, true, ev, core, now)
     }
 
     fn flood_ban(&mut self, seen: &Seen<'_>, peer: IpAddr, n: u32, now: Timestamp) -> Decision {
-        let w = self.policy.behaviour.flood.window_ms / 1000;
+        let w = self.rules.policy.behaviour.flood.window_ms / 1000;
         let mut ev = seen.evidence();
         ev.counters.push(("requests_in_window".into(), n as u64));
         let core =
             format!("{} as its {n}th request within {w}s: request flood", seen.sentence(peer));
-        self.ban(peer, "behaviour.flood", self.policy.actions.behaviour, true, ev, core, now)
+        self.ban(peer, "behaviour.flood", self.rules.policy.actions.behaviour, true, ev, core, now)
     }
 
     /// Ban `peer` (if bans are on) and refuse the packet.
@@ -614,7 +778,7 @@ impl Engine {
         now: Timestamp,
     ) -> Decision {
         let mut actions = Vec::new();
-        let summary = if self.policy.bans.enabled {
+        let summary = if self.rules.policy.bans.enabled {
             actions = self.bans.add(
                 BanRequest {
                     net: IpNet::from(peer),
@@ -625,8 +789,8 @@ impl Engine {
                     duration_ms: None,
                 },
                 now,
-                &self.policy,
-                &self.policy.trusted,
+                &self.rules.policy,
+                &self.rules.policy.trusted,
             );
             self.sources.remove(&peer);
             self.stats.bans_added += actions.len() as u64;
@@ -676,8 +840,8 @@ impl Engine {
                 duration_ms: Some(duration.as_millis() as u64),
             },
             now,
-            &self.policy,
-            &self.policy.trusted,
+            &self.rules.policy,
+            &self.rules.policy.trusted,
         );
         self.stats.bans_added += actions.len() as u64;
         actions.into_iter().next()
@@ -686,12 +850,12 @@ impl Engine {
     /// Lift a ban (exact network). Returns its `Remove` action, or None if it was not banned.
     pub fn unban(&mut self, net: IpNet) -> Option<BanAction> {
         let net = net.trunc();
-        self.bans.remove(&net, &self.policy).map(|_| BanAction::Remove(net))
+        self.bans.remove(&net, &self.rules.policy).map(|_| BanAction::Remove(net))
     }
 
     /// Put back a ban loaded from the store (skipped if expired or trusted).
     pub fn restore_ban(&mut self, ban: Ban, now: Timestamp) -> bool {
-        self.bans.restore(ban, now, &self.policy, &self.policy.trusted)
+        self.bans.restore(ban, now, &self.rules.policy, &self.rules.policy.trusted)
     }
 
     /// Put back a network's offence history loaded from the store (`count` bans so far, the
@@ -704,12 +868,19 @@ impl Engine {
         last_until: Timestamp,
         now: Timestamp,
     ) -> bool {
-        self.bans.restore_offence(net, count, last_until, now, &self.policy, &self.policy.trusted)
+        self.bans.restore_offence(
+            net,
+            count,
+            last_until,
+            now,
+            &self.rules.policy,
+            &self.rules.policy.trusted,
+        )
     }
 
     /// Remove expired bans; returns their Remove actions.
     pub fn expire(&mut self, now: Timestamp) -> Vec<BanAction> {
-        self.bans.expire(now, &self.policy)
+        self.bans.expire(now, &self.rules.policy)
     }
 
     /// Active (and not yet expired) bans, in no particular order.
@@ -740,7 +911,7 @@ impl Engine {
 
     /// Distinct target users seen from `ip` within the enumeration window (0 if untracked).
     pub fn distinct_users(&self, ip: IpAddr, now: Timestamp) -> u32 {
-        let w = self.policy.behaviour.enumeration.window_ms;
+        let w = self.rules.policy.behaviour.enumeration.window_ms;
         self.sources.get(&canonical(ip)).map_or(0, |s| s.distinct_users(now.as_millis(), w))
     }
 }
@@ -812,7 +983,7 @@ mod tests {
                 origin: BanOrigin::Detection,
                 duration_ms: None,
             };
-            let policy = e.policy.clone();
+            let policy = e.policy().clone();
             match e.bans.add(req, now, &policy, &policy.trusted).first() {
                 Some(BanAction::Add(b)) => (b.count, b.until.as_millis() - b.since.as_millis()),
                 other => panic!("no ban: {other:?}"),

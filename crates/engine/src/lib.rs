@@ -13,6 +13,11 @@
 //!   (least recently seen evicted first, [`BYTES_PER_SOURCE`] bytes each); bans at
 //!   `limits.max_bans`; offence history at `limits.max_ban_history`.
 //! * Trusted sources are never banned and never dropped by detection.
+//! * Several threads, one engine: the stateless half of a decision (parse, fields, signature
+//!   scan: most of its cost) is [`Rules::analyse`] on the shared, immutable [`Rules`]; only
+//!   [`Engine::decide_analysed`] needs `&mut Engine` (per-source state, bans). Together they
+//!   decide exactly as [`Engine::decide`] (tested on every recorded scenario); an analysis
+//!   made under rules that [`Engine::reload`] has since replaced is ignored and redone.
 //!
 //! USE:
 //! ```text
@@ -20,6 +25,9 @@
 //! for f in &policy.blocklist_files.clone() { policy.load_blocklist_text(f, &read(f)?)?; }
 //! let mut engine = Engine::new(policy);
 //! let d = engine.decide(&Packet { src, dst, transport, direction, payload }, now);
+//! // or, from threads sharing Mutex<Engine>: analyse unlocked, lock only to decide
+//! let rules = engine.rules().clone();                // Arc<Rules>; refresh after reload
+//! let d = engine.decide_analysed(&packet, &rules.analyse(&packet), now);
 //! for action in &d.bans { /* push into kernel set + store */ }
 //! engine.ban_manual(net, duration, reason, now); engine.unban(net);
 //! engine.expire(now) -> Vec<BanAction>;            // removals of expired bans
@@ -43,7 +51,7 @@ pub use decision::{
     Ban, BanAction, BanOrigin, Decision, DecisionRecord, Direction, Evidence, Packet, RuleId,
     Timestamp, Transport, Verdict,
 };
-pub use engine::{human_duration, Engine, EngineStats};
+pub use engine::{human_duration, Analysis, Engine, EngineStats, Rules};
 pub use netset::NetSet;
 pub use policy::{Action, BlocklistLoad, Policy, PolicyError};
 pub use signatures::{signatures_markdown, Signature, BUILTIN};

@@ -60,7 +60,13 @@ fn accept_path_allocates_nothing() {
             let (inb, m) = &msgs[(i + round) % msgs.len()];
             let p = if *inb { inbound(src, m) } else { outbound(src, m) };
             t += 7;
-            let d = e.decide(&p, at(t));
+            // Every other packet takes the queue threads' split path (analyse, then decide).
+            let d = if i % 2 == 0 {
+                e.decide(&p, at(t))
+            } else {
+                let rules = e.rules().clone();
+                e.decide_analysed(&p, &rules.analyse(&p), at(t))
+            };
             assert_eq!(d.verdict, Verdict::Accept);
             accepted += 1;
         }

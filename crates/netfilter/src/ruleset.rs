@@ -255,7 +255,8 @@ impl Ruleset {
             if pairs.is_empty() {
                 let _ = writeln!(o, "    return"); // no guarded port: nothing to drop
             } else {
-                let _ = writeln!(o, "    meta l4proto . th dport != {{ {} }} return", pairs.join(", "));
+                let _ =
+                    writeln!(o, "    meta l4proto . th dport != {{ {} }} return", pairs.join(", "));
             }
         }
         for (a, b) in [(s4, s6), ("block4", "block6")] {

@@ -281,7 +281,10 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-fn lock(engine: &Mutex<Engine>) -> std::sync::MutexGuard<'_, Engine> {
+/// The shared engine, also after a panic in another thread while it held the lock: every
+/// engine mutation is complete before the lock is released, so the data stays consistent, and
+/// deciding on goes on protecting rather than stopping.
+pub(crate) fn lock(engine: &Mutex<Engine>) -> std::sync::MutexGuard<'_, Engine> {
     match engine.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),

@@ -33,6 +33,7 @@ use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::lock;
 use anyhow::Context as _;
 use sipwall_engine::{BanAction, DecisionRecord, Engine, Evidence, Timestamp, Verdict};
 
@@ -247,13 +248,6 @@ mod sys {
     pub fn euid() -> u32 {
         // SAFETY: geteuid takes nothing, cannot fail and touches no memory of ours.
         unsafe { libc::geteuid() }
-    }
-}
-
-fn lock(engine: &Mutex<Engine>) -> std::sync::MutexGuard<'_, Engine> {
-    match engine.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 

@@ -1,17 +1,23 @@
 //! One queue thread: receive a batch, view each packet, ask the engine, answer the batch.
 //!
-//! The engine is shared by the queue threads behind a mutex, locked once per batch (not per
-//! packet). Ban actions and decision records go to the ban worker over a channel, so no store
-//! or `nft` latency ever stalls the queue.
+//! The engine is shared by the queue threads behind a mutex. Each thread first analyses a
+//! packet on its own copy of the engine's immutable [`Rules`] (parse, fields, signature scan:
+//! most of a decision's cost) WITHOUT the lock, then locks the engine only for the per-source
+//! state and bans (`decide_analysed`), so queue threads on several cores decide in parallel
+//! instead of taking turns for whole batches. After a reload the thread picks up the new
+//! rules at its next packet; a packet analysed under the old ones is redone by the engine.
+//! Ban actions and decision records go to the ban worker over a channel, so no store or `nft`
+//! latency ever stalls the queue.
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
-use sipwall_engine::{Direction, Engine, Packet, Timestamp, Transport, Verdict};
+use sipwall_engine::{Direction, Engine, Packet, Rules, Timestamp, Transport, Verdict};
 use sipwall_netfilter::{packet, Hook, Queue, QueueVerdict, QueuedPacket, L4};
 
+use super::lock;
 use super::state::{DecisionItem, Work};
 use super::tcp::TcpTracker;
 
@@ -78,24 +84,28 @@ pub fn run_queue(
     let mut tcp = TcpTracker::new(max_tcp_flows);
     let mut stats = InlineStats::default();
     let mut decision_overflow = 0u64;
+    let mut rules: Arc<Rules> = lock(&engine).rules().clone();
     while !stop.load(Ordering::Relaxed) {
         let now = wall_clock();
         let now_ms = now.as_millis();
-        let mut guard: Option<std::sync::MutexGuard<'_, Engine>> = None;
         queue.process_batch(|qp: &QueuedPacket<'_>| {
             stats.packets += 1;
             let Ok(view) = packet::parse(qp.payload) else {
                 stats.unparsed += 1;
                 return QueueVerdict::Accept;
             };
-            let engine = guard.get_or_insert_with(|| match engine.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            });
             let direction = classifier.direction(qp.hook, view.src, view.dst, view.l4);
             let mut judge = |payload: &[u8], transport: Transport| -> bool {
                 let p = Packet { src: view.src, dst: view.dst, transport, direction, payload };
-                let d = engine.decide(&p, now);
+                let analysis = rules.analyse(&p); // unlocked: the expensive, stateless half
+                let d = {
+                    let mut e = lock(&engine);
+                    let d = e.decide_analysed(&p, &analysis, now);
+                    if !Arc::ptr_eq(&rules, e.rules()) {
+                        rules = e.rules().clone(); // reloaded
+                    }
+                    d
+                };
                 if !d.bans.is_empty() {
                     // Bans matter: block (bounded channel) rather than lose one.
                     let _ = work.send(Work::Bans(d.bans));
