@@ -177,12 +177,12 @@ drain() {
 }
 
 echo "# bench-inline: $COUNT packets per run, $(nproc) cores, kernel $(uname -r), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-# ladder KEY: highest rate ACHIEVED by the sender (paced at each of RATES; the sender may not
+# ladder KEY [SRCS]: highest rate ACHIEVED by the sender (paced at each of RATES; the sender may not
 # reach a target) that was delivered with zero loss, and the loss of the first lossy step
 ladder() {
     local best=0 note=""
     for r in $RATES; do
-        local res; res=$(flood $PROV 198.51.100.2 198.51.100.1:5060 "$r" 8)
+        local res; res=$(flood $PROV "${2:-198.51.100.2}" 198.51.100.1:5060 "$r" 8)
         echo "  $1 paced $r: $res" >&2
         if [ "$(echo "$res" | awk '{print ($3 == 0) ? 1 : 0}')" = 1 ]; then
             best=$(echo "$res" | awk -v b="$best" '{print ($1 > b) ? $1 : b}')
@@ -209,13 +209,15 @@ R[q1_drain]=$(drain 1 198.51.100.2)
 R[q2_drain]=$(drain 2 198.51.100.2,198.51.100.3)
 for q in 1 2; do
     start_daemon $q
-    R[q${q}_flat]=$(flood $PROV 198.51.100.2 198.51.100.1:5060 0 8)
+    # one provider address per queue: queue balancing hashes the address pair
+    srcs=198.51.100.2; [ "$q" = 2 ] && srcs=198.51.100.2,198.51.100.3
+    R[q${q}_flat]=$(flood $PROV "$srcs" 198.51.100.1:5060 0 8)
     stop_daemon
     # With fail-open, packets beyond a full kernel queue are accepted uninspected: count what
     # the daemon really judged.
     R[q${q}_inspected]=$(inspected)
     start_daemon $q
-    R[q${q}_paced]=$(ladder q$q)
+    R[q${q}_paced]=$(ladder q$q "$srcs")
     if [ $q = 1 ]; then
         R[q1_rtt]=$(ping_rtt)
         ip netns exec $ATK timeout 10 "$GEN" send 203.0.113.2 203.0.113.1:5060 "$WORK/scan.sip" 1 0 > /dev/null
