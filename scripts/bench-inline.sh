@@ -16,7 +16,8 @@
 #   6. queue drain: BURST packets are queued while the daemon is stopped (SIGSTOP), then it is
 #      continued and the sink times their arrival: the rate a queue thread judges and reinjects
 #      a full backlog at, with the sender idle (one sender on this VM cannot outrun a queue
-#      thread, so flat-out runs measure the sender). Median of DRAINS runs, 1 and 2 queues.
+#      thread, so flat-out runs measure the sender). Median of DRAINS runs, 1 and 2 queues;
+#      with 1 queue, daemon and sink pinned to one CPU each (see drain_once).
 # Prints a Markdown table (paste into docs/BENCHMARKS.md) and leaves nothing behind.
 # Usage (as root): scripts/bench-inline.sh [COUNT] (default 300000 packets per run;
 # env: COST_COUNT 1000000 for the banned and send-only runs, BURST 40000, DRAINS 3)
@@ -138,7 +139,7 @@ ping_rtt() {
 start_daemon() { # QUEUES
     printf '[trusted]\nnetworks = ["198.51.100.0/24"]\n[enforce]\nqueues = %s\nrecord_decisions = false\n' "$1" > "$WORK/sipwall.toml"
     rm -f "$WORK/daemon.log"
-    ip netns exec $PBX "$BIN" run --config "$WORK/sipwall.toml" --state "$WORK/state" 2> "$WORK/daemon.log" &
+    ip netns exec $PBX ${PIN:-} "$BIN" run --config "$WORK/sipwall.toml" --state "$WORK/state" 2> "$WORK/daemon.log" &
     DAEMON_PID=$!
     for _ in $(seq 1 100); do grep -q "sipwall running" "$WORK/daemon.log" && return 0; sleep 0.1; done
     cat "$WORK/daemon.log" >&2; exit 1
@@ -153,10 +154,15 @@ inspected() { sed -n 's/.*queue [0-9]*: \([0-9]*\) packets.*/\1/p' "$WORK/daemon
 # stopped, then timed by the sink from the first to the last arrival once it continues. With
 # QUEUES=0 there is no daemon: the same burst delivered directly (the sender's own rate).
 # A packet that bypassed a full queue (fail-open) would arrive early and show as fewer judged.
+# One queue pinned: the daemon on CPU 1, the sink on CPU 0. Unpinned, the scheduler's wake-affine logic
+# keeps pulling the sink (woken by the daemon's verdicts) onto the daemon's core, and the two
+# then share one core while the other idles (about 6% slower and twice the spread here).
 drain_once() {
     local q=$1 srcs=$2
-    [ "$q" -gt 0 ] && start_daemon "$q"
-    ip netns exec $PBX bash -c 'timeout 60 "$0" sink 0.0.0.0:5060 20 > "$1/sink"' "$GEN" "$WORK" &
+    local pin="" sinkpin=""
+    [ "$q" = 1 ] && pin="taskset -c 1" && sinkpin="taskset -c 0" # 2 queues: a core each
+    [ "$q" -gt 0 ] && PIN="$pin" start_daemon "$q"
+    ip netns exec $PBX $sinkpin bash -c 'timeout 60 "$0" sink 0.0.0.0:5060 20 > "$1/sink"' "$GEN" "$WORK" &
     local sink=$!
     sleep 0.3
     [ "$q" -gt 0 ] && kill -STOP "$DAEMON_PID"
