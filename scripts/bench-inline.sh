@@ -10,9 +10,9 @@
 #   5. CPU time per packet of the flat-out runs (sender-independent: capacity = 1 / cost):
 #      /proc/stat busy ticks of all CPUs around each fixed-count send, minus the background
 #      rate, the sender's user time and the sink's time; and the daemon's own user+sys.
-#      A "send only" run (the same flood dropped by the sender's own OUTPUT hook) measures what
-#      the sender's kernel send path costs, so the receiving side's cost of each path (queued,
-#      banned, plain delivery) is its figure minus that one.
+#      A "send only" run (the same flood dropped at the sender's veth egress, just before the
+#      wire) measures what the sender's kernel send path costs, so the receiving side's cost of
+#      each path (queued, banned, plain delivery) is its figure minus that one.
 #   6. queue drain: BURST packets are queued while the daemon is stopped (SIGSTOP), then it is
 #      continued and the sink times their arrival: the rate a queue thread judges and reinjects
 #      a full backlog at, with the sender idle (one sender on this VM cannot outrun a queue
@@ -202,14 +202,15 @@ R[base_flat]=$(flood $PROV 198.51.100.2 198.51.100.1:5060 0 8)
 R[base_paced]=$(ladder base)
 R[base_atk]=$(flood $ATK 203.0.113.2 203.0.113.1:5060 0 8)
 R[base_rtt]=$(ping_rtt)
-# send only: the attacker's flood dropped by its own OUTPUT hook (what the sending costs)
+# send only: the attacker's flood dropped at its own veth's egress hook, i.e. after the whole
+# sending stack (UDP, IP output, routing, neighbour, device queue) and just before the wire
 ip netns exec $ATK nft -f - <<'NFT'
-table inet benchsendonly {
-  chain out { type filter hook output priority 0; udp dport 5060 drop; }
+table netdev benchsendonly {
+  chain out { type filter hook egress device "swdb-at1" priority 0; udp dport 5060 drop; }
 }
 NFT
 R[sendonly]=$(SINK_SECS=4 flood $ATK 203.0.113.2 203.0.113.1:5060 0 8 "$COST_COUNT")
-ip netns exec $ATK nft delete table inet benchsendonly
+ip netns exec $ATK nft delete table netdev benchsendonly
 R[base_drain]=$(drain 0 198.51.100.2)
 R[q1_drain]=$(drain 1 198.51.100.2)
 R[q2_drain]=$(drain 2 198.51.100.2,198.51.100.3)
@@ -258,7 +259,7 @@ echo "| derived capacity, pkt/s per core = 1 / path CPU | delivered $(cap "$(f b
 echo "| derived capacity of one queue thread = 1 / daemon CPU per packet (1 queue) | | $(cap "$(f q1_flat 5)") pkt/s | |"
 d() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a-b}'; }
 so=$(f sendonly 4)
-echo "| send only ($COST_COUNT packets dropped at the sender's own OUTPUT): pkt/s / CPU us per packet | $(f sendonly 1) / $so | | |"
+echo "| send only ($COST_COUNT packets dropped at the sender's veth egress): pkt/s / CPU us per packet | $(f sendonly 1) / $so | | |"
 echo "| receiving side's CPU per packet = path - send only (us): delivered / queued 1 q / banned | $(d "$(f base_flat 4)" "$so") | queued $(d "$(f q1_flat 4)" "$so"), banned $(d "$(f banned 4)" "$so") | **banned drops per queued packet, same CPU = $(ratio "$(d "$(f q1_flat 4)" "$so")" "$(d "$(f banned 4)" "$so")")x** |"
 echo "| banned flood ($COST_COUNT packets) measured pkt/s dropped vs the same sender's send-only rate | send only $(f sendonly 1) | dropped $(f banned 1) | $(ratio "$(f banned 1)" "$(f sendonly 1)") of the sender's ceiling |"
 dr() { echo "${R[$1]}" | awk '{print $1}'; }
