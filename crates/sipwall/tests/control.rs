@@ -14,11 +14,11 @@
 //! assertion fails.
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{is_root, no_rules_left};
+use common::{is_root, no_rules_left, Daemon};
 
 const NS: &str = "swcc-ctl";
 const BIN: &str = env!("CARGO_BIN_EXE_sipwall");
@@ -41,16 +41,12 @@ fn ns_del() {
 
 struct Env {
     dir: tempfile::TempDir,
-    daemon: Option<Child>,
-    runs: u32,
+    daemon: Daemon,
 }
 
 impl Drop for Env {
     fn drop(&mut self) {
-        if let Some(c) = self.daemon.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.daemon.terminate();
         // Deleting the namespace removes every rule in it.
         ns_del();
     }
@@ -64,7 +60,8 @@ impl Env {
              (NFQUEUE + nftables) in it; run `cargo test -p sipwall --test control` as root"
         );
         ns_del(); // leftovers of an interrupted run
-        let env = Env { dir: tempfile::tempdir().unwrap(), daemon: None, runs: 0 };
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { daemon: Daemon::new(NS, dir.path()), dir };
         let (ok, out) = run("ip", &["netns", "add", NS]);
         assert!(ok, "ip netns add {NS}: {out}");
         let (ok, out) = run("ip", &["-n", NS, "link", "set", "lo", "up"]);
@@ -85,61 +82,6 @@ impl Env {
         self.path("control.sock").to_str().unwrap().to_string()
     }
 
-    fn log(&self) -> String {
-        fs::read_to_string(self.path(&format!("sipwall-{}.log", self.runs))).unwrap_or_default()
-    }
-
-    fn start(&mut self) {
-        self.runs += 1;
-        let log = self.path(&format!("sipwall-{}.log", self.runs));
-        let child = Command::new("ip")
-            .args(["netns", "exec", NS, BIN, "run", "--config"])
-            .arg(self.path("sipwall.toml"))
-            .arg("--state")
-            .arg(self.path("state"))
-            .arg("--socket")
-            .arg(self.path("control.sock"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting sipwall run");
-        self.daemon = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = self.log();
-            if text.contains("sipwall running") {
-                return;
-            }
-            if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
-                panic!("sipwall exited during start-up ({st}):\n{text}");
-            }
-            assert!(Instant::now() < deadline, "sipwall not ready after 20 s:\n{text}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM, bounded wait for a clean exit.
-    fn stop(&mut self) {
-        let mut c = self.daemon.take().expect("daemon running");
-        let (ok, out) = run("kill", &["-TERM", &c.id().to_string()]);
-        assert!(ok, "kill -TERM: {out}");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                assert!(st.success(), "sipwall exited with {st}:\n{}", self.log());
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!("sipwall did not stop within 15 s of SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     fn cli(&self, args: &[&str]) -> (bool, String) {
         let mut a: Vec<&str> = args.to_vec();
         let sock = self.socket();
@@ -150,7 +92,7 @@ impl Env {
     fn kernel_ban4(&self) -> String {
         let (ok, out) =
             run("ip", &["netns", "exec", NS, "nft", "list", "set", "inet", "sipwall", "ban4"]);
-        assert!(ok, "nft list set inet sipwall ban4:\n{out}\n{}", self.log());
+        assert!(ok, "nft list set inet sipwall ban4:\n{out}\n{}", self.daemon.log());
         out
     }
 
@@ -217,8 +159,8 @@ fn by_root(reason: &str, said: &str) -> bool {
 #[test]
 fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     let mut env = Env::new();
-    env.start();
-    assert!(Path::new(&env.socket()).exists(), "no control socket:\n{}", env.log());
+    env.daemon.start();
+    assert!(Path::new(&env.socket()).exists(), "no control socket:\n{}", env.daemon.log());
     let mode = {
         use std::os::unix::fs::PermissionsExt as _;
         fs::metadata(env.socket()).unwrap().permissions().mode() & 0o777
@@ -227,7 +169,7 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
 
     // ban: kernel set, store, listing
     let (ok, out) = env.cli(&["ban", "203.0.113.9/32", "--for", "10m", "--reason", "test"]);
-    assert!(ok, "sipwall ban failed:\n{out}\n{}", env.log());
+    assert!(ok, "sipwall ban failed:\n{out}\n{}", env.daemon.log());
     assert!(out.contains("banned 203.0.113.9/32") && out.contains("ban #1"), "{out}");
     let set = env.kernel_ban4();
     assert!(set.contains("203.0.113.9"), "not in the kernel set:\n{set}");
@@ -236,7 +178,7 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(stored[0].0, "203.0.113.9/32");
     assert!(by_root(&stored[0].1, "test"), "stored reason names no operator: {:?}", stored[0].1);
-    let log = env.log();
+    let log = env.daemon.log();
     assert!(
         log.lines()
             .any(|l| l.contains("manual ban of 203.0.113.9/32") && l.contains("by uid 0 (pid ")),
@@ -272,7 +214,11 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     assert!(!ok, "uid 65534 was served:\n{out}");
     let refusal = format!("refused: uid 65534 (pid {pid}) may not use the control socket");
     assert!(out.contains(&refusal), "client output lacks {refusal:?}:\n{out}");
-    assert!(env.log().contains(&refusal), "daemon log lacks {refusal:?}:\n{}", env.log());
+    assert!(
+        env.daemon.log().contains(&refusal),
+        "daemon log lacks {refusal:?}:\n{}",
+        env.daemon.log()
+    );
     let (ok, out, pid) = env.cli_as_nobody(&["ban", "203.0.113.66", "--for", "60"]);
     assert!(!ok && out.contains(&format!("uid 65534 (pid {pid})")), "{out}");
     assert!(!env.kernel_ban4().contains("203.0.113.66"), "a refused peer's ban was applied");
@@ -294,7 +240,7 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
 
     // unban: gone from the kernel set, the store and the listing
     let (ok, out) = env.cli(&["unban", "203.0.113.9/32"]);
-    assert!(ok, "sipwall unban failed:\n{out}\n{}", env.log());
+    assert!(ok, "sipwall unban failed:\n{out}\n{}", env.daemon.log());
     assert!(!env.kernel_ban4().contains("203.0.113.9"), "still in the kernel set");
     assert!(env.stored_bans().is_empty(), "still in the store");
     let (ok, list) = env.cli(&["bans"]);
@@ -303,7 +249,7 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     assert!(!ok && out.contains("not banned"), "{out}");
 
     // SIGTERM: no rule, no socket
-    env.stop();
+    env.daemon.stop();
     no_rules_left(NS);
     assert!(!Path::new(&env.socket()).exists(), "control socket left after exit");
     // no daemon, no store at --state: both said, and nothing created there
@@ -314,12 +260,12 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     assert!(!nostate.exists(), "an offline query created {}", nostate.display());
 
     // offence history survives the restart: the next ban of the same net is #2
-    env.start();
-    let log = env.log();
+    env.daemon.start();
+    let log = env.daemon.log();
     assert!(log.contains("restored offence history of 1 of 1"), "{log}");
     let (ok, out) = env.cli(&["ban", "203.0.113.9", "--for", "60"]);
     assert!(ok && out.contains("ban #2"), "escalation lost across a restart:\n{out}");
-    env.stop();
+    env.daemon.stop();
     no_rules_left(NS);
     assert!(!Path::new(&env.socket()).exists(), "control socket left after exit");
     // The stored ban stays for the next start. Without the daemon, `bans` and `decisions`

@@ -7,8 +7,7 @@
 //! a drop guard even when an assertion fails.
 use std::fs;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -16,201 +15,13 @@ use sipwall_engine::Timestamp;
 
 mod common;
 use common::{
-    in_ns, invites_seen, is_root, kernel_bans, no_rules_left, output, repo, start_sipp_uas, tail,
-    trace_args,
+    in_ns, invites_seen, is_root, kernel_bans, no_rules_left, output, sipp_calls, sipp_options,
+    start_sipp_uas, tail, trace_args, Stage,
 };
 
 const PBX: &str = "swd-pbx";
 const PROVIDER: &str = "swd-provider";
 const ATTACKER: &str = "swd-attacker";
-
-fn topology(arg: &str) -> bool {
-    Command::new("bash")
-        .arg(repo().join("tests/e2e/topology.sh"))
-        .arg(arg)
-        .env("SWD_PREFIX", "swd-")
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-struct Env {
-    dir: tempfile::TempDir,
-    uas: Option<Child>,
-    uas_tcp: Option<Child>,
-    daemon: Option<Child>,
-    daemon_runs: u32,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for c in
-            [self.daemon.as_mut(), self.uas.as_mut(), self.uas_tcp.as_mut()].into_iter().flatten()
-        {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Deleting the namespaces removes every rule inside them and ends their processes.
-        topology("down");
-    }
-}
-
-impl Env {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn start_daemon(&mut self) {
-        assert!(self.daemon.is_none());
-        self.daemon_runs += 1;
-        let log = self.path(&format!("sipwall-{}.log", self.daemon_runs));
-        let cfg = self.path("sipwall.toml");
-        let state = self.path("state");
-        let child = Command::new("ip")
-            .args(["netns", "exec", PBX, env!("CARGO_BIN_EXE_sipwall"), "run", "--config"])
-            .arg(&cfg)
-            .arg("--state")
-            .arg(&state)
-            .arg("--socket")
-            .arg(self.path("control.sock"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting sipwall");
-        self.daemon = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("sipwall running") {
-                eprintln!("--- sipwall start-up log\n{text}");
-                return;
-            }
-            if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
-                panic!("sipwall exited during start-up ({st}):\n{text}");
-            }
-            assert!(Instant::now() < deadline, "sipwall not ready after 20 s:\n{text}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn daemon_log(&self) -> String {
-        fs::read_to_string(self.path(&format!("sipwall-{}.log", self.daemon_runs)))
-            .unwrap_or_default()
-    }
-
-    /// SIGTERM and wait (bounded) for a clean exit.
-    fn stop_daemon(&mut self) {
-        let mut c = self.daemon.take().expect("daemon running");
-        let st = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
-        assert!(st.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                assert!(st.success(), "sipwall exited with {st}:\n{}", self.daemon_log());
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                panic!("sipwall did not stop within 15 s of SIGTERM:\n{}", self.daemon_log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill9_daemon(&mut self) {
-        let mut c = self.daemon.take().expect("daemon running");
-        c.kill().unwrap(); // SIGKILL
-        c.wait().unwrap();
-    }
-}
-
-fn provider_calls(calls: u32) {
-    let (ok, out) = output(in_ns(
-        PROVIDER,
-        60,
-        "sipp",
-        &[
-            "-sn",
-            "uac",
-            "198.51.100.1:5060",
-            "-i",
-            "198.51.100.2",
-            "-p",
-            "5062",
-            "-s",
-            "2000",
-            "-m",
-            &calls.to_string(),
-            "-r",
-            "20",
-            "-timeout",
-            "40s",
-            "-timeout_error",
-            "-recv_timeout",
-            "5000",
-            "-nostdin",
-        ],
-    ));
-    assert!(ok, "provider calls failed:\n{}", tail(&out, 40));
-    let (ok, out) = output(in_ns(
-        PROVIDER,
-        30,
-        "sipp",
-        &[
-            "-sf",
-            repo().join("tests/e2e/options.xml").to_str().unwrap(),
-            "198.51.100.1:5060",
-            "-i",
-            "198.51.100.2",
-            "-p",
-            "5064",
-            "-s",
-            "2000",
-            "-m",
-            "3",
-            "-timeout",
-            "20s",
-            "-timeout_error",
-            "-nostdin",
-        ],
-    ));
-    assert!(ok, "provider OPTIONS keepalives failed:\n{}", tail(&out, 40));
-}
-
-/// Calls over TCP: every segment is queued and framed per connection before the engine sees it.
-fn provider_calls_tcp(calls: u32) {
-    let (ok, out) = output(in_ns(
-        PROVIDER,
-        60,
-        "sipp",
-        &[
-            "-sn",
-            "uac",
-            "198.51.100.1:5060",
-            "-t",
-            "t1",
-            "-i",
-            "198.51.100.2",
-            "-p",
-            "5066",
-            "-s",
-            "2000",
-            "-m",
-            &calls.to_string(),
-            "-r",
-            "20",
-            "-timeout",
-            "40s",
-            "-timeout_error",
-            "-recv_timeout",
-            "5000",
-            "-nostdin",
-        ],
-    ));
-    assert!(ok, "provider calls over TCP failed:\n{}", tail(&out, 40));
-}
 
 /// Make `src` the attacker's only address: svwar and svcrack ignore `-b` and send from the
 /// interface's primary address.
@@ -257,14 +68,8 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
              pip install sipvicious)"
         );
     }
-    let mut env = Env {
-        dir: tempfile::tempdir().unwrap(),
-        uas: None,
-        uas_tcp: None,
-        daemon: None,
-        daemon_runs: 0,
-    };
-    assert!(topology("up"), "tests/e2e/topology.sh up failed");
+    let mut env = Stage::new("topology.sh", &[("SWD_PREFIX", "swd-")], PBX);
+    assert!(env.up(), "tests/e2e/topology.sh up failed");
     fs::write(
         env.path("sipwall.toml"),
         "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n\n\
@@ -274,8 +79,8 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     .unwrap();
 
     let trace = env.path("uas-messages.log");
-    env.uas = Some(start_sipp_uas(PBX, env.dir.path(), &trace_args(&trace)));
-    env.uas_tcp = Some(start_sipp_uas(PBX, env.dir.path(), &["-t", "t1"]));
+    env.tools.push(start_sipp_uas(PBX, env.dir.path(), &trace_args(&trace)));
+    env.tools.push(start_sipp_uas(PBX, env.dir.path(), &["-t", "t1"]));
     std::thread::sleep(Duration::from_millis(500));
 
     // 0. Unprotected baseline: the same scan finds the PBX's extensions, so the assertions
@@ -285,8 +90,8 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     let (ghost_before, _) = invites_seen(&trace, "203.0.113.", "198.51.100.2");
 
     // 1. Protected: provider works, scanners see nothing, no ghost call.
-    env.start_daemon();
-    assert!(env.daemon_log().contains("queue backend:"), "backend not logged");
+    env.daemon.start();
+    assert!(env.daemon.log().contains("queue backend:"), "backend not logged");
     provider_calls(10);
     provider_calls_tcp(5);
     let attackers = [
@@ -323,13 +128,13 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
         assert!(
             banned.contains(&net),
             "{src} not in the kernel ban set: {banned:?}\n{}",
-            env.daemon_log()
+            env.daemon.log()
         );
     }
     assert!(!banned.iter().any(|n| n.contains(&"198.51.100.2".parse::<IpAddr>().unwrap())));
 
     // 2. Clean exit: nothing left; bans and reasons are in the store.
-    env.stop_daemon();
+    env.daemon.stop();
     no_rules_left(PBX);
     {
         let store = sipwall_store::Store::open(env.path("state").join("sipwall.db")).unwrap();
@@ -345,7 +150,7 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     }
 
     // 3. Restart: bans back in the kernel.
-    env.start_daemon();
+    env.daemon.start();
     let back = kernel_bans(PBX);
     for (_, src, _) in &attackers {
         assert!(back.contains(&IpNet::from(src.parse::<IpAddr>().unwrap())), "{src} not restored");
@@ -355,7 +160,7 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     let cfg = env.path("sipwall.toml");
     let text = fs::read_to_string(&cfg).unwrap();
     fs::write(&cfg, format!("[blocklist]\nnetworks = [\"203.0.113.100/32\"]\n\n{text}")).unwrap();
-    let pid = env.daemon.as_ref().unwrap().id().to_string();
+    let pid = env.daemon.pid().to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -366,20 +171,20 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
         assert!(
             Instant::now() < deadline,
             "block list not in the kernel after SIGHUP:\n{}",
-            env.daemon_log()
+            env.daemon.log()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(env.daemon_log().contains("SIGHUP: policy reloaded"));
+    assert!(env.daemon.log().contains("SIGHUP: policy reloaded"));
     assert_eq!(kernel_bans(PBX).len(), back.len(), "bans lost on SIGHUP");
 
     // 4. kill -9: fail open (provider calls complete without the daemon); bans stay enforced.
-    env.kill9_daemon();
+    env.daemon.kill9();
     provider_calls(5);
     assert_eq!(kernel_bans(PBX).len(), back.len());
 
     // 5. Restart after kill -9: leftovers replaced, bans back; then a clean exit.
-    env.start_daemon();
+    env.daemon.start();
     let (_, saved) = output(in_ns(PBX, 10, "iptables-save", &[]));
     assert!(saved.matches("-j SIPWALL-IN").count() <= 1, "duplicate jumps:\n{saved}");
     let again = kernel_bans(PBX);
@@ -390,12 +195,12 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
         );
     }
     provider_calls(5);
-    env.stop_daemon();
+    env.daemon.stop();
     no_rules_left(PBX);
 
     // 6. After a kill -9, `sipwall run --cleanup` removes the leftovers.
-    env.start_daemon();
-    env.kill9_daemon();
+    env.daemon.start();
+    env.daemon.kill9();
     let (_, left) = output(in_ns(PBX, 10, "iptables-save", &[]));
     assert!(left.contains("SIPWALL-IN"), "kill -9 should leave the rules (fail open, bans kept)");
     let (ok, out) = output(in_ns(
@@ -408,4 +213,14 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     no_rules_left(PBX);
     let (ghost, _) = invites_seen(&trace, "203.0.113.", "198.51.100.2");
     assert_eq!(ghost, ghost_before);
+}
+
+/// The trusted provider's calls (UDP) and OPTIONS keep-alives to the PBX.
+fn provider_calls(calls: u32) {
+    sipp_calls(PROVIDER, "198.51.100.1:5060", "198.51.100.2", calls, false);
+    sipp_options(PROVIDER, "198.51.100.1:5060", "198.51.100.2");
+}
+
+fn provider_calls_tcp(calls: u32) {
+    sipp_calls(PROVIDER, "198.51.100.1:5060", "198.51.100.2", calls, true);
 }

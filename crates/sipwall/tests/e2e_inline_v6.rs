@@ -14,13 +14,10 @@ mod common;
 
 use std::fs;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{
-    in_ns, invites_seen, is_root, kernel_bans, kernel_bans6, no_rules_left, output, repo,
-    start_sipp_uas_on, tail, terminate, trace_args, wait_udp_listening,
+    in_ns, invites_seen, is_root, kernel_bans, kernel_bans6, no_rules_left, output, sipp_calls,
+    sipp_options, start_sipp_uas_on, tail, trace_args, wait_udp_listening, Stage,
 };
 use ipnet::IpNet;
 use sipwall_engine::Timestamp;
@@ -36,159 +33,6 @@ const PROVIDER_IP: &str = "2001:db8:100::2";
 const ATTACKER_NET: &str = "2001:db8:113::";
 /// The unprotected baseline scan's source, apart from the protected scans' sources.
 const BASELINE_SCANNER: &str = "2001:db8:113::9";
-
-fn topology(arg: &str) -> bool {
-    Command::new("timeout")
-        .args(["-s", "KILL", "60", "bash"])
-        .arg(repo().join("tests/e2e/topology.sh"))
-        .arg(arg)
-        .env("SWD_PREFIX", "sw6-")
-        .env("SWD_IPV6", "1")
-        .stdin(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-struct Env {
-    dir: tempfile::TempDir,
-    uas: Option<Child>,
-    daemon: Option<Child>,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for c in [self.daemon.as_mut(), self.uas.as_mut()].into_iter().flatten() {
-            terminate(c);
-        }
-        // Deleting the namespaces removes every rule inside them and ends what still runs there.
-        if !topology("down") {
-            eprintln!("tests/e2e/topology.sh down (sw6-) failed: check `ip netns list`");
-        }
-    }
-}
-
-impl Env {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn daemon_log(&self) -> String {
-        fs::read_to_string(self.path("sipwall.log")).unwrap_or_default()
-    }
-
-    fn start_daemon(&mut self) {
-        let log = self.path("sipwall.log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", PBX, env!("CARGO_BIN_EXE_sipwall"), "run", "--config"])
-            .arg(self.path("sipwall.toml"))
-            .arg("--state")
-            .arg(self.path("state"))
-            .arg("--socket")
-            .arg(self.path("control.sock"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting sipwall");
-        self.daemon = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = self.daemon_log();
-            if text.contains("sipwall running") {
-                eprintln!("--- sipwall start-up log\n{text}");
-                return;
-            }
-            if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
-                panic!("sipwall exited during start-up ({st}):\n{text}");
-            }
-            assert!(Instant::now() < deadline, "sipwall not ready after 20 s:\n{text}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn kill9_daemon(&mut self) {
-        let mut c = self.daemon.take().expect("daemon running");
-        c.kill().unwrap(); // SIGKILL
-        c.wait().unwrap();
-    }
-
-    /// SIGTERM and wait (bounded) for a clean exit.
-    fn stop_daemon(&mut self) {
-        let mut c = self.daemon.take().expect("daemon running");
-        let st = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
-        assert!(st.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                assert!(st.success(), "sipwall exited with {st}:\n{}", self.daemon_log());
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!("sipwall did not stop within 15 s of SIGTERM:\n{}", self.daemon_log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// `calls` SIPp calls and 2 OPTIONS keepalives from the provider to the PBX over IPv6; panics
-/// unless all complete.
-fn provider_calls(calls: u32) {
-    let (ok, out) = output(in_ns(
-        PROVIDER,
-        60,
-        "sipp",
-        &[
-            "-sn",
-            "uac",
-            PBX_SIP,
-            "-i",
-            PROVIDER_IP,
-            "-p",
-            "5062",
-            "-s",
-            "2000",
-            "-m",
-            &calls.to_string(),
-            "-r",
-            "20",
-            "-timeout",
-            "40s",
-            "-timeout_error",
-            "-recv_timeout",
-            "5000",
-            "-nostdin",
-        ],
-    ));
-    assert!(ok, "provider calls over IPv6 failed:\n{}", tail(&out, 40));
-    let (ok, out) = output(in_ns(
-        PROVIDER,
-        30,
-        "sipp",
-        &[
-            "-sf",
-            repo().join("tests/e2e/options.xml").to_str().unwrap(),
-            PBX_SIP,
-            "-i",
-            PROVIDER_IP,
-            "-p",
-            "5064",
-            "-s",
-            "2000",
-            "-m",
-            "2",
-            "-timeout",
-            "20s",
-            "-timeout_error",
-            "-nostdin",
-        ],
-    ));
-    assert!(ok, "provider OPTIONS keepalives over IPv6 failed:\n{}", tail(&out, 40));
-}
 
 /// SIPVicious svmap over IPv6 (`-6`) from `src` (bound and written into its messages) at the
 /// PBX, with `extra` options; its output.
@@ -227,9 +71,9 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
         &["sipp", "nft", "ip6tables-save", "iptables-save", "ss", "sipvicious_svmap"],
         "apt-get install sip-tester nftables iptables iproute2; pip install sipvicious",
     );
-    let mut env = Env { dir: tempfile::tempdir().unwrap(), uas: None, daemon: None };
+    let mut env = Stage::new("topology.sh", &[("SWD_PREFIX", "sw6-"), ("SWD_IPV6", "1")], PBX);
     assert!(
-        topology("up"),
+        env.up(),
         "SWD_IPV6=1 tests/e2e/topology.sh up failed (are network namespaces and IPv6 available?)"
     );
     fs::write(
@@ -241,7 +85,7 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
     .unwrap();
 
     let trace = env.path("uas-messages.log");
-    env.uas = Some(start_sipp_uas_on(PBX, PBX_IP, env.dir.path(), &trace_args(&trace)));
+    env.tools.push(start_sipp_uas_on(PBX, PBX_IP, env.dir.path(), &trace_args(&trace)));
     wait_udp_listening(PBX, 5060);
 
     // 0. Unprotected baseline: over IPv6 the same scan finds the PBX and rings it, so the
@@ -253,9 +97,9 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
     assert!(ghost_before >= 1, "baseline: svmap's INVITE over IPv6 did not reach the PBX");
 
     // 1. Protected: IPv6 is queued and its ban set exists.
-    env.start_daemon();
+    env.daemon.start();
     let (ok, ruleset) = output(in_ns(PBX, 10, "nft", &["list", "table", "inet", "sipwall"]));
-    assert!(ok, "no inet sipwall table in {PBX}:\n{ruleset}\n{}", env.daemon_log());
+    assert!(ok, "no inet sipwall table in {PBX}:\n{ruleset}\n{}", env.daemon.log());
     assert!(ruleset.contains("set ban6"), "no ban6 set:\n{ruleset}");
     let (_, saved6) = output(in_ns(PBX, 10, "ip6tables-save", &[]));
     assert!(
@@ -277,7 +121,7 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
         assert!(
             !svmap_found_pbx(&out),
             "svmap -6 from {src} {extra:?} found the PBX through sipwall:\n{out}\n{}",
-            env.daemon_log()
+            env.daemon.log()
         );
     }
 
@@ -288,7 +132,7 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
         ghost - ghost_before,
         0,
         "svmap's INVITEs over IPv6 reached the PBX behind sipwall (ghost calls):\n{}",
-        env.daemon_log()
+        env.daemon.log()
     );
     assert!(from_provider >= 20, "the PBX saw only {from_provider} of 20 provider INVITEs");
 
@@ -298,7 +142,7 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
         assert!(
             banned.iter().any(|n| n.contains(&ip(src))),
             "{src} not in the kernel set ban6: {banned:?}\n{}",
-            env.daemon_log()
+            env.daemon.log()
         );
     }
     assert!(
@@ -314,7 +158,7 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
     // 2. kill -9: fail open over IPv6 (the provider's calls complete without the daemon), and
     //    the bans are enforced by the kernel alone: a banned scanner still finds nothing and
     //    rings nothing, where the baseline scan found and rang the PBX.
-    env.kill9_daemon();
+    env.daemon.kill9();
     provider_calls(3);
     let out = svmap6("2001:db8:113::3", &["-m", "INVITE"]);
     assert!(!svmap_found_pbx(&out), "with the daemon dead, banned svmap found the PBX:\n{out}");
@@ -322,7 +166,7 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
     assert_eq!(ghost, ghost_before, "a banned source's INVITE passed the kernel set ban6");
 
     // 3. Restart: the stored IPv6 bans are back in ban6 before the queue opens.
-    env.start_daemon();
+    env.daemon.start();
     let back = kernel_bans6(PBX);
     for (src, _) in &scanners {
         assert!(back.iter().any(|n| n.contains(&ip(src))), "{src} not restored to ban6: {back:?}");
@@ -330,7 +174,7 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
     provider_calls(2);
 
     // 4. SIGTERM: no rule is left; the bans and their reasons are in the store.
-    env.stop_daemon();
+    env.daemon.stop();
     no_rules_left(PBX);
     let store = sipwall_store::Store::open(env.path("state").join("sipwall.db")).unwrap();
     let stored = store.load_active_bans(wall_now()).unwrap();
@@ -343,4 +187,10 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
         assert!(!ban.reason.is_empty() && !ban.rule.is_empty(), "{ban:?}");
         eprintln!("stored ban {}: {} ({})", ban.net, ban.rule, ban.reason);
     }
+}
+
+/// The trusted provider's calls and OPTIONS keep-alives to the PBX, over IPv6.
+fn provider_calls(calls: u32) {
+    sipp_calls(PROVIDER, PBX_SIP, PROVIDER_IP, calls, false);
+    sipp_options(PROVIDER, PBX_SIP, PROVIDER_IP);
 }

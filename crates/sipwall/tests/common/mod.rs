@@ -180,3 +180,218 @@ pub fn terminate(c: &mut std::process::Child) {
     let _ = c.kill();
     let _ = c.wait();
 }
+
+/// `sipwall run` inside a network namespace, with its files in one test directory: config
+/// `sipwall.toml` (written by the test), state `state/`, control socket `control.sock`, and one
+/// stderr log per start (`sipwall-N.log`). Dropping it ends the daemon ([`terminate`]).
+pub struct Daemon {
+    ns: String,
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+    runs: u32,
+}
+
+impl Daemon {
+    /// Not started yet.
+    pub fn new(ns: &str, dir: &Path) -> Daemon {
+        Daemon { ns: ns.to_string(), dir: dir.to_path_buf(), child: None, runs: 0 }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("sipwall-{}.log", self.runs))
+    }
+
+    /// The log of the latest start.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Process id of the running daemon.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    /// Start it and wait (bounded, 20 s) until it logs that it runs; panics with the log if it
+    /// exits or is not ready in time.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "sipwall is already running");
+        self.runs += 1;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns, env!("CARGO_BIN_EXE_sipwall"), "run", "--config"])
+            .arg(self.dir.join("sipwall.toml"))
+            .arg("--state")
+            .arg(self.dir.join("state"))
+            .arg("--socket")
+            .arg(self.dir.join("control.sock"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(self.log_path()).unwrap())
+            .spawn()
+            .expect("starting sipwall run");
+        let child = self.child.insert(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = fs::read_to_string(self.dir.join(format!("sipwall-{}.log", self.runs)))
+                .unwrap_or_default();
+            if text.contains("sipwall running") {
+                eprintln!("--- sipwall start-up log\n{text}");
+                return;
+            }
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!("sipwall exited during start-up ({st}):\n{text}");
+            }
+            assert!(Instant::now() < deadline, "sipwall not ready after 20 s:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM and wait (bounded, 15 s) for a clean exit; panics with the log otherwise.
+    pub fn stop(&mut self) {
+        let mut c = self.child.take().expect("daemon running");
+        let st = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        assert!(st.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                assert!(st.success(), "sipwall exited with {st}:\n{}", self.log());
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("sipwall did not stop within 15 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to clean up (its rules stay, its store must cope).
+    pub fn kill9(&mut self) {
+        let mut c = self.child.take().expect("daemon running");
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// For drop guards: end it if it runs ([`terminate`]); never panics.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c);
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Run a topology script of `tests/e2e/` (`up` or `down`) with its environment (namespace
+/// prefix, IPv6), bounded by `timeout -s KILL 60`. True on success.
+pub fn topology(script: &str, env: &[(&str, &str)], arg: &str) -> bool {
+    Command::new("timeout")
+        .args(["-s", "KILL", "60", "bash"])
+        .arg(repo().join("tests/e2e").join(script))
+        .arg(arg)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// One end-to-end test's world: a temp dir, the daemon, the tools the test started, and the
+/// namespaces of a topology script. All of it ends on drop, even when the test fails: the
+/// daemon first (so it removes its rules), then the tools, then the namespaces (which takes
+/// whatever is left inside them).
+pub struct Stage {
+    /// Config, state, logs and traces.
+    pub dir: tempfile::TempDir,
+    /// `sipwall run` in the protected namespace.
+    pub daemon: Daemon,
+    /// Tools started for the whole test (SIPp UAS...), ended on drop.
+    pub tools: Vec<std::process::Child>,
+    script: &'static str,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+impl Stage {
+    /// A stage for `script` with `env`, the daemon to run in `daemon_ns`. Nothing is created
+    /// until [`Stage::up`].
+    pub fn new(
+        script: &'static str,
+        env: &[(&'static str, &'static str)],
+        daemon_ns: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Stage {
+            daemon: Daemon::new(daemon_ns, dir.path()),
+            dir,
+            tools: Vec::new(),
+            script,
+            env: env.to_vec(),
+        }
+    }
+
+    /// Build the namespaces (removing leftovers of an earlier run first).
+    pub fn up(&self) -> bool {
+        topology(self.script, &self.env, "up")
+    }
+
+    /// A file in the test's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        self.daemon.terminate();
+        for c in &mut self.tools {
+            terminate(c);
+        }
+        if !topology(self.script, &self.env, "down") {
+            eprintln!("tests/e2e/{} down failed: check `ip netns list`", self.script);
+        }
+    }
+}
+
+/// `calls` SIPp calls (built-in UAC scenario, 20 per second, to extension 2000) from `src_ip`
+/// in namespace `ns` to `target`, over UDP or with `-t t1` over TCP; panics with the tail of
+/// SIPp's output unless every call completes. Local port 5062 (UDP) or 5066 (TCP).
+pub fn sipp_calls(ns: &str, target: &str, src_ip: &str, calls: u32, tcp: bool) {
+    let calls = calls.to_string();
+    let mut args = vec!["-sn", "uac", target, "-i", src_ip, "-s", "2000", "-m", &calls];
+    args.extend(if tcp { ["-t", "t1", "-p", "5066"] } else { ["-t", "u1", "-p", "5062"] });
+    args.extend(["-r", "20", "-timeout", "40s", "-timeout_error"]);
+    args.extend(["-recv_timeout", "5000", "-nostdin"]);
+    let (ok, out) = output(in_ns(ns, 60, "sipp", &args));
+    let how = if tcp { "TCP" } else { "UDP" };
+    assert!(ok, "{calls} calls {src_ip} -> {target} over {how} failed:\n{}", tail(&out, 40));
+}
+
+/// Three OPTIONS keep-alives (tests/e2e/options.xml) from `src_ip` in `ns` to `target`, local
+/// port 5064; panics unless all are answered.
+pub fn sipp_options(ns: &str, target: &str, src_ip: &str) {
+    let scenario = repo().join("tests/e2e/options.xml");
+    let args = [
+        "-sf",
+        scenario.to_str().unwrap(),
+        target,
+        "-i",
+        src_ip,
+        "-p",
+        "5064",
+        "-s",
+        "2000",
+        "-m",
+        "3",
+        "-timeout",
+        "20s",
+        "-timeout_error",
+        "-nostdin",
+    ];
+    let (ok, out) = output(in_ns(ns, 30, "sipp", &args));
+    assert!(ok, "OPTIONS keep-alives {src_ip} -> {target} failed:\n{}", tail(&out, 40));
+}
