@@ -84,13 +84,4 @@ status() {
     done
 }
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "topology.sh: must run as root (creates network namespaces)" >&2
-    exit 1
-fi
-case "${1:-}" in
-    up) up ;;
-    down) down ;;
-    status) status ;;
-    *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
-esac
+. "$(dirname "$0")/topology-main.sh" "$@"
