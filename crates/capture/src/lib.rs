@@ -529,6 +529,27 @@ impl CaptureReader {
         }
     }
 
+    /// Timestamp of the message the next [`next_packet`](Self::next_packet) will yield,
+    /// reading as far as needed to have one ready, without yielding it; `Ok(None)` at the
+    /// end. An error is returned here once (as `next_packet` would) and the read ends.
+    /// For merging several captures by time: the message stays in the reader (no copy).
+    pub fn peek_ts(&mut self) -> Result<Option<Duration>, CaptureError> {
+        loop {
+            if let Some(m) = self.dec.queue.front() {
+                return Ok(Some(m.ts));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            // Safe to reuse the output buffer: the queue is empty, nothing borrows it.
+            self.dec.out.clear();
+            if let Err(e) = self.read_block() {
+                self.done = true;
+                return Err(e);
+            }
+        }
+    }
+
     /// pcap only: skip to the next plausible record header after a corrupt one at `offset`.
     fn resync(&mut self, offset: u64, reason: &str) -> bool {
         if !self.legacy || self.dec.stats.resyncs >= MAX_RESYNCS {

@@ -541,3 +541,49 @@ fn tcp_capture_started_mid_message_picks_up_at_the_next_message() {
     let (got, _, _) = read_all(pcap(1, &records), None);
     assert!(got.is_empty());
 }
+
+#[test]
+fn peek_ts_shows_the_next_message_without_taking_it() {
+    // Two messages completed by one TCP segment, then a UDP one, then a cut record: peeking
+    // neither skips nor repeats a message, and the error comes once, at the peek.
+    let a = [198, 51, 100, 20];
+    let b = [192, 0, 2, 10];
+    let mut stream = invite_with_body(100);
+    stream.extend_from_slice(OPTIONS);
+    let udp = udp4_eth([203, 0, 113, 10], 5060, [192, 0, 2, 10], 5060, OPTIONS);
+    let f = pcap(
+        1,
+        &[
+            (7, 0, tcp4_eth(a, 5070, b, 5060, 1, "", &stream)),
+            (9, 500_000, udp.clone()),
+            (10, 0, udp),
+        ],
+    );
+    let cut = f.len() - 20;
+    let mut r = CaptureReader::new(Cursor::new(f[..cut].to_vec()), Limits::default()).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let peeked = match r.peek_ts() {
+            Ok(Some(ts)) => ts,
+            Ok(None) => panic!("the error comes before the end"),
+            Err(e) => {
+                assert!(matches!(e, CaptureError::Truncated { .. }), "{e:?}");
+                break;
+            }
+        };
+        assert_eq!(r.peek_ts().unwrap(), Some(peeked), "peeking twice changes nothing");
+        let p = r.next_packet().unwrap().expect("a peeked message is there");
+        assert_eq!(p.ts, peeked);
+        seen.push((p.ts, p.transport, p.payload.len()));
+    }
+    assert_eq!(r.peek_ts().unwrap(), None, "after the error: the end");
+    assert!(r.next_packet().unwrap().is_none());
+    assert_eq!(
+        seen,
+        vec![
+            (Duration::new(7, 0), Transport::Tcp, stream.len() - OPTIONS.len()),
+            (Duration::new(7, 0), Transport::Tcp, OPTIONS.len()),
+            (Duration::new(9, 500_000_000), Transport::Udp, OPTIONS.len()),
+        ]
+    );
+}
