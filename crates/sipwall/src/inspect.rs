@@ -16,16 +16,29 @@
 //!
 //! The peer of an Inbound message is its source, of an Outbound one its destination.
 //!
-//! Several captures are read one after another through ONE engine (so a ban set in one
-//! file still holds in the next), ordered by the timestamp of their first record (files
-//! whose first record cannot be read keep their place at the end). Captures that overlap
-//! in time are not interleaved.
+//! Several captures go through ONE engine as one stream merged by timestamp (a k-way merge:
+//! captures of the same period, e.g. one per interface, or a rotated set cut oddly, are
+//! interleaved, so flood and enumeration windows and bans see time move forward across
+//! files). Equal timestamps go to the file given first on the command line. The merge is
+//! across files only: a file whose own records are out of order is not sorted but read in
+//! its own order, as a single capture would be. Each file is read, counted and reported
+//! (in command-line order) on its own: a corrupt or truncated file contributes what was
+//! read before the problem and its error or warnings name the byte offset; a file that
+//! cannot be opened is reported and the others go on.
 //!
-//! Memory: the reader streams; the report keeps one bounded record per source (at most
-//! [`MAX_SOURCES`] sources itemised, each with at most 8 User-Agents, 32 users and 128
-//! timeline points, a few KiB), so it does not grow with the capture's size. Messages of
-//! further sources still go through the engine and are counted in the summary.
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+//! Memory: the readers stream; a file's next message waits in its own reader (one pending
+//! message per file, not copied; the merge heap holds one timestamp per file). Every file is
+//! open at once until it ends, each with its read buffer ([`Limits::read_buffer`], 1 MiB,
+//! plus 64 KiB of file buffering) and its own IP/TCP reassembly state bounded by
+//! [`Limits`] (a few KiB per file in practice), so at most [`MAX_FILES`] captures are taken
+//! per run (more is an error asking to merge some first, e.g. with `mergecap`): at most
+//! about 272 MiB of read buffers.
+//! The report keeps one bounded record per source (at most [`MAX_SOURCES`] sources
+//! itemised, each with at most 8 User-Agents, 32 users and 128 timeline points, a few KiB),
+//! so it does not grow with the captures' size. Messages of further sources still go
+//! through the engine and are counted in the summary.
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -34,7 +47,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ipnet::IpNet;
-use sipwall_capture::{CaptureReader, Limits};
+use sipwall_capture::{CaptureReader, Limits, SipPacket};
 use sipwall_engine::{BanAction, Direction, Engine, Packet, Policy, Timestamp, Transport, Verdict};
 use sipwall_sip::Message;
 
@@ -310,33 +323,26 @@ impl DirectionRule {
 /// Called with the bytes read so far (all files) as the read progresses.
 pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
-/// Run the engine over the captures and gather the report.
-pub fn analyse(
-    captures: &[PathBuf],
-    policy: Policy,
-    ports: &[u16],
-    local: Vec<IpNet>,
-    progress: Progress<'_>,
-) -> Analysis {
-    let sip_ports = if ports.is_empty() { policy.ports_to_guard() } else { ports.to_vec() };
-    let rule = DirectionRule { local, sip_ports };
-    let mut engine = Engine::new(policy);
-    let mut sources: HashMap<IpAddr, SourceReport> = HashMap::new();
-    let mut analysis = Analysis {
-        files: Vec::new(),
-        messages: 0,
-        unitemised_messages: 0,
-        first_ms: None,
-        last_ms: None,
-        sources: Vec::new(),
-        bans: Vec::new(),
-    };
-    let mut done_before = 0u64;
-    let mut ordered: Vec<(Option<Duration>, &PathBuf)> =
-        captures.iter().map(|p| (first_timestamp(p), p)).collect();
-    // Stable: equal or unknown first timestamps keep the order given; unknown go last.
-    ordered.sort_by_key(|(ts, _)| (ts.is_none(), *ts));
-    for (_, path) in ordered {
+/// Most capture files `inspect` takes in one run (see the module docs: every file is open
+/// at once, each with its own read buffer and reassembly state).
+pub const MAX_FILES: usize = 256;
+
+/// The engine and what is gathered from its decisions, fed one message at a time.
+struct Tally {
+    rule: DirectionRule,
+    engine: Engine,
+    sources: HashMap<IpAddr, SourceReport>,
+    analysis: Analysis,
+}
+
+/// One capture being read: its report so far and, while it has messages left, its reader.
+struct Input {
+    file: FileReport,
+    reader: Option<CaptureReader>,
+}
+
+impl Input {
+    fn open(path: &Path, ports: &[u16]) -> Self {
         let mut file = FileReport {
             path: path.display().to_string(),
             bytes_read: 0,
@@ -355,148 +361,33 @@ pub fn analyse(
             std::fs::File::open(path).map_err(sipwall_capture::CaptureError::from).and_then(|f| {
                 CaptureReader::new(std::io::BufReader::with_capacity(1 << 16, f), Limits::default())
             });
-        let mut reader = match opened {
-            Ok(r) => r,
+        let reader = match opened {
+            Ok(mut r) => {
+                if !ports.is_empty() {
+                    r.set_ports(Some(ports.to_vec()));
+                }
+                Some(r)
+            }
             Err(e) => {
                 file.error = Some(e.to_string());
-                analysis.files.push(file);
-                continue;
+                None
             }
         };
-        if !ports.is_empty() {
-            reader.set_ports(Some(ports.to_vec()));
+        Input { file, reader }
+    }
+
+    /// Timestamp of this file's next message; `None` once it has none left, when its
+    /// counters are copied into the report and the file is closed.
+    fn next_ts(&mut self) -> Option<Duration> {
+        let reader = self.reader.as_mut()?;
+        match reader.peek_ts() {
+            Ok(Some(ts)) => return Some(ts),
+            Ok(None) => {}
+            Err(e) => self.file.error = Some(e.to_string()),
         }
-        let mut n = 0u64;
-        loop {
-            if n % 4096 == 0 {
-                progress(done_before + reader.position());
-            }
-            let pkt = match reader.next_packet() {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(e) => {
-                    file.error = Some(e.to_string());
-                    break;
-                }
-            };
-            n += 1;
-            let ms = pkt.ts.as_millis() as u64;
-            analysis.first_ms = Some(analysis.first_ms.map_or(ms, |f| f.min(ms)));
-            analysis.last_ms = Some(analysis.last_ms.map_or(ms, |l| l.max(ms)));
-            analysis.messages += 1;
-            let msg = Message::parse(pkt.payload).ok();
-            let is_request =
-                msg.as_ref().map_or_else(|| !pkt.payload.starts_with(b"SIP/"), |m| m.is_request());
-            let direction = rule.direction(pkt.src, pkt.dst, is_request);
-            let transport = match pkt.transport {
-                sipwall_capture::Transport::Udp => Transport::Udp,
-                sipwall_capture::Transport::Tcp => Transport::Tcp,
-            };
-            let packet =
-                Packet { src: pkt.src, dst: pkt.dst, transport, direction, payload: pkt.payload };
-            let decision = engine.decide(&packet, Timestamp(pkt.ts));
-            let peer = match direction {
-                Direction::Inbound => pkt.src.ip(),
-                Direction::Outbound => pkt.dst.ip(),
-            };
-            let peer = match peer {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-                v4 => v4,
-            };
-            for action in &decision.bans {
-                if let BanAction::Add(b) = action {
-                    let br = BanReport {
-                        net: b.net.to_string(),
-                        since_ms: b.since.as_millis(),
-                        until_ms: b.until.as_millis(),
-                        count: b.count,
-                        rule: b.rule.clone(),
-                        reason: b.reason.clone(),
-                    };
-                    if let Some(s) = sources.get_mut(&peer) {
-                        if b.net.contains(&peer) {
-                            s.bans.push(br.clone());
-                        }
-                    }
-                    analysis.bans.push(br);
-                }
-            }
-            if !sources.contains_key(&peer) && sources.len() >= MAX_SOURCES {
-                analysis.unitemised_messages += 1;
-                continue;
-            }
-            let s = sources.entry(peer).or_insert_with(|| SourceReport::new(peer, ms));
-            if s.bans.is_empty() {
-                // A ban created on this very message (the source was just inserted).
-                for b in &analysis.bans {
-                    if b.since_ms == ms && b.net.parse::<IpNet>().is_ok_and(|n| n.contains(&peer)) {
-                        s.bans.push(b.clone());
-                    }
-                }
-            }
-            s.first_seen_ms = s.first_seen_ms.min(ms);
-            s.last_seen_ms = s.last_seen_ms.max(ms);
-            s.tick(ms);
-            match decision.verdict {
-                Verdict::Accept => s.accepted += 1,
-                Verdict::Drop => s.dropped += 1,
-                Verdict::Reject(_) => s.rejected += 1,
-            }
-            if decision.verdict != Verdict::Accept || !decision.bans.is_empty() {
-                s.scanner = true;
-            }
-            if let Some(rec) = &decision.record {
-                let r = s
-                    .reasons
-                    .entry(rec.rule.to_string())
-                    .or_insert_with(|| Reason { count: 0, summary: rec.summary.clone() });
-                r.count += 1;
-            }
-            match (&msg, direction) {
-                (Some(m), Direction::Inbound) if m.is_request() => {
-                    s.messages += 1;
-                    bump(&mut s.methods, m.method().map_or(&b"?"[..], |x| x.as_bytes()));
-                    remember(
-                        &mut s.user_agents,
-                        m.user_agent().unwrap_or(b"(none)"),
-                        80,
-                        MAX_AGENTS,
-                    );
-                    let user = m
-                        .request_uri()
-                        .and_then(|u| u.user)
-                        .filter(|u| !u.is_empty())
-                        .or_else(|| m.to().and_then(|t| t.uri.user));
-                    if let Some(u) = user {
-                        remember(&mut s.users, u, 64, MAX_USERS);
-                        s.count_user(u);
-                    }
-                }
-                (Some(m), Direction::Outbound) if !m.is_request() => {
-                    if let Some(code) = m.status() {
-                        *s.answers_to_it.entry(code).or_default() += 1;
-                    }
-                }
-                (Some(m), Direction::Inbound) => {
-                    // An answer from the peer (to a call we placed).
-                    s.messages += 1;
-                    if let Some(code) = m.status() {
-                        *s.methods.entry(format!("answer {code}")).or_default() += 1;
-                    }
-                }
-                // A request the protected side sent to the peer: nothing to count for it.
-                (Some(_), Direction::Outbound) => {}
-                (None, Direction::Inbound) => {
-                    s.messages += 1;
-                    *s.methods.entry("(malformed)".into()).or_default() += 1;
-                }
-                (None, Direction::Outbound) => {}
-            }
-        }
+        let file = &mut self.file;
         file.warnings = reader.warnings().to_vec();
         let st = reader.stats();
-        done_before += st.bytes;
-        progress(done_before);
         file.bytes_read = st.bytes;
         file.frames = st.frames;
         file.sip_messages = st.sip_messages;
@@ -507,29 +398,187 @@ pub fn analyse(
         file.skipped_malformed = st.malformed;
         file.skipped_other =
             st.not_ip + st.unsupported_linktype + st.fragments_dropped + st.tcp_gaps;
-        analysis.files.push(file);
+        self.reader = None;
+        None
     }
+
+    /// Bytes of the file read so far.
+    fn position(&self) -> u64 {
+        self.reader.as_ref().map_or(self.file.bytes_read, CaptureReader::position)
+    }
+}
+
+/// Run the engine over the captures, merged by timestamp, and gather the report.
+/// The caller bounds the number of files ([`MAX_FILES`]): all are open at once.
+pub fn analyse(
+    captures: &[PathBuf],
+    policy: Policy,
+    ports: &[u16],
+    local: Vec<IpNet>,
+    progress: Progress<'_>,
+) -> Analysis {
+    let sip_ports = if ports.is_empty() { policy.ports_to_guard() } else { ports.to_vec() };
+    let mut tally = Tally {
+        rule: DirectionRule { local, sip_ports },
+        engine: Engine::new(policy),
+        sources: HashMap::new(),
+        analysis: Analysis {
+            files: Vec::new(),
+            messages: 0,
+            unitemised_messages: 0,
+            first_ms: None,
+            last_ms: None,
+            sources: Vec::new(),
+            bans: Vec::new(),
+        },
+    };
+    let mut inputs: Vec<Input> = captures.iter().map(|p| Input::open(p, ports)).collect();
+    // K-way merge: the heap holds each open file's next timestamp, the message itself stays
+    // in its reader. Ties go to the file given first; within a file, its own order.
+    let mut heap: BinaryHeap<Reverse<(Duration, usize)>> = BinaryHeap::new();
+    for (i, input) in inputs.iter_mut().enumerate() {
+        if let Some(ts) = input.next_ts() {
+            heap.push(Reverse((ts, i)));
+        }
+    }
+    let mut n = 0u64;
+    while let Some(Reverse((_, i))) = heap.pop() {
+        if n % 4096 == 0 {
+            progress(inputs.iter().map(Input::position).sum());
+        }
+        n += 1;
+        let input = &mut inputs[i];
+        if let Some(reader) = input.reader.as_mut() {
+            // Peeked, so a message is there (an error would have come at the peek).
+            if let Ok(Some(pkt)) = reader.next_packet() {
+                tally.message(&pkt);
+            }
+        }
+        if let Some(ts) = input.next_ts() {
+            heap.push(Reverse((ts, i)));
+        }
+    }
+    progress(inputs.iter().map(Input::position).sum());
+    let Tally { sources, mut analysis, .. } = tally;
+    analysis.files = inputs.into_iter().map(|i| i.file).collect();
     let mut list: Vec<SourceReport> = sources.into_values().collect();
     list.sort_by(|a, b| b.danger().cmp(&a.danger()).then(a.address.cmp(&b.address)));
     analysis.sources = list;
     analysis
 }
 
-/// Timestamp of the first record of a capture (reads one record, not the file).
-fn first_timestamp(path: &Path) -> Option<Duration> {
-    let f = std::fs::File::open(path).ok()?;
-    let limits = Limits { read_buffer: 1 << 16, ..Limits::default() };
-    let mut r = CaptureReader::new(std::io::BufReader::new(f), limits).ok()?;
-    // Records until one is read (headers and interface blocks come first), at most a few.
-    for _ in 0..64 {
-        if let Some(ts) = r.stats().first_ts {
-            return Some(ts);
+impl Tally {
+    /// One SIP message through the engine, and into the report.
+    fn message(&mut self, pkt: &SipPacket<'_>) {
+        let Tally { rule, engine, sources, analysis } = self;
+        let ms = pkt.ts.as_millis() as u64;
+        analysis.first_ms = Some(analysis.first_ms.map_or(ms, |f| f.min(ms)));
+        analysis.last_ms = Some(analysis.last_ms.map_or(ms, |l| l.max(ms)));
+        analysis.messages += 1;
+        let msg = Message::parse(pkt.payload).ok();
+        let is_request =
+            msg.as_ref().map_or_else(|| !pkt.payload.starts_with(b"SIP/"), |m| m.is_request());
+        let direction = rule.direction(pkt.src, pkt.dst, is_request);
+        let transport = match pkt.transport {
+            sipwall_capture::Transport::Udp => Transport::Udp,
+            sipwall_capture::Transport::Tcp => Transport::Tcp,
+        };
+        let packet =
+            Packet { src: pkt.src, dst: pkt.dst, transport, direction, payload: pkt.payload };
+        let decision = engine.decide(&packet, Timestamp(pkt.ts));
+        let peer = match direction {
+            Direction::Inbound => pkt.src.ip(),
+            Direction::Outbound => pkt.dst.ip(),
+        };
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
+        for action in &decision.bans {
+            if let BanAction::Add(b) = action {
+                let br = BanReport {
+                    net: b.net.to_string(),
+                    since_ms: b.since.as_millis(),
+                    until_ms: b.until.as_millis(),
+                    count: b.count,
+                    rule: b.rule.clone(),
+                    reason: b.reason.clone(),
+                };
+                if let Some(s) = sources.get_mut(&peer) {
+                    if b.net.contains(&peer) {
+                        s.bans.push(br.clone());
+                    }
+                }
+                analysis.bans.push(br);
+            }
         }
-        if !r.step() {
-            break;
+        if !sources.contains_key(&peer) && sources.len() >= MAX_SOURCES {
+            analysis.unitemised_messages += 1;
+            return;
+        }
+        let s = sources.entry(peer).or_insert_with(|| SourceReport::new(peer, ms));
+        if s.bans.is_empty() {
+            // A ban created on this very message (the source was just inserted).
+            for b in &analysis.bans {
+                if b.since_ms == ms && b.net.parse::<IpNet>().is_ok_and(|n| n.contains(&peer)) {
+                    s.bans.push(b.clone());
+                }
+            }
+        }
+        s.first_seen_ms = s.first_seen_ms.min(ms);
+        s.last_seen_ms = s.last_seen_ms.max(ms);
+        s.tick(ms);
+        match decision.verdict {
+            Verdict::Accept => s.accepted += 1,
+            Verdict::Drop => s.dropped += 1,
+            Verdict::Reject(_) => s.rejected += 1,
+        }
+        if decision.verdict != Verdict::Accept || !decision.bans.is_empty() {
+            s.scanner = true;
+        }
+        if let Some(rec) = &decision.record {
+            let r = s
+                .reasons
+                .entry(rec.rule.to_string())
+                .or_insert_with(|| Reason { count: 0, summary: rec.summary.clone() });
+            r.count += 1;
+        }
+        match (&msg, direction) {
+            (Some(m), Direction::Inbound) if m.is_request() => {
+                s.messages += 1;
+                bump(&mut s.methods, m.method().map_or(&b"?"[..], |x| x.as_bytes()));
+                remember(&mut s.user_agents, m.user_agent().unwrap_or(b"(none)"), 80, MAX_AGENTS);
+                let user = m
+                    .request_uri()
+                    .and_then(|u| u.user)
+                    .filter(|u| !u.is_empty())
+                    .or_else(|| m.to().and_then(|t| t.uri.user));
+                if let Some(u) = user {
+                    remember(&mut s.users, u, 64, MAX_USERS);
+                    s.count_user(u);
+                }
+            }
+            (Some(m), Direction::Outbound) if !m.is_request() => {
+                if let Some(code) = m.status() {
+                    *s.answers_to_it.entry(code).or_default() += 1;
+                }
+            }
+            (Some(m), Direction::Inbound) => {
+                // An answer from the peer (to a call we placed).
+                s.messages += 1;
+                if let Some(code) = m.status() {
+                    *s.methods.entry(format!("answer {code}")).or_default() += 1;
+                }
+            }
+            // A request the protected side sent to the peer: nothing to count for it.
+            (Some(_), Direction::Outbound) => {}
+            (None, Direction::Inbound) => {
+                s.messages += 1;
+                *s.methods.entry("(malformed)".into()).or_default() += 1;
+            }
+            (None, Direction::Outbound) => {}
         }
     }
-    r.stats().first_ts
 }
 
 fn load_policy(config: Option<&Path>) -> anyhow::Result<Policy> {
@@ -551,6 +600,13 @@ fn parse_local(list: &[String]) -> anyhow::Result<Vec<IpNet>> {
 }
 
 pub fn main(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    if args.captures.len() > MAX_FILES {
+        anyhow::bail!(
+            "{} capture files given, at most {MAX_FILES} are read at once (each stays open for \
+             the merge by time): merge some first, e.g. `mergecap -w merged.pcapng a.pcap b.pcap`",
+            args.captures.len()
+        );
+    }
     let policy = load_policy(args.config.as_deref())?;
     let local = parse_local(&args.local)?;
     let total: u64 =

@@ -254,3 +254,160 @@ fn summary_line_counts_sources_in_plain_words() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("sipwall inspect: 73 SIP messages from 1 source, "), "{text}");
 }
+
+/// Run a Wireshark tool (wireshark-common: editcap, mergecap); fails the test if it cannot.
+fn wireshark_tool(tool: &str, args: &[&str]) {
+    let out = Command::new(tool).current_dir(root()).args(args).output().unwrap_or_else(|e| {
+        panic!("`{tool}` could not run ({e}): install wireshark-common (editcap, mergecap)")
+    });
+    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The report without its per-file part (one merged file vs several give other file rows).
+fn without_files(mut v: Value) -> Value {
+    v.as_object_mut().unwrap().remove("files");
+    v
+}
+
+fn files_total(v: &Value, key: &str) -> u64 {
+    v["files"].as_array().unwrap().iter().map(|f| f[key].as_u64().unwrap()).sum()
+}
+
+#[test]
+fn overlapping_captures_are_merged_by_time_like_mergecap() {
+    // svcrack and svwar (the same scanner) shifted into legit.pcap's time span: captures of
+    // the same seconds, the scanner's two runs interleaved with the provider's calls.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    wireshark_tool("editcap", &["-t", "17", "testdata/captures/svcrack.pcap", &p("svcrack.pcap")]);
+    wireshark_tool("editcap", &["-t", "31", "testdata/captures/svwar.pcapng", &p("svwar.pcapng")]);
+    // And a flood split across two more captures of those seconds (see `flood_halves`).
+    let (eth0, eth1) = flood_halves(dir.path(), 1_795_698_958);
+    let inputs =
+        [p("svcrack.pcap"), "testdata/captures/legit.pcap".into(), p("svwar.pcapng"), eth0, eth1];
+    let mut args = vec!["-w".to_string(), p("merged.pcapng")];
+    args.extend(inputs.iter().cloned());
+    wireshark_tool("mergecap", &args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let several = json(&inputs.iter().map(String::as_str).collect::<Vec<_>>());
+    let merged = json(&[&p("merged.pcapng")]);
+    for key in ["frames", "sip_messages"] {
+        assert_eq!(files_total(&several, key), files_total(&merged, key), "{key}");
+    }
+    // Reported in the order given, whatever their times.
+    let paths: Vec<&str> =
+        several["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, inputs.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(flood_bans(&several).len(), 1, "only banned when interleaved: {several}");
+    assert_eq!(without_files(several), without_files(merged));
+}
+
+/// One UDP datagram: (seconds, microseconds, src, sport, dst, dport, payload).
+type Datagram = (u32, u32, [u8; 4], u16, [u8; 4], u16, Vec<u8>);
+
+/// A pcap file (microseconds, Ethernet) of UDP datagrams.
+fn write_pcap(path: &Path, records: &[Datagram]) {
+    let mut f = Vec::new();
+    for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        f.extend_from_slice(&w.to_le_bytes()); // magic, version 2.4, zone, sigfigs, snaplen, link
+    }
+    for (sec, usec, src, sport, dst, dport, payload) in records {
+        let udp_len = 8 + payload.len();
+        let ip_len = 20 + udp_len;
+        let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0];
+        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        ip.extend_from_slice(src);
+        ip.extend_from_slice(dst);
+        let sum = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum::<u32>();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        ip[10..12].copy_from_slice(&(!((sum & 0xffff) + (sum >> 16)) as u16).to_be_bytes());
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&sport.to_be_bytes());
+        frame.extend_from_slice(&dport.to_be_bytes());
+        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(payload);
+        for w in [*sec, *usec, frame.len() as u32, frame.len() as u32] {
+            f.extend_from_slice(&w.to_le_bytes());
+        }
+        f.extend_from_slice(&frame);
+    }
+    std::fs::write(path, f).unwrap();
+}
+
+/// One source floods a PBX with OPTIONS (same user: no enumeration), half of them seen on
+/// each of two interfaces: 60 + 60 within 6 s from `base`, over the default 100 per 10 s;
+/// neither half alone is. The first interface's capture runs on and sees it once more 15 min
+/// later. Writes eth0.pcap and eth1.pcap into `dir`.
+fn flood_halves(dir: &Path, base: u32) -> (String, String) {
+    let (scanner, pbx) = ([203, 0, 113, 50], [192, 0, 2, 10]);
+    let options = |i: u32| {
+        format!(
+            "OPTIONS sip:100@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.50:5070;branch=z9hG4bK-{i}\r\nFrom: <sip:probe@203.0.113.50>;tag={i}\r\nTo: <sip:100@192.0.2.10>\r\nCall-ID: flood-{i}@203.0.113.50\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let rec = |sec: u32, usec: u32, i: u32| (sec, usec, scanner, 5070, pbx, 5060, options(i));
+    let mut first: Vec<_> = (0..60).map(|i| rec(base + i / 10, (i % 10) * 100_000, i)).collect();
+    first.push(rec(base + 900, 0, 999));
+    let second: Vec<_> =
+        (0..60).map(|i| rec(base + i / 10, (i % 10) * 100_000 + 50_000, 100 + i)).collect();
+    let (a, b) = (dir.join("eth0.pcap"), dir.join("eth1.pcap"));
+    write_pcap(&a, &first);
+    write_pcap(&b, &second);
+    (a.to_str().unwrap().to_string(), b.to_str().unwrap().to_string())
+}
+
+/// (net, since_ms) of the flood bans in a report.
+fn flood_bans(v: &Value) -> Vec<(String, u64)> {
+    v["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["rule"] == "behaviour.flood")
+        .map(|x| (x["net"].as_str().unwrap().to_string(), x["since_ms"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn flood_split_across_two_interfaces_captures_is_banned() {
+    const BASE: u32 = 1_795_700_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = flood_halves(dir.path(), BASE);
+    let (a, b) = (a.as_str(), b.as_str());
+    let sequential = dir.path().join("sequential.pcap");
+    let sequential = sequential.to_str().unwrap();
+    wireshark_tool("mergecap", &["-a", "-F", "pcap", "-w", sequential, a, b]);
+    let merged = dir.path().join("merged.pcap");
+    let merged = merged.to_str().unwrap();
+    wireshark_tool("mergecap", &["-F", "pcap", "-w", merged, a, b]);
+
+    // Each half alone is below the threshold.
+    assert!(flood_bans(&json(&[a])).is_empty());
+    assert!(flood_bans(&json(&[b])).is_empty());
+    // Merged by time: the 100th request within 10 s is banned, as in one capture of both.
+    let both = json(&[a, b]);
+    let banned_at = u64::from(BASE) * 1000 + 4_950; // request 100: second file's 50th, 4.95 s in
+    assert_eq!(flood_bans(&both), vec![("203.0.113.50/32".to_string(), banned_at)], "{both}");
+    assert_eq!(without_files(both.clone()), without_files(json(&[merged])));
+    // Read one after another (what `inspect` did, and what it still does inside one file
+    // whose records are out of order): the late record resets the window, no ban.
+    let one_after_another = json(&[sequential]);
+    assert_eq!(one_after_another["messages"], 121);
+    assert!(flood_bans(&one_after_another).is_empty(), "{one_after_another}");
+}
+
+#[test]
+fn too_many_files_is_a_clear_error() {
+    let many = vec!["testdata/captures/svmap.pcap"; 257];
+    let out = inspect(&many);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("257 capture files given, at most 256"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    // 256 is fine (the same file, read 256 times through one engine).
+    let v = json(&vec!["testdata/captures/svmap.pcap"; 256]);
+    assert_eq!(v["files"].as_array().unwrap().len(), 256);
+    assert_eq!(v["messages"], 256 * 6);
+}
