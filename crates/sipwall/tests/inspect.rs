@@ -411,3 +411,30 @@ fn too_many_files_is_a_clear_error() {
     assert_eq!(v["files"].as_array().unwrap().len(), 256);
     assert_eq!(v["messages"], 256 * 6);
 }
+
+#[test]
+fn equal_timestamps_go_to_the_file_given_first() {
+    // Two captures of one instant: a SIPVicious OPTIONS in one, its REGISTER in the other.
+    // The ban is set on whichever the engine sees first, which its sentence names.
+    let (scanner, pbx) = ([203, 0, 113, 10], [192, 0, 2, 10]);
+    let request = |method: &str| {
+        format!(
+            "{method} sip:100@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bK-1;rport\r\nFrom: \"sipvicious\"<sip:100@1.1.1.1>;tag=6162\r\nTo: \"sipvicious\"<sip:100@1.1.1.1>\r\nCall-ID: 1234567\r\nCSeq: 1 {method}\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.pcap"), dir.path().join("b.pcap"));
+    write_pcap(&a, &[(1_795_700_000, 0, scanner, 5060, pbx, 5060, request("OPTIONS"))]);
+    write_pcap(&b, &[(1_795_700_000, 0, scanner, 5060, pbx, 5060, request("REGISTER"))]);
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let ban_reason = |files: &[&str]| {
+        let v = json(files);
+        assert_eq!(v["bans"].as_array().unwrap().len(), 1, "{v}");
+        v["bans"][0]["reason"].as_str().unwrap().to_string()
+    };
+    for _ in 0..3 {
+        assert!(ban_reason(&[a, b]).contains("sent OPTIONS"), "{}", ban_reason(&[a, b]));
+        assert!(ban_reason(&[b, a]).contains("sent REGISTER"), "{}", ban_reason(&[b, a]));
+    }
+}
