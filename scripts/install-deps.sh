@@ -15,6 +15,8 @@ need_root() {
 declare -A APT=(
     [sipp]=sip-tester
     [tshark]=tshark
+    [mergecap]=wireshark-common
+    [editcap]=wireshark-common
     [nft]=nftables
     [iptables]=iptables
     [ip]=iproute2

@@ -1,7 +1,7 @@
 //! `sipwall run`: the inline daemon.
 //!
 //! Start-up order (each step only after the previous one succeeded):
-//! 1. config: the engine's policy and `[enforce]` (see [`config`]), checked up front;
+//! 1. config: the engine's policy and `[enforce]` (see [`crate::config`]), checked up front;
 //! 2. the store (`STATE_DIR/sipwall.db`), and the engine with every unexpired stored ban and
 //!    the stored offence history (so repeat offenders keep escalating across restarts); the
 //!    control socket (`[enforce] control_socket`, mode 0600) is bound here, with every
