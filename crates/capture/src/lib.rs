@@ -20,11 +20,19 @@
 //!   are counted in [`CaptureStats`] and skipped. A problem with the file itself ends the
 //!   read with a [`CaptureError`] that says where (byte offset) and why; everything yielded
 //!   before it stands.
-//! * Except where the reader can resynchronise: in a pcap (not pcapng) file, a record header
-//!   with an impossible length makes the reader look ahead (within its buffer) for the next
+//! * Except where the reader can resynchronise: in a pcap file, a record header with an
+//!   impossible length makes the reader look ahead (within its buffer) for the next
 //!   plausible record header — timestamp within a day of the last one, sane lengths, and
 //!   followed by another plausible header — and go on from there ([`CaptureReader::warnings`]
 //!   says where and how many bytes were skipped; at most [`MAX_RESYNCS`] times per file).
+//!   In a pcapng file, a corrupt block (total length under 12 or not a multiple of 4, a
+//!   trailing length that differs, a length past the end, an unparsable body, a packet on an
+//!   undescribed interface) makes the reader look ahead the same way for the next plausible
+//!   block: a known block type, a sane total length equal to its trailing copy (in the
+//!   section's byte order; a section header brings its own), a packet block naming an
+//!   interface described in its section, and followed by another plausible block or the end.
+//!   The look-ahead never goes past the read buffer ([`Limits::read_buffer`], 1 MiB by
+//!   default): corruption longer than that ends the read with a [`CaptureError`].
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
@@ -156,7 +164,7 @@ pub struct CaptureStats {
     pub tcp_gaps: u64,
     /// TCP framing errors (flow resynchronised).
     pub tcp_framing_errors: u64,
-    /// Corrupt stretches skipped by resynchronising (pcap only).
+    /// Corrupt stretches skipped by resynchronising (pcap records, pcapng blocks).
     pub resyncs: u32,
     /// Bytes skipped by resynchronising.
     pub skipped_bytes: u64,
@@ -414,6 +422,9 @@ pub struct CaptureReader {
     legacy_linktype: u32,
     legacy_nanos: bool,
     legacy_be: bool,
+    /// pcapng: the file is pcapng, and the byte order of the current section.
+    ng: bool,
+    ng_be: bool,
     warnings: Vec<String>,
     /// pcapng: the interfaces of the current section.
     ifaces: Vec<Iface>,
@@ -446,8 +457,12 @@ impl CaptureReader {
             PcapError::ReadError => CaptureError::Io(std::io::Error::other("read failed")),
             other => CaptureError::NotACapture(format!("{other:?}")),
         })?;
+        let ng = src.data().get(..4) == Some(&SHB_TYPE.to_le_bytes()[..]);
+        let ng_be = ng && src.data().get(8..12) == Some(&BOM.to_be_bytes()[..]);
         Ok(CaptureReader {
             src,
+            ng,
+            ng_be,
             legacy: false,
             legacy_linktype: 1,
             legacy_nanos: false,
@@ -550,9 +565,10 @@ impl CaptureReader {
         }
     }
 
-    /// pcap only: skip to the next plausible record header after a corrupt one at `offset`.
+    /// Skip to the next plausible pcap record header / pcapng block after a corrupt one at
+    /// `offset`, searching within the read buffer; false when there is none (or too many).
     fn resync(&mut self, offset: u64, reason: &str) -> bool {
-        if !self.legacy || self.dec.stats.resyncs >= MAX_RESYNCS {
+        if !(self.legacy || self.ng) || self.dec.stats.resyncs >= MAX_RESYNCS {
             return false;
         }
         // Fill the buffer as far as it goes: the search is within it.
@@ -561,31 +577,18 @@ impl CaptureReader {
                 break;
             }
         }
-        let (be, nanos) = (self.legacy_be, self.legacy_nanos);
-        let last = self.dec.stats.last_ts.map(|t| t.as_secs());
         let exhausted = self.src.reader_exhausted();
-        let data = self.src.data();
-        let word = |at: usize| -> Option<u32> {
-            let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
-            Some(if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        let found = if self.legacy {
+            let last = self.dec.stats.last_ts.map(|t| t.as_secs());
+            find_pcap_record(self.src.data(), self.legacy_be, self.legacy_nanos, last, exhausted)
+        } else {
+            find_ng_block(self.src.data(), self.ng_be, self.ifaces.len(), exhausted)
         };
-        let plausible = |at: usize| -> Option<usize> {
-            let (sec, frac, cap, orig) = (word(at)?, word(at + 4)?, word(at + 8)?, word(at + 12)?);
-            let frac_max = if nanos { 1_000_000_000 } else { 1_000_000 };
-            let time_ok = last.is_none_or(|l| u64::from(sec).abs_diff(l) <= 86_400);
-            (time_ok && frac < frac_max && cap > 0 && cap <= orig && orig <= MAX_PLAUSIBLE_RECORD)
-                .then_some(16 + cap as usize)
-        };
-        let found = (1..data.len().saturating_sub(15)).find(|&i| {
-            plausible(i).is_some_and(|len| {
-                let next = i + len;
-                (exhausted && next == data.len()) || plausible(next).is_some()
-            })
-        });
         let Some(skip) = found else {
             return false;
         };
         self.src.consume(skip);
+        self.last_incomplete = None;
         self.dec.stats.resyncs += 1;
         self.dec.stats.skipped_bytes += skip as u64;
         if self.warnings.len() < 32 {
@@ -597,9 +600,24 @@ impl CaptureReader {
         true
     }
 
+    /// A corrupt record or block at `offset`: resynchronise, or stop with the error.
+    fn corrupt(&mut self, offset: u64, reason: String) -> Result<(), CaptureError> {
+        if self.resync(offset, &reason) {
+            return Ok(());
+        }
+        Err(CaptureError::Corrupt { offset, reason })
+    }
+
     fn read_block(&mut self) -> Result<(), CaptureError> {
         let offset = self.src.consumed() as u64;
         let nothing_buffered = self.src.data().is_empty();
+        if self.ng {
+            // pcap-parser takes any unknown block type with any length (and does not compare
+            // every block's trailing length): check the framing before it parses.
+            if let Some(reason) = ng_framing_error(self.src.data(), self.ng_be) {
+                return self.corrupt(offset, reason);
+            }
+        }
         match self.src.next() {
             Ok((len, block)) => {
                 match block {
@@ -619,7 +637,10 @@ impl CaptureReader {
                         let n = (b.caplen as usize).min(b.data.len());
                         self.dec.frame(self.legacy_linktype, ts, &b.data[..n]);
                     }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => self.ifaces.clear(),
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                        self.ng_be = shb.big_endian();
+                        self.ifaces.clear();
+                    }
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                         self.ifaces.push(Iface {
                             linktype: idb.linktype.0 as u32,
@@ -629,13 +650,11 @@ impl CaptureReader {
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
                         let Some(iface) = self.ifaces.get(epb.if_id as usize).copied() else {
-                            return Err(CaptureError::Corrupt {
-                                offset,
-                                reason: format!(
-                                    "packet on interface {} which was never described",
-                                    epb.if_id
-                                ),
-                            });
+                            let reason = format!(
+                                "packet on interface {} which was never described",
+                                epb.if_id
+                            );
+                            return self.corrupt(offset, reason);
                         };
                         let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                         let secs = (raw / iface.resolution).saturating_add_signed(iface.offset);
@@ -679,25 +698,131 @@ impl CaptureReader {
                 self.done = true;
                 Ok(())
             }
-            Err(PcapError::UnexpectedEof) => Err(CaptureError::Truncated { offset }),
-            Err(PcapError::BufferTooSmall) => {
-                let reason = "record length larger than the read buffer (a corrupt length field?)";
-                if self.resync(offset, reason) {
+            // pcapng: a block length past the end is corrupt if a plausible block follows
+            // (a real cut leaves none); pcap keeps calling it a cut.
+            Err(PcapError::UnexpectedEof) => {
+                if self.ng && self.resync(offset, "block length runs past the end of the file") {
                     return Ok(());
                 }
-                Err(CaptureError::Corrupt { offset, reason: reason.into() })
+                Err(CaptureError::Truncated { offset })
+            }
+            Err(PcapError::BufferTooSmall) => {
+                let reason = "record length larger than the read buffer (a corrupt length field?)";
+                self.corrupt(offset, reason.into())
             }
             Err(PcapError::ReadError) => Err(CaptureError::Io(std::io::Error::other(format!(
                 "read failed at byte {offset}"
             )))),
             Err(PcapError::NomError(_, kind)) => {
-                let reason = format!("unparsable record ({kind:?})");
-                if self.resync(offset, &reason) {
-                    return Ok(());
-                }
-                Err(CaptureError::Corrupt { offset, reason })
+                self.corrupt(offset, format!("unparsable record ({kind:?})"))
             }
             Err(e) => Err(CaptureError::Corrupt { offset, reason: format!("{e:?}") }),
         }
     }
+}
+
+/// pcapng section header block type (the same in both byte orders).
+const SHB_TYPE: u32 = 0x0A0D_0D0A;
+/// pcapng byte-order magic.
+const BOM: u32 = 0x1A2B_3C4D;
+
+fn word_at(data: &[u8], at: usize, be: bool) -> Option<u32> {
+    let b: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+}
+
+/// pcap: offset (>= 1) of the first plausible record header that is followed by another
+/// one (or by the end of an exhausted file).
+fn find_pcap_record(
+    data: &[u8],
+    be: bool,
+    nanos: bool,
+    last: Option<u64>,
+    exhausted: bool,
+) -> Option<usize> {
+    let word = |at: usize| word_at(data, at, be);
+    let plausible = |at: usize| -> Option<usize> {
+        let (sec, frac, cap, orig) = (word(at)?, word(at + 4)?, word(at + 8)?, word(at + 12)?);
+        let frac_max = if nanos { 1_000_000_000 } else { 1_000_000 };
+        let time_ok = last.is_none_or(|l| u64::from(sec).abs_diff(l) <= 86_400);
+        (time_ok && frac < frac_max && cap > 0 && cap <= orig && orig <= MAX_PLAUSIBLE_RECORD)
+            .then_some(16 + cap as usize)
+    };
+    (1..data.len().saturating_sub(15)).find(|&i| {
+        plausible(i).is_some_and(|len| {
+            let next = i + len;
+            (exhausted && next == data.len()) || plausible(next).is_some()
+        })
+    })
+}
+
+/// The byte order and total length of the pcapng block at the start of `data` (a section
+/// header brings its own byte order), or why its framing is wrong. None: too short to tell.
+fn ng_header(data: &[u8], be: bool) -> Option<Result<(bool, u32, u32), String>> {
+    let ty = word_at(data, 0, be)?;
+    let be = if ty == SHB_TYPE {
+        match word_at(data, 8, false)? {
+            BOM => false,
+            b if b == BOM.swap_bytes() => true,
+            b => return Some(Err(format!("section header with byte-order magic {b:#010x}"))),
+        }
+    } else {
+        be
+    };
+    let len = word_at(data, 4, be)?;
+    if len < 12 || len % 4 != 0 {
+        return Some(Err(format!("block total length {len} (not a multiple of 4 of at least 12)")));
+    }
+    Some(Ok((be, ty, len)))
+}
+
+/// The framing of the pcapng block at the start of `data`, when all of it is buffered:
+/// why it is wrong, or None (fine, or not buffered yet: the parser decides).
+fn ng_framing_error(data: &[u8], be: bool) -> Option<String> {
+    let (be, _, len) = match ng_header(data, be)? {
+        Ok(h) => h,
+        Err(reason) => return Some(reason),
+    };
+    let trailing = word_at(data, len as usize - 4, be)?;
+    (trailing != len).then(|| format!("block total length {len} but trailing length {trailing}"))
+}
+
+/// pcapng: is there a plausible block at `at`? Its length, and the byte order and number of
+/// interfaces of the section after it. `whole`: its trailing length must be buffered.
+fn ng_plausible(
+    data: &[u8],
+    at: usize,
+    be: bool,
+    ifaces: usize,
+    whole: bool,
+) -> Option<(usize, bool, usize)> {
+    let (be, ty, len) = ng_header(data.get(at..)?, be)?.ok()?;
+    let len = len as usize;
+    let ifaces = match ty {
+        SHB_TYPE if len >= 28 => 0,
+        1 if len >= 20 => ifaces.saturating_add(1),
+        // a packet block on an interface of this section
+        6 if len >= 32 && (word_at(data, at + 8, be)? as usize) < ifaces => ifaces,
+        3 if len >= 16 && ifaces > 0 => ifaces,
+        4 | 5 | 9 | 10 | 0xBAD | 0x4000_0BAD | 0x8000_0001 => ifaces,
+        _ => return None,
+    };
+    match word_at(data, at + len - 4, be) {
+        Some(trailing) if trailing as usize == len => Some((len, be, ifaces)),
+        None if !whole => Some((len, be, ifaces)),
+        _ => None,
+    }
+}
+
+/// pcapng: offset (>= 1) of the first plausible block that is followed by another one (or
+/// by the end of an exhausted file; a following block cut by the buffer's end is judged by
+/// its header alone).
+fn find_ng_block(data: &[u8], be: bool, ifaces: usize, exhausted: bool) -> Option<usize> {
+    (1..data.len().saturating_sub(11)).find(|&i| {
+        ng_plausible(data, i, be, ifaces, true).is_some_and(|(len, be, ifaces)| {
+            let next = i + len;
+            (exhausted && next == data.len())
+                || ng_plausible(data, next, be, ifaces, exhausted).is_some()
+        })
+    })
 }

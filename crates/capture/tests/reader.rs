@@ -587,3 +587,65 @@ fn peek_ts_shows_the_next_message_without_taking_it() {
         ]
     );
 }
+
+/// A big-endian pcapng file: SHB, one IDB (Ethernet, microseconds), EPBs.
+fn pcapng_be(records: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    fn block(f: &mut Vec<u8>, ty: u32, body: &[u8]) {
+        let pad = (4 - body.len() % 4) % 4;
+        let len = (12 + body.len() + pad) as u32;
+        f.extend_from_slice(&ty.to_be_bytes());
+        f.extend_from_slice(&len.to_be_bytes());
+        f.extend_from_slice(body);
+        f.extend_from_slice(&vec![0; pad]);
+        f.extend_from_slice(&len.to_be_bytes());
+    }
+    let mut f = Vec::new();
+    let mut shb = Vec::new();
+    shb.extend_from_slice(&0x1a2b3c4du32.to_be_bytes());
+    shb.extend_from_slice(&1u16.to_be_bytes());
+    shb.extend_from_slice(&0u16.to_be_bytes());
+    shb.extend_from_slice(&(-1i64).to_be_bytes());
+    block(&mut f, 0x0a0d0d0a, &shb);
+    let mut idb = Vec::new();
+    idb.extend_from_slice(&1u16.to_be_bytes());
+    idb.extend_from_slice(&0u16.to_be_bytes());
+    idb.extend_from_slice(&0u32.to_be_bytes());
+    block(&mut f, 1, &idb);
+    for (ts, data) in records {
+        let mut epb = Vec::new();
+        epb.extend_from_slice(&0u32.to_be_bytes());
+        epb.extend_from_slice(&((ts >> 32) as u32).to_be_bytes());
+        epb.extend_from_slice(&(*ts as u32).to_be_bytes());
+        epb.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        epb.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        epb.extend_from_slice(data);
+        block(&mut f, 6, &epb);
+    }
+    f
+}
+
+#[test]
+fn corrupt_block_in_big_endian_pcapng_resyncs_in_the_sections_byte_order() {
+    let rec = udp4_eth([203, 0, 113, 10], 5060, [192, 0, 2, 10], 5060, OPTIONS);
+    let records: Vec<_> = (1..=4u64).map(|s| (s * 1_000_000, rec.clone())).collect();
+    let f = pcapng_be(&records);
+    let (got, err, _) = read_all(f.clone(), None);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(got.len(), 4);
+    let epb_len = 12 + 20 + rec.len().div_ceil(4) * 4;
+    let second = 28 + 20 + epb_len;
+    let mut g = f.clone();
+    // a length that is fine read little endian (and wrong either way)
+    g[second + 4..second + 8].copy_from_slice(&0x4000_0000u32.to_be_bytes());
+    let mut r = CaptureReader::new(Cursor::new(g), Limits::default()).unwrap();
+    let mut ts = Vec::new();
+    while let Some(p) = r.next_packet().expect("resynchronised, no error") {
+        ts.push(p.ts.as_secs());
+    }
+    assert_eq!(ts, vec![1, 3, 4], "the corrupt block is lost, the rest is read");
+    assert_eq!(r.stats().skipped_bytes, epb_len as u64);
+    let w = r.warnings();
+    assert_eq!(w.len(), 1);
+    assert!(w[0].starts_with(&format!("corrupt at byte {second}:")), "{w:?}");
+    assert!(w[0].ends_with(&format!("resumed at byte {}", second + epb_len)), "{w:?}");
+}
