@@ -52,22 +52,29 @@ struct Read {
     skipped: u64,
 }
 
+/// "Call-ID CSeq" of a message ("?" when damage made it unparsable).
+fn key(payload: &[u8]) -> String {
+    let Some(m) = Message::parse(payload).ok() else {
+        return "?".into();
+    };
+    match (m.call_id(), m.cseq()) {
+        (Some(cid), Some(cseq)) => format!(
+            "{} {} {}",
+            String::from_utf8_lossy(cid),
+            cseq.number,
+            String::from_utf8_lossy(cseq.method.as_bytes())
+        ),
+        _ => "?".into(),
+    }
+}
+
 fn read(f: Vec<u8>, limits: Limits) -> Read {
     let mut r = CaptureReader::new(Cursor::new(f), limits).unwrap();
     let mut msgs = Vec::new();
     let mut err = None;
     loop {
         match r.next_packet() {
-            Ok(Some(p)) => {
-                let m = Message::parse(p.payload).expect("fixture messages parse");
-                let cid = String::from_utf8_lossy(m.call_id().expect("Call-ID")).into_owned();
-                let cseq = m.cseq().expect("CSeq");
-                msgs.push(format!(
-                    "{cid} {} {}",
-                    cseq.number,
-                    String::from_utf8_lossy(cseq.method.as_bytes())
-                ));
-            }
+            Ok(Some(p)) => msgs.push(key(p.payload)),
             Ok(None) => break,
             Err(e) => {
                 err = Some(e);
@@ -208,4 +215,39 @@ fn resync_onto_a_new_section_header() {
     assert_eq!(got.msgs, read(without(&f, mid, mlen), Limits::default()).msgs);
     assert_one_resync(&got, mid, mlen);
     assert!(got.warnings[0].contains("interface 1"), "{:?}", got.warnings);
+}
+
+#[test]
+fn random_damage_never_panics_and_ends() {
+    // Deterministic pseudo-random damage: overwritten words, flipped bytes, inserted junk.
+    let f = svwar();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..120 {
+        let mut g = f.clone();
+        for _ in 0..1 + next() % 6 {
+            // past the section header's first 12 bytes (else: not a capture at all)
+            let at = 12 + (next() as usize) % (g.len() - 12);
+            match next() % 3 {
+                0 => g[at] ^= 1 << (next() % 8),
+                1 => {
+                    let end = (at + 4).min(g.len());
+                    let w = (next() as u32).to_le_bytes();
+                    g[at..end].copy_from_slice(&w[..end - at]);
+                }
+                _ => {
+                    let junk: Vec<u8> = (0..next() % 64).map(|_| next() as u8).collect();
+                    g.splice(at..at, junk);
+                }
+            }
+        }
+        let got = read(g, Limits::default());
+        assert!(got.resyncs <= sipwall_capture::MAX_RESYNCS, "round {round}");
+        assert!(got.warnings.len() <= 32, "round {round}");
+    }
 }
