@@ -523,25 +523,15 @@ impl CaptureReader {
     /// The next SIP message, `Ok(None)` at the end, or the error that stopped the read
     /// (after which `Ok(None)` follows).
     pub fn next_packet(&mut self) -> Result<Option<SipPacket<'_>>, CaptureError> {
-        loop {
-            if let Some(m) = self.dec.queue.pop_front() {
-                return Ok(Some(SipPacket {
-                    ts: m.ts,
-                    src: m.src,
-                    dst: m.dst,
-                    transport: m.transport,
-                    payload: &self.dec.out[m.start..m.end],
-                }));
-            }
-            if self.done {
-                return Ok(None);
-            }
-            self.dec.out.clear();
-            if let Err(e) = self.read_block() {
-                self.done = true;
-                return Err(e);
-            }
-        }
+        self.fill()?;
+        let Some(m) = self.dec.queue.pop_front() else { return Ok(None) };
+        Ok(Some(SipPacket {
+            ts: m.ts,
+            src: m.src,
+            dst: m.dst,
+            transport: m.transport,
+            payload: &self.dec.out[m.start..m.end],
+        }))
     }
 
     /// Timestamp of the message the next [`next_packet`](Self::next_packet) will yield,
@@ -549,20 +539,22 @@ impl CaptureReader {
     /// end. An error is returned here once (as `next_packet` would) and the read ends.
     /// For merging several captures by time: the message stays in the reader (no copy).
     pub fn peek_ts(&mut self) -> Result<Option<Duration>, CaptureError> {
-        loop {
-            if let Some(m) = self.dec.queue.front() {
-                return Ok(Some(m.ts));
-            }
-            if self.done {
-                return Ok(None);
-            }
-            // Safe to reuse the output buffer: the queue is empty, nothing borrows it.
+        self.fill()?;
+        Ok(self.dec.queue.front().map(|m| m.ts))
+    }
+
+    /// Read blocks until a message is queued or the capture ended (the queue stays empty). An
+    /// error is returned once and ends the read. Reusing the output buffer is safe here: the
+    /// queue is empty, so nothing borrows it.
+    fn fill(&mut self) -> Result<(), CaptureError> {
+        while self.dec.queue.is_empty() && !self.done {
             self.dec.out.clear();
             if let Err(e) = self.read_block() {
                 self.done = true;
                 return Err(e);
             }
         }
+        Ok(())
     }
 
     /// Skip to the next plausible pcap record header / pcapng block after a corrupt one at
