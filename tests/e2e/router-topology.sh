@@ -20,22 +20,8 @@ P="${SWR_PREFIX:-swr-}"
 RTR="${P}router"; PROV="${P}provider"; ATK="${P}attacker"; PHONE="${P}phone"
 ALL=("$RTR" "$PROV" "$ATK" "$PHONE")
 
-down() {
-    for ns in "${ALL[@]}"; do
-        if ip netns list | grep -qw "$ns"; then
-            # End every process still running inside the namespace (ours only: by namespace).
-            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-            ip netns del "$ns" 2>/dev/null || true
-        fi
-    done
-}
-
 up() {
-    down
-    for ns in "${ALL[@]}"; do
-        ip netns add "$ns"
-        ip -n "$ns" link set lo up
-    done
+    fresh_namespaces
     ip link add "${P}at0" netns "$RTR" type veth peer name "${P}at1" netns "$ATK"
     ip link add "${P}pv0" netns "$RTR" type veth peer name "${P}pv1" netns "$PROV"
     ip link add "${P}ph0" netns "$RTR" type veth peer name "${P}ph1" netns "$PHONE"
@@ -67,12 +53,6 @@ up() {
     done
     echo "router-topology.sh: links did not come up" >&2
     return 1
-}
-
-status() {
-    for ns in "${ALL[@]}"; do
-        echo "== $ns"; ip -n "$ns" -br addr 2>/dev/null || echo "(absent)"
-    done
 }
 
 . "$(dirname "$0")/topology-main.sh" "$@"

@@ -22,23 +22,10 @@ set -euo pipefail
 P="${SWD_PREFIX:-swd-}"
 V6="${SWD_IPV6:-0}"
 PBX="${P}pbx"; PROV="${P}provider"; ATK="${P}attacker"
-
-down() {
-    for ns in "$PBX" "$PROV" "$ATK"; do
-        if ip netns list | grep -qw "$ns"; then
-            # End every process still running inside the namespace (ours only: by namespace).
-            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-            ip netns del "$ns" 2>/dev/null || true
-        fi
-    done
-}
+ALL=("$PBX" "$PROV" "$ATK")
 
 up() {
-    down
-    for ns in "$PBX" "$PROV" "$ATK"; do
-        ip netns add "$ns"
-        ip -n "$ns" link set lo up
-    done
+    fresh_namespaces
     ip link add "${P}pv0" netns "$PBX" type veth peer name "${P}pv1" netns "$PROV"
     ip link add "${P}at0" netns "$PBX" type veth peer name "${P}at1" netns "$ATK"
     ip -n "$PBX" addr add 198.51.100.1/24 dev "${P}pv0"
@@ -76,12 +63,6 @@ up6() {
     ip -n "$PROV" -6 route add default via 2001:db8:100::1
     for i in 2 3 4 5 6 7 8 9; do ip -n "$ATK" -6 addr add "2001:db8:113::$i/64" dev "${P}at1" nodad; done
     ip -n "$ATK" -6 route add default via 2001:db8:113::1
-}
-
-status() {
-    for ns in "$PBX" "$PROV" "$ATK"; do
-        echo "== $ns"; ip -n "$ns" -br addr 2>/dev/null || echo "(absent)"
-    done
 }
 
 . "$(dirname "$0")/topology-main.sh" "$@"
