@@ -11,6 +11,15 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use sipwall_netfilter::{BanScope, GuardedPort, Hooks, L4Proto, QueueBackend, Ruleset};
 
+/// Default `[enforce] state_dir`: where the state store lives.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/sipwall";
+/// The state store's file name inside the state directory.
+pub const STORE_FILE: &str = "sipwall.db";
+/// Default `[enforce] control_socket`.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/sipwall/control.sock";
+/// Default `[enforce] table`: the nft table holding sipwall's rules and sets.
+pub const DEFAULT_TABLE: &str = "sipwall";
+
 /// `[enforce]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -70,12 +79,12 @@ impl Default for EnforceConfig {
             ban_scope: "ports".into(),
             queue_backend: "auto".into(),
             protected: Vec::new(),
-            state_dir: PathBuf::from("/var/lib/sipwall"),
-            table: "sipwall".into(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            table: DEFAULT_TABLE.into(),
             expire_interval_ms: 1000,
             record_decisions: true,
             max_tcp_flows: 16_384,
-            control_socket: PathBuf::from(crate::control::DEFAULT_SOCKET),
+            control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
         }
     }
 }

@@ -80,7 +80,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let state_dir = args.state.clone().unwrap_or_else(|| enforce.state_dir.clone());
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating state directory {}", state_dir.display()))?;
-    let db = state_dir.join("sipwall.db");
+    let db = state_dir.join(crate::config::STORE_FILE);
     let mut store = sipwall_store::Store::open(&db)
         .with_context(|| format!("opening the store {}", db.display()))?;
 

@@ -1,17 +1,17 @@
 //! sipwall — the one binary. Thin: argument parsing and wiring; the work lives in the crates
 //! (`sipwall-sip`, `sipwall-engine`, `sipwall-capture`, `sipwall-netfilter`, `sipwall-store`)
 //! and in this crate's modules (`inspect`, `daemon`).
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod check_config;
+mod client;
+mod commands;
 mod config;
-mod control;
 mod daemon;
 mod inspect;
-mod timefmt;
+mod protocol;
+mod time;
 
 /// SIP-aware firewall: stops scanner ghost calls, extension enumeration and password guessing.
 #[derive(Debug, Parser)]
@@ -28,19 +28,16 @@ enum Command {
     /// Protect this host or the hosts behind this router inline (NFQUEUE + nftables). Needs root.
     Run(daemon::RunArgs),
     /// Ban an address or network by hand (talks to the running `sipwall run`).
-    Ban(control::BanArgs),
+    Ban(commands::ban::BanArgs),
     /// Lift a ban (talks to the running `sipwall run`).
-    Unban(control::UnbanArgs),
+    Unban(commands::ban::UnbanArgs),
     /// List active bans: network, until, count, rule, reason (from the running daemon, else
     /// from the state store, read-only).
-    Bans(control::BansArgs),
+    Bans(commands::bans::BansArgs),
     /// Recent non-accept decisions and operator actions (reads the state store, read-only).
-    Decisions(control::DecisionsArgs),
+    Decisions(commands::decisions::DecisionsArgs),
     /// Check a config file; every error names the key and the line.
-    CheckConfig {
-        /// Config file (TOML).
-        file: PathBuf,
-    },
+    CheckConfig(commands::check_config::CheckConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,11 +48,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::main(args),
         Command::Run(args) => daemon::main(args),
-        Command::Ban(args) => control::ban(args),
-        Command::Unban(args) => control::unban(args),
-        Command::Bans(args) => control::bans(args),
-        Command::Decisions(args) => control::decisions(args),
-        Command::CheckConfig { file } => check_config::main(&file),
+        Command::Ban(args) => commands::ban::ban(args),
+        Command::Unban(args) => commands::ban::unban(args),
+        Command::Bans(args) => commands::bans::bans(args),
+        Command::Decisions(args) => commands::decisions::decisions(args),
+        Command::CheckConfig(args) => commands::check_config::main(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,5 @@
 //! The control socket: operator commands (`sipwall ban/unban/bans`) to the running daemon.
-//! Protocol and limits: [`crate::control`].
+//! Protocol and limits: [`crate::protocol`].
 //!
 //! CONTRACT:
 //! * The socket is bound at start, while the daemon still holds all its capabilities, with
@@ -24,7 +24,7 @@
 //!   unbans go to the ban worker as `Work::Apply`, the same kernel-then-store path as detected
 //!   bans; the answer is sent once the worker reports the batch applied (or after
 //!   [`APPLY_TIMEOUT`], saying so).
-use std::io::{BufReader, Write as _};
+use std::io::BufReader;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,8 @@ use anyhow::Context as _;
 use sipwall_engine::{BanAction, DecisionRecord, Engine, Evidence, Timestamp, Verdict};
 
 use super::state::{DecisionItem, Work};
-use crate::control::{fmt_utc, parse_request, read_request, BanView, Command, Response};
+use crate::protocol::{parse_request, read_request, write_line, BanView, Command, Response};
+use crate::time::utc_seconds as fmt_utc;
 
 /// Time a client has to send its request.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -174,9 +175,7 @@ pub fn authorize(peer: Peer, euid: u32) -> Result<(), String> {
 }
 
 fn send(stream: &UnixStream, resp: &Response) -> anyhow::Result<()> {
-    let mut line = serde_json::to_vec(resp)?;
-    line.push(b'\n');
-    (&*stream).write_all(&line).context("sending the answer")
+    write_line(&mut &*stream, resp).context("sending the answer")
 }
 
 fn serve_one(stream: UnixStream, ctx: &Ctx, euid: u32) -> anyhow::Result<()> {
@@ -406,7 +405,7 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
 mod tests {
     use super::*;
     use sipwall_engine::Policy;
-    use std::io::{BufRead as _, Read as _};
+    use std::io::{BufRead as _, Read as _, Write as _};
 
     fn clock() -> Timestamp {
         Timestamp::from_millis(1_000_000)
@@ -568,14 +567,14 @@ mod tests {
         // an oversized request gets an error answer, not a hang
         let mut c = UnixStream::connect(&path).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let _ = c.write_all(&vec![b'x'; 3 * crate::control::MAX_REQUEST]);
+        let _ = c.write_all(&vec![b'x'; 3 * crate::protocol::MAX_REQUEST]);
         let mut line = String::new();
         std::io::BufReader::new(&c).read_line(&mut line).unwrap();
         assert!(line.contains("longer than 4096"), "{line}");
         // a client that sends nothing is dropped after the read timeout, and the next served
         let silent = UnixStream::connect(&path).unwrap();
         let t0 = std::time::Instant::now();
-        let r = crate::control::call(&path, &crate::control::Request::Bans).unwrap();
+        let r = crate::client::call(&path, &crate::protocol::Request::Bans).unwrap();
         assert!(r.ok && t0.elapsed() < READ_TIMEOUT + Duration::from_secs(3));
         let mut rest = Vec::new();
         let _ = (&silent).read_to_end(&mut rest);

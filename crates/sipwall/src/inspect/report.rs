@@ -5,7 +5,7 @@ use super::{Analysis, SourceReport};
 
 /// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) from milliseconds since the epoch.
 pub fn fmt_ms(ms: u64) -> String {
-    crate::timefmt::utc_millis(ms)
+    crate::time::utc_millis(ms)
 }
 
 /// A short human duration: `850 ms`, `12.3 s`, `4 min 5 s`, `2 h 3 min`, `3 d 4 h`.

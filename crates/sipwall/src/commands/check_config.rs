@@ -1,10 +1,19 @@
 //! `sipwall check-config FILE`: loads the file exactly as `run` and `inspect` do (policy,
 //! `[enforce]`, block list files) and prints what it means, or the first error with its key
 //! and line. Exit 0 when valid, 1 when not.
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub fn main(file: &Path) -> anyhow::Result<ExitCode> {
+/// `sipwall check-config`.
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    /// Config file (TOML).
+    pub file: PathBuf,
+}
+
+/// `sipwall check-config`.
+pub fn main(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
+    let file = &args.file;
     match crate::config::load(file) {
         Ok(config) => {
             println!("{}: ok", file.display());
