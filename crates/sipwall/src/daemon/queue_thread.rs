@@ -14,25 +14,54 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
-use sipwall_engine::{Direction, Engine, Packet, Rules, Timestamp, Transport, Verdict};
-use sipwall_netfilter::{packet, Hook, Queue, QueueVerdict, QueuedPacket, L4};
+use sipwall_engine::{Direction, Engine, Packet, Rules, Transport, Verdict};
+use sipwall_netfilter::{packet, Hook, L4Proto, Queue, QueueVerdict, QueuedPacket, Ruleset, L4};
 
+use super::ban_worker::{DecisionItem, Work};
 use super::lock;
-use super::state::{DecisionItem, Work};
 use super::tcp::TcpTracker;
+use crate::time::wall_clock;
 
-/// How a queue thread classifies packets.
+/// What a queue thread is told at start.
 #[derive(Debug, Clone)]
-pub struct Classifier {
+pub struct QueueSettings {
+    /// Which way a packet goes.
+    pub direction: DirectionRule,
+    /// Send non-accept decisions to the ban worker to be stored.
+    pub record_decisions: bool,
+    /// Most TCP connections tracked by this thread.
+    pub max_tcp_flows: usize,
+}
+
+/// The direction rule: is a packet inbound (towards the protected side) or outbound? By the
+/// netfilter hook where the kernel saw it; on FORWARD (router mode) by the protected
+/// networks, else by the guarded destination port.
+#[derive(Debug, Clone)]
+pub struct DirectionRule {
     /// Router mode: networks behind the router (their packets are outbound).
     pub protected: Vec<IpNet>,
     /// Guarded (inspected) ports, for the direction fallback in router mode.
     pub guarded: Vec<(L4, u16)>,
-    /// Record non-accept decisions.
-    pub record_decisions: bool,
 }
 
-impl Classifier {
+impl DirectionRule {
+    /// The rule `[enforce]` and its ruleset describe.
+    pub fn of(enforce: &crate::config::EnforceConfig, ruleset: &Ruleset) -> DirectionRule {
+        let guarded = ruleset
+            .ports
+            .iter()
+            .filter(|p| p.inspect)
+            .map(|p| {
+                let l4 = match p.l4 {
+                    L4Proto::Udp => L4::Udp,
+                    L4Proto::Tcp => L4::Tcp,
+                };
+                (l4, p.port)
+            })
+            .collect();
+        DirectionRule { protected: enforce.protected.clone(), guarded }
+    }
+
     /// Direction of a packet relative to the protected side.
     pub fn direction(&self, hook: Hook, src: SocketAddr, dst: SocketAddr, l4: L4) -> Direction {
         match hook {
@@ -66,22 +95,15 @@ pub struct InlineStats {
     pub unparsed: u64,
 }
 
-fn wall_clock() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
-    )
-}
-
 /// Run one queue until `stop`. Returns its counters, or the queue error that ended it.
 pub fn run_queue(
     mut queue: Queue,
     engine: Arc<Mutex<Engine>>,
     work: SyncSender<Work>,
-    classifier: Classifier,
-    max_tcp_flows: usize,
+    settings: QueueSettings,
     stop: Arc<AtomicBool>,
 ) -> Result<InlineStats, sipwall_netfilter::QueueError> {
-    let mut tcp = TcpTracker::new(max_tcp_flows);
+    let mut tcp = TcpTracker::new(settings.max_tcp_flows);
     let mut stats = InlineStats::default();
     let mut decision_overflow = 0u64;
     let mut rules: Arc<Rules> = lock(&engine).rules().clone();
@@ -94,7 +116,7 @@ pub fn run_queue(
                 stats.unparsed += 1;
                 return QueueVerdict::Accept;
             };
-            let direction = classifier.direction(qp.hook, view.src, view.dst, view.l4);
+            let direction = settings.direction.direction(qp.hook, view.src, view.dst, view.l4);
             let mut judge = |payload: &[u8], transport: Transport| -> bool {
                 let p = Packet { src: view.src, dst: view.dst, transport, direction, payload };
                 let analysis = rules.analyse(&p); // unlocked: the expensive, stateless half
@@ -121,7 +143,7 @@ pub fn run_queue(
                         r.summary
                     );
                 }
-                if classifier.record_decisions {
+                if settings.record_decisions {
                     if let Some(record) = d.record {
                         let item =
                             DecisionItem { at: now, src: view.src, verdict: d.verdict, record };
@@ -167,10 +189,9 @@ mod tests {
 
     #[test]
     fn direction_by_hook_then_protected_nets_then_port() {
-        let c = Classifier {
+        let c = DirectionRule {
             protected: vec!["192.0.2.0/24".parse().unwrap()],
             guarded: vec![(L4::Udp, 5060)],
-            record_decisions: false,
         };
         let phone: SocketAddr = "192.0.2.10:5060".parse().unwrap();
         let out: SocketAddr = "203.0.113.5:5060".parse().unwrap();
@@ -178,7 +199,7 @@ mod tests {
         assert_eq!(c.direction(Hook::LocalOut, out, phone, L4::Udp), Direction::Outbound);
         assert_eq!(c.direction(Hook::Forward, phone, out, L4::Udp), Direction::Outbound);
         assert_eq!(c.direction(Hook::Forward, out, phone, L4::Udp), Direction::Inbound);
-        let c2 = Classifier { protected: vec![], ..c };
+        let c2 = DirectionRule { protected: vec![], ..c };
         assert_eq!(c2.direction(Hook::Forward, out, phone, L4::Udp), Direction::Inbound);
         let ephemeral: SocketAddr = "192.0.2.10:40000".parse().unwrap();
         assert_eq!(c2.direction(Hook::Forward, out, ephemeral, L4::Udp), Direction::Outbound);

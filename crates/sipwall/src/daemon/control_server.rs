@@ -37,7 +37,7 @@ use super::lock;
 use anyhow::Context as _;
 use sipwall_engine::{BanAction, DecisionRecord, Engine, Evidence, Timestamp, Verdict};
 
-use super::state::{DecisionItem, Work};
+use super::ban_worker::{DecisionItem, Work};
 use crate::protocol::{parse_request, read_request, write_line, BanView, Command, Response};
 use crate::time::utc_seconds as fmt_utc;
 
@@ -430,8 +430,10 @@ mod tests {
                 match w {
                     Work::Apply(a, ack) => {
                         seen.extend(a);
-                        let _ = ack
-                            .send(super::super::state::Applied { kernel_ok: true, store_ok: true });
+                        let _ = ack.send(super::super::ban_worker::Applied {
+                            kernel_ok: true,
+                            store_ok: true,
+                        });
                     }
                     Work::Decision(d) => decided.push(*d),
                     Work::Stop => break,
