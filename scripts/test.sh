@@ -20,4 +20,6 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
-cargo test --workspace --locked --no-fail-fast
+# Every test, including those marked #[ignore] because they need root, network namespaces
+# or external tools (a plain `cargo test` skips them for developers without root).
+cargo test --workspace --locked --no-fail-fast -- --include-ignored

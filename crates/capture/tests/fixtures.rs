@@ -35,6 +35,7 @@ fn tshark(path: &Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs tshark: run by scripts/test.sh"]
 fn same_messages_as_tshark() {
     for name in [
         "svmap.pcap",

@@ -60,6 +60,7 @@ fn recv_all(s: &UdpSocket) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
 fn install_verify_and_remove_leave_nothing_behind() {
     fresh_netns();
     let mut fw = Firewall::install(ruleset(0)).expect("install");
@@ -82,6 +83,7 @@ fn install_verify_and_remove_leave_nothing_behind() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
 fn leftovers_of_a_crashed_run_are_replaced_and_drop_cleans_up() {
     fresh_netns();
     let mut fw = Firewall::install(ruleset(0)).unwrap();
@@ -98,6 +100,7 @@ fn leftovers_of_a_crashed_run_are_replaced_and_drop_cleans_up() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
 fn queued_packets_get_the_consumers_verdicts() {
     fresh_netns();
     let mut fw = Firewall::install(ruleset(3)).unwrap();
@@ -139,6 +142,7 @@ fn queued_packets_get_the_consumers_verdicts() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
 fn fail_open_without_a_consumer_and_fail_closed_drops() {
     fresh_netns();
     let rx = receiver();
@@ -159,6 +163,7 @@ fn fail_open_without_a_consumer_and_fail_closed_drops() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
 fn banned_sources_are_dropped_in_the_kernel_before_the_queue() {
     fresh_netns();
     let mut fw =
@@ -244,6 +249,7 @@ fn banned_sources_are_dropped_in_the_kernel_before_the_queue() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
 fn netlink_writer_adds_and_removes_elements_like_nft() {
     fresh_netns();
     let mut fw = Firewall::install(ruleset(9)).unwrap();

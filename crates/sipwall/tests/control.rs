@@ -157,6 +157,7 @@ fn by_root(reason: &str, said: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
 fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     let mut env = Env::new();
     env.daemon.start();

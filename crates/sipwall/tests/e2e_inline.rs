@@ -11,12 +11,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use sipwall_engine::Timestamp;
 
 mod common;
 use common::{
     in_ns, invites_seen, is_root, kernel_bans, no_rules_left, output, sipp_calls, sipp_options,
-    start_sipp_uas, tail, trace_args, Stage,
+    start_sipp_uas, tail, trace_args, wall_now, Stage,
 };
 
 const PBX: &str = "swd-pbx";
@@ -47,11 +46,8 @@ fn sipvicious(tool: &str, src: &str, extra: &[&str]) -> String {
     out
 }
 
-fn wall_now() -> Timestamp {
-    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap())
-}
-
 #[test]
+#[ignore = "needs root, network namespaces, SIPp and SIPVicious: run by scripts/test.sh"]
 fn inline_protection_with_real_scanners_in_network_namespaces() {
     assert!(
         is_root(),

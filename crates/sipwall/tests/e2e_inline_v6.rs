@@ -17,10 +17,9 @@ use std::net::IpAddr;
 
 use common::{
     in_ns, invites_seen, is_root, kernel_bans, kernel_bans6, no_rules_left, output, sipp_calls,
-    sipp_options, start_sipp_uas_on, tail, trace_args, wait_udp_listening, Stage,
+    sipp_options, start_sipp_uas_on, tail, trace_args, wait_udp_listening, wall_now, Stage,
 };
 use ipnet::IpNet;
-use sipwall_engine::Timestamp;
 
 const PBX: &str = "sw6-pbx";
 const PROVIDER: &str = "sw6-provider";
@@ -50,15 +49,12 @@ fn svmap_found_pbx(out: &str) -> bool {
     out.contains(&format!("{PBX_IP}:5060"))
 }
 
-fn wall_now() -> Timestamp {
-    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap())
-}
-
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, SIPp and SIPVicious: run by scripts/test.sh"]
 fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
     assert!(
         is_root(),

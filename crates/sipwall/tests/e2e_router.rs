@@ -52,6 +52,7 @@ fn svmap() -> String {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, SIPp and SIPVicious: run by scripts/test.sh"]
 fn router_mode_guards_the_phones_behind_a_linux_router() {
     assert!(
         is_root(),

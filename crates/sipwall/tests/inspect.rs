@@ -274,6 +274,7 @@ fn files_total(v: &Value, key: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs editcap and mergecap (Wireshark tools): run by scripts/test.sh"]
 fn overlapping_captures_are_merged_by_time_like_mergecap() {
     // svcrack and svwar (the same scanner) shifted into legit.pcap's time span: captures of
     // the same seconds, the scanner's two runs interleaved with the provider's calls.
@@ -371,6 +372,7 @@ fn flood_bans(v: &Value) -> Vec<(String, u64)> {
 }
 
 #[test]
+#[ignore = "needs editcap and mergecap (Wireshark tools): run by scripts/test.sh"]
 fn flood_split_across_two_interfaces_captures_is_banned() {
     const BASE: u32 = 1_795_700_000;
     let dir = tempfile::tempdir().unwrap();

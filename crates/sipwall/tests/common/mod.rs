@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
+use sipwall_engine::Timestamp;
 
 /// The workspace root.
 pub fn repo() -> PathBuf {
@@ -394,4 +395,9 @@ pub fn sipp_options(ns: &str, target: &str, src_ip: &str) {
     ];
     let (ok, out) = output(in_ns(ns, 30, "sipp", &args));
     assert!(ok, "OPTIONS keep-alives {src_ip} -> {target} failed:\n{}", tail(&out, 40));
+}
+
+/// The wall clock as the engine and the store count time (to ask the store what is active).
+pub fn wall_now() -> Timestamp {
+    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap())
 }
