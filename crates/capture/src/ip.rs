@@ -1,4 +1,6 @@
-//! IPv4 / IPv6 header parsing and bounded fragment reassembly.
+//! Bounded IP fragment reassembly. The headers themselves are read by the shared packet
+//! view, [`sipwall_wire`] (the same code the inline path uses, so IPv6 extension headers,
+//! fragment headers included, are walked the same way in both).
 //!
 //! Reassembly bounds (see [`crate::Limits`]): at most `max_pending_datagrams` datagrams
 //! in reassembly at once (the oldest is dropped to make room), at most
@@ -8,122 +10,12 @@
 //! accepted (later bytes win); a datagram is delivered once fragments cover 0..end
 //! without a hole and the last fragment (more-fragments = 0) has been seen.
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
+pub use sipwall_wire::Frag;
+
 use crate::Limits;
-
-/// Fragment information of one IP packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frag {
-    /// IPv4 identification (16 bits) or IPv6 fragment identification (32 bits).
-    pub id: u32,
-    /// Byte offset of this fragment's data in the original payload.
-    pub offset: usize,
-    /// More fragments follow.
-    pub more: bool,
-}
-
-/// A parsed IP packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpPacket<'a> {
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    /// Upper-layer protocol (6 TCP, 17 UDP, ...), after IPv6 extension headers.
-    pub proto: u8,
-    /// Upper-layer bytes (trimmed to the length the header states, e.g. Ethernet padding cut).
-    pub payload: &'a [u8],
-    /// Set when this packet is a fragment (not the whole datagram).
-    pub frag: Option<Frag>,
-}
-
-/// Most IPv6 extension headers walked before giving up on a packet.
-const MAX_IPV6_EXT_HEADERS: usize = 8;
-
-/// Parse an IPv4 packet. `None` when malformed.
-pub fn parse_ipv4(b: &[u8]) -> Option<IpPacket<'_>> {
-    if b.len() < 20 || b[0] >> 4 != 4 {
-        return None;
-    }
-    let ihl = usize::from(b[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([b[2], b[3]]));
-    if ihl < 20 || total < ihl || b.len() < ihl {
-        return None;
-    }
-    // A capture cut by the snap length keeps less than `total`: take what is there.
-    let end = total.min(b.len());
-    let flags_off = u16::from_be_bytes([b[6], b[7]]);
-    let more = flags_off & 0x2000 != 0;
-    let offset = usize::from(flags_off & 0x1fff) * 8;
-    let frag = (more || offset != 0).then_some(Frag {
-        id: u32::from(u16::from_be_bytes([b[4], b[5]])),
-        offset,
-        more,
-    });
-    Some(IpPacket {
-        src: IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19])),
-        proto: b[9],
-        payload: &b[ihl..end],
-        frag,
-    })
-}
-
-/// Parse an IPv6 packet, walking extension headers. `None` when malformed.
-pub fn parse_ipv6(b: &[u8]) -> Option<IpPacket<'_>> {
-    if b.len() < 40 || b[0] >> 4 != 6 {
-        return None;
-    }
-    let plen = usize::from(u16::from_be_bytes([b[4], b[5]]));
-    // Payload length 0 means a jumbogram: take the captured bytes.
-    let end = if plen == 0 { b.len() } else { (40 + plen).min(b.len()) };
-    let src: [u8; 16] = b[8..24].try_into().ok()?;
-    let dst: [u8; 16] = b[24..40].try_into().ok()?;
-    let mut next = b[6];
-    let mut at = 40;
-    let mut frag = None;
-    for _ in 0..MAX_IPV6_EXT_HEADERS {
-        match next {
-            // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
-            0 | 43 | 60 => {
-                let h = b.get(at..at + 2)?;
-                next = h[0];
-                at += (usize::from(h[1]) + 1) * 8;
-            }
-            // Fragment header: next(1) reserved(1) offset+flags(2) id(4).
-            44 => {
-                let h = b.get(at..at + 8)?;
-                next = h[0];
-                let v = u16::from_be_bytes([h[2], h[3]]);
-                frag = Some(Frag {
-                    id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
-                    offset: usize::from(v >> 3) * 8,
-                    more: v & 1 != 0,
-                });
-                at += 8;
-            }
-            // Authentication header: (len + 2) * 4 bytes.
-            51 => {
-                let h = b.get(at..at + 2)?;
-                next = h[0];
-                at += (usize::from(h[1]) + 2) * 4;
-            }
-            _ => break,
-        }
-    }
-    if at > end {
-        return None;
-    }
-    // A fragment header with offset 0 and no more fragments is an atomic fragment: whole.
-    let frag = frag.filter(|f| f.more || f.offset != 0);
-    Some(IpPacket {
-        src: IpAddr::V6(Ipv6Addr::from(src)),
-        dst: IpAddr::V6(Ipv6Addr::from(dst)),
-        proto: next,
-        payload: &b[at..end],
-        frag,
-    })
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct FragKey {
@@ -311,6 +203,7 @@ impl Defragmenter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn v4(a: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, a))
@@ -318,31 +211,6 @@ mod tests {
 
     fn frag(offset: usize, more: bool) -> Frag {
         Frag { id: 7, offset, more }
-    }
-
-    #[test]
-    fn ipv4_header_fields_and_padding_trimmed() {
-        let mut p = vec![0x45, 0, 0, 24, 0, 9, 0x20, 0x01, 64, 17, 0, 0];
-        p.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2, 1, 2, 3, 4, 0xee, 0xee]);
-        let ip = parse_ipv4(&p).unwrap();
-        assert_eq!(ip.payload, &[1, 2, 3, 4]);
-        assert_eq!(ip.proto, 17);
-        assert_eq!(ip.frag, Some(Frag { id: 9, offset: 8, more: true }));
-        assert!(parse_ipv4(&p[..19]).is_none());
-    }
-
-    #[test]
-    fn ipv6_walks_hop_by_hop_and_fragment_headers() {
-        let mut p = vec![0x60, 0, 0, 0, 0, 20, 0, 64];
-        p.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        p.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-        p.extend_from_slice(&[44, 0, 0, 0, 0, 0, 0, 0]); // hop-by-hop, next = fragment
-        p.extend_from_slice(&[17, 0, 0, 0x11, 0, 0, 0, 5]); // offset 2*8, more
-        p.extend_from_slice(&[9, 9, 9, 9]);
-        let ip = parse_ipv6(&p).unwrap();
-        assert_eq!(ip.proto, 17);
-        assert_eq!(ip.payload, &[9, 9, 9, 9]);
-        assert_eq!(ip.frag, Some(Frag { id: 5, offset: 16, more: true }));
     }
 
     #[test]

@@ -10,8 +10,11 @@
 //!   memory does not grow with the size of the capture.
 //! * Formats: pcap (micro- and nanosecond, both byte orders) and pcapng (several sections
 //!   and interfaces, any timestamp resolution). Link types: see [`link`].
-//! * Network: IPv4 and IPv6 (extension headers walked), fragments reassembled with the
-//!   bounds documented in [`ip`]. UDP datagrams and TCP streams (per-flow, in order,
+//! * Network: IPv4 and IPv6 headers are read by the shared packet view [`sipwall_wire`], the
+//!   same code as the inline path (IPv6 extension headers walked: Hop-by-Hop, Routing,
+//!   Destination Options, Fragment, AH, at most [`sipwall_wire::MAX_EXTENSION_HEADERS`]; a
+//!   packet with more counts as malformed); fragments reassembled with the bounds documented
+//!   in [`ip`]. UDP datagrams and TCP streams (per-flow, in order,
 //!   framed by Content-Length; policy in [`tcp`]).
 //! * SIP is recognised by content on any port ([`looks_like_sip`]): a request line
 //!   `METHOD uri SIP/2.0` or a status line `SIP/2.0 NNN`. [`CaptureReader::set_ports`]
@@ -45,6 +48,7 @@ use std::time::Duration;
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
+use sipwall_wire::{IpPacket, L4};
 
 pub mod ip;
 pub mod link;
@@ -310,107 +314,95 @@ impl Decoder {
                 return;
             }
         };
-        let ip = match l3 {
-            link::L3::Ipv4(b) => ip::parse_ipv4(b),
-            link::L3::Ipv6(b) => ip::parse_ipv6(b),
+        // The shared packet view: IPv6 extension headers are walked exactly as inline.
+        let parsed = match l3 {
+            link::L3::Ipv4(b) => sipwall_wire::parse_ipv4(b),
+            link::L3::Ipv6(b) => sipwall_wire::parse_ipv6(b),
         };
-        let Some(ip) = ip else {
+        let Ok(ip) = parsed else {
             self.stats.malformed += 1;
             return;
         };
-        if ip.proto != 6 && ip.proto != 17 {
+        let Some(proto) = ip.l4() else {
             return;
-        }
+        };
         match ip.frag {
-            None => self.l4(ts, &ip, ip.payload),
+            None => self.l4(ts, &ip, proto, ip.payload),
             Some(frag) => {
                 self.stats.fragments += 1;
                 let before = self.defrag.dropped;
-                let outcome = self.defrag.push(ip.src, ip.dst, ip.proto, frag, ip.payload, ts);
+                let outcome = self.defrag.push(ip.src, ip.dst, ip.protocol, frag, ip.payload, ts);
                 self.stats.fragments_dropped += self.defrag.dropped - before;
                 if let ip::DefragOutcome::Complete(whole) = outcome {
                     self.stats.reassembled += 1;
-                    self.l4(ts, &ip, &whole);
+                    self.l4(ts, &ip, proto, &whole);
                 }
             }
         }
     }
 
-    fn l4(&mut self, ts: Duration, ip: &ip::IpPacket<'_>, l4: &[u8]) {
-        if ip.proto == 17 {
-            self.stats.udp += 1;
-            if l4.len() < 8 {
-                self.stats.malformed += 1;
-                return;
-            }
-            let sport = u16::from_be_bytes([l4[0], l4[1]]);
-            let dport = u16::from_be_bytes([l4[2], l4[3]]);
-            let ulen = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
-            // Trust the UDP length when it is sane; a snap-length cut keeps what is there.
-            let end = if ulen >= 8 { ulen.min(l4.len()) } else { l4.len() };
-            let payload = &l4[8..end];
-            if !self.port_ok(sport, dport) {
-                self.stats.port_filtered += 1;
-                return;
-            }
-            if !looks_like_sip(payload) {
-                self.stats.not_sip += 1;
-                return;
-            }
-            let m = Meta {
-                ts,
-                src: SocketAddr::new(ip.src, sport),
-                dst: SocketAddr::new(ip.dst, dport),
-                transport: Transport::Udp,
-                start: 0,
-                end: 0,
-            };
-            Self::push_out(&mut self.out, &mut self.queue, &mut self.stats, m, payload);
-        } else {
-            self.stats.tcp_segments += 1;
-            if l4.len() < 20 {
-                self.stats.malformed += 1;
-                return;
-            }
-            let sport = u16::from_be_bytes([l4[0], l4[1]]);
-            let dport = u16::from_be_bytes([l4[2], l4[3]]);
-            let seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
-            let off = usize::from(l4[12] >> 4) * 4;
-            if off < 20 || off > l4.len() {
-                self.stats.malformed += 1;
-                return;
-            }
-            if !self.port_ok(sport, dport) {
-                self.stats.port_filtered += 1;
-                return;
-            }
-            let fl = l4[13];
-            let flags =
-                tcp::TcpFlags { fin: fl & 0x01 != 0, syn: fl & 0x02 != 0, rst: fl & 0x04 != 0 };
-            let key = tcp::FlowKey {
-                src: SocketAddr::new(ip.src, sport),
-                dst: SocketAddr::new(ip.dst, dport),
-            };
-            let meta = Meta {
-                ts,
-                src: key.src,
-                dst: key.dst,
-                transport: Transport::Tcp,
-                start: 0,
-                end: 0,
-            };
-            let Decoder { tcp, out, queue, stats, .. } = self;
-            tcp.segment(key, seq, flags, &l4[off..], ts, &mut |msg| {
-                Self::push_out(out, queue, stats, meta, msg);
-            });
-            let t = self.tcp.stats;
-            self.stats.tcp_flows = t.flows_opened;
-            self.stats.tcp_flows_evicted = t.flows_evicted;
-            self.stats.tcp_retransmits = t.retransmits;
-            self.stats.tcp_out_of_order = t.out_of_order;
-            self.stats.tcp_gaps = t.gaps;
-            self.stats.tcp_framing_errors = t.framing_errors;
+    fn l4(&mut self, ts: Duration, ip: &IpPacket<'_>, proto: L4, l4: &[u8]) {
+        match proto {
+            L4::Udp => self.udp(ts, ip, l4),
+            L4::Tcp => self.tcp(ts, ip, l4),
         }
+    }
+
+    fn udp(&mut self, ts: Duration, ip: &IpPacket<'_>, l4: &[u8]) {
+        self.stats.udp += 1;
+        // Trusts the UDP length when it is sane; a snap-length cut keeps what is there.
+        let Ok(udp) = sipwall_wire::parse_udp(l4) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if !self.port_ok(udp.src_port, udp.dst_port) {
+            self.stats.port_filtered += 1;
+            return;
+        }
+        if !looks_like_sip(udp.payload) {
+            self.stats.not_sip += 1;
+            return;
+        }
+        let m = Meta {
+            ts,
+            src: SocketAddr::new(ip.src, udp.src_port),
+            dst: SocketAddr::new(ip.dst, udp.dst_port),
+            transport: Transport::Udp,
+            start: 0,
+            end: 0,
+        };
+        Self::push_out(&mut self.out, &mut self.queue, &mut self.stats, m, udp.payload);
+    }
+
+    fn tcp(&mut self, ts: Duration, ip: &IpPacket<'_>, l4: &[u8]) {
+        self.stats.tcp_segments += 1;
+        let Ok(seg) = sipwall_wire::parse_tcp(l4) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if !self.port_ok(seg.src_port, seg.dst_port) {
+            self.stats.port_filtered += 1;
+            return;
+        }
+        let flags =
+            tcp::TcpFlags { fin: seg.flags.fin(), syn: seg.flags.syn(), rst: seg.flags.rst() };
+        let key = tcp::FlowKey {
+            src: SocketAddr::new(ip.src, seg.src_port),
+            dst: SocketAddr::new(ip.dst, seg.dst_port),
+        };
+        let meta =
+            Meta { ts, src: key.src, dst: key.dst, transport: Transport::Tcp, start: 0, end: 0 };
+        let Decoder { tcp, out, queue, stats, .. } = self;
+        tcp.segment(key, seg.seq, flags, seg.payload, ts, &mut |msg| {
+            Self::push_out(out, queue, stats, meta, msg);
+        });
+        let t = self.tcp.stats;
+        self.stats.tcp_flows = t.flows_opened;
+        self.stats.tcp_flows_evicted = t.flows_evicted;
+        self.stats.tcp_retransmits = t.retransmits;
+        self.stats.tcp_out_of_order = t.out_of_order;
+        self.stats.tcp_gaps = t.gaps;
+        self.stats.tcp_framing_errors = t.framing_errors;
     }
 }
 

@@ -11,7 +11,8 @@
 //!   [`NlSetWriter`] (nf_tables netlink), [`NftShell`] (`nft -e -i`) or `nft -f -`, fastest
 //!   first; `replace_blocklist` swaps the static block list sets atomically.
 //! * [`Queue`]: a small NFQUEUE netlink client with batched receive and verdicts.
-//! * [`packet`]: zero-copy IPv4/IPv6 + UDP/TCP header view.
+//! * [`packet`]: the queued packet's IPv4/IPv6 + UDP/TCP view, a thin adapter over the shared
+//!   packet view `sipwall-wire` (also used by capture); [`L4`] is the wire crate's enum.
 //!
 //! `unsafe` is denied everywhere but the [`sys`] module (syscall wrappers).
 #![deny(unsafe_code)]

@@ -1,19 +1,19 @@
-//! Zero-copy, bounds-checked view of a queued IPv4/IPv6 packet's UDP or TCP header and payload.
+//! The inline path's view of a queued packet: a thin adapter over the shared packet view
+//! [`sipwall_wire`] (the same code the capture reader uses), shaped for the queue thread.
 //!
-//! CONTRACT: never panics or reads out of bounds on any input; returns [`PacketError`] for
-//! anything that is not a complete-enough UDP/TCP packet. Non-first IP fragments have no L4
-//! header and are reported as [`PacketError::Fragment`] (the daemon accepts them: the first
-//! fragment carries the SIP start line and is what gets judged).
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+//! CONTRACT: never panics or reads out of bounds on any input (the wire crate's contract);
+//! returns [`PacketError`] for anything that is not a complete-enough UDP/TCP packet. IPv6
+//! extension headers (Hop-by-Hop, Routing, Destination Options, Fragment, AH) in front of
+//! UDP/TCP are walked, so such a packet is judged like any other. What cannot be judged is
+//! told apart so the caller can choose: a non-first IP fragment ([`PacketError::Fragment`]: no
+//! transport header; the first fragment carries the SIP start line and is judged), a chain of
+//! more than [`MAX_EXTENSION_HEADERS`] extension headers
+//! ([`PacketError::TooManyExtensionHeaders`]: no SIP user agent sends one), another protocol
+//! ([`PacketError::Protocol`], e.g. ESP) and malformed headers.
+use std::net::{IpAddr, SocketAddr};
 
-/// Layer-4 protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum L4 {
-    /// UDP
-    Udp,
-    /// TCP
-    Tcp,
-}
+use sipwall_wire::{Transport, WireError};
+pub use sipwall_wire::{L4, MAX_EXTENSION_HEADERS};
 
 /// TCP header fields the stream tracker needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,141 +45,58 @@ pub struct PacketView<'a> {
 
 /// Why a packet could not be viewed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PacketError {
-    /// Shorter than its headers.
+    /// Shorter than its headers (which header).
     #[error("packet truncated in the {0} header")]
     Truncated(&'static str),
     /// Not IPv4 or IPv6.
     #[error("IP version {0} is not 4 or 6")]
     Version(u8),
-    /// Not UDP or TCP (protocol number).
+    /// Not UDP or TCP (protocol number, after any IPv6 extension headers).
     #[error("IP protocol {0} is not UDP or TCP")]
     Protocol(u8),
     /// Non-first fragment: no L4 header.
     #[error("non-first IP fragment")]
     Fragment,
+    /// More IPv6 extension headers than the view walks.
+    #[error("more than {} IPv6 extension headers", sipwall_wire::MAX_EXTENSION_HEADERS)]
+    TooManyExtensionHeaders,
+    /// A header field with an impossible value (IPv4 header or total length, TCP offset).
+    #[error("malformed packet: {0}")]
+    Malformed(WireError),
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+impl From<WireError> for PacketError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Truncated(h) => PacketError::Truncated(h.name()),
+            WireError::Version(v) => PacketError::Version(v),
+            WireError::NotUdpOrTcp(p) => PacketError::Protocol(p),
+            WireError::NonFirstFragment { .. } => PacketError::Fragment,
+            WireError::TooManyExtensionHeaders => PacketError::TooManyExtensionHeaders,
+            other => PacketError::Malformed(other),
+        }
+    }
 }
 
 /// Parse a layer-3 packet (as queued by NFQUEUE).
 pub fn parse(packet: &[u8]) -> Result<PacketView<'_>, PacketError> {
-    let first = *packet.first().ok_or(PacketError::Truncated("IP"))?;
-    match first >> 4 {
-        4 => parse_v4(packet),
-        6 => parse_v6(packet),
-        v => Err(PacketError::Version(v)),
-    }
-}
-
-fn parse_v4(p: &[u8]) -> Result<PacketView<'_>, PacketError> {
-    if p.len() < 20 {
-        return Err(PacketError::Truncated("IPv4"));
-    }
-    let ihl = ((p[0] & 0x0f) as usize) * 4;
-    if ihl < 20 || p.len() < ihl {
-        return Err(PacketError::Truncated("IPv4"));
-    }
-    // Total length bounds the payload (Ethernet padding may follow); a copy-range cut may make
-    // the buffer shorter than it, which is fine.
-    let total = be16(p, 2).ok_or(PacketError::Truncated("IPv4"))? as usize;
-    let end = total.clamp(ihl, p.len());
-    let frag = be16(p, 6).ok_or(PacketError::Truncated("IPv4"))?;
-    if frag & 0x1fff != 0 {
-        return Err(PacketError::Fragment);
-    }
-    let src = IpAddr::V4(Ipv4Addr::new(p[12], p[13], p[14], p[15]));
-    let dst = IpAddr::V4(Ipv4Addr::new(p[16], p[17], p[18], p[19]));
-    parse_l4(p[9], src, dst, &p[ihl..end])
-}
-
-fn parse_v6(p: &[u8]) -> Result<PacketView<'_>, PacketError> {
-    if p.len() < 40 {
-        return Err(PacketError::Truncated("IPv6"));
-    }
-    let payload_len = be16(p, 4).ok_or(PacketError::Truncated("IPv6"))? as usize;
-    let end = (40 + payload_len).min(p.len());
-    let mut src = [0u8; 16];
-    src.copy_from_slice(&p[8..24]);
-    let mut dst = [0u8; 16];
-    dst.copy_from_slice(&p[24..40]);
-    let (src, dst) = (IpAddr::V6(Ipv6Addr::from(src)), IpAddr::V6(Ipv6Addr::from(dst)));
-    let mut next = p[6];
-    let mut off = 40usize;
-    // Walk at most 8 extension headers: bounded work on hostile input.
-    for _ in 0..8 {
-        match next {
-            // hop-by-hop, routing, destination options
-            0 | 43 | 60 => {
-                let nh = *p.get(off).ok_or(PacketError::Truncated("IPv6 extension"))?;
-                let len =
-                    (*p.get(off + 1).ok_or(PacketError::Truncated("IPv6 extension"))? as usize + 1)
-                        * 8;
-                next = nh;
-                off += len;
-            }
-            44 => {
-                let nh = *p.get(off).ok_or(PacketError::Truncated("IPv6 fragment"))?;
-                let fo = be16(p, off + 2).ok_or(PacketError::Truncated("IPv6 fragment"))?;
-                if fo & 0xfff8 != 0 {
-                    return Err(PacketError::Fragment);
-                }
-                next = nh;
-                off += 8;
-            }
-            _ => break,
+    let p = sipwall_wire::parse_packet(packet)?;
+    let (src, dst) = (p.ip.src, p.ip.dst);
+    let tcp = match p.transport {
+        Transport::Tcp(t) => {
+            Some(TcpInfo { seq: t.seq, syn: t.flags.syn(), fin: t.flags.fin(), rst: t.flags.rst() })
         }
-    }
-    if off > end {
-        return Err(PacketError::Truncated("IPv6 extension"));
-    }
-    parse_l4(next, src, dst, &p[off..end])
-}
-
-fn parse_l4(proto: u8, src: IpAddr, dst: IpAddr, l4: &[u8]) -> Result<PacketView<'_>, PacketError> {
-    match proto {
-        17 => {
-            if l4.len() < 8 {
-                return Err(PacketError::Truncated("UDP"));
-            }
-            let (sp, dp) = (be16(l4, 0).unwrap_or(0), be16(l4, 2).unwrap_or(0));
-            let ulen = be16(l4, 4).unwrap_or(0) as usize;
-            let end = if ulen >= 8 { ulen.min(l4.len()) } else { l4.len() };
-            Ok(PacketView {
-                src: SocketAddr::new(src, sp),
-                dst: SocketAddr::new(dst, dp),
-                l4: L4::Udp,
-                tcp: None,
-                payload: &l4[8..end],
-            })
-        }
-        6 => {
-            if l4.len() < 20 {
-                return Err(PacketError::Truncated("TCP"));
-            }
-            let doff = ((l4[12] >> 4) as usize) * 4;
-            if doff < 20 || l4.len() < doff {
-                return Err(PacketError::Truncated("TCP"));
-            }
-            let flags = l4[13];
-            let seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
-            Ok(PacketView {
-                src: SocketAddr::new(src, be16(l4, 0).unwrap_or(0)),
-                dst: SocketAddr::new(dst, be16(l4, 2).unwrap_or(0)),
-                l4: L4::Tcp,
-                tcp: Some(TcpInfo {
-                    seq,
-                    fin: flags & 0x01 != 0,
-                    syn: flags & 0x02 != 0,
-                    rst: flags & 0x04 != 0,
-                }),
-                payload: &l4[doff..],
-            })
-        }
-        p => Err(PacketError::Protocol(p)),
-    }
+        Transport::Udp(_) => None,
+    };
+    Ok(PacketView {
+        src: SocketAddr::new(src, p.transport.src_port()),
+        dst: SocketAddr::new(dst, p.transport.dst_port()),
+        l4: p.transport.l4(),
+        tcp,
+        payload: p.transport.payload(),
+    })
 }
 
 /// Build an IPv4/UDP packet (checksums zero): for tests and the benchmark generator.
@@ -204,6 +121,8 @@ pub fn build_udp_v4(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sipwall_wire::Header;
+    use std::net::Ipv6Addr;
 
     #[test]
     fn ipv4_udp_round_trip() {
@@ -261,5 +180,58 @@ mod tests {
         for n in 0..ok.len() {
             let _ = parse(&ok[..n]);
         }
+    }
+
+    /// IPv6 + `exts` (each `[next, len, ...]`, chained in order) + UDP to 5060 + payload.
+    fn v6_udp_behind(first: u8, exts: &[&[u8]], payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0, 0, 0, first, 64];
+        p.extend_from_slice(&"2001:db8:113::5".parse::<Ipv6Addr>().unwrap().octets());
+        p.extend_from_slice(&"2001:db8:10::10".parse::<Ipv6Addr>().unwrap().octets());
+        for e in exts {
+            p.extend_from_slice(e);
+        }
+        p.extend_from_slice(&5070u16.to_be_bytes());
+        p.extend_from_slice(&5060u16.to_be_bytes());
+        p.extend_from_slice(&u16::try_from(8 + payload.len()).unwrap().to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(payload);
+        let plen = u16::try_from(p.len() - 40).unwrap();
+        p[4..6].copy_from_slice(&plen.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn ipv6_udp_behind_authentication_header_is_viewed() {
+        // AH: next UDP, length 4 -> 24 octets. Before the shared view this was "unparsed" and
+        // the queue accepted it uninspected.
+        let mut ah = vec![17, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+        ah.extend_from_slice(&[0xab; 12]);
+        let p = v6_udp_behind(51, &[&ah], b"INVITE sip:100@[2001:db8:10::10] SIP/2.0\r\n");
+        let v = parse(&p).unwrap();
+        assert_eq!(v.l4, L4::Udp);
+        assert_eq!(v.dst.port(), 5060);
+        assert!(v.payload.starts_with(b"INVITE "));
+    }
+
+    #[test]
+    fn overlong_extension_chain_and_fragments_are_told_apart() {
+        let dst_opts: &[u8] = &[60, 0, 1, 4, 0, 0, 0, 0];
+        let last: &[u8] = &[17, 0, 1, 4, 0, 0, 0, 0];
+        let mut chain = vec![dst_opts; sipwall_wire::MAX_EXTENSION_HEADERS];
+        chain.push(last);
+        assert_eq!(
+            parse(&v6_udp_behind(60, &chain, b"INVITE")),
+            Err(PacketError::TooManyExtensionHeaders)
+        );
+        // Fragment header, offset 8: a non-first fragment.
+        let frag: &[u8] = &[17, 0, 0, 8, 0, 0, 0, 1];
+        assert_eq!(parse(&v6_udp_behind(44, &[frag], b"x")), Err(PacketError::Fragment));
+        // ESP ends the walk: another protocol, not "malformed".
+        let p = v6_udp_behind(50, &[], b"x");
+        assert_eq!(parse(&p), Err(PacketError::Protocol(50)));
+        assert_eq!(
+            PacketError::from(WireError::Truncated(Header::Udp)),
+            PacketError::Truncated("UDP")
+        );
     }
 }

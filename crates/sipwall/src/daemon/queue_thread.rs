@@ -93,6 +93,8 @@ pub struct InlineStats {
     pub dropped: u64,
     /// Not parseable as UDP/TCP (accepted).
     pub unparsed: u64,
+    /// Non-first IP fragments (accepted: no transport header).
+    pub fragments: u64,
 }
 
 /// Run one queue until `stop`. Returns its counters, or the queue error that ended it.
@@ -112,9 +114,22 @@ pub fn run_queue(
         let now_ms = now.as_millis();
         queue.process_batch(|qp: &QueuedPacket<'_>| {
             stats.packets += 1;
-            let Ok(view) = packet::parse(qp.payload) else {
-                stats.unparsed += 1;
-                return QueueVerdict::Accept;
+            let view = match packet::parse(qp.payload) {
+                Ok(view) => view,
+                // No transport header to judge; the first fragment (SIP start line) is judged.
+                Err(packet::PacketError::Fragment) => {
+                    stats.fragments += 1;
+                    return QueueVerdict::Accept;
+                }
+                // Cannot be judged, and no SIP user agent chains this many: fail closed.
+                Err(packet::PacketError::TooManyExtensionHeaders) => {
+                    stats.dropped += 1;
+                    return QueueVerdict::Drop;
+                }
+                Err(_) => {
+                    stats.unparsed += 1;
+                    return QueueVerdict::Accept;
+                }
             };
             let direction = settings.direction.direction(qp.hook, view.src, view.dst, view.l4);
             let mut judge = |payload: &[u8], transport: Transport| -> bool {
