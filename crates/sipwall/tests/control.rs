@@ -292,7 +292,7 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     );
     assert!(
         out.lines().any(|l| l.contains(
-            "drop  manual.ban  manual ban of 203.0.113.9/32 for 60 s: manual ban by uid 0 (pid "
+            "drop  manual.ban  manual ban of 203.0.113.9/32 for 1m: manual ban by uid 0 (pid "
         )),
         "{out}"
     );
