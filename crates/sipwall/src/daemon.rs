@@ -180,7 +180,7 @@ impl Daemon {
         banset.replace_blocklist(&blocklist).context("loading the block list into the kernel")?;
         log::info!("block list: {} network(s) in the kernel sets", blocklist.len());
         let backend =
-            firewall.enable_queue(enforce.backend()?).context("installing the queue rules")?;
+            firewall.enable_queue(enforce.backend()).context("installing the queue rules")?;
         log::info!(
             "queue backend: {backend}; queues {}..={}; mode {:?}; fail {}",
             ruleset.queue_first,
