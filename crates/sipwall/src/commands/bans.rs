@@ -22,10 +22,12 @@ pub struct BansArgs {
     pub socket: SocketArgs,
 }
 
-/// Time left, in whole seconds (a ban with 999 ms left shows `0ms`, not a rounded-up `1s`).
+/// Time left, in whole seconds (a ban with 999 ms left shows `0s`, not a rounded-up `1s`).
 fn left(until_ms: u64, now_ms: u64) -> String {
-    let s = until_ms.saturating_sub(now_ms) / 1000;
-    time::human(std::time::Duration::from_secs(s))
+    match until_ms.saturating_sub(now_ms) / 1000 {
+        0 => "0s".to_string(),
+        s => time::human(std::time::Duration::from_secs(s)),
+    }
 }
 
 /// The text listing of `sipwall bans`.
@@ -108,5 +110,8 @@ mod tests {
         let t = bans_text(&[b], 1000);
         assert!(t.contains("203.0.113.9/32  1970-01-01T00:10:00Z   9m 59s      2  manual"), "{t}");
         assert!(t.ends_with("1 active ban\n"), "{t}");
+        assert_eq!(left(600_000, 599_001), "0s");
+        assert_eq!(left(600_000, 700_000), "0s");
+        assert_eq!(left(5_400_000, 0), "1h 30m");
     }
 }
