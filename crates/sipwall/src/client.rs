@@ -1,6 +1,6 @@
 //! The socket client of the control protocol ([`crate::protocol`]): connect to the running
 //! daemon's Unix socket, send one request, read one response, all within fixed timeouts.
-//! Operator commands ([`crate::commands`]) use it; the daemon never does.
+//! The operator commands (`commands/`) use it; the daemon never does.
 use std::io::BufReader;
 use std::path::Path;
 use std::time::Duration;

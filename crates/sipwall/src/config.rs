@@ -29,23 +29,23 @@ pub struct EnforceConfig {
     /// Guarded ports: "udp:5060", "tcp:5060", "tls:5061" (TLS: bans only, never queued).
     /// Default `[]`: the policy's guarded and tripwire ports (`[ports]`, 5060 when none),
     /// each on UDP and TCP.
-    pub ports: Vec<String>,
-    /// Number of queues (one thread each), balanced by flow hash.
-    pub queues: u16,
+    pub ports: Vec<PortSetting>,
+    /// Number of queues (one thread each, 1..=64), balanced by flow hash.
+    pub queues: QueueCount,
     /// First queue number.
     pub queue_first: u16,
     /// Drop guarded traffic while sipwall is not running (default: accept, fail open).
     pub fail_closed: bool,
     /// "ports" (banned sources lose the guarded ports) or "all".
-    pub ban_scope: String,
+    pub ban_scope: BanScopeSetting,
     /// "auto", "nft" or "iptables".
-    pub queue_backend: String,
+    pub queue_backend: BackendSetting,
     /// Router mode: the protected networks behind this router (decides packet direction).
     pub protected: Vec<IpNet>,
     /// Directory of the state database.
     pub state_dir: PathBuf,
     /// nft table name.
-    pub table: String,
+    pub table: TableName,
     /// How often expired bans are removed, in milliseconds.
     pub expire_interval_ms: u64,
     /// Store every non-accept decision with its evidence.
@@ -68,19 +68,98 @@ pub enum Mode {
     Both,
 }
 
+/// `[enforce] ports` items: `udp:PORT`, `tcp:PORT` or `tls:PORT` (TLS: bans only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PortSetting(pub GuardedPort);
+
+impl TryFrom<String> for PortSetting {
+    type Error = String;
+    fn try_from(p: String) -> Result<Self, String> {
+        let (proto, num) = p
+            .split_once(':')
+            .ok_or_else(|| format!("'{p}' is not 'udp:PORT', 'tcp:PORT' or 'tls:PORT'"))?;
+        let port: u16 = num.parse().map_err(|_| format!("bad port in '{p}'"))?;
+        let (l4, inspect) = match proto {
+            "udp" => (L4Proto::Udp, true),
+            "tcp" => (L4Proto::Tcp, true),
+            "tls" => (L4Proto::Tcp, false),
+            _ => return Err(format!("unknown transport '{proto}' in '{p}'")),
+        };
+        Ok(PortSetting(GuardedPort { l4, port, inspect }))
+    }
+}
+
+/// `[enforce] queues`: 1..=64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u16")]
+pub struct QueueCount(pub u16);
+
+impl TryFrom<u16> for QueueCount {
+    type Error = String;
+    fn try_from(n: u16) -> Result<Self, String> {
+        if (1..=64).contains(&n) {
+            Ok(QueueCount(n))
+        } else {
+            Err(format!("{n} queues: 1..=64"))
+        }
+    }
+}
+
+/// `[enforce] table`: 1-24 letters, digits or '_'.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TableName(pub String);
+
+impl TryFrom<String> for TableName {
+    type Error = String;
+    fn try_from(t: String) -> Result<Self, String> {
+        if !t.is_empty()
+            && t.len() <= 24
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            Ok(TableName(t))
+        } else {
+            Err(format!("'{t}': 1-24 letters, digits or '_'"))
+        }
+    }
+}
+
+/// `[enforce] ban_scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BanScopeSetting {
+    /// Banned sources lose the guarded ports.
+    Ports,
+    /// Banned sources lose every port.
+    All,
+}
+
+/// `[enforce] queue_backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendSetting {
+    /// nft `queue` if the kernel has it, else iptables NFQUEUE.
+    Auto,
+    /// nft `queue`.
+    Nft,
+    /// iptables NFQUEUE.
+    Iptables,
+}
+
 impl Default for EnforceConfig {
     fn default() -> Self {
         EnforceConfig {
             mode: Mode::Host,
             ports: Vec::new(),
-            queues: 1,
+            queues: QueueCount(1),
             queue_first: 0,
             fail_closed: false,
-            ban_scope: "ports".into(),
-            queue_backend: "auto".into(),
+            ban_scope: BanScopeSetting::Ports,
+            queue_backend: BackendSetting::Auto,
             protected: Vec::new(),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
-            table: DEFAULT_TABLE.into(),
+            table: TableName(DEFAULT_TABLE.into()),
             expire_interval_ms: 1000,
             record_decisions: true,
             max_tcp_flows: 16_384,
@@ -92,67 +171,51 @@ impl Default for EnforceConfig {
 impl EnforceConfig {
     /// The kernel ruleset these settings describe.
     /// `policy_ports` are the engine policy's ports to guard (used when `ports` is empty).
+    /// Every setting was checked when parsed; what is left are checks across settings.
     pub fn ruleset(&self, policy_ports: &[u16]) -> anyhow::Result<Ruleset> {
-        let mut ports = Vec::new();
-        if self.ports.is_empty() {
+        let mut ports: Vec<GuardedPort> = self.ports.iter().map(|p| p.0).collect();
+        if ports.is_empty() {
             for &port in policy_ports {
                 ports.push(GuardedPort { l4: L4Proto::Udp, port, inspect: true });
                 ports.push(GuardedPort { l4: L4Proto::Tcp, port, inspect: true });
             }
         }
-        for p in &self.ports {
-            let (proto, num) = p.split_once(':').with_context(|| {
-                format!("enforce.ports: '{p}' is not 'udp:PORT', 'tcp:PORT' or 'tls:PORT'")
-            })?;
-            let port: u16 =
-                num.parse().with_context(|| format!("enforce.ports: bad port in '{p}'"))?;
-            let (l4, inspect) = match proto {
-                "udp" => (L4Proto::Udp, true),
-                "tcp" => (L4Proto::Tcp, true),
-                "tls" => (L4Proto::Tcp, false),
-                _ => anyhow::bail!("enforce.ports: unknown transport '{proto}' in '{p}'"),
-            };
-            ports.push(GuardedPort { l4, port, inspect });
-        }
         anyhow::ensure!(!ports.is_empty(), "enforce.ports: at least one port is needed");
-        anyhow::ensure!(self.queues >= 1 && self.queues <= 64, "enforce.queues: 1..=64");
-        anyhow::ensure!(
-            self.queue_first.checked_add(self.queues - 1).is_some(),
-            "enforce.queue_first + queues exceeds 65535"
-        );
-        anyhow::ensure!(
-            !self.table.is_empty()
-                && self.table.len() <= 24
-                && self.table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-            "enforce.table: 1-24 letters, digits or '_'"
-        );
-        let ban_scope = match self.ban_scope.as_str() {
-            "ports" => BanScope::GuardedPorts,
-            "all" => BanScope::All,
-            o => anyhow::bail!("enforce.ban_scope: '{o}' is not 'ports' or 'all'"),
-        };
+        if let Err((key, msg)) = self.check_across() {
+            anyhow::bail!("enforce.{key}: {msg}");
+        }
         Ok(Ruleset {
-            table: self.table.clone(),
+            table: self.table.0.clone(),
             ports,
             hooks: Hooks {
                 input: matches!(self.mode, Mode::Host | Mode::Both),
                 forward: matches!(self.mode, Mode::Router | Mode::Both),
             },
             queue_first: self.queue_first,
-            queue_count: self.queues,
+            queue_count: self.queues.0,
             fail_closed: self.fail_closed,
-            ban_scope,
+            ban_scope: match self.ban_scope {
+                BanScopeSetting::Ports => BanScope::GuardedPorts,
+                BanScopeSetting::All => BanScope::All,
+            },
         })
     }
 
+    /// The checks across keys: the key to blame and what is wrong.
+    fn check_across(&self) -> Result<(), (&'static str, String)> {
+        if self.queue_first.checked_add(self.queues.0 - 1).is_none() {
+            return Err(("queue_first", "queue_first + queues exceeds 65535".into()));
+        }
+        Ok(())
+    }
+
     /// The preferred queue backend (None = detect).
-    pub fn backend(&self) -> anyhow::Result<Option<QueueBackend>> {
-        Ok(match self.queue_backend.as_str() {
-            "auto" => None,
-            "nft" => Some(QueueBackend::Nft),
-            "iptables" => Some(QueueBackend::Xtables),
-            o => anyhow::bail!("enforce.queue_backend: '{o}' is not auto, nft or iptables"),
-        })
+    pub fn backend(&self) -> Option<QueueBackend> {
+        match self.queue_backend {
+            BackendSetting::Auto => None,
+            BackendSetting::Nft => Some(QueueBackend::Nft),
+            BackendSetting::Iptables => Some(QueueBackend::Xtables),
+        }
     }
 }
 
@@ -164,42 +227,45 @@ struct EnforceDoc {
     enforce: EnforceConfig,
 }
 
-/// Parse and check `[enforce]`. Type errors come from toml with their line; errors of the
-/// checks in [`EnforceConfig::ruleset`] name their key, and the line is looked up here.
+/// Where each `[enforce]` key's value is written, to name key and line in errors.
+#[derive(Debug, Default, Deserialize)]
+struct EnforceSpans {
+    #[serde(default)]
+    enforce: std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Parse and check `[enforce]`. Every error names the key (`enforce.KEY`) and its line, from
+/// toml's spans as the engine's policy tables do: a bad value (unknown mode, ban scope or
+/// backend, malformed port, queues out of range, bad table name) fails while parsing, and
+/// the checks across keys fail afterwards.
 pub fn parse_enforce(text: &str) -> anyhow::Result<EnforceConfig> {
-    let doc: EnforceDoc = toml::from_str(text)
-        .map_err(|e| anyhow::anyhow!("in [enforce]: {}", e.to_string().trim_end()))?;
-    let check = doc.enforce.ruleset(&[5060]).and_then(|_| doc.enforce.backend().map(|_| ()));
-    if let Err(err) = check {
-        let msg = err.to_string();
-        let line = msg
-            .split(':')
-            .next()
-            .and_then(|key| key.strip_prefix("enforce."))
-            .and_then(|key| line_of_key(text, "enforce", key));
-        return Err(match line {
-            Some(line) => anyhow::anyhow!("line {line}: {msg}"),
-            None => err,
+    // The spans of the values; a file toml cannot read at all fails below with its own line.
+    let spans = toml::from_str::<EnforceSpans>(text).unwrap_or_default().enforce;
+    let key_at = |offset: usize| {
+        spans.iter().find(|(_, v)| v.span().contains(&offset)).map(|(k, _)| k.clone())
+    };
+    let doc: EnforceDoc = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_at(text, s.start));
+        let key = e.span().and_then(|s| key_at(s.start));
+        let msg = e.message().trim_end();
+        match (line, key) {
+            (Some(l), Some(k)) => anyhow::anyhow!("line {l}: enforce.{k}: {msg}"),
+            (Some(l), None) => anyhow::anyhow!("line {l}: in [enforce]: {msg}"),
+            _ => anyhow::anyhow!("in [enforce]: {msg}"),
+        }
+    })?;
+    if let Err((key, msg)) = doc.enforce.check_across() {
+        return Err(match spans.get(key).map(|v| line_at(text, v.span().start)) {
+            Some(line) => anyhow::anyhow!("line {line}: enforce.{key}: {msg}"),
+            None => anyhow::anyhow!("enforce.{key}: {msg}"),
         });
     }
     Ok(doc.enforce)
-}
-
-/// 1-based line of `key = ...` inside `[table]`, if it is written there.
-fn line_of_key(text: &str, table: &str, key: &str) -> Option<usize> {
-    let mut inside = false;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            inside =
-                t.trim_start_matches('[').split([']', '#']).next().map(str::trim) == Some(table);
-            continue;
-        }
-        if inside && t.split('=').next().map(str::trim) == Some(key) && t.contains('=') {
-            return Some(i + 1);
-        }
-    }
-    None
 }
 
 /// Everything one config file says: the engine's policy (with its block list files read) and
@@ -269,6 +335,8 @@ mod tests {
             ("[enforce]\nports = [\"sctp:5060\"]\n", "enforce.ports"),
             ("[enforce]\nqueues = 0\n", "enforce.queues"),
             ("[enforce]\nban_scope = \"most\"\n", "enforce.ban_scope"),
+            ("[enforce]\nmode = \"bridge\"\n", "enforce.mode"),
+            ("[enforce]\nqueue_first = 65535\nqueues = 2\n", "enforce.queue_first"),
             ("[enforce]\nqueue_backend = \"ebpf\"\n", "enforce.queue_backend"),
             ("[enforce]\ntable = \"a b\"\n", "enforce.table"),
         ] {

@@ -138,7 +138,7 @@ pub struct Daemon {
     work: mpsc::SyncSender<Work>,
     shutdown: Shutdown,
     reload: Arc<AtomicBool>,
-    queues: Vec<(u16, JoinHandle<Result<InlineStats, QueueError>>)>,
+    queues: Vec<QueueHandle>,
     control: JoinHandle<()>,
     worker: JoinHandle<WorkerStats>,
     firewall: Firewall,
@@ -180,7 +180,7 @@ impl Daemon {
         banset.replace_blocklist(&blocklist).context("loading the block list into the kernel")?;
         log::info!("block list: {} network(s) in the kernel sets", blocklist.len());
         let backend =
-            firewall.enable_queue(enforce.backend()?).context("installing the queue rules")?;
+            firewall.enable_queue(enforce.backend()).context("installing the queue rules")?;
         log::info!(
             "queue backend: {backend}; queues {}..={}; mode {:?}; fail {}",
             ruleset.queue_first,
@@ -188,18 +188,7 @@ impl Daemon {
             enforce.mode,
             if ruleset.fail_closed { "closed" } else { "open" }
         );
-        let mut queues = Vec::new();
-        for i in 0..ruleset.queue_count {
-            let mut qc = QueueConfig::new(ruleset.queue_first + i);
-            qc.fail_open = !ruleset.fail_closed;
-            let q = Queue::open(qc).context("opening NFQUEUE")?;
-            log::info!(
-                "queue {} bound, netlink receive buffer {} bytes",
-                qc.num,
-                q.rcvbuf_effective()
-            );
-            queues.push(q);
-        }
+        let queues = open_queues(&ruleset)?;
         if !args.keep_caps {
             privs::keep_only_net_admin().context("dropping capabilities")?;
         }
@@ -218,19 +207,7 @@ impl Daemon {
         };
         let mut threads = Vec::new();
         for q in queues {
-            let (e, t, c, s) = (engine.clone(), work.clone(), settings.clone(), shutdown.clone());
-            let num = q.config_used().num;
-            let h = std::thread::Builder::new()
-                .name(format!("sipwall-q{num}"))
-                .spawn(move || {
-                    let r = queue_thread::run_queue(q, e, t, c, s.flag());
-                    if r.is_err() {
-                        s.fail();
-                    }
-                    r
-                })
-                .context("starting a queue thread")?;
-            threads.push((num, h));
+            threads.push(spawn_queue(q, &engine, &work, &settings, &shutdown)?);
         }
         let control = {
             let ctx = control_server::Ctx {
@@ -357,6 +334,45 @@ impl Daemon {
         log::info!("rules removed; bye");
         Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
     }
+}
+
+/// Bind one NFQUEUE per queue number of the ruleset.
+fn open_queues(ruleset: &sipwall_netfilter::Ruleset) -> anyhow::Result<Vec<Queue>> {
+    let mut queues = Vec::new();
+    for i in 0..ruleset.queue_count {
+        let mut qc = QueueConfig::new(ruleset.queue_first + i);
+        qc.fail_open = !ruleset.fail_closed;
+        let q = Queue::open(qc).context("opening NFQUEUE")?;
+        log::info!("queue {} bound, netlink receive buffer {} bytes", qc.num, q.rcvbuf_effective());
+        queues.push(q);
+    }
+    Ok(queues)
+}
+
+/// A queue thread's handle with its queue number.
+type QueueHandle = (u16, JoinHandle<Result<InlineStats, QueueError>>);
+
+/// Start the thread of one queue; a queue error ends it and requests the shutdown as failed.
+fn spawn_queue(
+    q: Queue,
+    engine: &Arc<Mutex<Engine>>,
+    work: &mpsc::SyncSender<Work>,
+    settings: &QueueSettings,
+    shutdown: &Shutdown,
+) -> anyhow::Result<QueueHandle> {
+    let (e, t, c, s) = (engine.clone(), work.clone(), settings.clone(), shutdown.clone());
+    let num = q.config_used().num;
+    let h = std::thread::Builder::new()
+        .name(format!("sipwall-q{num}"))
+        .spawn(move || {
+            let r = queue_thread::run_queue(q, e, t, c, s.flag());
+            if r.is_err() {
+                s.fail();
+            }
+            r
+        })
+        .context("starting a queue thread")?;
+    Ok((num, h))
 }
 
 /// Put the store's unexpired bans and offence history into the engine (repeat offenders keep

@@ -1,6 +1,10 @@
 //! sipwall — the one binary. Thin: argument parsing and wiring; the work lives in the crates
 //! (`sipwall-sip`, `sipwall-engine`, `sipwall-capture`, `sipwall-netfilter`, `sipwall-store`)
-//! and in this crate's modules (`inspect`, `daemon`).
+//! and in this crate's modules: `inspect`, `daemon` (`run`), `commands` (the operator
+//! commands, one file per subcommand family), with `protocol` (the control protocol model
+//! shared by `client` and `daemon::control_server`), `config` and `time` beneath them. A new
+//! subcommand is one variant of [`Command`] plus one file under `commands/`. The daemon never
+//! uses `client` or `commands`.
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -1,5 +1,5 @@
 //! The control protocol: the one model of what an operator may ask the running daemon and
-//! what it answers, shared by the socket client ([`crate::client`]) and the daemon's socket
+//! what it answers, shared by the socket client (`client.rs`) and the daemon's socket
 //! server (`daemon::control_server`). Transport-free: serde types, their checks, and reading
 //! or writing ONE bounded line on a stream somebody else opened; no sockets, no clap, no
 //! formatting for people. A later transport (HTTP) serves the same model.

@@ -18,22 +18,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{is_root, no_rules_left, Daemon};
+use common::{is_root, no_rules_left, run_bounded, Daemon};
 
 const NS: &str = "swcc-ctl";
 const BIN: &str = env!("CARGO_BIN_EXE_sipwall");
-
-fn run(prog: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args(["-s", "KILL", "30", prog])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running a command");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
 
 fn ns_del() {
     let _ = Command::new("ip").args(["netns", "del", NS]).stderr(Stdio::null()).status();
@@ -62,9 +50,9 @@ impl Env {
         ns_del(); // leftovers of an interrupted run
         let dir = tempfile::tempdir().unwrap();
         let env = Env { daemon: Daemon::new(NS, dir.path()), dir };
-        let (ok, out) = run("ip", &["netns", "add", NS]);
+        let (ok, out) = run_bounded(30, "ip", &["netns", "add", NS]);
         assert!(ok, "ip netns add {NS}: {out}");
-        let (ok, out) = run("ip", &["-n", NS, "link", "set", "lo", "up"]);
+        let (ok, out) = run_bounded(30, "ip", &["-n", NS, "link", "set", "lo", "up"]);
         assert!(ok, "lo up: {out}");
         fs::write(
             env.path("sipwall.toml"),
@@ -86,12 +74,15 @@ impl Env {
         let mut a: Vec<&str> = args.to_vec();
         let sock = self.socket();
         a.extend(["--socket", &sock]);
-        run(BIN, &a)
+        run_bounded(30, BIN, &a)
     }
 
     fn kernel_ban4(&self) -> String {
-        let (ok, out) =
-            run("ip", &["netns", "exec", NS, "nft", "list", "set", "inet", "sipwall", "ban4"]);
+        let (ok, out) = run_bounded(
+            30,
+            "ip",
+            &["netns", "exec", NS, "nft", "list", "set", "inet", "sipwall", "ban4"],
+        );
         assert!(ok, "nft list set inet sipwall ban4:\n{out}\n{}", self.daemon.log());
         out
     }
@@ -281,7 +272,8 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
         out.lines().any(|l| l.starts_with("203.0.113.9/32") && l.contains("manual ban by uid 0")),
         "{out}"
     );
-    let (ok, out) = run(BIN, &["decisions", "--state", state.to_str().unwrap(), "--limit", "5"]);
+    let (ok, out) =
+        run_bounded(30, BIN, &["decisions", "--state", state.to_str().unwrap(), "--limit", "5"]);
     assert!(ok && out.contains("decisions (newest first)"), "{out}");
     // the audit trail: the operator's ban and unban, newest first, with who did them
     assert!(
@@ -292,13 +284,13 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     );
     assert!(
         out.lines().any(|l| l.contains(
-            "drop  manual.ban  manual ban of 203.0.113.9/32 for 60 s: manual ban by uid 0 (pid "
+            "drop  manual.ban  manual ban of 203.0.113.9/32 for 1m: manual ban by uid 0 (pid "
         )),
         "{out}"
     );
     assert!(fs::read(&db).unwrap() == before, "an offline query changed {}", db.display());
     let missing = env.path("nostate");
-    let (ok, out) = run(BIN, &["decisions", "--state", missing.to_str().unwrap()]);
+    let (ok, out) = run_bounded(30, BIN, &["decisions", "--state", missing.to_str().unwrap()]);
     assert!(!ok && out.contains("no store there") && out.contains("nostate/sipwall.db"), "{out}");
     assert!(!missing.exists(), "`decisions` created {}", missing.display());
 }

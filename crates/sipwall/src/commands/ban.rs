@@ -11,7 +11,7 @@ pub struct BanArgs {
     /// Address or network to ban (e.g. 203.0.113.9 or 203.0.113.0/24). Trusted networks are
     /// refused.
     pub net: String,
-    /// How long: 1h, 30m, 45s, 2d, 1w or seconds.
+    /// How long: 1h30m, 90m, 45s, 2d, 1w or plain seconds.
     #[arg(long = "for", default_value = "1h")]
     pub duration: String,
     /// Why (shown by `sipwall bans` and in the log).

@@ -22,13 +22,11 @@ pub struct BansArgs {
     pub socket: SocketArgs,
 }
 
+/// Time left, in whole seconds (a ban with 999 ms left shows `0s`, not a rounded-up `1s`).
 fn left(until_ms: u64, now_ms: u64) -> String {
-    let s = until_ms.saturating_sub(now_ms) / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86_400 => format!("{}h{:02}m", s / 3600, s / 60 % 60),
-        _ => format!("{}d{:02}h", s / 86_400, s / 3600 % 24),
+    match until_ms.saturating_sub(now_ms) / 1000 {
+        0 => "0s".to_string(),
+        s => time::human(std::time::Duration::from_secs(s)),
     }
 }
 
@@ -37,14 +35,14 @@ pub fn bans_text(bans: &[BanView], now_ms: u64) -> String {
     let mut out = String::new();
     let w = bans.iter().map(|b| b.net.len()).max().unwrap_or(3).max(3);
     out.push_str(&format!(
-        "{:<w$}  {:<19}  {:>7}  {:>5}  {:<20}  REASON\n",
-        "NET", "UNTIL (UTC)", "LEFT", "COUNT", "RULE"
+        "{:<w$}  {:<20}  {:>7}  {:>5}  {:<20}  REASON\n",
+        "NET", "UNTIL", "LEFT", "COUNT", "RULE"
     ));
     for b in bans {
         out.push_str(&format!(
-            "{:<w$}  {:<19}  {:>7}  {:>5}  {:<20}  {}\n",
+            "{:<w$}  {:<20}  {:>7}  {:>5}  {:<20}  {}\n",
             b.net,
-            time::utc_seconds(b.until_ms),
+            time::rfc3339(b.until_ms),
             left(b.until_ms, now_ms),
             b.count,
             b.rule,
@@ -110,7 +108,10 @@ mod tests {
             origin: "manual".into(),
         };
         let t = bans_text(&[b], 1000);
-        assert!(t.contains("203.0.113.9/32  1970-01-01 00:10:00    9m59s      2  manual"), "{t}");
+        assert!(t.contains("203.0.113.9/32  1970-01-01T00:10:00Z   9m 59s      2  manual"), "{t}");
         assert!(t.ends_with("1 active ban\n"), "{t}");
+        assert_eq!(left(600_000, 599_001), "0s");
+        assert_eq!(left(600_000, 700_000), "0s");
+        assert_eq!(left(5_400_000, 0), "1h 30m");
     }
 }

@@ -55,7 +55,7 @@ pub fn decisions(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                 };
                 println!(
                     "{}  {}  {}  {}  {}",
-                    time::utc_seconds(d.at.as_millis()),
+                    time::rfc3339(d.at.as_millis()),
                     d.src,
                     verdict,
                     d.rule,

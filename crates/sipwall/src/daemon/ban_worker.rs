@@ -250,9 +250,9 @@ pub fn run(
                 kernel_in.map_or("failed".to_string(), |k| format!("{} us", k.as_micros()));
             for b in &adds {
                 log::warn!(
-                    "ban active: {} until {} ms ({} #{}; {}) [in kernel set after {kernel}, durable after {} us]",
+                    "ban active: {} until {} ({} #{}; {}) [in kernel set after {kernel}, durable after {} us]",
                     b.net,
-                    b.until.as_millis(),
+                    crate::time::rfc3339(b.until.as_millis()),
                     b.rule,
                     b.count,
                     b.reason,

@@ -39,7 +39,7 @@ use sipwall_engine::{BanAction, DecisionRecord, Engine, Evidence, Timestamp, Ver
 
 use super::ban_worker::{DecisionItem, Work};
 use crate::protocol::{parse_request, read_request, write_line, BanView, Command, Response};
-use crate::time::utc_seconds as fmt_utc;
+use crate::time::{human, rfc3339};
 
 /// Time a client has to send its request.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -324,8 +324,8 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                 }
                 if let Some(b) = e.bans().find(|b| b.net == net && now < b.until) {
                     return Response::error(format!(
-                        "{net} is already banned until {} UTC ({}: {}); unban it first to change it",
-                        fmt_utc(b.until.as_millis()),
+                        "{net} is already banned until {} ({}: {}); unban it first to change it",
+                        rfc3339(b.until.as_millis()),
                         b.rule,
                         b.reason
                     ));
@@ -339,7 +339,7 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
             };
             let view = BanView::of(&ban);
             // `reason` ends with the operator ("manual ban by uid 0 (pid 1234)").
-            log::warn!("manual ban of {net} for {} s: {reason}", duration.as_secs());
+            log::warn!("manual ban of {net} for {}: {reason}", human(duration));
             match apply(ctx, vec![BanAction::Add(ban)]) {
                 Ok(()) => {
                     audit(
@@ -348,12 +348,12 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                         net,
                         Verdict::Drop,
                         "manual.ban",
-                        format!("manual ban of {net} for {} s: {reason}", duration.as_secs()),
+                        format!("manual ban of {net} for {}: {reason}", human(duration)),
                     );
                     Response::done(
                         format!(
-                            "banned {net} until {} UTC (ban #{}): in the kernel set and the store",
-                            fmt_utc(view.until_ms),
+                            "banned {net} until {} (ban #{}): in the kernel set and the store",
+                            rfc3339(view.until_ms),
                             view.count
                         ),
                         Some(vec![view]),
@@ -534,7 +534,7 @@ mod tests {
                     "203.0.113.9:0".to_string(),
                     Verdict::Drop,
                     "manual.ban",
-                    "manual ban of 203.0.113.9/32 for 600 s: test; manual ban by uid 0 (pid 4242)"
+                    "manual ban of 203.0.113.9/32 for 10m: test; manual ban by uid 0 (pid 4242)"
                 ),
                 (
                     "203.0.113.9:0".to_string(),
@@ -546,7 +546,7 @@ mod tests {
                     "203.0.113.0:0".to_string(),
                     Verdict::Drop,
                     "manual.ban",
-                    "manual ban of 203.0.113.0/24 for 60 s: manual ban by uid 1000 (pid 99)"
+                    "manual ban of 203.0.113.0/24 for 1m: manual ban by uid 1000 (pid 99)"
                 ),
             ]
         );

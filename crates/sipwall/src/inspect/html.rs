@@ -61,7 +61,7 @@ pub fn page(a: &Analysis) -> String {
     );
     let span = match (a.first_ms, a.last_ms) {
         (Some(f), Some(l)) => {
-            format!("{} to {} UTC ({})", fmt_ms(f), fmt_ms(l), fmt_duration(l - f))
+            format!("{} to {} ({})", fmt_ms(f), fmt_ms(l), fmt_duration(l - f))
         }
         _ => "no SIP messages".into(),
     };

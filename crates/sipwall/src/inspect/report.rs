@@ -3,21 +3,7 @@ use std::fmt::Write;
 
 use super::{Analysis, SourceReport};
 
-/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) from milliseconds since the epoch.
-pub fn fmt_ms(ms: u64) -> String {
-    crate::time::utc_millis(ms)
-}
-
-/// A short human duration: `850 ms`, `12.3 s`, `4 min 5 s`, `2 h 3 min`, `3 d 4 h`.
-pub fn fmt_duration(ms: u64) -> String {
-    match ms {
-        0..=999 => format!("{ms} ms"),
-        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
-        60_000..=3_599_999 => format!("{} min {} s", ms / 60_000, ms / 1000 % 60),
-        3_600_000..=86_399_999 => format!("{} h {} min", ms / 3_600_000, ms / 60_000 % 60),
-        _ => format!("{} d {} h", ms / 86_400_000, ms / 3_600_000 % 24),
-    }
-}
+pub use crate::time::{human_ms as fmt_duration, rfc3339_millis as fmt_ms};
 
 fn counts<K: std::fmt::Display>(m: &std::collections::BTreeMap<K, u64>) -> String {
     let mut v: Vec<(&K, &u64)> = m.iter().collect();
@@ -54,7 +40,7 @@ pub fn text(a: &Analysis) -> String {
     let mut o = String::new();
     let span = match (a.first_ms, a.last_ms) {
         (Some(f), Some(l)) => {
-            format!(", {} to {} UTC ({})", fmt_ms(f), fmt_ms(l), fmt_duration(l - f))
+            format!(", {} to {} ({})", fmt_ms(f), fmt_ms(l), fmt_duration(l - f))
         }
         _ => String::new(),
     };
@@ -117,9 +103,8 @@ pub fn text(a: &Analysis) -> String {
         let _ = writeln!(o, "\n{}  [{tag}]", s.address);
         let _ = writeln!(
             o,
-            "  seen      {} .. {} ({})",
-            fmt_ms(s.first_seen_ms),
-            &fmt_ms(s.last_seen_ms)[11..],
+            "  seen      {} ({})",
+            crate::time::span_millis(s.first_seen_ms, s.last_seen_ms),
             fmt_duration(s.last_seen_ms - s.first_seen_ms)
         );
         let _ = writeln!(o, "  messages  {}: {}", s.messages, counts(&s.methods));
@@ -210,16 +195,6 @@ pub fn csv(a: &Analysis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_and_durations() {
-        assert_eq!(fmt_ms(0), "1970-01-01 00:00:00.000");
-        assert_eq!(fmt_ms(1_700_000_000_123), "2023-11-14 22:13:20.123");
-        assert_eq!(fmt_ms(951_782_400_000), "2000-02-29 00:00:00.000");
-        assert_eq!(fmt_duration(850), "850 ms");
-        assert_eq!(fmt_duration(12_345), "12.3 s");
-        assert_eq!(fmt_duration(3_600_000), "1 h 0 min");
-    }
 
     #[test]
     fn csv_quotes() {

@@ -55,6 +55,13 @@ pub fn output(mut cmd: Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Run `prog args...` on the host, killed after `secs` seconds: (success, stdout + stderr).
+pub fn run_bounded(secs: u64, prog: &str, args: &[&str]) -> (bool, String) {
+    let mut c = Command::new("timeout");
+    c.args(["-s", "KILL", &secs.to_string(), prog]).args(args);
+    output(c)
+}
+
 /// The last `n` lines of `s`.
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
