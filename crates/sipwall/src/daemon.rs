@@ -150,18 +150,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         .context("starting the ban worker")?;
     let classifier = inline::Classifier {
         protected: enforce.protected.clone(),
-        guarded: ruleset
-            .ports
-            .iter()
-            .filter(|p| p.inspect)
-            .map(|p| {
-                let l4 = match p.l4 {
-                    sipwall_netfilter::L4Proto::Udp => sipwall_netfilter::L4::Udp,
-                    sipwall_netfilter::L4Proto::Tcp => sipwall_netfilter::L4::Tcp,
-                };
-                (l4, p.port)
-            })
-            .collect(),
+        guarded: ruleset.ports.iter().filter(|p| p.inspect).map(|p| (p.l4, p.port)).collect(),
         record_decisions: enforce.record_decisions,
     };
     let queue_stop = Arc::new(AtomicBool::new(false));
