@@ -66,4 +66,36 @@ pub mod testing {
     ) -> std::io::Result<usize> {
         crate::sys::recv_many(fd, bufs, lens)
     }
+
+    /// A raw element writer for benchmarks comparing set layouts: the same netlink path as
+    /// [`crate::BanSet`], without its bookkeeping.
+    #[derive(Debug)]
+    pub struct ElementWriter(crate::nlset::NlSetWriter);
+
+    impl ElementWriter {
+        /// Open a netlink socket for table `inet <table>`.
+        pub fn open(table: &str) -> std::io::Result<Self> {
+            crate::nlset::NlSetWriter::open(table).map(ElementWriter)
+        }
+
+        /// Add `addrs` to `set` in ONE transaction, each as a plain element (hash set,
+        /// `interval` false) or as a one-address range (interval set), with `timeout`.
+        pub fn add(
+            &mut self,
+            set: &'static str,
+            addrs: &[std::net::IpAddr],
+            interval: bool,
+            timeout: Option<std::time::Duration>,
+        ) -> std::io::Result<()> {
+            use crate::nlset::{Key, NlOp};
+            let ops: Vec<NlOp> = addrs
+                .iter()
+                .map(|&a| {
+                    let key = if interval { Key::Range(a, a) } else { Key::Addr(a) };
+                    NlOp::Add(set, key, timeout)
+                })
+                .collect();
+            self.0.apply(&ops)
+        }
+    }
 }

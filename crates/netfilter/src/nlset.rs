@@ -29,6 +29,9 @@ const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NFPROTO_INET: u8 = 1;
+/// Elements per message: a range is two elements of up to 44 bytes (IPv6), and the nested
+/// element list's length is 16 bits.
+const ELEMS_PER_MSG: usize = 256;
 
 /// An element key: one address (hash set) or an inclusive address range (interval set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,45 +98,73 @@ impl NlSetWriter {
     pub(crate) fn open(table: &str) -> io::Result<Self> {
         let fd = sys::netfilter_socket()?;
         sys::set_recv_timeout(&fd, Duration::from_secs(2))?;
+        // A large batch is one send (the kernel refuses a message larger than the send
+        // buffer) and one ack per message: raise both buffers, best effort.
+        for (force, plain, bytes) in [
+            (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, 64 << 20),
+            (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 8 << 20),
+        ] {
+            if sys::set_int_opt(&fd, libc::SOL_SOCKET, force, bytes).is_err() {
+                let _ = sys::set_int_opt(&fd, libc::SOL_SOCKET, plain, bytes);
+            }
+        }
         Ok(NlSetWriter { fd, table: table.to_string(), buf: vec![0u8; 65536] })
     }
 
-    /// The batch for these ops: (bytes, number of acks to expect).
+    /// The batch for these ops: (bytes, number of acks to expect). Consecutive ops of the
+    /// same kind on the same set share one message (up to [`ELEMS_PER_MSG`] elements), as
+    /// `nft` does: one ack per message, not per element, keeps the acks of a large batch
+    /// within the socket's receive buffer.
     fn render(&self, ops: &[NlOp]) -> (Vec<u8>, usize) {
-        let mut m = MsgBuf::new(160 * ops.len() + 64, 0);
+        let mut m = MsgBuf::new(100 * ops.len() + 64, 0);
         let b = m.start(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
         m.finish(b);
-        for op in ops {
-            let (set, key, timeout, t, flags) = match *op {
-                NlOp::Add(s, k, t) => (s, k, t, NFT_MSG_NEWSETELEM, NLM_F_CREATE),
-                NlOp::Del(s, k) => (s, k, None, NFT_MSG_DELSETELEM, 0),
+        let mut messages = 0;
+        let mut i = 0;
+        while i < ops.len() {
+            let (add, set) = match ops[i] {
+                NlOp::Add(s, ..) => (true, s),
+                NlOp::Del(s, _) => (false, s),
             };
+            let (t, flags) =
+                if add { (NFT_MSG_NEWSETELEM, NLM_F_CREATE) } else { (NFT_MSG_DELSETELEM, 0) };
             let s = m.start(
                 (NFNL_SUBSYS_NFTABLES << 8) | t,
                 NLM_F_REQUEST | NLM_F_ACK | flags,
                 NFPROTO_INET,
                 0,
             );
+            messages += 1;
             m.attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table);
             m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
             let l = m.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
-            match key {
-                Key::Addr(a) => put_elem(&mut m, a, false, timeout),
-                Key::Range(first, last) => {
-                    put_elem(&mut m, first, false, timeout);
-                    if let Some(end) = next_addr(last) {
-                        // The kernel refuses a timeout on an end element (EINVAL); its garbage
-                        // collector removes the end together with the expired start.
-                        put_elem(&mut m, end, true, None);
+            let mut n = 0;
+            while i < ops.len() && n < ELEMS_PER_MSG {
+                let (key, timeout) = match ops[i] {
+                    NlOp::Add(s2, k, t) if add && s2 == set => (k, t),
+                    NlOp::Del(s2, k) if !add && s2 == set => (k, None),
+                    _ => break,
+                };
+                match key {
+                    Key::Addr(a) => put_elem(&mut m, a, false, timeout),
+                    Key::Range(first, last) => {
+                        put_elem(&mut m, first, false, timeout);
+                        if let Some(end) = next_addr(last) {
+                            // The kernel refuses a timeout on an end element (EINVAL); its
+                            // garbage collector removes the end together with the expired start.
+                            put_elem(&mut m, end, true, None);
+                        }
                     }
                 }
+                i += 1;
+                n += 1;
             }
             m.nest_end(l);
             m.finish(s);
         }
         let e = m.start(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
         m.finish(e);
-        (m.buf, ops.len())
+        (m.buf, messages)
     }
 
     /// Apply the ops as one transaction. Err carries the first errno the kernel reported

@@ -6,13 +6,31 @@
 //! Shape of the nft table:
 //! ```text
 //! table inet sipwall {
-//!   set ban4 { type ipv4_addr; flags interval, timeout; }
-//!   set ban6 { type ipv6_addr; flags interval, timeout; }
+//!   set ban_addr4 { type ipv4_addr; flags timeout; }            # banned addresses (hash)
+//!   set ban_addr6 { type ipv6_addr; flags timeout; }
+//!   set ban_net4 { type ipv4_addr; flags interval, timeout; }   # banned ranges: disjoint
+//!   set ban_net6 { type ipv6_addr; flags interval, timeout; }   # segments (see banset.rs)
 //!   set block4/block6 { ... flags interval; }   # static block lists, replaced on reload
 //!   chain ban_prerouting { type filter hook prerouting priority raw; ... drop banned sources }
+//!   chain defrag_anchor { ct state untracked return }   # never jumped to, see below
 //!   chain queue_input { type filter hook input priority 0; ... queue }   # nft backend only
 //! }
 //! ```
+//! The table batch ADOPTS an existing table: `add` of a set that exists keeps it with its
+//! elements, the ban chain is flushed and refilled in the same transaction (so ports can change
+//! without a moment where banned sources pass), leftover queue chains are deleted.
+//!
+//! Why `defrag_anchor`: a rule with a `ct` expression makes the kernel register connection
+//! tracking for the table's families in this namespace, and with it IPv4 and IPv6
+//! defragmentation at priority -400, for as long as the rule exists, even in a chain nothing
+//! jumps to (so it costs no rule evaluation). Without it, an IPv6 datagram to this host is
+//! reassembled only after the INPUT hook, and a forwarded IPv4 or IPv6 one never: only its
+//! first fragment would match `udp dport 5060` and be queued, the later fragments (where a
+//! scanner's User-Agent may sit) would pass uninspected. Measured in `tests/kernel.rs`
+//! (`fragmented_datagrams_are_queued_whole`). It holds for the iptables fallback as well: the
+//! hooks are per namespace. Guarded ports are deliberately NOT `notrack`ed: that would change
+//! what a host's own stateful firewall and NAT see of SIP; the price is conntrack entries for
+//! SIP flows, as on any host that already runs conntrack.
 //! Why the ban drop sits in PREROUTING at priority raw (-300): it runs before connection
 //! tracking (-200), the route lookup and local delivery, so a flood from a banned source costs
 //! the least kernel work there is short of XDP, and one chain covers both this host (INPUT) and
