@@ -31,7 +31,7 @@ use crate::firewall::{run, FirewallError};
 use crate::nftshell::{NftShell, ShellError};
 use crate::nlset::{Key, NlOp, NlSetWriter};
 use crate::ruleset::{SET_ADDR4, SET_ADDR6, SET_NET4, SET_NET6};
-use crate::segments::segments;
+use crate::segments::{block_batches, segments};
 
 /// One change to the ban sets.
 #[non_exhaustive]
@@ -168,6 +168,19 @@ pub struct BanSet {
     bans: BTreeMap<IpNet, Until>,
     /// The range segments last written to the kernel, per family (v4, v6).
     segs: [Vec<Seg>; 2],
+    /// The block-list ranges last written (first, last), per family; None = read them back.
+    block: Option<[Vec<(u128, u128)>; 2]>,
+}
+
+/// What [`BanSet::replace_blocklist_in_batches`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlocklistReport {
+    /// Ranges added.
+    pub added: usize,
+    /// Ranges removed.
+    pub removed: usize,
+    /// Kernel transactions used.
+    pub transactions: usize,
 }
 
 fn fam_idx(f: Fam) -> usize {
@@ -203,6 +216,7 @@ impl BanSet {
             use_netlink: false,
             bans: BTreeMap::new(),
             segs: [Vec::new(), Vec::new()],
+            block: None,
         }
     }
 
@@ -581,6 +595,72 @@ impl BanSet {
         Ok(out)
     }
 
+    /// Replace the static block lists (`block4`/`block6`) with `nets` incrementally: only
+    /// the ranges that change are written, in transactions of about `batch` element changes
+    /// each (overlapping old and new ranges always change in the same transaction), calling
+    /// `progress(done, total)` after each. An address in both the old and the new list stays
+    /// dropped throughout; one only in the old list goes, one only in the new list comes, in
+    /// address order. Nothing here waits on the ban path: the daemon runs it on its own thread
+    /// with its own `BanSet` (its own netlink socket), so bans keep reaching the kernel while a
+    /// 1M-entry list loads. The first call reads the current sets back once; on error the next
+    /// call reads them back again.
+    pub fn replace_blocklist_in_batches(
+        &mut self,
+        nets: &[IpNet],
+        batch: usize,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<BlocklistReport, FirewallError> {
+        let old = match self.block.take() {
+            Some(b) => b,
+            None => {
+                let mut b: [Vec<(u128, u128)>; 2] = [Vec::new(), Vec::new()];
+                for (k, set) in ["block4", "block6"].into_iter().enumerate() {
+                    for (key, _) in self.read_set(set, true)? {
+                        if let Key::Range(a, z) = key {
+                            b[k].push((to_u128(a), to_u128(z)));
+                        }
+                    }
+                    b[k].sort_unstable();
+                }
+                b
+            }
+        };
+        let merged = IpNet::aggregate(&nets.iter().map(|n| n.trunc()).collect::<Vec<_>>());
+        let mut new: [Vec<(u128, u128)>; 2] = [Vec::new(), Vec::new()];
+        for n in &merged {
+            new[fam_idx(Fam::of(n))].push((to_u128(n.network()), to_u128(n.broadcast())));
+        }
+        for v in &mut new {
+            v.sort_unstable();
+        }
+        let mut plans = Vec::new();
+        for (k, (fam, set)) in [(Fam::V4, "block4"), (Fam::V6, "block6")].into_iter().enumerate() {
+            for (dels, adds) in block_batches(&old[k], &new[k], batch) {
+                let mut ops: Vec<NlOp> = dels
+                    .iter()
+                    .map(|r| NlOp::Del(set, Key::Range(fam.addr(r.0), fam.addr(r.1))))
+                    .collect();
+                let (d, a) = (dels.len(), adds.len());
+                ops.extend(
+                    adds.iter()
+                        .map(|r| NlOp::Add(set, Key::Range(fam.addr(r.0), fam.addr(r.1)), None)),
+                );
+                plans.push((ops, d, a));
+            }
+        }
+        let total = plans.len();
+        let mut report = BlocklistReport::default();
+        for (i, (ops, d, a)) in plans.into_iter().enumerate() {
+            self.send(&ops)?; // on error self.block stays None: read back next time
+            report.removed += d;
+            report.added += a;
+            report.transactions += 1;
+            progress(i + 1, total);
+        }
+        self.block = Some(new);
+        Ok(report)
+    }
+
     /// Elements of the static block list sets.
     pub fn list_blocklist(&self) -> Result<Vec<IpNet>, FirewallError> {
         let mut out = Vec::new();
@@ -615,7 +695,8 @@ impl BanSet {
     }
 
     /// Replace the static block list sets atomically (one transaction).
-    pub fn replace_blocklist(&self, nets: &[IpNet]) -> Result<(), FirewallError> {
+    pub fn replace_blocklist(&mut self, nets: &[IpNet]) -> Result<(), FirewallError> {
+        self.block = None;
         run("replacing block list sets", "nft", &["-f", "-"], Some(&self.render_blocklist(nets)))
             .map(|_| ())
     }

@@ -31,7 +31,9 @@ mod ruleset;
 mod segments;
 mod sys;
 
-pub use banset::{BanOp, BanSet, DesiredBan, ReconcileReport, RECONCILE_TOLERANCE};
+pub use banset::{
+    BanOp, BanSet, BlocklistReport, DesiredBan, ReconcileReport, RECONCILE_TOLERANCE,
+};
 pub use firewall::{remove_all, Firewall, FirewallError};
 pub use nftshell::{NftShell, ShellError};
 pub use packet::{PacketError, PacketView, TcpInfo, L4};

@@ -106,3 +106,107 @@ mod tests {
         }
     }
 }
+
+/// The transactions that turn the disjoint, sorted ranges `old` into `new` (both as
+/// (first, last) inclusive), each touching at most about `max_ops` elements: `(deletes, adds)`
+/// per transaction. Ranges that overlap across the two lists are grouped into clusters that
+/// are never split, so an interval set never sees an overlap and an address in both lists is
+/// covered after every transaction (its cluster changes atomically); an address only in `old`
+/// goes, one only in `new` comes, in address order. Unchanged ranges are not touched.
+pub(crate) fn block_batches(
+    old: &[(u128, u128)],
+    new: &[(u128, u128)],
+    max_ops: usize,
+) -> Vec<(Vec<(u128, u128)>, Vec<(u128, u128)>)> {
+    let olds: std::collections::BTreeSet<&(u128, u128)> = old.iter().collect();
+    let news: std::collections::BTreeSet<&(u128, u128)> = new.iter().collect();
+    // Every element with its side, by first address; clusters = runs of overlapping ones.
+    let mut all: Vec<((u128, u128), bool)> = old
+        .iter()
+        .filter(|r| !news.contains(r))
+        .map(|r| (*r, false))
+        .chain(new.iter().filter(|r| !olds.contains(r)).map(|r| (*r, true)))
+        .collect();
+    all.sort_unstable();
+    let mut out: Vec<(Vec<(u128, u128)>, Vec<(u128, u128)>)> = Vec::new();
+    let mut cur: (Vec<(u128, u128)>, Vec<(u128, u128)>) = (Vec::new(), Vec::new());
+    let mut reach: Option<u128> = None; // last address of the current cluster
+    for (r, is_new) in all {
+        let starts_cluster = reach.is_none_or(|end| r.0 > end);
+        if starts_cluster && cur.0.len() + cur.1.len() >= max_ops.max(1) {
+            out.push(std::mem::take(&mut cur));
+        }
+        reach = Some(if starts_cluster { r.1 } else { reach.map_or(r.1, |e| e.max(r.1)) });
+        if is_new {
+            cur.1.push(r);
+        } else {
+            cur.0.push(r);
+        }
+    }
+    if !cur.0.is_empty() || !cur.1.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn overlapping_old_and_new_ranges_change_in_one_transaction() {
+        let b = block_batches(&[(0, 9), (20, 29), (40, 49)], &[(5, 24), (40, 49), (60, 60)], 1);
+        assert_eq!(
+            b,
+            vec![
+                (vec![(0, 9), (20, 29)], vec![(5, 24)]), // one cluster, never split
+                (vec![], vec![(60, 60)]),
+            ]
+        );
+    }
+
+    fn disjoint(raw: Vec<(u128, u128)>) -> Vec<(u128, u128)> {
+        let mut v: Vec<(u128, u128)> = raw.into_iter().map(|(s, l)| (s, s + l)).collect();
+        v.sort_unstable();
+        let mut out: Vec<(u128, u128)> = Vec::new();
+        for r in v {
+            match out.last_mut() {
+                Some(p) if r.0 <= p.1 + 1 => p.1 = p.1.max(r.1),
+                _ => out.push(r),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn batches_never_overlap_and_keep_addresses_in_both_lists(
+            a in prop::collection::vec((0u128..300, 0u128..20), 0..30),
+            b in prop::collection::vec((0u128..300, 0u128..20), 0..30),
+            max_ops in 1usize..8,
+        ) {
+            let (old, new) = (disjoint(a), disjoint(b));
+            let mut set: Vec<(u128, u128)> = old.clone();
+            let covered = |s: &[(u128, u128)], x: u128| s.iter().any(|r| r.0 <= x && x <= r.1);
+            for (dels, adds) in block_batches(&old, &new, max_ops) {
+                for d in &dels {
+                    let at = set.iter().position(|r| r == d);
+                    prop_assert!(at.is_some(), "delete of a missing element {:?}", d);
+                    set.remove(at.unwrap());
+                }
+                for a in &adds {
+                    prop_assert!(set.iter().all(|r| r.1 < a.0 || a.1 < r.0), "overlap {:?}", a);
+                    set.push(*a);
+                }
+                for x in 0..330u128 {
+                    if covered(&old, x) && covered(&new, x) {
+                        prop_assert!(covered(&set, x), "{} uncovered mid-way", x);
+                    }
+                }
+            }
+            set.sort_unstable();
+            prop_assert_eq!(set, new);
+        }
+    }
+}

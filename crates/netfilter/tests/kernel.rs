@@ -498,3 +498,42 @@ fn fragmented_datagrams_are_queued_whole() {
         }
     }
 }
+
+/// Large block lists load in bounded transactions, changing only what differs; the result is
+/// the list, and what both lists hold stays dropped.
+#[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
+fn block_lists_load_incrementally_in_bounded_batches() {
+    fresh_netns();
+    let _fw = Firewall::install(ruleset(15)).unwrap();
+    add_lo_addr("203.0.113.10/32");
+    add_lo_addr("198.51.100.9/32");
+    let rx = receiver();
+    let v6 = |i: u32| n(&format!("2001:db8:1::{:x}:1/128", i));
+    let mut first: Vec<IpNet> = (0..3000).map(v6).collect();
+    first.push(n("203.0.113.0/25"));
+    let mut bans = BanSet::new("sipwall").with_netlink();
+    let mut calls = 0;
+    let r = bans.replace_blocklist_in_batches(&first, 256, |_, _| calls += 1).unwrap();
+    assert_eq!((r.added, r.removed), (3001, 0), "{r:?}");
+    assert!(calls >= 12 && r.transactions == calls, "{calls} progress calls, {r:?}");
+    assert_eq!(bans.list_blocklist().unwrap().len(), 3001);
+    assert!(!reaches("203.0.113.10", &rx));
+    // Second list: the /25 widens to a /24 (overlap: one transaction), half the IPv6 go.
+    let mut second: Vec<IpNet> = (1500..3000).map(v6).collect();
+    second.push(n("203.0.113.0/24"));
+    second.push(n("198.51.100.9/32"));
+    let r = bans.replace_blocklist_in_batches(&second, 256, |_, _| {}).unwrap();
+    assert_eq!((r.added, r.removed), (2, 1501), "{r:?}");
+    let mut listed = bans.list_blocklist().unwrap();
+    listed.sort();
+    let mut want = IpNet::aggregate(&second);
+    want.sort();
+    assert_eq!(listed, want);
+    assert!(!reaches("203.0.113.10", &rx));
+    assert!(!reaches("198.51.100.9", &rx));
+    // A fresh writer (as after a restart) reads the sets back and changes nothing.
+    let mut other = BanSet::new("sipwall").with_netlink();
+    let r = other.replace_blocklist_in_batches(&second, 256, |_, _| {}).unwrap();
+    assert_eq!(r, sipwall_netfilter::BlocklistReport::default());
+}
