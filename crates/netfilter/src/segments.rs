@@ -107,6 +107,11 @@ mod tests {
     }
 }
 
+/// A range, first and last value inclusive.
+pub(crate) type Span = (u128, u128);
+/// One transaction of [`block_batches`]: (deletes, adds).
+pub(crate) type Step = (Vec<Span>, Vec<Span>);
+
 /// The transactions that turn the disjoint, sorted ranges `old` into `new` (both as
 /// (first, last) inclusive), each touching at most about `max_ops` elements: `(deletes, adds)`
 /// per transaction. Ranges that overlap across the two lists are grouped into clusters that
@@ -117,7 +122,7 @@ pub(crate) fn block_batches(
     old: &[(u128, u128)],
     new: &[(u128, u128)],
     max_ops: usize,
-) -> Vec<(Vec<(u128, u128)>, Vec<(u128, u128)>)> {
+) -> Vec<Step> {
     let olds: std::collections::BTreeSet<&(u128, u128)> = old.iter().collect();
     let news: std::collections::BTreeSet<&(u128, u128)> = new.iter().collect();
     // Every element with its side, by first address; clusters = runs of overlapping ones.
@@ -128,8 +133,8 @@ pub(crate) fn block_batches(
         .chain(new.iter().filter(|r| !olds.contains(r)).map(|r| (*r, true)))
         .collect();
     all.sort_unstable();
-    let mut out: Vec<(Vec<(u128, u128)>, Vec<(u128, u128)>)> = Vec::new();
-    let mut cur: (Vec<(u128, u128)>, Vec<(u128, u128)>) = (Vec::new(), Vec::new());
+    let mut out: Vec<Step> = Vec::new();
+    let mut cur: Step = (Vec::new(), Vec::new());
     let mut reach: Option<u128> = None; // last address of the current cluster
     for (r, is_new) in all {
         let starts_cluster = reach.is_none_or(|end| r.0 > end);
