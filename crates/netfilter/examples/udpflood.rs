@@ -87,16 +87,11 @@ fn sink(echo: bool) {
     } else {
         // A 64 MiB buffer and 64 datagrams per recvmmsg, so the sink is not what loses packets.
         let fd = std::os::fd::OwnedFd::from(s);
-        let _ = sipwall_netfilter::sys::set_int_opt(
-            &fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            64 << 20,
-        );
+        let _ = sipwall_netfilter::testing::force_rcvbuf(&fd, 64 << 20);
         let mut bufs: Vec<Vec<u8>> = (0..64).map(|_| vec![0u8; 2048]).collect();
         let mut lens = vec![0usize; 64];
         while Instant::now() < deadline {
-            match sipwall_netfilter::sys::recv_many(&fd, &mut bufs, &mut lens) {
+            match sipwall_netfilter::testing::recv_many(&fd, &mut bufs, &mut lens) {
                 Ok(0) | Err(_) => {
                     if n > 0 {
                         break; // idle for the read timeout after traffic: done

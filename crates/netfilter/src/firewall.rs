@@ -1,8 +1,16 @@
-//! Applying the ruleset: the `inet` table through one atomic `nft -f -` batch, read back with
-//! `nft -j list table` to verify; the queue rules through nft's `queue` expression when the
-//! kernel has it, else `iptables-restore`/`ip6tables-restore --noflush` with the xt NFQUEUE
-//! target in own chains. Removal is idempotent (also used at start against leftovers of a
-//! crashed run) and runs on drop.
+//! Applying the ruleset: the `inet` table through one atomic `nft -f -` batch, verified by
+//! reading its chains back (`nft -j list chains`, which never fetches set elements); the
+//! queue rules through nft's `queue` expression when the kernel has it, else
+//! `iptables-restore`/`ip6tables-restore --noflush` with the xt NFQUEUE target in own chains.
+//!
+//! CONTRACT (the door never opens):
+//! * [`Firewall::install`] adopts what a previous run left: ban and block-list sets keep their
+//!   elements and timeouts, the ban-drop chain is rewritten in the same transaction that
+//!   (re)creates it, so there is no moment without the ban drop; leftover queue rules go.
+//! * [`Firewall::stop_keeping_bans`] (also on drop) removes only the queue rules, which would
+//!   break or stall traffic without a consumer, and the empty filter tables the xt fallback
+//!   created; the sets and the ban-drop chain stay, the kernel ends each ban at its timeout.
+//! * [`remove_all`] / [`Firewall::remove`] remove everything (`--cleanup`, package purge).
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
@@ -73,22 +81,28 @@ pub(crate) fn run(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The installed ruleset. Dropping it removes every rule it added.
+/// The installed ruleset. Dropping it stops queueing but keeps the bans in the kernel, like
+/// [`Firewall::stop_keeping_bans`].
 #[derive(Debug)]
 pub struct Firewall {
     ruleset: Ruleset,
-    table_installed: bool,
+    /// The queue rules may be in the kernel (cleared by a stop or a removal).
+    active: bool,
     backend: Option<QueueBackend>,
+    /// `ip filter` / `ip6 filter` did not exist before the xt fallback created them.
+    created_filter: [bool; 2],
 }
 
 impl Firewall {
-    /// Remove leftovers of an earlier run (table and own iptables chains), then create the
-    /// table with its ban sets and drop rules and verify it. No packet is queued yet: load
-    /// bans with [`crate::BanSet`], then call [`Firewall::enable_queue`].
+    /// Install the table, ADOPTING one a previous run left: ban and block-list sets are kept
+    /// with their elements and timeouts (created if missing); the ban-drop chain is rewritten
+    /// and leftover nft queue chains deleted in ONE transaction, so banned sources stay dropped
+    /// throughout; leftover iptables queue rules are removed. Then reads the table back.
+    /// Queueing starts only with [`Firewall::enable_queue`].
     pub fn install(ruleset: Ruleset) -> Result<Firewall, FirewallError> {
-        remove_all(&ruleset.table)?;
-        run("creating the nft table", "nft", &["-f", "-"], Some(&ruleset.render_nft_table()))?;
-        let fw = Firewall { ruleset, table_installed: true, backend: None };
+        remove_xt_queue(&ruleset.table)?;
+        run("installing the nft table", "nft", &["-f", "-"], Some(&ruleset.render_nft_table()))?;
+        let fw = Firewall { ruleset, active: true, backend: None, created_filter: [false; 2] };
         fw.verify()?;
         Ok(fw)
     }
@@ -109,6 +123,7 @@ impl Firewall {
         &mut self,
         prefer: Option<QueueBackend>,
     ) -> Result<QueueBackend, FirewallError> {
+        self.active = true;
         let try_nft = prefer != Some(QueueBackend::Xtables);
         if try_nft {
             match run(
@@ -137,39 +152,34 @@ impl Firewall {
         }
         let text = self.ruleset.render_xt();
         self.backend = Some(QueueBackend::Xtables);
+        for (i, family) in ["ip", "ip6"].into_iter().enumerate() {
+            self.created_filter[i] |= !filter_table_exists(family);
+        }
         run("adding iptables NFQUEUE rules", "iptables-restore", &["--noflush"], Some(&text))?;
         run("adding ip6tables NFQUEUE rules", "ip6tables-restore", &["--noflush"], Some(&text))?;
         self.verify()?;
         Ok(QueueBackend::Xtables)
     }
 
-    /// Read the table back and check that its sets and chains are there (and the iptables
-    /// chains for the xt backend).
+    /// Read the table's chains back and check they are all there, and the iptables jumps for
+    /// the xt backend. Uses `nft list chains`, the one listing that does not fetch set
+    /// elements (`list table`, even terse, and `list chain` fetch them all: ~3 s at 100k
+    /// elements), so its cost does not grow with the ban and block lists. The sets need no
+    /// separate check: they are created in the same transaction as the ban chain, whose rules
+    /// the kernel refuses if a set they name is missing.
     pub fn verify(&self) -> Result<(), FirewallError> {
         let table = &self.ruleset.table;
-        let json =
-            run("listing the nft table", "nft", &["-j", "list", "table", "inet", table], None)?;
+        let json = run("listing the nft chains", "nft", &["-j", "list", "chains", "inet"], None)?;
         let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
             FirewallError::Verify { table: table.clone(), what: format!("unreadable JSON: {e}") }
         })?;
         let items = v.get("nftables").and_then(|n| n.as_array()).cloned().unwrap_or_default();
-        let names = |kind: &str| -> Vec<String> {
-            items
-                .iter()
-                .filter_map(|i| i.get(kind))
-                .filter_map(|o| o.get("name").and_then(|n| n.as_str()).map(String::from))
-                .collect()
-        };
-        let (sets, chains) = (names("set"), names("chain"));
-        let (s4, s6) = self.ruleset.set_names();
-        for s in [s4, s6] {
-            if !sets.iter().any(|x| x == s) {
-                return Err(FirewallError::Verify {
-                    table: table.clone(),
-                    what: format!("set {s} missing"),
-                });
-            }
-        }
+        let chains: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.get("chain"))
+            .filter(|c| c.get("table").and_then(|t| t.as_str()) == Some(table.as_str()))
+            .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(String::from))
+            .collect();
         let backend = self.backend.unwrap_or(QueueBackend::Xtables);
         for c in self.ruleset.nft_chain_names(backend) {
             if !chains.contains(&c) {
@@ -200,10 +210,33 @@ impl Firewall {
         Ok(())
     }
 
-    /// Remove every rule, chain and the table. Idempotent.
+    /// Clean stop: remove what would break traffic without the daemon (the nft queue chains,
+    /// the iptables NFQUEUE rules and chains, and the `ip`/`ip6 filter` tables the xt fallback
+    /// created if they are empty now) and KEEP the table with its ban and block-list sets and
+    /// the ban-drop chain: banned sources stay dropped by the kernel, each element until its
+    /// own timeout, while no daemon runs. The next [`Firewall::install`] adopts them.
+    /// Idempotent.
+    pub fn stop_keeping_bans(&mut self) -> Result<(), FirewallError> {
+        if !self.active {
+            return Ok(());
+        }
+        remove_xt_queue(&self.ruleset.table)?;
+        let text = self.ruleset.render_nft_queue_removal();
+        run("removing the nft queue chains", "nft", &["-f", "-"], Some(&text))?;
+        for (i, family) in ["ip", "ip6"].into_iter().enumerate() {
+            if self.created_filter[i] {
+                remove_filter_table_if_empty(family)?;
+            }
+        }
+        self.active = false;
+        self.backend = None;
+        Ok(())
+    }
+
+    /// Remove everything, bans included (see [`remove_all`]). Idempotent.
     pub fn remove(&mut self) -> Result<(), FirewallError> {
         remove_all(&self.ruleset.table)?;
-        self.table_installed = false;
+        self.active = false;
         self.backend = None;
         Ok(())
     }
@@ -211,17 +244,16 @@ impl Firewall {
 
 impl Drop for Firewall {
     fn drop(&mut self) {
-        if self.table_installed {
-            if let Err(e) = self.remove() {
-                log::error!("removing sipwall rules: {e}");
-            }
+        // The door stays shut: an error path or a panic unwinding past the firewall stops
+        // queueing like a clean stop and keeps the bans.
+        if let Err(e) = self.stop_keeping_bans() {
+            log::error!("removing sipwall queue rules: {e}");
         }
     }
 }
 
-/// Remove the table and own iptables chains of `table`, whatever state they are in.
-/// Removes the queue rules first, so packets stop being queued before the ban sets go.
-pub fn remove_all(table: &str) -> Result<(), FirewallError> {
+/// Remove the iptables jumps and own chains of `table`, whatever state they are in.
+fn remove_xt_queue(table: &str) -> Result<(), FirewallError> {
     for tool in ["iptables", "ip6tables"] {
         for (builtin, own) in Ruleset::all_xt_chains(table) {
             // Several jumps may have piled up after crashes: remove them all (bounded).
@@ -237,7 +269,45 @@ pub fn remove_all(table: &str) -> Result<(), FirewallError> {
             }
         }
     }
+    Ok(())
+}
+
+fn filter_table_exists(family: &str) -> bool {
+    run("listing a filter table", "nft", &["-t", "list", "table", family, "filter"], None).is_ok()
+}
+
+/// Delete `<family> filter` if it has no rule and every chain accepts by policy, i.e. if
+/// deleting it cannot change what passes (the iptables-nft fallback leaves it behind).
+fn remove_filter_table_if_empty(family: &str) -> Result<(), FirewallError> {
+    let Ok(json) =
+        run("listing a filter table", "nft", &["-j", "list", "table", family, "filter"], None)
+    else {
+        return Ok(()); // absent
+    };
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    let items = v.get("nftables").and_then(|n| n.as_array()).cloned().unwrap_or_default();
+    let has_rule = items.iter().any(|i| i.get("rule").is_some() || i.get("set").is_some());
+    let blocks = items
+        .iter()
+        .filter_map(|i| i.get("chain"))
+        .any(|c| c.get("policy").and_then(|p| p.as_str()).is_some_and(|p| p != "accept"));
+    if has_rule || blocks {
+        return Ok(());
+    }
+    run("deleting an empty filter table", "nft", &["delete", "table", family, "filter"], None)
+        .map(|_| ())
+}
+
+/// Remove everything of `table`: the iptables queue rules first (packets stop being queued
+/// before the ban sets go), then the nft table with every ban and block-list element, then the
+/// `ip`/`ip6 filter` tables if the xt fallback left them empty. For `--cleanup` and package
+/// purge; a daemon stop uses [`Firewall::stop_keeping_bans`] instead. Idempotent.
+pub fn remove_all(table: &str) -> Result<(), FirewallError> {
+    remove_xt_queue(table)?;
     let text = format!("add table inet {table}\ndelete table inet {table}\n");
     run("deleting the nft table", "nft", &["-f", "-"], Some(&text))?;
+    for family in ["ip", "ip6"] {
+        remove_filter_table_if_empty(family)?;
+    }
     Ok(())
 }

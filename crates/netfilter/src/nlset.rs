@@ -1,18 +1,17 @@
-//! Ban set elements written straight to nf_tables over netlink (no `nft` process): one batch
-//! (`NFNL_MSG_BATCH_BEGIN` .. `END`, one kernel transaction) per call.
+//! Set elements written straight to nf_tables over netlink (no `nft` process): one batch
+//! (`NFNL_MSG_BATCH_BEGIN` .. `END`, one kernel transaction, all or nothing) per call.
 //!
-//! Interval sets hold an address range as two elements: the start (with the timeout) and the
-//! first address after the range flagged `NFT_SET_ELEM_INTERVAL_END` (no timeout: the kernel
-//! refuses one there, and removes the end with its expired start); a range reaching the top of
-//! the address space has no end element.
+//! Hash sets hold an address as one element. Interval sets hold a range as two elements: the
+//! start (with the timeout) and the first address after the range flagged
+//! `NFT_SET_ELEM_INTERVAL_END` (no timeout: the kernel refuses one there, and removes the end
+//! with its expired start); a range reaching the top of the address space has no end element.
 //! This is how `nft` itself encodes them (`nft --debug=netlink`).
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use ipnet::IpNet;
-
+use crate::netlink::{self, MsgBuf, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
 use crate::sys;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -29,20 +28,27 @@ const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
-const NLA_F_NESTED: u16 = 0x8000;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLM_F_CREATE: u16 = 0x400;
-const NLMSG_ERROR: u16 = 2;
 const NFPROTO_INET: u8 = 1;
+/// Elements per message: a range is two elements of up to 44 bytes (IPv6), and the nested
+/// element list's length is 16 bits.
+const ELEMS_PER_MSG: usize = 256;
 
-/// One element change.
+/// An element key: one address (hash set) or an inclusive address range (interval set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Key {
+    /// One address, in a hash set.
+    Addr(IpAddr),
+    /// First and last address of a range, in an interval set.
+    Range(IpAddr, IpAddr),
+}
+
+/// One element change in set `set` of the writer's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NlOp {
-    /// Add with an optional timeout.
-    Add(IpNet, Option<Duration>),
+pub(crate) enum NlOp {
+    /// Add with an optional timeout (none = until removed).
+    Add(&'static str, Key, Option<Duration>),
     /// Delete.
-    Del(IpNet),
+    Del(&'static str, Key),
 }
 
 fn bytes_of(ip: IpAddr) -> Vec<u8> {
@@ -52,71 +58,30 @@ fn bytes_of(ip: IpAddr) -> Vec<u8> {
     }
 }
 
-/// The first address after the range, None at the top of the address space.
-fn after(net: &IpNet) -> Option<IpAddr> {
-    match net.trunc() {
-        IpNet::V4(n) => u32::from(n.broadcast()).checked_add(1).map(|v| IpAddr::V4(v.into())),
-        IpNet::V6(n) => u128::from(n.broadcast()).checked_add(1).map(|v| IpAddr::V6(v.into())),
+/// The address after `ip`, None at the top of the address space.
+pub(crate) fn next_addr(ip: IpAddr) -> Option<IpAddr> {
+    match ip {
+        IpAddr::V4(a) => u32::from(a).checked_add(1).map(|v| IpAddr::V4(v.into())),
+        IpAddr::V6(a) => u128::from(a).checked_add(1).map(|v| IpAddr::V6(v.into())),
     }
 }
 
-struct Msg {
-    buf: Vec<u8>,
-    seq: u32,
+fn put_elem(m: &mut MsgBuf, key: IpAddr, end: bool, timeout: Option<Duration>) {
+    let e = m.nest_start(NFTA_LIST_ELEM);
+    let k = m.nest_start(NFTA_SET_ELEM_KEY);
+    m.attr(NFTA_DATA_VALUE, &bytes_of(key));
+    m.nest_end(k);
+    if end {
+        m.attr(NFTA_SET_ELEM_FLAGS, &NFT_SET_ELEM_INTERVAL_END.to_be_bytes());
+    }
+    if let Some(t) = timeout {
+        m.attr(NFTA_SET_ELEM_TIMEOUT, &(t.as_millis().max(1) as u64).to_be_bytes());
+    }
+    m.nest_end(e);
 }
 
-impl Msg {
-    fn header(&mut self, t: u16, flags: u16, family: u8, res_id: u16) -> usize {
-        let start = self.buf.len();
-        self.seq += 1;
-        self.buf.extend_from_slice(&0u32.to_ne_bytes());
-        self.buf.extend_from_slice(&t.to_ne_bytes());
-        self.buf.extend_from_slice(&flags.to_ne_bytes());
-        self.buf.extend_from_slice(&self.seq.to_ne_bytes());
-        self.buf.extend_from_slice(&0u32.to_ne_bytes());
-        self.buf.extend_from_slice(&[family, 0]);
-        self.buf.extend_from_slice(&res_id.to_be_bytes());
-        start
-    }
-    fn finish(&mut self, start: usize) {
-        let len = (self.buf.len() - start) as u32;
-        self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
-    }
-    fn attr(&mut self, t: u16, data: &[u8]) {
-        self.buf.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
-        self.buf.extend_from_slice(&t.to_ne_bytes());
-        self.buf.extend_from_slice(data);
-        while self.buf.len() % 4 != 0 {
-            self.buf.push(0);
-        }
-    }
-    fn nest_start(&mut self, t: u16) -> usize {
-        let at = self.buf.len();
-        self.buf.extend_from_slice(&[0, 0]);
-        self.buf.extend_from_slice(&(t | NLA_F_NESTED).to_ne_bytes());
-        at
-    }
-    fn nest_end(&mut self, at: usize) {
-        let len = (self.buf.len() - at) as u16;
-        self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
-    }
-    fn elem(&mut self, key: IpAddr, end: bool, timeout: Option<Duration>) {
-        let e = self.nest_start(NFTA_LIST_ELEM);
-        let k = self.nest_start(NFTA_SET_ELEM_KEY);
-        self.attr(NFTA_DATA_VALUE, &bytes_of(key));
-        self.nest_end(k);
-        if end {
-            self.attr(NFTA_SET_ELEM_FLAGS, &NFT_SET_ELEM_INTERVAL_END.to_be_bytes());
-        }
-        if let Some(t) = timeout {
-            self.attr(NFTA_SET_ELEM_TIMEOUT, &(t.as_millis().max(1) as u64).to_be_bytes());
-        }
-        self.nest_end(e);
-    }
-}
-
-/// A netlink socket for set element updates.
-pub struct NlSetWriter {
+/// A netlink socket for set element updates of one `inet` table.
+pub(crate) struct NlSetWriter {
     fd: OwnedFd,
     table: String,
     buf: Vec<u8>,
@@ -130,50 +95,81 @@ impl std::fmt::Debug for NlSetWriter {
 
 impl NlSetWriter {
     /// Open a socket for table `inet <table>`.
-    pub fn open(table: &str) -> io::Result<Self> {
+    pub(crate) fn open(table: &str) -> io::Result<Self> {
         let fd = sys::netfilter_socket()?;
         sys::set_recv_timeout(&fd, Duration::from_secs(2))?;
+        // A large batch is one send (the kernel refuses a message larger than the send
+        // buffer) and one ack per message: raise both buffers, best effort.
+        for (force, plain, bytes) in [
+            (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, 64 << 20),
+            (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, 8 << 20),
+        ] {
+            if sys::set_int_opt(&fd, libc::SOL_SOCKET, force, bytes).is_err() {
+                let _ = sys::set_int_opt(&fd, libc::SOL_SOCKET, plain, bytes);
+            }
+        }
         Ok(NlSetWriter { fd, table: table.to_string(), buf: vec![0u8; 65536] })
     }
 
-    /// Render the batch for these ops (ban4 for IPv4, ban6 for IPv6).
+    /// The batch for these ops: (bytes, number of acks to expect). Consecutive ops of the
+    /// same kind on the same set share one message (up to [`ELEMS_PER_MSG`] elements), as
+    /// `nft` does: one ack per message, not per element, keeps the acks of a large batch
+    /// within the socket's receive buffer.
     fn render(&self, ops: &[NlOp]) -> (Vec<u8>, usize) {
-        let mut m = Msg { buf: Vec::with_capacity(256 * ops.len() + 64), seq: 0 };
-        let b = m.header(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
+        let mut m = MsgBuf::new(100 * ops.len() + 64, 0);
+        let b = m.start(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
         m.finish(b);
-        for op in ops {
-            let (net, timeout, t, flags) = match *op {
-                NlOp::Add(n, t) => (n, t, NFT_MSG_NEWSETELEM, NLM_F_CREATE),
-                NlOp::Del(n) => (n, None, NFT_MSG_DELSETELEM, 0),
+        let mut messages = 0;
+        let mut i = 0;
+        while i < ops.len() {
+            let (add, set) = match ops[i] {
+                NlOp::Add(s, ..) => (true, s),
+                NlOp::Del(s, _) => (false, s),
             };
-            let net = net.trunc();
-            let set = if matches!(net, IpNet::V4(_)) { "ban4" } else { "ban6" };
-            let s = m.header(
+            let (t, flags) =
+                if add { (NFT_MSG_NEWSETELEM, NLM_F_CREATE) } else { (NFT_MSG_DELSETELEM, 0) };
+            let s = m.start(
                 (NFNL_SUBSYS_NFTABLES << 8) | t,
                 NLM_F_REQUEST | NLM_F_ACK | flags,
                 NFPROTO_INET,
                 0,
             );
-            m.attr(NFTA_SET_ELEM_LIST_TABLE, format!("{}\0", self.table).as_bytes());
-            m.attr(NFTA_SET_ELEM_LIST_SET, format!("{set}\0").as_bytes());
+            messages += 1;
+            m.attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table);
+            m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
             let l = m.nest_start(NFTA_SET_ELEM_LIST_ELEMENTS);
-            m.elem(net.network(), false, timeout);
-            if let Some(end) = after(&net) {
-                // The kernel refuses a timeout on an end element (EINVAL); its garbage
-                // collector removes the end together with the expired start.
-                m.elem(end, true, None);
+            let mut n = 0;
+            while i < ops.len() && n < ELEMS_PER_MSG {
+                let (key, timeout) = match ops[i] {
+                    NlOp::Add(s2, k, t) if add && s2 == set => (k, t),
+                    NlOp::Del(s2, k) if !add && s2 == set => (k, None),
+                    _ => break,
+                };
+                match key {
+                    Key::Addr(a) => put_elem(&mut m, a, false, timeout),
+                    Key::Range(first, last) => {
+                        put_elem(&mut m, first, false, timeout);
+                        if let Some(end) = next_addr(last) {
+                            // The kernel refuses a timeout on an end element (EINVAL); its
+                            // garbage collector removes the end together with the expired start.
+                            put_elem(&mut m, end, true, None);
+                        }
+                    }
+                }
+                i += 1;
+                n += 1;
             }
             m.nest_end(l);
             m.finish(s);
         }
-        let e = m.header(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
+        let e = m.start(NFNL_MSG_BATCH_END, NLM_F_REQUEST, 0, NFNL_SUBSYS_NFTABLES);
         m.finish(e);
-        (m.buf, ops.len())
+        (m.buf, messages)
     }
 
     /// Apply the ops as one transaction. Err carries the first errno the kernel reported
     /// (the whole batch is then rolled back).
-    pub fn apply(&mut self, ops: &[NlOp]) -> io::Result<()> {
+    pub(crate) fn apply(&mut self, ops: &[NlOp]) -> io::Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
@@ -187,24 +183,16 @@ impl NlSetWriter {
             if n == 0 {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "no nf_tables ack"));
             }
-            let mut rest = &self.buf[..lens[0].min(self.buf.len())];
-            while rest.len() >= 16 {
-                let len = u32::from_ne_bytes(rest[0..4].try_into().unwrap_or([0; 4])) as usize;
-                if len < 16 || len > rest.len() {
-                    break;
+            for (t, msg) in netlink::messages(&self.buf[..lens[0].min(self.buf.len())]) {
+                let Some(errno) = netlink::error_code(msg).filter(|_| t == NLMSG_ERROR) else {
+                    continue;
+                };
+                acks += 1;
+                if errno != 0 && first_err.is_none() {
+                    first_err = Some(io::Error::from_raw_os_error(-errno));
+                    // After an error the kernel aborts the batch: no more acks follow.
+                    acks = expected;
                 }
-                let t = u16::from_ne_bytes([rest[4], rest[5]]);
-                if t == NLMSG_ERROR && len >= 20 {
-                    acks += 1;
-                    let errno = i32::from_ne_bytes(rest[16..20].try_into().unwrap_or([0; 4]));
-                    if errno != 0 && first_err.is_none() {
-                        first_err = Some(io::Error::from_raw_os_error(-errno));
-                        // After an error the kernel aborts the batch: no more acks follow.
-                        acks = expected;
-                    }
-                }
-                let aligned = (len + 3) & !3;
-                rest = if aligned >= rest.len() { &[] } else { &rest[aligned..] };
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -217,10 +205,10 @@ mod tests {
 
     #[test]
     fn range_end_is_the_next_address_and_none_at_the_top() {
-        let n = |s: &str| s.parse::<IpNet>().unwrap();
-        assert_eq!(after(&n("203.0.113.5/32")), Some("203.0.113.6".parse().unwrap()));
-        assert_eq!(after(&n("203.0.113.77/24")), Some("203.0.114.0".parse().unwrap()));
-        assert_eq!(after(&n("255.255.255.0/24")), None);
-        assert_eq!(after(&n("2001:db8::/48")), Some("2001:db8:1::".parse().unwrap()));
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(next_addr(a("203.0.113.5")), Some(a("203.0.113.6")));
+        assert_eq!(next_addr(a("203.0.113.255")), Some(a("203.0.114.0")));
+        assert_eq!(next_addr(a("255.255.255.255")), None);
+        assert_eq!(next_addr(a("2001:db8:0:ffff:ffff:ffff:ffff:ffff")), Some(a("2001:db8:1::")));
     }
 }

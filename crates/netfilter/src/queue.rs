@@ -15,6 +15,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
+use crate::netlink::{self, attrs, MsgBuf, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST};
 use crate::sys;
 
 const NFNL_SUBSYS_QUEUE: u16 = 3;
@@ -39,10 +40,6 @@ const NFQNL_CFG_CMD_UNBIND: u8 = 2;
 const NFQNL_COPY_PACKET: u8 = 2;
 const NFQA_CFG_F_FAIL_OPEN: u32 = 1;
 
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_HDRLEN: usize = 16;
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
 
@@ -200,7 +197,7 @@ pub struct Queue {
     cfg: QueueConfig,
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
-    out: Vec<u8>,
+    out: MsgBuf,
     seq: u32,
     rcvbuf_effective: usize,
     stats: QueueStats,
@@ -212,80 +209,14 @@ impl std::fmt::Debug for Queue {
     }
 }
 
-fn put_nlmsg_header(out: &mut Vec<u8>, msg_type: u16, flags: u16, seq: u32, queue: u16) -> usize {
-    let start = out.len();
-    out.extend_from_slice(&0u32.to_ne_bytes()); // length, patched by finish_nlmsg
-    out.extend_from_slice(&((NFNL_SUBSYS_QUEUE << 8) | msg_type).to_ne_bytes());
-    out.extend_from_slice(&flags.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    // nfgenmsg: family AF_UNSPEC, version 0, resource id (queue number) big-endian
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&queue.to_be_bytes());
-    start
-}
-
-fn put_attr(out: &mut Vec<u8>, attr_type: u16, data: &[u8]) {
-    let len = 4 + data.len();
-    out.extend_from_slice(&(len as u16).to_ne_bytes());
-    out.extend_from_slice(&attr_type.to_ne_bytes());
-    out.extend_from_slice(data);
-    while out.len() % 4 != 0 {
-        out.push(0);
-    }
-}
-
-fn finish_nlmsg(out: &mut [u8], start: usize) {
-    let len = (out.len() - start) as u32;
-    out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
-}
-
-fn verdict_msg(out: &mut Vec<u8>, batch: bool, queue: u16, id: u32, verdict: u32) {
+fn verdict_msg(out: &mut MsgBuf, batch: bool, queue: u16, id: u32, verdict: u32) {
     let t = if batch { NFQNL_MSG_VERDICT_BATCH } else { NFQNL_MSG_VERDICT };
-    let start = put_nlmsg_header(out, t, NLM_F_REQUEST, 0, queue);
+    let start = out.start((NFNL_SUBSYS_QUEUE << 8) | t, NLM_F_REQUEST, 0, queue);
     let mut hdr = [0u8; 8];
     hdr[..4].copy_from_slice(&verdict.to_be_bytes());
     hdr[4..].copy_from_slice(&id.to_be_bytes());
-    put_attr(out, NFQA_VERDICT_HDR, &hdr);
-    finish_nlmsg(out, start);
-}
-
-/// Iterate over the netlink messages in a datagram: (type, flags, whole message bytes).
-fn nlmsgs(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut rest = buf;
-    std::iter::from_fn(move || {
-        if rest.len() < NLMSG_HDRLEN {
-            return None;
-        }
-        let len = u32::from_ne_bytes(rest[0..4].try_into().ok()?) as usize;
-        if len < NLMSG_HDRLEN || len > rest.len() {
-            return None;
-        }
-        let t = u16::from_ne_bytes(rest[4..6].try_into().ok()?);
-        let msg = &rest[..len];
-        let aligned = (len + 3) & !3;
-        rest = if aligned >= rest.len() { &[] } else { &rest[aligned..] };
-        Some((t, msg))
-    })
-}
-
-/// Iterate over the attributes after the netlink and nfgen headers: (type, data).
-fn attrs(msg: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut rest = msg.get(NLMSG_HDRLEN + 4..).unwrap_or(&[]);
-    std::iter::from_fn(move || {
-        if rest.len() < 4 {
-            return None;
-        }
-        let len = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
-        let t = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
-        if len < 4 || len > rest.len() {
-            return None;
-        }
-        let data = &rest[4..len];
-        let aligned = (len + 3) & !3;
-        rest = if aligned >= rest.len() { &[] } else { &rest[aligned..] };
-        Some((t, data))
-    })
+    out.attr(NFQA_VERDICT_HDR, &hdr);
+    out.finish(start);
 }
 
 /// Parse one packet message: (id, hook, payload, truncated).
@@ -341,7 +272,7 @@ impl Queue {
             cfg,
             bufs: (0..batch).map(|_| vec![0u8; bufsize]).collect(),
             lens: vec![0; batch],
-            out: Vec::with_capacity(batch * 32 + 64),
+            out: MsgBuf::new(batch * 32 + 64, 0),
             seq: 1,
             rcvbuf_effective,
             stats: QueueStats::default(),
@@ -389,21 +320,20 @@ impl Queue {
     /// Send one config message with these attributes and wait for its ack. Packets that arrive
     /// meanwhile are accepted so none is left without a verdict.
     fn config(&mut self, attributes: &[(u16, &[u8])]) -> io::Result<()> {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let mut out = Vec::with_capacity(64);
-        let start = put_nlmsg_header(
-            &mut out,
-            NFQNL_MSG_CONFIG,
+        let mut out = MsgBuf::new(64, self.seq);
+        let start = out.start(
+            (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG,
             NLM_F_REQUEST | NLM_F_ACK,
-            seq,
+            0,
             self.cfg.num,
         );
+        self.seq = out.seq();
+        let seq = self.seq;
         for (t, d) in attributes {
-            put_attr(&mut out, *t, d);
+            out.attr(*t, d);
         }
-        finish_nlmsg(&mut out, start);
-        sys::send(&self.fd, &out)?;
+        out.finish(start);
+        sys::send(&self.fd, &out.buf)?;
         for _ in 0..1000 {
             let n = sys::recv_many(&self.fd, &mut self.bufs[..1], &mut self.lens[..1])?;
             if n == 0 {
@@ -412,11 +342,10 @@ impl Queue {
             let len = self.lens[0].min(self.bufs[0].len());
             let mut acks = Vec::new();
             let mut result = None;
-            for (t, msg) in nlmsgs(&self.bufs[0][..len]) {
-                if t == NLMSG_ERROR && msg.len() >= NLMSG_HDRLEN + 4 {
-                    let errno = i32::from_ne_bytes(msg[16..20].try_into().unwrap_or([0; 4]));
-                    let ack_seq = u32::from_ne_bytes(msg[8..12].try_into().unwrap_or([0; 4]));
-                    if ack_seq == seq {
+            for (t, msg) in netlink::messages(&self.bufs[0][..len]) {
+                if t == NLMSG_ERROR {
+                    let Some(errno) = netlink::error_code(msg) else { continue };
+                    if netlink::seq_of(msg) == seq {
                         result = Some(if errno == 0 {
                             Ok(())
                         } else {
@@ -430,11 +359,11 @@ impl Queue {
                 }
             }
             if !acks.is_empty() {
-                let mut v = Vec::new();
+                let mut v = MsgBuf::new(acks.len() * 32, 0);
                 for id in acks {
                     verdict_msg(&mut v, false, self.cfg.num, id, NF_ACCEPT);
                 }
-                sys::send(&self.fd, &v)?;
+                sys::send(&self.fd, &v.buf)?;
             }
             if let Some(r) = result {
                 return r;
@@ -457,12 +386,12 @@ impl Queue {
             return Ok(0);
         }
         self.stats.batches += 1;
-        self.out.clear();
+        self.out.buf.clear();
         let mut handled = 0usize;
         let mut max_accept: Option<u32> = None;
         for i in 0..n {
             let len = self.lens[i].min(self.bufs[i].len());
-            for (t, msg) in nlmsgs(&self.bufs[i][..len]) {
+            for (t, msg) in netlink::messages(&self.bufs[i][..len]) {
                 if msg_type(t) != Some(NFQNL_MSG_PACKET) {
                     self.stats.other_messages += 1;
                     continue;
@@ -493,8 +422,8 @@ impl Queue {
         if let Some(id) = max_accept {
             verdict_msg(&mut self.out, true, q, id, NF_ACCEPT);
         }
-        if !self.out.is_empty() {
-            sys::send(&self.fd, &self.out)
+        if !self.out.buf.is_empty() {
+            sys::send(&self.fd, &self.out.buf)
                 .map_err(|source| QueueError::Verdict { queue: q, source })?;
         }
         Ok(handled)
@@ -515,8 +444,9 @@ mod tests {
 
     #[test]
     fn verdict_message_layout_matches_the_kernel_abi() {
-        let mut out = Vec::new();
-        verdict_msg(&mut out, true, 7, 0x01020304, NF_ACCEPT);
+        let mut m = MsgBuf::new(64, 0);
+        verdict_msg(&mut m, true, 7, 0x01020304, NF_ACCEPT);
+        let out = m.buf;
         assert_eq!(out.len(), 16 + 4 + 4 + 8);
         assert_eq!(u32::from_ne_bytes(out[0..4].try_into().unwrap()), 32);
         assert_eq!(u16::from_ne_bytes(out[4..6].try_into().unwrap()), (3 << 8) | 3);
@@ -528,18 +458,19 @@ mod tests {
 
     #[test]
     fn packet_message_is_parsed_and_bounds_checked() {
-        let mut m = Vec::new();
-        let start = put_nlmsg_header(&mut m, NFQNL_MSG_PACKET, 0, 0, 0);
-        put_attr(&mut m, NFQA_PACKET_HDR, &[0, 0, 0, 9, 0x08, 0x00, 1]);
-        put_attr(&mut m, NFQA_PAYLOAD, b"abcde");
-        put_attr(&mut m, NFQA_CAP_LEN, &100u32.to_be_bytes());
-        finish_nlmsg(&mut m, start);
+        let mut b = MsgBuf::new(64, 0);
+        let start = b.start((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET, 0, 0, 0);
+        b.attr(NFQA_PACKET_HDR, &[0, 0, 0, 9, 0x08, 0x00, 1]);
+        b.attr(NFQA_PAYLOAD, b"abcde");
+        b.attr(NFQA_CAP_LEN, &100u32.to_be_bytes());
+        b.finish(start);
+        let m = b.buf;
         let (id, hook, payload, truncated) = parse_packet(&m).unwrap();
         assert_eq!((id, hook, payload, truncated), (9, Hook::LocalIn, &b"abcde"[..], true));
         // A truncated datagram yields no message rather than reading out of bounds.
-        assert_eq!(nlmsgs(&m[..m.len() - 3]).count(), 0);
+        assert_eq!(netlink::messages(&m[..m.len() - 3]).count(), 0);
         let mut bad = m.clone();
-        bad[NLMSG_HDRLEN + 4] = 0xff; // attribute length past the end
+        bad[netlink::NLMSG_HDRLEN + 4] = 0xff; // attribute length past the end
         assert!(parse_packet(&bad).is_none());
     }
 }

@@ -6,13 +6,31 @@
 //! Shape of the nft table:
 //! ```text
 //! table inet sipwall {
-//!   set ban4 { type ipv4_addr; flags interval, timeout; }
-//!   set ban6 { type ipv6_addr; flags interval, timeout; }
+//!   set ban_addr4 { type ipv4_addr; flags timeout; }            # banned addresses (hash)
+//!   set ban_addr6 { type ipv6_addr; flags timeout; }
+//!   set ban_net4 { type ipv4_addr; flags interval, timeout; }   # banned ranges: disjoint
+//!   set ban_net6 { type ipv6_addr; flags interval, timeout; }   # segments (see banset.rs)
 //!   set block4/block6 { ... flags interval; }   # static block lists, replaced on reload
 //!   chain ban_prerouting { type filter hook prerouting priority raw; ... drop banned sources }
+//!   chain defrag_anchor { ct state untracked return }   # never jumped to, see below
 //!   chain queue_input { type filter hook input priority 0; ... queue }   # nft backend only
 //! }
 //! ```
+//! The table batch ADOPTS an existing table: `add` of a set that exists keeps it with its
+//! elements, the ban chain is flushed and refilled in the same transaction (so ports can change
+//! without a moment where banned sources pass), leftover queue chains are deleted.
+//!
+//! Why `defrag_anchor`: a rule with a `ct` expression makes the kernel register connection
+//! tracking for the table's families in this namespace, and with it IPv4 and IPv6
+//! defragmentation at priority -400, for as long as the rule exists, even in a chain nothing
+//! jumps to (so it costs no rule evaluation). Without it, an IPv6 datagram to this host is
+//! reassembled only after the INPUT hook, and a forwarded IPv4 or IPv6 one never: only its
+//! first fragment would match `udp dport 5060` and be queued, the later fragments (where a
+//! scanner's User-Agent may sit) would pass uninspected. Measured in `tests/kernel.rs`
+//! (`fragmented_datagrams_are_queued_whole`). It holds for the iptables fallback as well: the
+//! hooks are per namespace. Guarded ports are deliberately NOT `notrack`ed: that would change
+//! what a host's own stateful firewall and NAT see of SIP; the price is conntrack entries for
+//! SIP flows, as on any host that already runs conntrack.
 //! Why the ban drop sits in PREROUTING at priority raw (-300): it runs before connection
 //! tracking (-200), the route lookup and local delivery, so a flood from a banned source costs
 //! the least kernel work there is short of XDP, and one chain covers both this host (INPUT) and
@@ -25,10 +43,20 @@
 //! banned sources are dropped on any port.
 use std::fmt::Write as _;
 
-use crate::packet::L4;
+use crate::L4;
 
 /// The chain dropping banned and block-listed sources (see the module docs for its place).
 pub const BAN_CHAIN: &str = "ban_prerouting";
+/// The never-jumped-to chain whose `ct` rule keeps defragmentation on (see the module docs).
+pub const DEFRAG_CHAIN: &str = "defrag_anchor";
+/// Banned IPv4 addresses (hash set with timeouts).
+pub const SET_ADDR4: &str = "ban_addr4";
+/// Banned IPv6 addresses (hash set with timeouts).
+pub const SET_ADDR6: &str = "ban_addr6";
+/// Banned IPv4 ranges: disjoint segments (interval set with timeouts).
+pub const SET_NET4: &str = "ban_net4";
+/// Banned IPv6 ranges: disjoint segments (interval set with timeouts).
+pub const SET_NET6: &str = "ban_net6";
 
 /// Which traffic to protect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,10 +68,10 @@ pub struct Hooks {
 }
 
 /// A guarded port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GuardedPort {
     /// Transport.
-    pub l4: L4Proto,
+    pub l4: L4,
     /// Port.
     pub port: u16,
     /// Queue its packets for inspection (false for TLS ports: address-level policy only,
@@ -51,34 +79,15 @@ pub struct GuardedPort {
     pub inspect: bool,
 }
 
-/// Transport of a guarded port (ordered, for stable rendering).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum L4Proto {
-    /// UDP
-    Udp,
-    /// TCP
-    Tcp,
-}
-
-impl L4Proto {
-    fn name(self) -> &'static str {
-        match self {
-            L4Proto::Udp => "udp",
-            L4Proto::Tcp => "tcp",
-        }
-    }
-}
-
-impl From<L4> for L4Proto {
-    fn from(l: L4) -> Self {
-        match l {
-            L4::Udp => L4Proto::Udp,
-            L4::Tcp => L4Proto::Tcp,
-        }
+fn l4_name(l4: L4) -> &'static str {
+    match l4 {
+        L4::Udp => "udp",
+        L4::Tcp => "tcp",
     }
 }
 
 /// What a banned source loses.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BanScope {
     /// Only the guarded ports (default: a false positive cannot lock out SSH).
@@ -88,6 +97,7 @@ pub enum BanScope {
 }
 
 /// Which kernel mechanism queues packets to user space.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueBackend {
     /// nft's `queue` expression (needs `nft_queue`).
@@ -129,8 +139,8 @@ impl Default for Ruleset {
         Ruleset {
             table: "sipwall".into(),
             ports: vec![
-                GuardedPort { l4: L4Proto::Udp, port: 5060, inspect: true },
-                GuardedPort { l4: L4Proto::Tcp, port: 5060, inspect: true },
+                GuardedPort { l4: L4::Udp, port: 5060, inspect: true },
+                GuardedPort { l4: L4::Tcp, port: 5060, inspect: true },
             ],
             hooks: Hooks { input: true, forward: false },
             queue_first: 0,
@@ -149,12 +159,13 @@ enum PortSide {
 }
 
 impl Ruleset {
-    /// Set names: (IPv4, IPv6).
-    pub fn set_names(&self) -> (&'static str, &'static str) {
-        ("ban4", "ban6")
+    /// Names of the ban sets: exact IPv4, exact IPv6 (hash sets), IPv4 ranges, IPv6 ranges
+    /// (interval sets).
+    pub fn ban_set_names(&self) -> [&'static str; 4] {
+        [SET_ADDR4, SET_ADDR6, SET_NET4, SET_NET6]
     }
 
-    fn ports_of(&self, l4: L4Proto, inspected_only: bool) -> Vec<u16> {
+    fn ports_of(&self, l4: L4, inspected_only: bool) -> Vec<u16> {
         let mut v: Vec<u16> = self
             .ports
             .iter()
@@ -227,44 +238,85 @@ impl Ruleset {
         o
     }
 
-    /// The batch creating the table with its sets and ban-drop chains. Starts by deleting any
-    /// table of the same name, so applying it is idempotent and atomic: the kernel applies all
-    /// of it or none.
+    /// The batch creating the table, or ADOPTING the table a previous run left (see the module
+    /// docs): sets are added if missing and never flushed or deleted, so their elements and
+    /// timeouts survive; the ban chain is flushed and refilled and leftover queue chains are
+    /// deleted in the same transaction, so the kernel applies all of it or none and there is
+    /// no moment without the ban drop.
     pub fn render_nft_table(&self) -> String {
         let t = &self.table;
-        let (s4, s6) = self.set_names();
         let mut o = String::new();
-        // `add` then `delete` makes the delete succeed whether or not the table exists.
         let _ = writeln!(o, "add table inet {t}");
-        let _ = writeln!(o, "delete table inet {t}");
-        let _ = writeln!(o, "table inet {t} {{");
-        let _ = writeln!(o, "  set {s4} {{ type ipv4_addr; flags interval, timeout; }}");
-        let _ = writeln!(o, "  set {s6} {{ type ipv6_addr; flags interval, timeout; }}");
-        let _ = writeln!(o, "  set block4 {{ type ipv4_addr; flags interval; }}");
-        let _ = writeln!(o, "  set block6 {{ type ipv6_addr; flags interval; }}");
-        // Sentinel elements of the long-lived `nft -i` ban writer (see nftshell.rs).
-        let _ = writeln!(o, "  set sync {{ type inet_service; flags timeout; }}");
-        let _ = writeln!(o, "  chain {BAN_CHAIN} {{");
-        let _ = writeln!(o, "    type filter hook prerouting priority raw; policy accept;");
+        for (name, ty, flags) in [
+            (SET_ADDR4, "ipv4_addr", "timeout"),
+            (SET_ADDR6, "ipv6_addr", "timeout"),
+            (SET_NET4, "ipv4_addr", "interval, timeout"),
+            (SET_NET6, "ipv6_addr", "interval, timeout"),
+            ("block4", "ipv4_addr", "interval"),
+            ("block6", "ipv6_addr", "interval"),
+            // Sentinel elements of the long-lived `nft -i` ban writer (see nftshell.rs).
+            ("sync", "inet_service", "timeout"),
+        ] {
+            let _ = writeln!(o, "add set inet {t} {name} {{ type {ty}; flags {flags}; }}");
+        }
+        let _ = writeln!(
+            o,
+            "add chain inet {t} {BAN_CHAIN} {{ type filter hook prerouting priority raw; policy \
+             accept; }}"
+        );
+        let _ = writeln!(o, "flush chain inet {t} {BAN_CHAIN}");
+        // Leftover queue chains of a run that did not stop: queueing starts again only with
+        // enable_queue, once the consumer is bound.
+        for hook in ["input", "output", "forward"] {
+            let _ = writeln!(o, "add chain inet {t} queue_{hook}");
+            let _ = writeln!(o, "flush chain inet {t} queue_{hook}");
+            let _ = writeln!(o, "delete chain inet {t} queue_{hook}");
+        }
+        // The interval-only `ban4`/`ban6` sets of earlier versions: no longer referenced once
+        // the chain is flushed above. `add` first makes the delete succeed either way.
+        for (old, ty) in [("ban4", "ipv4_addr"), ("ban6", "ipv6_addr")] {
+            let _ = writeln!(o, "add set inet {t} {old} {{ type {ty}; flags interval, timeout; }}");
+            let _ = writeln!(o, "delete set inet {t} {old}");
+        }
+        let mut rule = |r: &str| {
+            let _ = writeln!(o, "add rule inet {t} {BAN_CHAIN} {r}");
+        };
         if self.ban_scope == BanScope::GuardedPorts {
-            let pairs: Vec<String> = [L4Proto::Udp, L4Proto::Tcp]
+            let pairs: Vec<String> = [L4::Udp, L4::Tcp]
                 .into_iter()
                 .flat_map(|l4| self.ports_of(l4, false).into_iter().map(move |p| (l4, p)))
-                .map(|(l4, p)| format!("{} . {p}", l4.name()))
+                .map(|(l4, p)| format!("{} . {p}", l4_name(l4)))
                 .collect();
             if pairs.is_empty() {
-                let _ = writeln!(o, "    return"); // no guarded port: nothing to drop
+                rule("return"); // no guarded port: nothing to drop
             } else {
-                let _ =
-                    writeln!(o, "    meta l4proto . th dport != {{ {} }} return", pairs.join(", "));
+                rule(&format!("meta l4proto . th dport != {{ {} }} return", pairs.join(", ")));
             }
         }
-        for (a, b) in [(s4, s6), ("block4", "block6")] {
-            let _ = writeln!(o, "    ip saddr @{a} drop");
-            let _ = writeln!(o, "    ip6 saddr @{b} drop");
+        for (v4, v6) in [(SET_ADDR4, SET_ADDR6), (SET_NET4, SET_NET6), ("block4", "block6")] {
+            rule(&format!("ip saddr @{v4} drop"));
+            rule(&format!("ip6 saddr @{v6} drop"));
         }
-        let _ = writeln!(o, "  }}");
-        let _ = writeln!(o, "}}");
+        // Never jumped to: a rule with a `ct` expression makes the kernel register connection
+        // tracking and with it IPv4/IPv6 defragmentation (priority -400) in this namespace for
+        // as long as the rule exists, so the ban chain and the queue rules see whole
+        // datagrams, never a first fragment alone (see the module docs).
+        let _ = writeln!(o, "add chain inet {t} {DEFRAG_CHAIN}");
+        let _ = writeln!(o, "flush chain inet {t} {DEFRAG_CHAIN}");
+        let _ = writeln!(o, "add rule inet {t} {DEFRAG_CHAIN} ct state untracked return");
+        o
+    }
+
+    /// The batch removing the queue chains of the nft backend, keeping the table, its sets and
+    /// the ban chain (for [`crate::Firewall::stop_keeping_bans`]).
+    pub fn render_nft_queue_removal(&self) -> String {
+        let t = &self.table;
+        let mut o = String::new();
+        for hook in ["input", "output", "forward"] {
+            let _ = writeln!(o, "add chain inet {t} queue_{hook}");
+            let _ = writeln!(o, "flush chain inet {t} queue_{hook}");
+            let _ = writeln!(o, "delete chain inet {t} queue_{hook}");
+        }
         o
     }
 
@@ -299,12 +351,12 @@ impl Ruleset {
         for (hook, side) in self.nft_queue_chains() {
             let _ = writeln!(o, "  chain queue_{hook} {{");
             let _ = writeln!(o, "    type filter hook {hook} priority 0; policy accept;");
-            for l4 in [L4Proto::Udp, L4Proto::Tcp] {
+            for l4 in [L4::Udp, L4::Tcp] {
                 let ports = self.ports_of(l4, true);
                 if ports.is_empty() {
                     continue;
                 }
-                let (p, set) = (l4.name(), Self::port_set(&ports));
+                let (p, set) = (l4_name(l4), Self::port_set(&ports));
                 let sides: &[&str] = match (hook, side) {
                     ("forward", _) => &["dport", "sport"],
                     (_, PortSide::Dst) => &["dport"],
@@ -351,13 +403,13 @@ impl Ruleset {
             t
         };
         for (_, own, side) in &chains {
-            for l4 in [L4Proto::Udp, L4Proto::Tcp] {
+            for l4 in [L4::Udp, L4::Tcp] {
                 for port in self.ports_of(l4, true) {
                     let flag = match side {
                         PortSide::Dst => "--dport",
                         PortSide::Src => "--sport",
                     };
-                    let p = l4.name();
+                    let p = l4_name(l4);
                     let _ = writeln!(o, "-A {own} -p {p} -m {p} {flag} {port} -j {target}");
                 }
             }
@@ -381,10 +433,10 @@ mod tests {
     fn router() -> Ruleset {
         Ruleset {
             ports: vec![
-                GuardedPort { l4: L4Proto::Udp, port: 5060, inspect: true },
-                GuardedPort { l4: L4Proto::Udp, port: 5080, inspect: true },
-                GuardedPort { l4: L4Proto::Tcp, port: 5060, inspect: true },
-                GuardedPort { l4: L4Proto::Tcp, port: 5061, inspect: false },
+                GuardedPort { l4: L4::Udp, port: 5060, inspect: true },
+                GuardedPort { l4: L4::Udp, port: 5080, inspect: true },
+                GuardedPort { l4: L4::Tcp, port: 5060, inspect: true },
+                GuardedPort { l4: L4::Tcp, port: 5061, inspect: false },
             ],
             hooks: Hooks { input: true, forward: true },
             queue_first: 4,

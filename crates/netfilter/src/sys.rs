@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 /// Open a `NETLINK_NETFILTER` socket bound to an automatic port id.
-pub fn netfilter_socket() -> io::Result<OwnedFd> {
+pub(crate) fn netfilter_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; the returned fd is owned by the OwnedFd below.
     let fd = unsafe {
         libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_NETFILTER)
@@ -36,7 +36,7 @@ pub fn netfilter_socket() -> io::Result<OwnedFd> {
 }
 
 /// `setsockopt` with an `int` value.
-pub fn set_int_opt(fd: &OwnedFd, level: i32, opt: i32, value: i32) -> io::Result<()> {
+pub(crate) fn set_int_opt(fd: &OwnedFd, level: i32, opt: i32, value: i32) -> io::Result<()> {
     // SAFETY: value lives across the call; size matches.
     let rc = unsafe {
         libc::setsockopt(
@@ -54,7 +54,7 @@ pub fn set_int_opt(fd: &OwnedFd, level: i32, opt: i32, value: i32) -> io::Result
 }
 
 /// `getsockopt` of an `int` value.
-pub fn get_int_opt(fd: &OwnedFd, level: i32, opt: i32) -> io::Result<i32> {
+pub(crate) fn get_int_opt(fd: &OwnedFd, level: i32, opt: i32) -> io::Result<i32> {
     let mut value: i32 = 0;
     let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
     // SAFETY: value and len are valid for writes for the duration of the call.
@@ -74,7 +74,7 @@ pub fn get_int_opt(fd: &OwnedFd, level: i32, opt: i32) -> io::Result<i32> {
 }
 
 /// Receive timeout, so blocking receives wake up to check for shutdown.
-pub fn set_recv_timeout(fd: &OwnedFd, timeout: Duration) -> io::Result<()> {
+pub(crate) fn set_recv_timeout(fd: &OwnedFd, timeout: Duration) -> io::Result<()> {
     let tv = libc::timeval {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: timeout.subsec_micros() as libc::suseconds_t,
@@ -96,7 +96,7 @@ pub fn set_recv_timeout(fd: &OwnedFd, timeout: Duration) -> io::Result<()> {
 }
 
 /// Send one buffer (one or more concatenated netlink messages) to the kernel.
-pub fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<()> {
+pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<()> {
     // SAFETY: zeroed sockaddr_nl is valid (pid 0 = kernel).
     let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -127,7 +127,11 @@ pub fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<()> {
 /// (`MSG_WAITFORONE`). Writes each datagram's length into `lens` (truncated datagrams report
 /// their full length, so the caller can detect truncation). Returns how many were received;
 /// a timeout is `Ok(0)`.
-pub fn recv_many(fd: &OwnedFd, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io::Result<usize> {
+pub(crate) fn recv_many(
+    fd: &OwnedFd,
+    bufs: &mut [Vec<u8>],
+    lens: &mut [usize],
+) -> io::Result<usize> {
     let n = bufs.len().min(lens.len());
     let mut iovs: Vec<libc::iovec> = bufs[..n]
         .iter_mut()
@@ -170,7 +174,7 @@ pub fn recv_many(fd: &OwnedFd, bufs: &mut [Vec<u8>], lens: &mut [usize]) -> io::
 /// Move the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`).
 /// Sockets it opens and processes it spawns afterwards live there; the namespace disappears
 /// with its last user. For tests and benchmarks that must not touch the host's rules.
-pub fn unshare_netns() -> io::Result<()> {
+pub(crate) fn unshare_netns() -> io::Result<()> {
     // SAFETY: plain syscall without pointers; affects only the calling thread's namespace.
     let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
     if rc < 0 {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use ipnet::IpNet;
 use serde::Deserialize;
-use sipwall_netfilter::{BanScope, GuardedPort, Hooks, L4Proto, QueueBackend, Ruleset};
+use sipwall_netfilter::{BanScope, GuardedPort, Hooks, QueueBackend, Ruleset, L4};
 
 /// Default `[enforce] state_dir`: where the state store lives.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sipwall";
@@ -81,9 +81,9 @@ impl TryFrom<String> for PortSetting {
             .ok_or_else(|| format!("'{p}' is not 'udp:PORT', 'tcp:PORT' or 'tls:PORT'"))?;
         let port: u16 = num.parse().map_err(|_| format!("bad port in '{p}'"))?;
         let (l4, inspect) = match proto {
-            "udp" => (L4Proto::Udp, true),
-            "tcp" => (L4Proto::Tcp, true),
-            "tls" => (L4Proto::Tcp, false),
+            "udp" => (L4::Udp, true),
+            "tcp" => (L4::Tcp, true),
+            "tls" => (L4::Tcp, false),
             _ => return Err(format!("unknown transport '{proto}' in '{p}'")),
         };
         Ok(PortSetting(GuardedPort { l4, port, inspect }))
@@ -176,8 +176,8 @@ impl EnforceConfig {
         let mut ports: Vec<GuardedPort> = self.ports.iter().map(|p| p.0).collect();
         if ports.is_empty() {
             for &port in policy_ports {
-                ports.push(GuardedPort { l4: L4Proto::Udp, port, inspect: true });
-                ports.push(GuardedPort { l4: L4Proto::Tcp, port, inspect: true });
+                ports.push(GuardedPort { l4: L4::Udp, port, inspect: true });
+                ports.push(GuardedPort { l4: L4::Tcp, port, inspect: true });
             }
         }
         anyhow::ensure!(!ports.is_empty(), "enforce.ports: at least one port is needed");
@@ -316,7 +316,7 @@ mod tests {
         let r = enforce.ruleset(&[5060]).unwrap();
         assert_eq!(r.queue_count, 2);
         assert!(r.hooks.forward && !r.hooks.input);
-        assert_eq!(r.ports[1], GuardedPort { l4: L4Proto::Tcp, port: 5061, inspect: false });
+        assert_eq!(r.ports[1], GuardedPort { l4: L4::Tcp, port: 5061, inspect: false });
         // the engine reads the same text, [enforce] included, without complaint
         let policy = sipwall_engine::Policy::from_toml_str(TEXT).unwrap();
         assert_eq!(policy.bans.duration_ms, 60_000);

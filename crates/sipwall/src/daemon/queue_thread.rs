@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 use sipwall_engine::{Direction, Engine, Packet, Rules, Transport, Verdict};
-use sipwall_netfilter::{packet, Hook, L4Proto, Queue, QueueVerdict, QueuedPacket, Ruleset, L4};
+use sipwall_netfilter::{packet, Hook, Queue, QueueVerdict, QueuedPacket, Ruleset, L4};
 
 use super::ban_worker::{DecisionItem, Work};
 use super::lock;
@@ -51,13 +51,7 @@ impl DirectionRule {
             .ports
             .iter()
             .filter(|p| p.inspect)
-            .map(|p| {
-                let l4 = match p.l4 {
-                    L4Proto::Udp => L4::Udp,
-                    L4Proto::Tcp => L4::Tcp,
-                };
-                (l4, p.port)
-            })
+            .map(|p| (p.l4, p.port))
             .collect();
         DirectionRule { protected: enforce.protected.clone(), guarded }
     }
