@@ -47,12 +47,7 @@ pub struct DirectionRule {
 impl DirectionRule {
     /// The rule `[enforce]` and its ruleset describe.
     pub fn of(enforce: &crate::config::EnforceConfig, ruleset: &Ruleset) -> DirectionRule {
-        let guarded = ruleset
-            .ports
-            .iter()
-            .filter(|p| p.inspect)
-            .map(|p| (p.l4, p.port))
-            .collect();
+        let guarded = ruleset.ports.iter().filter(|p| p.inspect).map(|p| (p.l4, p.port)).collect();
         DirectionRule { protected: enforce.protected.clone(), guarded }
     }
 
