@@ -90,6 +90,15 @@ pub struct BanView {
     pub reason: String,
     /// detection, manual, aggregate or restored.
     pub origin: String,
+    /// True once the ban is written to the store (it survives a crash or restart); false
+    /// while its store commit is pending (the kernel may already drop the source) or when the
+    /// daemon runs without a store. Absent in older answers: durable.
+    #[serde(default = "durable_by_default")]
+    pub durable: bool,
+}
+
+fn durable_by_default() -> bool {
+    true
 }
 
 impl BanView {
@@ -106,6 +115,7 @@ impl BanView {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
+            durable: true,
         }
     }
 }
@@ -124,6 +134,11 @@ pub struct Response {
     /// Bans concerned: the new ban, or the listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bans: Option<Vec<BanView>>,
+    /// With a listing: the state store's condition when it is not the normal one, e.g.
+    /// `unavailable (in memory): ...` when the daemon could not open it and runs without
+    /// durable bans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 impl Response {
@@ -133,7 +148,7 @@ impl Response {
     }
     /// A success.
     pub fn done(message: impl Into<String>, bans: Option<Vec<BanView>>) -> Response {
-        Response { ok: true, message: Some(message.into()), bans, error: None }
+        Response { ok: true, message: Some(message.into()), bans, ..Response::default() }
     }
 }
 

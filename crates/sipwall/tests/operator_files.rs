@@ -56,3 +56,65 @@ fn fifo_and_device_files_are_refused_by_check_config_and_run() {
     }
     assert!(!state.exists() && !sock.exists(), "a refused config left files behind");
 }
+
+/// A store holding one active ban and one decision, in `dir/state`.
+fn seeded_state(dir: &Path) -> std::path::PathBuf {
+    use sipwall_engine::{Ban, BanOrigin, DecisionRecord, Evidence, Verdict};
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut store = sipwall_store::Store::open(state.join("sipwall.db")).unwrap();
+    let now = common::wall_now();
+    let ban = Ban {
+        net: "203.0.113.9/32".parse().unwrap(),
+        since: now,
+        until: sipwall_engine::Timestamp(now.0 + std::time::Duration::from_secs(600)),
+        count: 1,
+        rule: "manual".into(),
+        reason: "test".into(),
+        evidence: Evidence::default(),
+        origin: BanOrigin::Manual,
+    };
+    store.record_bans(&[ban]).unwrap();
+    let record = DecisionRecord {
+        rule: "manual.ban",
+        evidence: Evidence::default(),
+        summary: "manual ban of 203.0.113.9/32".into(),
+    };
+    let src = "203.0.113.9:0".parse().unwrap();
+    store.record_decisions([(now, src, Verdict::Drop, &record)]).unwrap();
+    state
+}
+
+/// `sipwall bans | head -0` and `sipwall decisions | head -0`: standard output is a pipe whose
+/// reader is already gone. They exit 0 without a word (before: a panic, exit 101).
+#[test]
+fn listings_into_a_closed_pipe_exit_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = seeded_state(dir.path());
+    let state = state.to_str().unwrap();
+    let nosock = dir.path().join("none.sock");
+    let nosock = nosock.to_str().unwrap();
+    for args in [
+        vec!["bans", "--state", state, "--socket", nosock],
+        vec!["bans", "--state", state, "--socket", nosock, "--format", "json"],
+        vec!["decisions", "--state", state],
+        vec!["decisions", "--state", state, "--format", "json"],
+    ] {
+        // the listing itself works into an open pipe
+        let (ok, out) = run_bounded(20, BIN, &args);
+        assert!(ok && out.contains("203.0.113.9"), "{args:?}:\n{out}");
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // `head -0` has exited: every write fails with EPIPE
+        let out = Command::new("timeout")
+            .args(["-s", "KILL", "20", BIN])
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?} into a closed pipe:\n{stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{args:?}:\n{stderr}");
+    }
+}

@@ -44,7 +44,7 @@ pub fn ban(args: BanArgs) -> anyhow::Result<ExitCode> {
     let sock = args.socket.path()?;
     let r =
         client::call_ok(&sock, &req).map_err(|e| after_timeout(e, &sock, net, Expect::Listed))?;
-    println!("{}", r.message.unwrap_or_default());
+    super::emit(&(r.message.unwrap_or_default() + "\n"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -99,7 +99,7 @@ pub fn unban(args: UnbanArgs) -> anyhow::Result<ExitCode> {
     };
     let sock = args.socket.path()?;
     let r = client::call_ok(&sock, &req).map_err(|e| after_timeout(e, &sock, net, Expect::Gone))?;
-    println!("{}", r.message.unwrap_or_default());
+    super::emit(&(r.message.unwrap_or_default() + "\n"))?;
     Ok(ExitCode::SUCCESS)
 }
 
