@@ -123,6 +123,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         let ruleset = config.enforce.ruleset(&config.policy.ports_to_guard())?;
         sipwall_netfilter::remove_all(&ruleset.table).context("removing leftover rules")?;
         log::info!("removed sipwall rules and table inet {}", ruleset.table);
+        // A killed daemon's socket file; a live daemon's is kept (and said so).
+        let socket = args.socket.clone().unwrap_or_else(|| config.enforce.control_socket.clone());
+        control_server::remove_stale(&socket).context("--cleanup")?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut daemon = Daemon::start(&args, config)?;

@@ -171,11 +171,19 @@ pub fn read_request(r: &mut impl BufRead) -> anyhow::Result<Vec<u8>> {
     Ok(line)
 }
 
-/// Parse an address (`203.0.113.9`, a host net) or a network (`203.0.113.0/24`).
+/// Parse an address (`203.0.113.9`, a host net) or a network (`203.0.113.0/24`). A network
+/// with host bits set (`198.51.100.7/16`) is refused with its canonical form as a hint: it
+/// is most likely a typo, and silently banning `198.51.0.0/16` bans 65,536 addresses.
 pub fn parse_net(s: &str) -> anyhow::Result<IpNet> {
     let s = s.trim();
     if let Ok(n) = s.parse::<IpNet>() {
-        return Ok(n.trunc());
+        anyhow::ensure!(
+            n == n.trunc(),
+            "'{s}' has host bits set: did you mean {} (the whole network) or {} (the address alone)?",
+            n.trunc(),
+            n.addr()
+        );
+        return Ok(n);
     }
     s.parse::<IpAddr>()
         .map(IpNet::from)
@@ -244,9 +252,9 @@ mod tests {
                 reason: "test".into()
             }
         );
-        // host bits cleared; no reason stays empty (the daemon adds the operator)
+        // no reason stays empty (the daemon adds the operator)
         assert_eq!(
-            cmd(r#"{"cmd":"ban","net":"203.0.113.77/24","secs":1}"#).unwrap(),
+            cmd(r#"{"cmd":"ban","net":"203.0.113.0/24","secs":1}"#).unwrap(),
             Command::Ban {
                 net: "203.0.113.0/24".parse().unwrap(),
                 duration: Duration::from_secs(1),
@@ -267,6 +275,12 @@ mod tests {
             (r#"{"cmd":"ban","net":"203.0.113.9"}"#, "secs"),
             (r#"{"cmd":"flush"}"#, "unknown variant"),
             (r#"{"cmd":"unban","net":"300.1.1.1"}"#, "not an IP"),
+            // host bits set: refused with the canonical network and the address as hints
+            (
+                r#"{"cmd":"ban","net":"198.51.100.7/16","secs":60}"#,
+                "'198.51.100.7/16' has host bits set: did you mean 198.51.0.0/16 (the whole network) or 198.51.100.7 (the address alone)?",
+            ),
+            (r#"{"cmd":"unban","net":"2001:db8::1/32"}"#, "did you mean 2001:db8::/32"),
             ("ban 203.0.113.9", "bad request"),
         ] {
             let e = format!("{:#}", cmd(bad).unwrap_err());

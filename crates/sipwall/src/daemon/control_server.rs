@@ -76,21 +76,7 @@ impl ControlSocket {
                     .with_context(|| format!("chmod 0700 {}", dir.display()))?;
             }
         }
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            anyhow::ensure!(
-                meta.file_type().is_socket(),
-                "control socket {}: a file that is not a socket is in the way",
-                path.display()
-            );
-            anyhow::ensure!(
-                UnixStream::connect(path).is_err(),
-                "control socket {} answers: is another `sipwall run` running?",
-                path.display()
-            );
-            std::fs::remove_file(path)
-                .with_context(|| format!("removing stale control socket {}", path.display()))?;
-            log::info!("removed stale control socket {}", path.display());
-        }
+        remove_stale(path)?;
         let listener = UnixListener::bind(path)
             .with_context(|| format!("binding control socket {}", path.display()))?;
         // From here on the file is ours: dropping `sock` removes it, also on the errors below.
@@ -106,6 +92,27 @@ impl ControlSocket {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Remove the socket file at `path` when it is stale (a socket nobody answers on: a crashed or
+/// killed daemon's); a live one (a daemon answers) or any other kind of file is an error.
+/// Returns whether a file was removed. Used by [`ControlSocket::bind`] and `run --cleanup`.
+pub fn remove_stale(path: &Path) -> anyhow::Result<bool> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(false) };
+    anyhow::ensure!(
+        meta.file_type().is_socket(),
+        "control socket {}: a file that is not a socket is in the way",
+        path.display()
+    );
+    anyhow::ensure!(
+        UnixStream::connect(path).is_err(),
+        "control socket {} answers: is another `sipwall run` running?",
+        path.display()
+    );
+    std::fs::remove_file(path)
+        .with_context(|| format!("removing stale control socket {}", path.display()))?;
+    log::info!("removed stale control socket {}", path.display());
+    Ok(true)
 }
 
 impl Drop for ControlSocket {
