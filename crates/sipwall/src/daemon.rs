@@ -199,9 +199,14 @@ impl Daemon {
 
         let engine = Arc::new(Mutex::new(engine));
         let (work, rx) = mpsc::sync_channel::<Work>(WORK_QUEUE);
+        let durable = ban_worker::DurableBans::new();
+        durable.mark(&restored); // they came from the store
+        let worker_durable = durable.clone();
         let worker = std::thread::Builder::new()
             .name("sipwall-bans".into())
-            .spawn(move || ban_worker::run(rx, &mut store, &mut banset, &wall_clock))
+            .spawn(move || {
+                ban_worker::run(rx, &mut store, &mut banset, &wall_clock, &worker_durable)
+            })
             .context("starting the ban worker")?;
         let settings = QueueSettings {
             direction: DirectionRule::of(&enforce, &ruleset),
@@ -217,6 +222,8 @@ impl Daemon {
                 engine: engine.clone(),
                 work: work.clone(),
                 clock: wall_clock,
+                durable,
+                store_unavailable: None,
             };
             let stop = shutdown.flag();
             std::thread::Builder::new()

@@ -41,7 +41,7 @@ use super::lock;
 use anyhow::Context as _;
 use sipwall_engine::{BanAction, DecisionRecord, Engine, Evidence, Timestamp, Verdict};
 
-use super::ban_worker::{DecisionItem, Work};
+use super::ban_worker::{DecisionItem, DurableBans, Work};
 use crate::protocol::{parse_request, read_request, write_line, BanView, Command, Response};
 use crate::time::{human, rfc3339};
 
@@ -136,6 +136,11 @@ pub struct Ctx {
     pub work: SyncSender<Work>,
     /// The clock.
     pub clock: fn() -> Timestamp,
+    /// Which bans the ban worker has committed to the store (the others list as pending).
+    pub durable: DurableBans,
+    /// `None` normally; why there is no store when the daemon runs on an in-memory one
+    /// (shown by `sipwall bans` as `store: unavailable (in memory): ...`).
+    pub store_unavailable: Option<String>,
 }
 
 /// Serve until `stop`; the socket file is removed on return.
@@ -416,13 +421,19 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                         "manual.ban",
                         format!("manual ban of {net} for {}: {reason}", human(duration)),
                     );
+                    let (durable, where_) = match &ctx.store_unavailable {
+                        None => (true, "in the kernel set and the store"),
+                        Some(_) => {
+                            (false, "in the kernel set; NOT durable: the store is unavailable")
+                        }
+                    };
                     Response::done(
                         format!(
-                            "banned {net} until {} (ban #{}): in the kernel set and the store",
+                            "banned {net} until {} (ban #{}): {where_}",
                             rfc3339(view.until_ms),
                             view.count
                         ),
-                        Some(vec![view]),
+                        Some(vec![BanView { durable, ..view }]),
                     )
                 }
                 Err(e) => Response::error(format!("banned {net} in the engine, but: {e}")),
@@ -459,10 +470,16 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
         Command::Bans => {
             let mut bans: Vec<BanView> = {
                 let e = lock(&ctx.engine);
-                e.bans().filter(|b| now < b.until).map(BanView::of).collect()
+                e.bans()
+                    .filter(|b| now < b.until)
+                    .map(|b| BanView { durable: ctx.durable.is_durable(b), ..BanView::of(b) })
+                    .collect()
             };
             bans.sort_by(|a, b| a.until_ms.cmp(&b.until_ms).then_with(|| a.net.cmp(&b.net)));
-            Response::done(format!("{} active ban(s)", bans.len()), Some(bans))
+            let mut r = Response::done(format!("{} active ban(s)", bans.len()), Some(bans));
+            r.store =
+                ctx.store_unavailable.as_ref().map(|why| format!("unavailable (in memory): {why}"));
+            r
         }
     }
 }
@@ -481,7 +498,14 @@ mod tests {
         let policy =
             Policy::from_toml_str("[trusted]\nnetworks = [\"198.51.100.0/24\"]\n").unwrap();
         let (tx, rx) = mpsc::sync_channel(16);
-        (Ctx { engine: Arc::new(Mutex::new(Engine::new(policy))), work: tx, clock }, rx)
+        let ctx = Ctx {
+            engine: Arc::new(Mutex::new(Engine::new(policy))),
+            work: tx,
+            clock,
+            durable: DurableBans::new(),
+            store_unavailable: None,
+        };
+        (ctx, rx)
     }
 
     const ROOT: Peer = Peer { uid: 0, pid: 4242 };
@@ -558,6 +582,11 @@ mod tests {
         assert!(trusted.error.unwrap().contains("trusted"));
         let list = execute(Command::Bans, &ctx, ROOT).bans.unwrap();
         assert_eq!(list.len(), 1);
+        // this stand-in worker commits nothing: the ban is listed, pending
+        assert!(!list[0].durable, "listed durable before any store commit");
+        let stored = lock(&ctx.engine).bans().next().unwrap().clone();
+        ctx.durable.mark(std::slice::from_ref(&stored));
+        assert!(execute(Command::Bans, &ctx, ROOT).bans.unwrap()[0].durable);
         assert_eq!(
             (
                 list[0].net.as_str(),
