@@ -118,3 +118,22 @@ fn listings_into_a_closed_pipe_exit_quietly() {
         assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{args:?}:\n{stderr}");
     }
 }
+
+/// `sipwall ban 198.51.100.7/16` is refused before anything is sent, with the canonical
+/// network and the address as hints (before: 198.51.0.0/16 was banned without a word).
+#[test]
+fn a_network_with_host_bits_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("none.sock");
+    for (args, hint) in [
+        (vec!["ban", "198.51.100.7/16"], "did you mean 198.51.0.0/16"),
+        (vec!["unban", "198.51.100.7/24"], "did you mean 198.51.100.0/24"),
+        (vec!["ban", "2001:db8::7/64", "--for", "1h"], "did you mean 2001:db8::/64"),
+    ] {
+        let mut a = args.clone();
+        a.extend(["--socket", sock.to_str().unwrap()]);
+        let (ok, out) = run_bounded(20, BIN, &a);
+        assert!(!ok && out.contains("has host bits set") && out.contains(hint), "{args:?}:\n{out}");
+        assert!(!out.contains("connecting"), "{args:?} was sent to a daemon:\n{out}");
+    }
+}
