@@ -22,7 +22,8 @@
 //! Signals: SIGHUP re-reads the config and replaces the engine's policy (bans and behaviour
 //! state kept); SIGTERM/SIGINT stop the queues, flush pending bans, remove every rule and exit
 //! 0; the control socket file is removed on every exit path. Every error path after step 3
-//! removes the rules too (drop guard); `sipwall run --cleanup` removes leftovers by hand. Packets are accepted by the kernel while no queue is bound
+//! removes the rules too (drop guard); `sipwall run --cleanup` removes leftovers by hand (rules,
+//! table and a stale control socket). Packets are accepted by the kernel while no queue is bound
 //! (fail open, `--queue-bypass`) unless `fail_closed`.
 //!
 //! Shape: [`main`] = [`Daemon::start`] (the steps above; returns the running daemon),

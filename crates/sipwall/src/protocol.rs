@@ -11,8 +11,9 @@
 //! * responses: `{"ok":true,"message":...,"bans":[...]}` or `{"ok":false,"error":"..."}`.
 //!
 //! Limits (so a stuck or hostile client cannot wedge the daemon): a request is at most
-//! [`MAX_REQUEST`] bytes, must arrive within the server's read timeout, and is checked here
-//! ([`parse_request`]) before the engine is touched: the network must parse, the duration be
+//! [`MAX_REQUEST`] bytes, must arrive whole within the server's deadline, and is checked here
+//! ([`parse_request`]) before the engine is touched: the network must parse and be canonical
+//! (no host bits set), the duration be
 //! 1 s ..= [`MAX_BAN_SECS`], the reason at most [`MAX_REASON`] characters without control
 //! characters. A response is read up to [`MAX_RESPONSE`] bytes.
 use std::io::{BufRead, Read as _, Write};
