@@ -14,13 +14,14 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
-use sipwall_engine::{Direction, Engine, Packet, Rules, Timestamp, Transport, Verdict};
+use sipwall_engine::{Direction, Engine, Packet, Rules, Transport, Verdict};
 use sipwall_netfilter::{packet, Hook, L4Proto, Queue, QueueVerdict, QueuedPacket, Ruleset, L4};
 
 use super::ban_worker::{DecisionItem, Work};
 use super::lock;
 use super::tcp::TcpTracker;
 use crate::time::wall_clock;
+use sipwall_engine::Timestamp;
 
 /// What a queue thread is told at start.
 #[derive(Debug, Clone)]
