@@ -730,6 +730,47 @@ mod tests {
         drop(w);
     }
 
+    /// Concurrency is bounded: with MAX_CLIENTS silent clients being served, one more is told
+    /// "busy" at once; once the silent ones hit their deadline, clients are served again.
+    #[test]
+    fn clients_beyond_the_cap_are_told_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let sock = ControlSocket::bind(&path).unwrap();
+        let (ctx, rx) = ctx();
+        let w = worker(rx);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let server = std::thread::spawn(move || serve(sock, ctx, s2));
+        let silent: Vec<UnixStream> =
+            (0..MAX_CLIENTS).map(|_| UnixStream::connect(&path).unwrap()).collect();
+        // the cap is reached once the accept loop has taken all of them (bounded wait)
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let busy = loop {
+            let r = crate::client::call(&path, &crate::protocol::Request::Bans).unwrap();
+            if !r.ok {
+                break r.error.unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "never busy");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(busy, BUSY);
+        for s in &silent {
+            let mut line = String::new();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            std::io::BufReader::new(s).read_line(&mut line).unwrap();
+            assert!(line.contains("not received in time"), "{line}");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !crate::client::call(&path, &crate::protocol::Request::Bans).unwrap().ok {
+            assert!(std::time::Instant::now() < deadline, "still busy after the deadlines");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        server.join().unwrap();
+        drop(w);
+    }
+
     #[test]
     fn a_stale_socket_is_replaced_but_no_other_file() {
         let dir = tempfile::tempdir().unwrap();
