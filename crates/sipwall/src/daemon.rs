@@ -3,7 +3,13 @@
 //! Start-up order (each step only after the previous one succeeded):
 //! 1. config: the engine's policy and `[enforce]` (see [`crate::config`]), checked up front;
 //! 2. the store (`STATE_DIR/sipwall.db`), and the engine with every unexpired stored ban and
-//!    the stored offence history (so repeat offenders keep escalating across restarts); the
+//!    the stored offence history (so repeat offenders keep escalating across restarts). A
+//!    store that cannot be opened (corrupt file, read-only or missing state directory) does
+//!    NOT stop the start: fail open is the promise, and a host without sipwall is unprotected.
+//!    The daemon protects with the kernel rules and an in-memory store instead, loudly: an
+//!    error at start and every [`STORE_NAG_EVERY`], `store: unavailable (in memory)` in
+//!    `sipwall bans`, every ban listed as not durable (lost on restart). The unreadable file
+//!    is left exactly as it is, for forensics ([`open_store_or_memory`]). The
 //!    control socket (`[enforce] control_socket`, mode 0600) is bound here, with every
 //!    capability still held ([`control_server`]);
 //! 3. the `inet` table with its ban sets (leftovers of a crashed run are removed first), and
@@ -16,7 +22,8 @@
 //! Signals: SIGHUP re-reads the config and replaces the engine's policy (bans and behaviour
 //! state kept); SIGTERM/SIGINT stop the queues, flush pending bans, remove every rule and exit
 //! 0; the control socket file is removed on every exit path. Every error path after step 3
-//! removes the rules too (drop guard); `sipwall run --cleanup` removes leftovers by hand. Packets are accepted by the kernel while no queue is bound
+//! removes the rules too (drop guard); `sipwall run --cleanup` removes leftovers by hand (rules,
+//! table and a stale control socket). Packets are accepted by the kernel while no queue is bound
 //! (fail open, `--queue-bypass`) unless `fail_closed`.
 //!
 //! Shape: [`main`] = [`Daemon::start`] (the steps above; returns the running daemon),
@@ -69,6 +76,8 @@ pub struct RunArgs {
 const PRUNE_HISTORY_EVERY: Duration = Duration::from_secs(3600);
 /// How often the supervising loop looks at its flags.
 const SUPERVISE_TICK: Duration = Duration::from_millis(50);
+/// How often a daemon running without its store says so again in the log.
+const STORE_NAG_EVERY: Duration = Duration::from_secs(600);
 /// Room in the channel to the ban worker.
 const WORK_QUEUE: usize = 65_536;
 
@@ -123,6 +132,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         let ruleset = config.enforce.ruleset(&config.policy.ports_to_guard())?;
         sipwall_netfilter::remove_all(&ruleset.table).context("removing leftover rules")?;
         log::info!("removed sipwall rules and table inet {}", ruleset.table);
+        // A killed daemon's socket file; a live daemon's is kept (and said so).
+        let socket = args.socket.clone().unwrap_or_else(|| config.enforce.control_socket.clone());
+        control_server::remove_stale(&socket).context("--cleanup")?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut daemon = Daemon::start(&args, config)?;
@@ -142,6 +154,36 @@ pub struct Daemon {
     control: JoinHandle<()>,
     worker: JoinHandle<WorkerStats>,
     firewall: Firewall,
+    /// Why the daemon runs on an in-memory store (None: the store on disk is in use).
+    store_unavailable: Option<String>,
+}
+
+/// Open `STATE_DIR/sipwall.db`, creating the directory if needed; when that fails, an
+/// in-memory store and the reason (logged as an error here). The failing file is never
+/// touched: no repair, no rename, no new file beside it.
+pub fn open_store_or_memory(
+    state_dir: &std::path::Path,
+) -> anyhow::Result<(sipwall_store::Store, Option<String>)> {
+    let db = state_dir.join(config::STORE_FILE);
+    let opened = std::fs::create_dir_all(state_dir)
+        .map_err(|e| format!("creating state directory {}: {e}", state_dir.display()))
+        // The store's error already names the file: no second "opening the store X" around it.
+        .and_then(|()| sipwall_store::Store::open(&db).map_err(|e| e.to_string()));
+    match opened {
+        Ok(store) => Ok((store, None)),
+        Err(why) => {
+            log::error!(
+                "STORE UNAVAILABLE: {why}. Protecting anyway with the kernel rules and an \
+                 in-memory store: bans are NOT durable (lost on restart) and no stored ban or \
+                 offence history is restored; {} is left untouched for inspection. Fix or move \
+                 it and restart sipwall.",
+                db.display()
+            );
+            let store = sipwall_store::Store::open_in_memory()
+                .context("opening an in-memory store instead")?;
+            Ok((store, Some(why)))
+        }
+    }
 }
 
 impl Daemon {
@@ -150,11 +192,8 @@ impl Daemon {
         let Config { policy, enforce, blocklists: _ } = config;
         let ruleset = enforce.ruleset(&policy.ports_to_guard())?;
         let state_dir = args.state.clone().unwrap_or_else(|| enforce.state_dir.clone());
-        std::fs::create_dir_all(&state_dir)
-            .with_context(|| format!("creating state directory {}", state_dir.display()))?;
         let db = state_dir.join(config::STORE_FILE);
-        let mut store = sipwall_store::Store::open(&db)
-            .with_context(|| format!("opening the store {}", db.display()))?;
+        let (mut store, store_unavailable) = open_store_or_memory(&state_dir)?;
 
         // Signals first, so a SIGTERM during start-up still ends in a clean removal.
         let shutdown = Shutdown::on_signals()?;
@@ -196,9 +235,18 @@ impl Daemon {
 
         let engine = Arc::new(Mutex::new(engine));
         let (work, rx) = mpsc::sync_channel::<Work>(WORK_QUEUE);
+        let durable = if store_unavailable.is_some() {
+            ban_worker::DurableBans::disabled()
+        } else {
+            ban_worker::DurableBans::new()
+        };
+        durable.mark(&restored); // they came from the store
+        let worker_durable = durable.clone();
         let worker = std::thread::Builder::new()
             .name("sipwall-bans".into())
-            .spawn(move || ban_worker::run(rx, &mut store, &mut banset, &wall_clock))
+            .spawn(move || {
+                ban_worker::run(rx, &mut store, &mut banset, &wall_clock, &worker_durable)
+            })
             .context("starting the ban worker")?;
         let settings = QueueSettings {
             direction: DirectionRule::of(&enforce, &ruleset),
@@ -214,6 +262,8 @@ impl Daemon {
                 engine: engine.clone(),
                 work: work.clone(),
                 clock: wall_clock,
+                durable,
+                store_unavailable: store_unavailable.clone(),
             };
             let stop = shutdown.flag();
             std::thread::Builder::new()
@@ -233,6 +283,7 @@ impl Daemon {
             control,
             worker,
             firewall,
+            store_unavailable,
         })
     }
 
@@ -241,8 +292,15 @@ impl Daemon {
         let expire_every = Duration::from_millis(self.enforce.expire_interval_ms.max(100));
         let mut last_expire = Instant::now();
         let mut last_prune = Instant::now();
+        let mut last_nag = Instant::now();
         while !self.shutdown.requested() {
             std::thread::sleep(SUPERVISE_TICK);
+            if let Some(why) = &self.store_unavailable {
+                if last_nag.elapsed() >= STORE_NAG_EVERY {
+                    last_nag = Instant::now();
+                    log::error!("STORE UNAVAILABLE (running on an in-memory store since start; bans are not durable): {why}");
+                }
+            }
             if self.reload.swap(false, Ordering::Relaxed) {
                 self.reload_config();
             }
@@ -401,5 +459,43 @@ pub(crate) fn lock(engine: &Mutex<Engine>) -> std::sync::MutexGuard<'_, Engine> 
     match engine.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A corrupt store file or an unusable state directory gives an in-memory store and the
+    /// reason, said once; the corrupt file is left byte for byte as it was.
+    #[test]
+    fn an_unusable_store_falls_back_to_memory_and_is_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(config::STORE_FILE);
+        let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&db, &garbage).unwrap();
+        let (mut store, why) = open_store_or_memory(dir.path()).unwrap();
+        let why = why.expect("a corrupt store was opened as if fine");
+        assert!(why.contains(&db.display().to_string()), "{why}");
+        assert_eq!(why.matches("opening").count(), 1, "the reason repeats itself: {why}");
+        // the in-memory store works
+        assert!(BanStore::load_active_bans(&mut store, wall_clock()).unwrap().is_empty());
+        assert_eq!(std::fs::read(&db).unwrap(), garbage, "the corrupt file was changed");
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from(config::STORE_FILE)],
+            "files added beside it"
+        );
+        // a state directory that cannot be created (a file is in the way; root ignores modes)
+        let blocked = dir.path().join(config::STORE_FILE).join("state");
+        let (_, why) = open_store_or_memory(&blocked).unwrap();
+        assert!(why.unwrap().contains("creating state directory"));
+        // a good directory: the real store, no reason
+        let good = dir.path().join("good");
+        let (_, why) = open_store_or_memory(&good).unwrap();
+        assert_eq!(why, None);
+        assert!(good.join(config::STORE_FILE).exists());
     }
 }
