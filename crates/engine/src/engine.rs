@@ -27,6 +27,7 @@ use crate::behaviour::{attempt_key, SourceTable};
 use crate::decision::*;
 use crate::fasthash::{hash32, FastSet};
 use crate::netset::canonical;
+use crate::netset::NetSet;
 use crate::policy::{Action, Policy, Threshold};
 use crate::signatures::{Fields, Hits, Matcher};
 
@@ -45,6 +46,11 @@ pub struct EngineStats {
     pub bans_added: u64,
     /// Sources currently tracked.
     pub tracked_sources: u64,
+    /// Automatic bans (or aggregates) not made because they would cover a protected address
+    /// (trusted, local or known-good) or split into too many blocks.
+    pub bans_protected: u64,
+    /// Automatic address bans beyond `bans.max_per_second`, folded into a range ban.
+    pub bans_folded: u64,
     /// Sources evicted from tracking (least recently seen first).
     pub evicted_sources: u64,
     /// Active bans.
@@ -55,6 +61,36 @@ pub struct EngineStats {
     pub trusted_oddities: u64,
     /// Payloads that did not parse (keep-alives excluded).
     pub malformed: u64,
+}
+
+/// Why [`Engine::ban_manual`] refused a ban.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BanError {
+    /// The network covers (or lies in) a protected network.
+    #[error("refusing to ban {net}: it covers {member}, {what}, which is never banned")]
+    CoversProtected {
+        /// The network asked for.
+        net: IpNet,
+        /// The protected network it overlaps.
+        member: IpNet,
+        /// What the protected network is ("a trusted network ([trusted] networks)", ...).
+        what: &'static str,
+    },
+    /// The exact network is banned already.
+    #[error("{net} is already banned; unban it first to change it")]
+    AlreadyBanned {
+        /// The network asked for.
+        net: IpNet,
+        /// When its ban ends.
+        until: Timestamp,
+    },
+    /// `limits.max_bans` is reached.
+    #[error("refusing to ban {net}: the ban table is full (limits.max_bans)")]
+    TableFull {
+        /// The network asked for.
+        net: IpNet,
+    },
 }
 
 /// The decision engine. See the crate docs for its contract.
@@ -277,7 +313,28 @@ impl Engine {
     pub fn reload(&mut self, policy: Policy) -> Vec<BanAction> {
         self.rules = Arc::new(Rules::new(policy));
         self.sources.set_cap(self.rules.policy.max_tracked_sources);
-        self.bans.drop_trusted(&self.rules.policy.trusted, &self.rules.policy)
+        self.bans.drop_protected(&self.rules.policy)
+    }
+
+    /// Set this host's own addresses (the daemon reads them from its interfaces), in addition
+    /// to `bans.local_addresses`: no ban, automatic or manual, ever covers one. Replaces the
+    /// previous set; returns `Remove` actions for bans that now cover one.
+    pub fn set_local_addresses(&mut self, addrs: &[IpAddr]) -> Vec<BanAction> {
+        let mut set = NetSet::new();
+        for a in addrs {
+            set.insert(IpNet::from(canonical(*a)));
+        }
+        self.bans.set_local(set, &self.rules.policy)
+    }
+
+    /// Set known-good networks (e.g. learnt from completed calls): protected like local
+    /// addresses. Replaces the previous set; returns `Remove` actions for bans covering one.
+    pub fn set_known_good(&mut self, nets: &[IpNet]) -> Vec<BanAction> {
+        let mut set = NetSet::new();
+        for n in nets {
+            set.insert(*n);
+        }
+        self.bans.set_known_good(set, &self.rules.policy)
     }
 
     /// Decide on one packet at time `now`.
@@ -790,7 +847,6 @@ impl Engine {
                 },
                 now,
                 &self.rules.policy,
-                &self.rules.policy.trusted,
             );
             self.sources.remove(&peer);
             self.stats.bans_added += actions.len() as u64;
@@ -809,7 +865,12 @@ impl Engine {
                 }
             }
             if actions.is_empty() {
-                s += ": dropped (ban table full)";
+                s += if self.bans.protected_overlap(IpNet::from(peer), &self.rules.policy).is_some()
+                {
+                    ": dropped (a protected address: never banned)"
+                } else {
+                    ": dropped (ban table full)"
+                };
             }
             s
         } else {
@@ -822,14 +883,22 @@ impl Engine {
         }
     }
 
-    /// Ban by hand. Refuses (returns None) for trusted networks and nets already banned.
+    /// Ban by hand. Refused, with the reason, for a network that covers a protected address
+    /// (trusted, local or known-good), one already banned, or a full table.
     pub fn ban_manual(
         &mut self,
         net: IpNet,
         duration: Duration,
         reason: &str,
         now: Timestamp,
-    ) -> Option<BanAction> {
+    ) -> Result<BanAction, BanError> {
+        let net = net.trunc();
+        if let Some((kind, member)) = self.bans.protected_overlap(net, &self.rules.policy) {
+            return Err(BanError::CoversProtected { net, member, what: kind.describe() });
+        }
+        if let Some(b) = self.bans.active(&net, now) {
+            return Err(BanError::AlreadyBanned { net, until: b.until });
+        }
         let actions = self.bans.add(
             BanRequest {
                 net,
@@ -841,10 +910,9 @@ impl Engine {
             },
             now,
             &self.rules.policy,
-            &self.rules.policy.trusted,
         );
         self.stats.bans_added += actions.len() as u64;
-        actions.into_iter().next()
+        actions.into_iter().next().ok_or(BanError::TableFull { net })
     }
 
     /// Lift a ban (exact network). Returns its `Remove` action, or None if it was not banned.
@@ -853,9 +921,10 @@ impl Engine {
         self.bans.remove(&net, &self.rules.policy).map(|_| BanAction::Remove(net))
     }
 
-    /// Put back a ban loaded from the store (skipped if expired or trusted).
+    /// Put back a ban loaded from the store (skipped if expired or covering a protected
+    /// address: call [`Engine::set_local_addresses`] first).
     pub fn restore_ban(&mut self, ban: Ban, now: Timestamp) -> bool {
-        self.bans.restore(ban, now, &self.rules.policy, &self.rules.policy.trusted)
+        self.bans.restore(ban, now, &self.rules.policy)
     }
 
     /// Put back a network's offence history loaded from the store (`count` bans so far, the
@@ -868,14 +937,7 @@ impl Engine {
         last_until: Timestamp,
         now: Timestamp,
     ) -> bool {
-        self.bans.restore_offence(
-            net,
-            count,
-            last_until,
-            now,
-            &self.rules.policy,
-            &self.rules.policy.trusted,
-        )
+        self.bans.restore_offence(net, count, last_until, now, &self.rules.policy)
     }
 
     /// Remove expired bans; returns their Remove actions.
@@ -900,6 +962,8 @@ impl Engine {
             evicted_sources: self.sources.evicted,
             active_bans: self.bans.len() as u64,
             bans_refused: self.bans.refused,
+            bans_protected: self.bans.protected_skipped,
+            bans_folded: self.bans.folded,
             ..self.stats
         }
     }
@@ -984,7 +1048,7 @@ mod tests {
                 duration_ms: None,
             };
             let policy = e.policy().clone();
-            match e.bans.add(req, now, &policy, &policy.trusted).first() {
+            match e.bans.add(req, now, &policy).first() {
                 Some(BanAction::Add(b)) => (b.count, b.until.as_millis() - b.since.as_millis()),
                 other => panic!("no ban: {other:?}"),
             }

@@ -51,7 +51,7 @@ pub use decision::{
     Ban, BanAction, BanOrigin, Decision, DecisionRecord, Direction, Evidence, Packet, RuleId,
     Timestamp, Transport, Verdict,
 };
-pub use engine::{human_duration, Analysis, Engine, EngineStats, Rules};
+pub use engine::{human_duration, Analysis, BanError, Engine, EngineStats, Rules};
 pub use netset::NetSet;
-pub use policy::{Action, BlocklistLoad, Policy, PolicyError};
+pub use policy::{Action, BlocklistLoad, Policy, PolicyError, PolicyWarning};
 pub use signatures::{signatures_markdown, Signature, BUILTIN};

@@ -107,6 +107,18 @@ impl NetSet {
         self.contains_ip(net.network()) || self.nets.iter().any(|m| net.contains(m))
     }
 
+    /// A member overlapping `net`: the most specific one containing it, else any member
+    /// inside it (the smallest in address order, so the answer does not depend on hashing).
+    pub fn first_overlapping(&self, net: IpNet) -> Option<IpNet> {
+        if self.nets.is_empty() {
+            return None;
+        }
+        let net = net.trunc();
+        self.find(net.network())
+            .filter(|m| m.contains(&net))
+            .or_else(|| self.nets.iter().filter(|m| net.contains(*m)).min().copied())
+    }
+
     /// Every member, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &IpNet> + '_ {
         self.nets.iter()

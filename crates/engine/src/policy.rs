@@ -38,6 +38,20 @@ pub mod defaults {
     pub const AGG_V6_PREFIX: u8 = 64;
     /// Banned addresses in one IPv6 range that ban the range.
     pub const AGG_V6_THRESHOLD: u32 = 2;
+    /// IPv4 wide aggregation prefix (second level).
+    pub const AGG_V4_WIDE_PREFIX: u8 = 16;
+    /// Distinct IPv4 ranges (`/24`s) with bans in one wide range that ban the wide range.
+    pub const AGG_V4_WIDE_THRESHOLD: u32 = 64;
+    /// IPv6 wide aggregation prefix (second level).
+    pub const AGG_V6_WIDE_PREFIX: u8 = 48;
+    /// Distinct IPv6 ranges (`/64`s) with bans in one wide range that ban the wide range.
+    pub const AGG_V6_WIDE_THRESHOLD: u32 = 16;
+    /// Automatic address bans per second; beyond it new ones are folded into their range.
+    pub const BANS_PER_SECOND: u32 = 100;
+    /// Trusted networks shorter than this (IPv4) draw a warning.
+    pub const WIDE_TRUSTED_V4: u8 = 8;
+    /// Trusted networks shorter than this (IPv6) draw a warning.
+    pub const WIDE_TRUSTED_V6: u8 = 16;
     /// Requests in the flood window.
     pub const FLOOD_MAX: u32 = 100;
     /// Flood window.
@@ -98,6 +112,24 @@ pub enum PolicyError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Something accepted in the config that an operator should look at twice (for example a
+/// trusted `0.0.0.0/0`). `check-config` and `run` print them; they never stop the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyWarning {
+    /// Dotted key path, e.g. `trusted.networks`.
+    pub key: String,
+    /// 1-based line.
+    pub line: usize,
+    /// What is risky about it.
+    pub message: String,
+}
+
+impl std::fmt::Display for PolicyWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: key `{}`: {}", self.line, self.key, self.message)
+    }
 }
 
 /// What to do with a packet a rule refuses.
@@ -259,6 +291,20 @@ pub struct BanPolicy {
     pub v6_prefix: u8,
     /// Banned addresses that ban an IPv6 range.
     pub v6_threshold: u32,
+    /// IPv4 wide range prefix (second level of aggregation).
+    pub v4_wide_prefix: u8,
+    /// Distinct IPv4 ranges holding bans that ban their wide range; 0 = off.
+    pub v4_wide_threshold: u32,
+    /// IPv6 wide range prefix (second level of aggregation).
+    pub v6_wide_prefix: u8,
+    /// Distinct IPv6 ranges holding bans that ban their wide range; 0 = off.
+    pub v6_wide_threshold: u32,
+    /// Automatic address bans per second of packet time; beyond it, a new one is folded into
+    /// its range (one ban for the whole range). 0 = no cap.
+    pub max_per_second: u32,
+    /// Addresses of this host (and any network it owns) that no ban may cover, in addition
+    /// to what the caller passes to [`crate::Engine::set_local_addresses`].
+    pub local_addresses: NetSet,
 }
 
 /// Actions per rule family.
@@ -321,6 +367,8 @@ pub struct Policy {
     pub max_bans: usize,
     /// Max offence history entries.
     pub max_ban_history: usize,
+    /// Accepted but risky settings (see [`Policy::warnings`]).
+    warnings: Vec<PolicyWarning>,
 }
 
 impl Default for Policy {
@@ -459,6 +507,8 @@ struct RawBehaviour {
 #[serde(deny_unknown_fields)]
 struct RawBans {
     enabled: S<bool>,
+    local_addresses: S<Vec<Spanned<String>>>,
+    max_per_second: S<i64>,
     duration_secs: S<i64>,
     escalation_factor: S<i64>,
     max_duration_secs: S<i64>,
@@ -475,6 +525,10 @@ struct RawAggregate {
     ipv4_threshold: S<i64>,
     ipv6_prefix: S<i64>,
     ipv6_threshold: S<i64>,
+    ipv4_wide_prefix: S<i64>,
+    ipv4_wide_threshold: S<i64>,
+    ipv6_wide_prefix: S<i64>,
+    ipv6_wide_threshold: S<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -553,16 +607,15 @@ impl Ctx<'_> {
         set: &mut NetSet,
     ) -> Result<(), PolicyError> {
         for item in v.map(|s| s.into_inner()).unwrap_or_default() {
-            let net = parse_net(item.get_ref()).ok_or_else(|| {
-                self.err(
-                    key,
-                    item.span().start,
-                    format!("`{}` is not an IP address or CIDR network", item.get_ref()),
-                )
-            })?;
+            let net = self.net(key, &item)?;
             set.insert(net);
         }
         Ok(())
+    }
+    /// One network of a policy table: an address or a CANONICAL network (no host bits set:
+    /// `198.51.100.7/24` is refused rather than silently read as `198.51.100.0/24`).
+    fn net(&self, key: &str, item: &Spanned<String>) -> Result<IpNet, PolicyError> {
+        parse_canonical_net(item.get_ref()).map_err(|m| self.err(key, item.span().start, m))
     }
     fn ports(&self, key: &str, v: S<Vec<Spanned<i64>>>) -> Result<Vec<u16>, PolicyError> {
         let mut out = Vec::new();
@@ -608,6 +661,27 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
         return Some(net.trunc());
     }
     s.parse::<IpAddr>().ok().map(IpNet::from)
+}
+
+/// Parse an address or a canonical CIDR network. A network with host bits set is refused
+/// with a hint naming both readings (`198.51.100.0/24` the network, `198.51.100.7` the
+/// address), since either may have been meant.
+pub fn parse_canonical_net(s: &str) -> Result<IpNet, String> {
+    let t = s.trim();
+    if let Ok(net) = t.parse::<IpNet>() {
+        if net.trunc() != net {
+            return Err(format!(
+                "`{t}` is not a canonical network (host bits are set): write `{}` for the \
+                 network, or `{}` for the single address",
+                net.trunc(),
+                net.addr()
+            ));
+        }
+        return Ok(net);
+    }
+    t.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("`{t}` is not an IP address or CIDR network"))
 }
 
 const METHODS: &[&str] = &[
@@ -668,8 +742,32 @@ impl Policy {
         let raw: Raw = toml::from_str(text).map_err(|e| serde_error(text, e))?;
         let c = Ctx { text };
 
+        let mut warnings = Vec::new();
         let mut trusted = NetSet::new();
-        c.nets("trusted.networks", raw.trusted.networks, &mut trusted)?;
+        for item in raw.trusted.networks.map(|s| s.into_inner()).unwrap_or_default() {
+            let net = c.net("trusted.networks", &item)?;
+            let wide = match net {
+                IpNet::V4(_) => d::WIDE_TRUSTED_V4,
+                IpNet::V6(_) => d::WIDE_TRUSTED_V6,
+            };
+            if net.prefix_len() < wide {
+                warnings.push(PolicyWarning {
+                    key: "trusted.networks".into(),
+                    line: c.line(item.span().start),
+                    message: format!(
+                        "{net} is a very wide trusted network ({} addresses): every source in it \
+                         is accepted uninspected and never banned, and UDP sources are easy to \
+                         forge; trust only your providers' networks",
+                        if net.prefix_len() == 0 {
+                            "every".to_string()
+                        } else {
+                            format!("/{} covers many", net.prefix_len())
+                        }
+                    ),
+                });
+            }
+            trusted.insert(net);
+        }
         let mut trusted_only_methods = Vec::new();
         for m in raw.trusted.only_methods.map(|s| s.into_inner()).unwrap_or_default() {
             let up = m.get_ref().trim().to_ascii_uppercase();
@@ -687,13 +785,7 @@ impl Policy {
         let mut blocklist = NetSet::new();
         for item in raw.blocklist.networks.map(|s| s.into_inner()).unwrap_or_default() {
             let at = item.span().start;
-            let net = parse_net(item.get_ref()).ok_or_else(|| {
-                c.err(
-                    "blocklist.networks",
-                    at,
-                    format!("`{}` is not an IP address or CIDR network", item.get_ref()),
-                )
-            })?;
+            let net = c.net("blocklist.networks", &item)?;
             if trusted.overlaps(net) {
                 // Trusted would win anyway; a contradiction inside one file is a mistake.
                 return Err(c.err(
@@ -771,7 +863,6 @@ impl Policy {
         }
         let mut custom_signatures: Vec<CustomSignature> = Vec::new();
         for cs in raw.signatures.custom {
-            let start = cs.span().start;
             let cs = cs.into_inner();
             let id = cs.id.get_ref().trim().to_string();
             if id.is_empty()
@@ -802,7 +893,6 @@ impl Policy {
             }
             let score =
                 c.int("signatures.custom.score", cs.score, ban_score as i64, 1, 1_000_000)? as u32;
-            let _ = start;
             custom_signatures.push(CustomSignature {
                 id,
                 field: cs.field,
@@ -886,6 +976,40 @@ impl Policy {
             ));
         }
         let ag = r.aggregate;
+        let mut local_addresses = NetSet::new();
+        c.nets("bans.local_addresses", r.local_addresses, &mut local_addresses)?;
+        let v4_prefix =
+            c.int("bans.aggregate.ipv4_prefix", ag.ipv4_prefix, d::AGG_V4_PREFIX as i64, 8, 31)?
+                as u8;
+        let v6_prefix =
+            c.int("bans.aggregate.ipv6_prefix", ag.ipv6_prefix, d::AGG_V6_PREFIX as i64, 16, 127)?
+                as u8;
+        let wide = |key: &str, v: S<i64>, default: u8, narrow: u8, lo: i64| {
+            let at = v.as_ref().map(|s| s.span().start);
+            let x = c.int(key, v, default.min(narrow.saturating_sub(1)) as i64, lo, 127)? as u8;
+            if x >= narrow {
+                return Err(c.err(
+                    key,
+                    at.unwrap_or(0),
+                    format!("{x} must be shorter than the range prefix /{narrow}"),
+                ));
+            }
+            Ok(x)
+        };
+        let v4_wide_prefix = wide(
+            "bans.aggregate.ipv4_wide_prefix",
+            ag.ipv4_wide_prefix,
+            d::AGG_V4_WIDE_PREFIX,
+            v4_prefix,
+            8,
+        )?;
+        let v6_wide_prefix = wide(
+            "bans.aggregate.ipv6_wide_prefix",
+            ag.ipv6_wide_prefix,
+            d::AGG_V6_WIDE_PREFIX,
+            v6_prefix,
+            16,
+        )?;
         let bans = BanPolicy {
             enabled: c.bool(r.enabled, true),
             duration_ms,
@@ -906,13 +1030,7 @@ impl Policy {
             )? as u64
                 * 1000,
             aggregate: c.bool(ag.enabled, true),
-            v4_prefix: c.int(
-                "bans.aggregate.ipv4_prefix",
-                ag.ipv4_prefix,
-                d::AGG_V4_PREFIX as i64,
-                8,
-                31,
-            )? as u8,
+            v4_prefix,
             v4_threshold: c.int(
                 "bans.aggregate.ipv4_threshold",
                 ag.ipv4_threshold,
@@ -920,13 +1038,7 @@ impl Policy {
                 2,
                 1_000_000,
             )? as u32,
-            v6_prefix: c.int(
-                "bans.aggregate.ipv6_prefix",
-                ag.ipv6_prefix,
-                d::AGG_V6_PREFIX as i64,
-                16,
-                127,
-            )? as u8,
+            v6_prefix,
             v6_threshold: c.int(
                 "bans.aggregate.ipv6_threshold",
                 ag.ipv6_threshold,
@@ -934,6 +1046,30 @@ impl Policy {
                 2,
                 1_000_000,
             )? as u32,
+            v4_wide_prefix,
+            v4_wide_threshold: c.int(
+                "bans.aggregate.ipv4_wide_threshold",
+                ag.ipv4_wide_threshold,
+                d::AGG_V4_WIDE_THRESHOLD as i64,
+                0,
+                1_000_000,
+            )? as u32,
+            v6_wide_prefix,
+            v6_wide_threshold: c.int(
+                "bans.aggregate.ipv6_wide_threshold",
+                ag.ipv6_wide_threshold,
+                d::AGG_V6_WIDE_THRESHOLD as i64,
+                0,
+                1_000_000,
+            )? as u32,
+            max_per_second: c.int(
+                "bans.max_per_second",
+                r.max_per_second,
+                d::BANS_PER_SECOND as i64,
+                0,
+                1_000_000,
+            )? as u32,
+            local_addresses,
         };
 
         let l = raw.limits;
@@ -969,8 +1105,15 @@ impl Policy {
                 16,
                 100_000_000,
             )? as usize,
+            warnings,
         };
         Ok(policy)
+    }
+
+    /// Settings accepted but worth a second look (a trusted `0.0.0.0/0`, ...), each with its
+    /// key and line, for the caller to print. Empty for a sound config.
+    pub fn warnings(&self) -> &[PolicyWarning] {
+        &self.warnings
     }
 
     /// Add the entries of a block list file (text read by the caller) to the policy's block
@@ -1008,25 +1151,6 @@ impl Policy {
             load.entries += 1;
         }
         Ok(load)
-    }
-
-    /// Load every file of `blocklist.files` through `read` (the caller's I/O: this crate does
-    /// none), in order. A file that cannot be read is an error naming the key and the file.
-    pub fn load_blocklist_files<E: std::fmt::Display>(
-        &mut self,
-        mut read: impl FnMut(&str) -> Result<String, E>,
-    ) -> Result<Vec<(String, BlocklistLoad)>, PolicyError> {
-        let mut out = Vec::new();
-        for name in self.blocklist_files.clone() {
-            let text = read(&name).map_err(|e| PolicyError::Blocklist {
-                name: name.clone(),
-                line: 0,
-                message: format!("cannot read it (listed in `blocklist.files`): {e}"),
-            })?;
-            let load = self.load_blocklist_text(&name, &text)?;
-            out.push((name, load));
-        }
-        Ok(out)
     }
 
     /// Ports the enforcer must hand to the engine: guarded plus tripwire, or 5060 when no
@@ -1276,27 +1400,6 @@ mod tests {
                 line: 3,
                 message: "`not-an-ip` is not an IP address, CIDR network or ip:port".into()
             }
-        );
-    }
-
-    #[test]
-    fn blocklist_files_through_a_reader() {
-        let mut p = Policy::from_toml_str("[blocklist]\nfiles = [\"a.txt\", \"b.txt\"]\n").unwrap();
-        let loads = p
-            .load_blocklist_files(|name| match name {
-                "a.txt" => Ok("192.0.2.1\n".to_string()),
-                "b.txt" => Ok("# none\n203.0.113.0/24\n198.51.100.1:5060\n".to_string()),
-                _ => Err("no such file"),
-            })
-            .unwrap();
-        assert_eq!(loads.iter().map(|(_, l)| l.entries).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(p.blocklist.contains_ip("203.0.113.77".parse().unwrap()));
-        let mut p = Policy::from_toml_str("[blocklist]\nfiles = [\"missing.txt\"]\n").unwrap();
-        let e =
-            p.load_blocklist_files(|_| Err::<String, _>("No such file or directory")).unwrap_err();
-        assert!(
-            e.to_string().contains("missing.txt") && e.to_string().contains("blocklist.files"),
-            "{e}"
         );
     }
 
