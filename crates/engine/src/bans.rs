@@ -618,3 +618,83 @@ impl BanTable {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(net: IpNet) -> BanRequest<'static> {
+        BanRequest {
+            net,
+            rule: "test",
+            reason: "test".into(),
+            evidence: Evidence::default(),
+            origin: BanOrigin::Detection,
+            duration_ms: None,
+        }
+    }
+
+    /// A spoofed flood of distinct sources (v4 and v6, many ranges and wide ranges): the
+    /// per-range counters never outgrow the bans they count, which `max_bans` bounds.
+    #[test]
+    fn range_counters_stay_bounded_under_a_spoofed_flood() {
+        let policy = Policy::from_toml_str(
+            "[bans]\nduration_secs = 5\nmax_per_second = 50\n[limits]\nmax_bans = 1000\n",
+        )
+        .unwrap();
+        let mut t = BanTable::default();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ip: IpAddr = if i % 2 == 0 {
+                IpAddr::V4(std::net::Ipv4Addr::from(x as u32))
+            } else {
+                IpAddr::V6(std::net::Ipv6Addr::from(u128::from(x) << 64 | u128::from(i)))
+            };
+            let now = Timestamp::from_millis(i / 10);
+            t.add(req(IpNet::from(ip)), now, &policy);
+            if i % 5000 == 0 {
+                t.expire(now, &policy);
+            }
+            let (ranges, wides) = t.counters();
+            assert!(t.len() <= 1000, "{} bans", t.len());
+            assert!(ranges <= t.len() && wides <= ranges, "{ranges} {wides} {}", t.len());
+        }
+        assert!(t.refused > 0 && t.folded > 0, "the flood filled the table and hit the cap");
+        // Everything expires: every counter goes with the bans.
+        t.expire(Timestamp::from_millis(u64::MAX / 2), &policy);
+        assert_eq!((t.len(), t.counters()), (0, (0, 0)));
+    }
+
+    #[test]
+    fn split_around_one_address_gives_the_largest_blocks() {
+        let range: IpNet = "203.0.113.0/24".parse().unwrap();
+        let mut out = Vec::new();
+        assert!(split_around(range, &["203.0.113.10/32".parse().unwrap()], &mut out, 16));
+        out.sort_unstable();
+        let got: Vec<String> = out.iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "203.0.113.0/29",
+                "203.0.113.8/31",
+                "203.0.113.11/32",
+                "203.0.113.12/30",
+                "203.0.113.16/28",
+                "203.0.113.32/27",
+                "203.0.113.64/26",
+                "203.0.113.128/25"
+            ]
+        );
+        // Too many protected addresses: no split (the caller makes no aggregate).
+        let many: Vec<IpNet> =
+            (0..8).map(|i| format!("203.0.113.{}/32", i * 32).parse().unwrap()).collect();
+        assert!(!split_around(range, &many, &mut Vec::new(), 16));
+        // A protected network containing the range: nothing to ban.
+        let mut out = Vec::new();
+        assert!(split_around(range, &["203.0.0.0/16".parse().unwrap()], &mut out, 16));
+        assert!(out.is_empty());
+    }
+}

@@ -1367,6 +1367,61 @@ mod tests {
     }
 
     #[test]
+    fn non_canonical_networks_are_refused_in_every_table_with_a_hint() {
+        for (text, key, line) in [
+            ("[trusted]\nnetworks = [\"198.51.100.7/24\"]\n", "trusted.networks", 2),
+            ("[blocklist]\n\nnetworks = [\"198.51.100.7/24\"]\n", "blocklist.networks", 3),
+            (
+                "[bans]\nlocal_addresses = [\"2001:db8::1\", \"198.51.100.7/24\"]\n",
+                "bans.local_addresses",
+                2,
+            ),
+        ] {
+            let (k, l, msg) = err(text);
+            assert_eq!((k.as_str(), l), (key, line), "{text}");
+            assert!(
+                msg.contains("`198.51.100.0/24`") && msg.contains("`198.51.100.7`"),
+                "the hint names both readings: {msg}"
+            );
+        }
+        let (_, _, msg) = err("[trusted]\nnetworks = [\"2001:db8::5/64\"]\n");
+        assert!(msg.contains("`2001:db8::/64`"), "{msg}");
+        // Canonical networks and plain addresses are fine.
+        let p = Policy::from_toml_str(
+            "[trusted]\nnetworks = [\"198.51.100.0/24\", \"198.51.100.7/32\", \"192.0.2.1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(p.trusted.len(), 2 + 1);
+        assert!(p.warnings().is_empty());
+    }
+
+    #[test]
+    fn very_wide_trusted_networks_are_accepted_with_a_warning() {
+        let p = Policy::from_toml_str(
+            "[trusted]\nnetworks = [\n  \"198.51.100.0/24\",\n  \"0.0.0.0/0\",\n  \"::/0\",\n  \"10.0.0.0/7\",\n  \"10.0.0.0/8\",\n]\n",
+        )
+        .unwrap();
+        let w: Vec<(String, usize)> =
+            p.warnings().iter().map(|w| (w.key.clone(), w.line)).collect();
+        let k = || "trusted.networks".to_string();
+        assert_eq!(w, vec![(k(), 4), (k(), 5), (k(), 6)]);
+        let text = p.warnings()[0].to_string();
+        assert!(text.starts_with("line 4: key `trusted.networks`: 0.0.0.0/0"), "{text}");
+        assert!(Policy::default().warnings().is_empty());
+    }
+
+    #[test]
+    fn wide_aggregation_prefix_must_be_shorter_than_the_range() {
+        let (key, line, msg) = err("[bans.aggregate]\nipv4_prefix = 24\nipv4_wide_prefix = 24\n");
+        assert_eq!((key.as_str(), line), ("bans.aggregate.ipv4_wide_prefix", 3));
+        assert!(msg.contains("/24"), "{msg}");
+        let p =
+            Policy::from_toml_str("[bans.aggregate]\nipv6_prefix = 56\nipv6_wide_threshold = 0\n")
+                .unwrap();
+        assert_eq!((p.bans.v6_wide_prefix, p.bans.v6_wide_threshold), (48, 0));
+    }
+
+    #[test]
     fn blocklist_overlapping_trusted_is_an_error() {
         let (key, line, _) = err(
             "[trusted]\nnetworks = [\"192.0.2.0/24\"]\n[blocklist]\nnetworks = [\"192.0.2.9\"]\n",
@@ -1461,6 +1516,12 @@ mod tests {
             "ipv4_threshold",
             "ipv6_prefix",
             "ipv6_threshold",
+            "ipv4_wide_prefix",
+            "ipv4_wide_threshold",
+            "ipv6_wide_prefix",
+            "ipv6_wide_threshold",
+            "max_per_second",
+            "local_addresses",
             "max_tracked_sources",
             "max_bans",
             "max_ban_history",
