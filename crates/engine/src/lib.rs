@@ -48,8 +48,8 @@ pub mod signatures;
 
 pub use behaviour::{bytes_per_source, BYTES_PER_SOURCE};
 pub use decision::{
-    Ban, BanAction, BanOrigin, Decision, DecisionRecord, Direction, Evidence, Packet, RuleId,
-    Timestamp, Transport, Verdict,
+    Ban, BanAction, BanOrigin, Decision, DecisionRecord, Direction, Evidence, Packet,
+    ParseNameError, RuleId, Timestamp, Transport, Verdict,
 };
 pub use engine::{human_duration, Analysis, BanError, Engine, EngineStats, Rules};
 pub use netset::NetSet;
