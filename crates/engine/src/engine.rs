@@ -23,12 +23,12 @@ use ipnet::IpNet;
 use sipwall_sip::{Host, Message, Method, ParseError};
 
 use crate::bans::{BanRequest, BanTable};
-use crate::behaviour::{attempt_key, SourceTable};
+use crate::behaviour::{attempt_key, SourceState, SourceTable};
 use crate::decision::*;
 use crate::fasthash::{hash32, FastSet};
 use crate::netset::canonical;
 use crate::netset::NetSet;
-use crate::policy::{Action, Policy, Threshold};
+use crate::policy::{Action, Behaviour, Policy, Threshold};
 use crate::signatures::{Fields, Hits, Matcher};
 
 /// Counters for metrics.
@@ -194,17 +194,83 @@ enum Parsed<'a> {
     Malformed(ParseError<'a>, Hits),
 }
 
-/// Which behaviour counter an outbound answer feeds (1: challenge or auth failure, 2: 403,
-/// 3: no such user), or None for every other message.
-fn answer_kind(p: &[u8]) -> Option<u8> {
+/// Which behaviour counter an outbound answer feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnswerKind {
+    /// 401/407: a challenge, or an authentication failure when the request had credentials.
+    Challenge,
+    /// 403: an authentication failure.
+    Forbidden,
+    /// 404/480/484: no such user.
+    NotFound,
+}
+
+/// The counter `p` feeds, or None for every other message (requests, other statuses).
+fn answer_kind(p: &[u8]) -> Option<AnswerKind> {
     if !p.starts_with(b"SIP/2.0 ") || p.len() < 12 {
         return None;
     }
     match &p[8..11] {
-        b"401" | b"407" => Some(1),
-        b"403" => Some(2),
-        b"404" | b"480" | b"484" => Some(3),
+        b"401" | b"407" => Some(AnswerKind::Challenge),
+        b"403" => Some(AnswerKind::Forbidden),
+        b"404" | b"480" | b"484" => Some(AnswerKind::NotFound),
         _ => None,
+    }
+}
+
+/// Count one outbound answer of `kind` to a source: the rule it may trigger, its threshold,
+/// the count now in the window and what is counted (for the sentence).
+fn count_answer(
+    st: &mut SourceState,
+    kind: AnswerKind,
+    msg: &Message<'_>,
+    b: &Behaviour,
+    now_ms: u64,
+) -> (RuleId, Threshold, u32, &'static str) {
+    let add = |w: &mut crate::behaviour::Window, t: &Threshold| {
+        if t.enabled {
+            w.add(now_ms, t.window_ms)
+        } else {
+            0
+        }
+    };
+    match kind {
+        AnswerKind::Challenge => {
+            let key = match (msg.call_id(), msg.cseq()) {
+                (Some(c), Some(s)) => attempt_key(c, s.number),
+                _ => 0,
+            };
+            if key != 0 && st.had_credentials(key) {
+                let n = add(&mut st.auth_failures, &b.auth_failures);
+                (
+                    "behaviour.auth-failures",
+                    b.auth_failures,
+                    n,
+                    "failed authentications (credentials refused)",
+                )
+            } else {
+                let n = add(&mut st.challenges, &b.challenges);
+                (
+                    "behaviour.challenges",
+                    b.challenges,
+                    n,
+                    "authentication challenges without success",
+                )
+            }
+        }
+        AnswerKind::Forbidden => {
+            let n = add(&mut st.auth_failures, &b.auth_failures);
+            (
+                "behaviour.auth-failures",
+                b.auth_failures,
+                n,
+                "failed authentications (403 Forbidden)",
+            )
+        }
+        AnswerKind::NotFound => {
+            let n = add(&mut st.not_found, &b.not_found);
+            ("behaviour.not-found", b.not_found, n, "\"no such user\" answers (404/480/484)")
+        }
     }
 }
 
@@ -400,6 +466,37 @@ impl Engine {
         if self.rules.policy.trusted.contains_ip(peer) {
             return self.trusted(p, parsed, peer, inbound);
         }
+        if let Some(d) = self.banned_or_blocked(p, peer, inbound, now) {
+            return d;
+        }
+        if !inbound {
+            return self.outbound(p, parsed, peer, now);
+        }
+        if is_keepalive(p.payload) {
+            return Decision::accept();
+        }
+        if tripwire {
+            return self.tripwire(p, parsed, peer, local_port, now);
+        }
+        if p.transport == Transport::Tls {
+            return Decision::accept(); // opaque: only address-level policy applies
+        }
+        let mut slot = Parsed::Pending;
+        match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
+            Parsed::Request(msg, x, hits) => self.request(msg, x, hits, peer, now),
+            Parsed::Other(_) | Parsed::Pending => Decision::accept(), // an answer to our request
+            &Parsed::Malformed(e, hits) => self.malformed(e, hits, peer, now),
+        }
+    }
+
+    /// Steps 3-4: the peer under an active ban, or on a block list.
+    fn banned_or_blocked(
+        &self,
+        p: &Packet<'_>,
+        peer: IpAddr,
+        inbound: bool,
+        now: Timestamp,
+    ) -> Option<Decision> {
         if let Some(ban) = self.bans.find(peer, now) {
             let is_req = inbound && looks_like_request(p.payload);
             let verdict = self.rules.policy.actions.banned.verdict(is_req);
@@ -409,7 +506,7 @@ impl Engine {
                 ban.reason,
                 if is_req { "request dropped" } else { "packet dropped" }
             );
-            return Decision {
+            return Some(Decision {
                 verdict,
                 bans: Vec::new(),
                 record: Some(DecisionRecord {
@@ -417,12 +514,12 @@ impl Engine {
                     evidence: ban.evidence.clone(),
                     summary,
                 }),
-            };
+            });
         }
         if let Some(net) = self.rules.policy.blocklist.find(peer) {
             let is_req = inbound && looks_like_request(p.payload);
             let summary = format!("{peer} is on the block list ({net}): dropped");
-            return Decision {
+            return Some(Decision {
                 verdict: self.rules.policy.actions.blocklist.verdict(is_req),
                 bans: Vec::new(),
                 record: Some(DecisionRecord {
@@ -430,83 +527,75 @@ impl Engine {
                     evidence: Evidence::default(),
                     summary,
                 }),
-            };
-        }
-        if !inbound {
-            return self.outbound(p, parsed, peer, now);
-        }
-        if is_keepalive(p.payload) {
-            return Decision::accept();
-        }
-        if tripwire {
-            let seen = Seen { method: None, ruri: None, ua: None, call_id: None, target: None };
-            let mut slot = Parsed::Pending;
-            let msg = match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
-                Parsed::Request(m, ..) | Parsed::Other(m) => Some(m),
-                _ => None,
-            };
-            let seen = msg.as_ref().map_or(seen, |m| Seen {
-                method: m.method(),
-                ruri: m.request_uri().map(|u| u.raw),
-                ua: m.user_agent(),
-                call_id: m.call_id(),
-                target: None,
             });
-            let mut ev = seen.evidence();
-            ev.counters.push(("tripwire_port".into(), local_port as u64));
-            let core = format!("{} on tripwire port {local_port}", seen.sentence(peer));
-            return self.ban(
-                peer,
-                "tripwire",
-                self.rules.policy.actions.tripwire,
-                true,
-                ev,
-                core,
-                now,
-            );
         }
-        if p.transport == Transport::Tls {
-            return Decision::accept(); // opaque: only address-level policy applies
-        }
+        None
+    }
+
+    /// Step 5: anything but a keep-alive to a tripwire port bans the peer.
+    fn tripwire<'a>(
+        &mut self,
+        p: &Packet<'a>,
+        parsed: &Parsed<'a>,
+        peer: IpAddr,
+        local_port: u16,
+        now: Timestamp,
+    ) -> Decision {
+        let seen = Seen { method: None, ruri: None, ua: None, call_id: None, target: None };
         let mut slot = Parsed::Pending;
-        match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
-            Parsed::Request(msg, x, hits) => self.request(msg, x, hits, peer, now),
-            Parsed::Other(_) | Parsed::Pending => Decision::accept(), // an answer to our request
-            &Parsed::Malformed(e, hits) => {
-                self.stats.malformed += 1;
-                let seen = Seen {
-                    method: e.partial.method,
-                    ruri: None,
-                    ua: e.partial.user_agent,
-                    call_id: e.partial.call_id,
-                    target: None,
-                };
-                if hits.score >= self.rules.policy.ban_score {
-                    return self.signature_ban(&hits, &seen, peer, now);
-                }
-                let st = self.sources.touch(peer, now.as_millis());
-                let flood = &self.rules.policy.behaviour.flood;
-                let n = if flood.enabled {
-                    st.requests.add(now.as_millis(), flood.window_ms)
-                } else {
-                    0
-                };
-                if flood.enabled && n >= flood.max {
-                    return self.flood_ban(&seen, peer, n, now);
-                }
-                match self.rules.policy.actions.malformed {
-                    Action::Accept => Decision::accept(),
-                    a => Decision {
-                        verdict: a.verdict(true),
-                        bans: Vec::new(),
-                        record: Some(DecisionRecord {
-                            rule: "malformed",
-                            evidence: seen.evidence(),
-                            summary: format!("{peer} sent a malformed message ({e}): dropped"),
-                        }),
-                    },
-                }
-            }
+        let msg = match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
+            Parsed::Request(m, ..) | Parsed::Other(m) => Some(m),
+            _ => None,
+        };
+        let seen = msg.as_ref().map_or(seen, |m| Seen {
+            method: m.method(),
+            ruri: m.request_uri().map(|u| u.raw),
+            ua: m.user_agent(),
+            call_id: m.call_id(),
+            target: None,
+        });
+        let mut ev = seen.evidence();
+        ev.counters.push(("tripwire_port".into(), local_port as u64));
+        let core = format!("{} on tripwire port {local_port}", seen.sentence(peer));
+        self.ban(peer, "tripwire", self.rules.policy.actions.tripwire, true, ev, core, now)
+    }
+
+    /// Step 6: a payload that does not parse as SIP.
+    fn malformed(
+        &mut self,
+        e: ParseError<'_>,
+        hits: Hits,
+        peer: IpAddr,
+        now: Timestamp,
+    ) -> Decision {
+        self.stats.malformed += 1;
+        let seen = Seen {
+            method: e.partial.method,
+            ruri: None,
+            ua: e.partial.user_agent,
+            call_id: e.partial.call_id,
+            target: None,
+        };
+        if hits.score >= self.rules.policy.ban_score {
+            return self.signature_ban(&hits, &seen, peer, now);
+        }
+        let st = self.sources.touch(peer, now.as_millis());
+        let flood = &self.rules.policy.behaviour.flood;
+        let n = if flood.enabled { st.requests.add(now.as_millis(), flood.window_ms) } else { 0 };
+        if flood.enabled && n >= flood.max {
+            return self.flood_ban(&seen, peer, n, now);
+        }
+        match self.rules.policy.actions.malformed {
+            Action::Accept => Decision::accept(),
+            a => Decision {
+                verdict: a.verdict(true),
+                bans: Vec::new(),
+                record: Some(DecisionRecord {
+                    rule: "malformed",
+                    evidence: seen.evidence(),
+                    summary: format!("{peer} sent a malformed message ({e}): dropped"),
+                }),
+            },
         }
     }
 
@@ -571,62 +660,8 @@ impl Engine {
         };
         let status = msg.status().unwrap_or(0);
         let now_ms = now.as_millis();
-        let b = self.rules.policy.behaviour.clone();
         let st = self.sources.touch(peer, now_ms);
-        let (rule, t, n, what): (RuleId, Threshold, u32, &str) = match kind {
-            1 => {
-                let key = match (msg.call_id(), msg.cseq()) {
-                    (Some(c), Some(s)) => attempt_key(c, s.number),
-                    _ => 0,
-                };
-                if key != 0 && st.had_credentials(key) {
-                    let n = if b.auth_failures.enabled {
-                        st.auth_failures.add(now_ms, b.auth_failures.window_ms)
-                    } else {
-                        0
-                    };
-                    (
-                        "behaviour.auth-failures",
-                        b.auth_failures,
-                        n,
-                        "failed authentications (credentials refused)",
-                    )
-                } else {
-                    let n = if b.challenges.enabled {
-                        st.challenges.add(now_ms, b.challenges.window_ms)
-                    } else {
-                        0
-                    };
-                    (
-                        "behaviour.challenges",
-                        b.challenges,
-                        n,
-                        "authentication challenges without success",
-                    )
-                }
-            }
-            2 => {
-                let n = if b.auth_failures.enabled {
-                    st.auth_failures.add(now_ms, b.auth_failures.window_ms)
-                } else {
-                    0
-                };
-                (
-                    "behaviour.auth-failures",
-                    b.auth_failures,
-                    n,
-                    "failed authentications (403 Forbidden)",
-                )
-            }
-            _ => {
-                let n = if b.not_found.enabled {
-                    st.not_found.add(now_ms, b.not_found.window_ms)
-                } else {
-                    0
-                };
-                ("behaviour.not-found", b.not_found, n, "\"no such user\" answers (404/480/484)")
-            }
-        };
+        let (rule, t, n, what) = count_answer(st, kind, msg, &self.rules.policy.behaviour, now_ms);
         if !t.enabled || n < t.max {
             return Decision::accept();
         }
@@ -660,9 +695,26 @@ impl Engine {
         if hits.score >= self.rules.policy.ban_score {
             return self.signature_ban(hits, &seen, peer, now);
         }
-        let now_ms = now.as_millis();
         let initial_invite =
             seen.method == Some(Method::Invite) && x.to.is_none_or(|t| t.tag.is_none());
+        if let Some(d) = self.behaviour(msg, x, &seen, initial_invite, peer, now) {
+            return d;
+        }
+        self.call_policy(x, &seen, initial_invite, peer)
+    }
+
+    /// Step 7, behaviour: count the request in the source's windows (flood, distinct users,
+    /// new INVITEs) and ban the source that reaches a threshold.
+    fn behaviour(
+        &mut self,
+        msg: &Message<'_>,
+        x: &Fields<'_>,
+        seen: &Seen<'_>,
+        initial_invite: bool,
+        peer: IpAddr,
+        now: Timestamp,
+    ) -> Option<Decision> {
+        let now_ms = now.as_millis();
         let b = &self.rules.policy.behaviour;
         let st = self.sources.touch(peer, now_ms);
         st.total_requests = st.total_requests.saturating_add(1);
@@ -684,7 +736,7 @@ impl Engine {
             0
         };
         if b.flood.enabled && flood >= b.flood.max {
-            return self.flood_ban(&seen, peer, flood, now);
+            return Some(self.flood_ban(seen, peer, flood, now));
         }
         if b.enumeration.enabled && distinct >= b.enumeration.max {
             let mut ev = seen.evidence();
@@ -700,7 +752,7 @@ impl Engine {
                 b.enumeration.window_ms / 1000,
                 ev.users_probed.join(", ")
             );
-            return self.ban(
+            return Some(self.ban(
                 peer,
                 "behaviour.enumeration",
                 self.rules.policy.actions.behaviour,
@@ -708,7 +760,7 @@ impl Engine {
                 ev,
                 core,
                 now,
-            );
+            ));
         }
         if b.untrusted_invites.enabled && invites >= b.untrusted_invites.max {
             let mut ev = seen.evidence();
@@ -719,7 +771,7 @@ impl Engine {
                 seen.sentence(peer),
                 b.untrusted_invites.window_ms / 1000
             );
-            return self.ban(
+            return Some(self.ban(
                 peer,
                 "behaviour.untrusted-invites",
                 self.rules.policy.actions.behaviour,
@@ -727,8 +779,19 @@ impl Engine {
                 ev,
                 core,
                 now,
-            );
+            ));
         }
+        None
+    }
+
+    /// Step 7, last: trusted-only mode and direct-call rules drop without a ban.
+    fn call_policy(
+        &self,
+        x: &Fields<'_>,
+        seen: &Seen<'_>,
+        initial_invite: bool,
+        peer: IpAddr,
+    ) -> Decision {
         let method = seen.method.map(|m| m.as_bytes()).unwrap_or(b"");
         if self.rules.policy.trusted_only
             && (self.rules.policy.trusted_only_methods.is_empty()

@@ -19,6 +19,7 @@ use toml::Spanned;
 
 use crate::decision::Verdict;
 use crate::netset::NetSet;
+pub use crate::signatures::{CustomSignature, SigField, SigMatch};
 
 /// Default values (reasons are in `config/sipwall.example.toml`).
 pub mod defaults {
@@ -88,6 +89,7 @@ pub mod defaults {
 
 /// A config or block list error. Config errors name the dotted key and the line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// Anything else.
     #[error("{0}")]
@@ -177,67 +179,6 @@ impl FromStr for Action {
         }
         Err(format!("`{s}`: expected \"drop\", \"reject\" or \"reject NNN\""))
     }
-}
-
-/// Which packet field a custom signature looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SigField {
-    /// User-Agent header.
-    UserAgent,
-    /// Whole request-URI text.
-    RequestUri,
-    /// From display name.
-    FromDisplay,
-    /// From URI user.
-    FromUser,
-    /// From URI host text.
-    FromHost,
-    /// From tag.
-    FromTag,
-    /// To URI user.
-    ToUser,
-    /// Contact URI text.
-    Contact,
-    /// Call-ID.
-    CallId,
-    /// Top Via branch.
-    ViaBranch,
-    /// SDP session name (`s=`).
-    SdpSession,
-    /// Anywhere in the raw message bytes (case-insensitive).
-    Raw,
-}
-
-/// How a custom signature compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SigMatch {
-    /// Substring, ASCII case-insensitive.
-    Contains,
-    /// Prefix, ASCII case-insensitive.
-    Prefix,
-    /// Whole value, ASCII case-insensitive.
-    Equals,
-}
-
-/// A signature from the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomSignature {
-    /// Id (shown as `signature.custom.<id>`).
-    pub id: String,
-    /// Field.
-    pub field: SigField,
-    /// Comparison.
-    pub matcher: SigMatch,
-    /// Value, lower-cased.
-    pub value: String,
-    /// Score added when it matches.
-    pub score: u32,
-    /// Tool it identifies.
-    pub tool: String,
-    /// Why it is a tell.
-    pub why: String,
 }
 
 /// A counted behaviour with a threshold over a sliding window.
