@@ -78,7 +78,8 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let state_dir = args.state.clone().unwrap_or_else(|| enforce.state_dir.clone());
-    std::fs::create_dir_all(&state_dir)
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&state_dir)
         .with_context(|| format!("creating state directory {}", state_dir.display()))?;
     let db = state_dir.join("sipwall.db");
     let mut store = sipwall_store::Store::open(&db)
@@ -137,6 +138,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         log::info!("queue {} bound, netlink receive buffer {} bytes", qc.num, q.rcvbuf_effective());
         queues.push(q);
     }
+    let _ = crate::sd_notify::ready(); // queues bound, bans restored: systemd may go on
     if !args.keep_caps {
         privs::keep_only_net_admin().context("dropping capabilities")?;
     }
@@ -240,6 +242,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     log::info!("stopping");
+    let _ = crate::sd_notify::stopping();
     queue_stop.store(true, Ordering::Relaxed);
     for (num, h) in threads {
         match h.join() {

@@ -10,7 +10,9 @@ mod check_config;
 mod config;
 mod control;
 mod daemon;
+mod generate;
 mod inspect;
+mod sd_notify;
 mod timefmt;
 
 /// SIP-aware firewall: stops scanner ghost calls, extension enumeration and password guessing.
@@ -41,6 +43,9 @@ enum Command {
         /// Config file (TOML).
         file: PathBuf,
     },
+    /// Write man pages or shell completions generated from this CLI (used by packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         Command::Bans(args) => control::bans(args),
         Command::Decisions(args) => control::decisions(args),
         Command::CheckConfig { file } => check_config::main(&file),
+        Command::Generate(args) => generate::main(args),
     };
     match result {
         Ok(code) => code,
