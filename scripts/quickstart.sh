@@ -9,8 +9,8 @@
 #   ./scripts/quickstart.sh             install, then run in the foreground
 #   ./scripts/quickstart.sh --service   install only; print how to enable the service
 #
-# Time: the first run installs cargo-deb (about 5 min) and builds the release binary (about
-# 5-6 min on 2 cores; see docs/BENCHMARKS.md "Build time"); later runs reuse both.
+# Time: the first run installs cargo-deb (about 5 min) and builds the release binary (8-17
+# min on 2 cores; see docs/BENCHMARKS.md "Build time"); later runs reuse both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
