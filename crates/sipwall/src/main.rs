@@ -15,6 +15,7 @@ mod config;
 mod daemon;
 mod inspect;
 mod protocol;
+mod sd_notify;
 mod time;
 
 /// SIP-aware firewall: stops scanner ghost calls, extension enumeration and password guessing.
@@ -42,6 +43,9 @@ enum Command {
     Decisions(commands::decisions::DecisionsArgs),
     /// Check a config file; every error names the key and the line.
     CheckConfig(commands::check_config::CheckConfigArgs),
+    /// Write man pages or shell completions generated from this CLI (used by packaging).
+    #[command(hide = true)]
+    Generate(commands::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Bans(args) => commands::bans::bans(args),
         Command::Decisions(args) => commands::decisions::decisions(args),
         Command::CheckConfig(args) => commands::check_config::main(&args),
+        Command::Generate(args) => commands::generate::main(args),
     };
     match result {
         Ok(code) => code,
