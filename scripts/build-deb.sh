@@ -5,6 +5,9 @@
 # 2 busy cores).
 #
 #   scripts/build-deb.sh
+#   SIPWALL_DEB_PROFILE=dev scripts/build-deb.sh   # unoptimised binary: what the package test
+#                                                  # uses, reusing the test build (packaging
+#                                                  # is what it checks, not speed)
 #
 # Steps: release build of the binary; man pages and completions generated from its CLI
 # (`sipwall generate`, hidden) into target/release/generated (man pages gzipped);
@@ -15,19 +18,26 @@ cd "$(dirname "$0")/.."
 
 if ! cargo deb --version >/dev/null 2>&1; then
     echo "build-deb: installing cargo-deb (once)" >&2
-    cargo install cargo-deb --locked
+    # Pinned: a newer cargo-deb may refuse the dev profile the package test uses.
+    cargo install cargo-deb --version 3.8.0 --locked
 fi
 
-cargo build --release --locked -p sipwall >&2
-bin=target/release/sipwall
-rm -rf target/release/generated
-"$bin" generate man target/release/generated/man >/dev/null
+profile=${SIPWALL_DEB_PROFILE:-release}
+case "$profile" in
+    release) dir=release ;;
+    dev) dir=debug ;;
+    *) echo "build-deb: SIPWALL_DEB_PROFILE must be release or dev, not '$profile'" >&2; exit 2 ;;
+esac
+cargo build --profile "$profile" --locked -p sipwall >&2
+bin=target/$dir/sipwall
+rm -rf "target/$dir/generated"
+"$bin" generate man "target/$dir/generated/man" >/dev/null
 # Debian policy: man pages compressed with gzip -9, reproducibly (-n: no name or timestamp).
-gzip -9n target/release/generated/man/*.8
-"$bin" generate completions target/release/generated/completions >/dev/null
+gzip -9n "target/$dir/generated/man/"*.8
+"$bin" generate completions "target/$dir/generated/completions" >/dev/null
 
 mkdir -p target/debian
-cargo deb -p sipwall --no-build --locked --strip --output target/debian/ >&2
+cargo deb -p sipwall --profile "$profile" --no-build --locked --strip --output target/debian/ >&2
 version=$("$bin" --version | awk '{print $2}')
 deb=$(ls -t target/debian/sipwall_"${version}"-*_*.deb | head -n1)
 echo "build-deb: built $deb" >&2
