@@ -112,10 +112,7 @@ impl BanView {
             count: b.count,
             rule: b.rule.clone(),
             reason: b.reason.clone(),
-            origin: serde_json::to_value(b.origin)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            origin: b.origin.to_string(),
             durable: true,
         }
     }

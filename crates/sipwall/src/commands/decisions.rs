@@ -49,16 +49,11 @@ pub fn decisions(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
         Format::Text => {
             let mut out = String::new();
             for d in &rows {
-                let verdict = match d.verdict {
-                    sipwall_engine::Verdict::Accept => "accept".to_string(),
-                    sipwall_engine::Verdict::Drop => "drop".to_string(),
-                    sipwall_engine::Verdict::Reject(c) => format!("reject {c}"),
-                };
                 out.push_str(&format!(
                     "{}  {}  {}  {}  {}\n",
                     time::rfc3339(d.at.as_millis()),
                     d.src,
-                    verdict,
+                    d.verdict,
                     d.rule,
                     d.summary
                 ));
