@@ -42,6 +42,12 @@ enum Command {
     Decisions(commands::decisions::DecisionsArgs),
     /// Check a config file; every error names the key and the line.
     CheckConfig(commands::check_config::CheckConfigArgs),
+    /// The running daemon: mode, ports, queue counters, bans by rule, store, last reload
+    /// (exit 3 when it is not running).
+    Status(commands::status::StatusArgs),
+    /// Make the running daemon re-read its config; errors are printed, exit 1 (the daemon
+    /// keeps its current policy).
+    Reload(commands::status::ReloadArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,8 @@ fn main() -> ExitCode {
         Command::Bans(args) => commands::bans::bans(args),
         Command::Decisions(args) => commands::decisions::decisions(args),
         Command::CheckConfig(args) => commands::check_config::main(&args),
+        Command::Status(args) => commands::status::status(args),
+        Command::Reload(args) => commands::status::reload(args),
     };
     match result {
         Ok(code) => code,

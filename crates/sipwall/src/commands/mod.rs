@@ -19,6 +19,7 @@ pub mod ban;
 pub mod bans;
 pub mod check_config;
 pub mod decisions;
+pub mod status;
 
 /// Where the client finds the daemon.
 #[derive(Debug, Clone, clap::Args)]
