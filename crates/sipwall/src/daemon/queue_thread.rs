@@ -172,8 +172,13 @@ pub fn run_queue(
                         && d.verdict != Verdict::Accept
                         && d.record.as_ref().is_some_and(|r| {
                             if r.rule == "ban.active" {
-                                e.ban_for(view.src.ip(), now)
-                                    .is_some_and(|b| settings.simulate.ban(b))
+                                // The engine's peer: the source inbound, the destination
+                                // outbound (answers to a banned scanner are dropped too).
+                                let peer = match direction {
+                                    Direction::Inbound => view.src.ip(),
+                                    _ => view.dst.ip(),
+                                };
+                                e.ban_for(peer, now).is_some_and(|b| settings.simulate.ban(b))
                             } else {
                                 settings.simulate.covers(r.rule)
                             }

@@ -148,7 +148,7 @@ impl Facts {
     pub fn new(
         enforce: &EnforceConfig,
         ruleset: &sipwall_netfilter::Ruleset,
-        backend: impl std::fmt::Display,
+        backend: sipwall_netfilter::QueueBackend,
     ) -> Facts {
         let mode = match enforce.mode {
             config::Mode::Host => "host",
@@ -161,7 +161,11 @@ impl Facts {
             mode: mode.into(),
             observe: enforce.observe(),
             simulate: Simulate::of(enforce),
-            queue_backend: backend.to_string(),
+            queue_backend: match backend {
+                sipwall_netfilter::QueueBackend::Nft => "nft".into(),
+                sipwall_netfilter::QueueBackend::Xtables => "iptables".into(),
+                other => other.to_string(),
+            },
             guarded_ports: ruleset
                 .ports
                 .iter()
