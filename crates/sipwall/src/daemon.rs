@@ -167,10 +167,14 @@ pub fn open_store_or_memory(
     state_dir: &std::path::Path,
 ) -> anyhow::Result<(sipwall_store::Store, Option<String>)> {
     let db = state_dir.join(config::STORE_FILE);
-    let opened = std::fs::create_dir_all(state_dir)
-        .map_err(|e| format!("creating state directory {}: {e}", state_dir.display()))
-        // The store's error already names the file: no second "opening the store X" around it.
-        .and_then(|()| sipwall_store::Store::open(&db).map_err(|e| e.to_string()));
+    // 0700: the store holds callers' User-Agents and Call-IDs (systemd's StateDirectory does
+    // the same; this covers runs outside systemd).
+    let opened =
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(state_dir)
+            .map_err(|e| format!("creating state directory {}: {e}", state_dir.display()))
+            // The store's error already names the file: no second "opening the store X" around it.
+            .and_then(|()| sipwall_store::Store::open(&db).map_err(|e| e.to_string()));
     match opened {
         Ok(store) => Ok((store, None)),
         Err(why) => {
@@ -243,6 +247,8 @@ impl Daemon {
         }
         let counters = Arc::new(status::Counters::new(ruleset.queue_first, ruleset.queue_count));
         let queues = open_queues(&ruleset)?;
+        // Queues bound, bans restored: systemd (Type=notify) may start what depends on us.
+        let _ = crate::sd_notify::ready();
         if !args.keep_caps {
             privs::keep_only_net_admin().context("dropping capabilities")?;
         }
@@ -356,6 +362,7 @@ impl Daemon {
     /// gets its ban applied), then the ban worker (after flushing), then the rules.
     pub fn stop(self) -> anyhow::Result<ExitCode> {
         log::info!("stopping");
+        let _ = crate::sd_notify::stopping();
         self.shutdown.request();
         let mut failed = self.shutdown.failed();
         for (num, h) in self.queues {

@@ -15,6 +15,7 @@ mod config;
 mod daemon;
 mod inspect;
 mod protocol;
+mod sd_notify;
 mod time;
 
 /// SIP-aware firewall: stops scanner ghost calls, extension enumeration and password guessing.
@@ -91,6 +92,9 @@ enum Command {
     /// Make the running daemon re-read its config; errors are printed, exit 1 (the daemon
     /// keeps its current policy).
     Reload(commands::status::ReloadArgs),
+    /// Write man pages or shell completions generated from this CLI (used by packaging).
+    #[command(hide = true)]
+    Generate(commands::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => commands::check_config::main(&args),
         Command::Status(args) => commands::status::status(args),
         Command::Reload(args) => commands::status::reload(args),
+        Command::Generate(args) => commands::generate::main(args),
     };
     match result {
         Ok(code) => code,

@@ -431,10 +431,14 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                 }
                 e.ban_manual(net, duration, &reason, now)
             };
-            let Some(BanAction::Add(ban)) = action else {
-                return Response::error(format!(
-                    "the engine refused to ban {net} (ban table full? see limits.max_bans)"
-                ));
+            let ban = match action {
+                Ok(BanAction::Add(ban)) => ban,
+                Ok(other) => {
+                    return Response::error(format!(
+                        "unexpected engine answer for {net}: {other:?}"
+                    ))
+                }
+                Err(e) => return Response::error(e.to_string()),
             };
             let view = BanView::of(&ban);
             // `reason` ends with the operator ("manual ban by uid 0 (pid 1234)").

@@ -249,6 +249,8 @@ impl Reloader {
         why: &str,
     ) -> ReloadStatus {
         let _one = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        // systemd (Type=notify) sees the reload and its outcome as the unit's status line.
+        let _ = crate::sd_notify::reloading();
         let outcome = match config::load(&self.path) {
             Ok(Config { policy, enforce, blocklists }) => {
                 for (file, load) in &blocklists {
@@ -275,6 +277,12 @@ impl Reloader {
                 ReloadStatus { at_ms: now_ms(), ok: false, message }
             }
         };
+        let _ = crate::sd_notify::status(&if outcome.ok {
+            "policy reloaded".to_string()
+        } else {
+            format!("reload failed: {}", outcome.message)
+        });
+        let _ = crate::sd_notify::ready();
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome.clone());
         outcome
     }
