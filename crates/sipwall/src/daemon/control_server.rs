@@ -1,5 +1,6 @@
-//! The control socket: operator commands (`sipwall ban/unban/bans`) to the running daemon.
-//! Protocol and limits: [`crate::protocol`].
+//! The control socket: operator commands (`sipwall ban/unban/bans/status/reload`) to the
+//! running daemon. Protocol and limits: [`crate::protocol`]; what `status` reads and how
+//! `reload` works: [`super::status`].
 //!
 //! CONTRACT:
 //! * The socket is bound at start, while the daemon still holds all its capabilities, with
@@ -24,6 +25,10 @@
 //!   the store's ban and history rows), and every manual ban and unban is logged with the uid
 //!   and pid and recorded as a decision (`manual.ban` / `manual.unban`, shown by
 //!   `sipwall decisions`; the source column holds the network's first address, port 0).
+//! * `status` locks the engine once, to count; `reload` re-reads the config through the
+//!   `Reloader` SIGHUP uses and answers `ok: false` with the error when the file does not
+//!   load (the old policy stays). `ban` with `extend` moves an active ban's end later, never
+//!   earlier; a ban that is only simulated (observe mode) gives way to an operator's ban.
 //! * The engine is locked only to decide (ban/unban/list), never during I/O. Manual bans and
 //!   unbans go to the ban worker as `Work::Apply`, the same kernel-then-store path as detected
 //!   bans; the answer is sent once the worker reports the batch applied (or after
@@ -411,7 +416,12 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                          trusted networks are never banned"
                     ));
                 }
-                let existing = e.bans().find(|b| b.net == net && now < b.until).cloned();
+                let mut existing = e.bans().find(|b| b.net == net && now < b.until).cloned();
+                // A simulated ban (observe mode) gives way to an operator's real one.
+                if existing.as_ref().is_some_and(|b| ctx.facts.simulate.ban(b)) {
+                    let _ = e.unban(net);
+                    existing = None;
+                }
                 if let Some(b) = existing {
                     if !extend {
                         return Response::error(format!(
@@ -725,6 +735,49 @@ mod tests {
         assert_eq!(seen.len(), 2, "the first ban and its extension: {seen:?}");
         assert!(matches!(&seen[1], BanAction::Add(b) if b.until.as_millis() == 4_600_000));
         assert!(decided.iter().any(|d| d.record.rule == "manual.extend"));
+    }
+
+    /// In observe mode a detected ban is simulated (listed as such, never durable); an
+    /// operator's ban of the same network replaces it with a real one.
+    #[test]
+    fn a_simulated_ban_is_listed_as_such_and_gives_way_to_a_manual_ban() {
+        let (mut ctx, rx) = ctx();
+        let observe = crate::config::parse_enforce("[enforce]\nmode = \"observe\"\n").unwrap();
+        ctx.facts.simulate = super::super::status::Simulate::of(&observe);
+        let w = worker(rx);
+        let net: ipnet::IpNet = "203.0.113.5/32".parse().unwrap();
+        let detected = sipwall_engine::Ban {
+            net,
+            since: clock(),
+            until: Timestamp::from_millis(2_000_000),
+            count: 1,
+            rule: "signature.sipvicious-ua".into(),
+            reason: "scanner".into(),
+            evidence: Evidence::default(),
+            origin: sipwall_engine::BanOrigin::Detection,
+        };
+        assert!(lock(&ctx.engine).restore_ban(detected, clock()));
+        let listed = execute(Command::Bans, &ctx, ROOT).bans.unwrap();
+        assert!(listed[0].simulated && !listed[0].durable, "{listed:?}");
+        let st = execute(Command::Status, &ctx, ROOT).status.unwrap();
+        assert_eq!((st.bans_active, st.bans_simulated), (1, 1));
+        let r = execute(
+            Command::Ban {
+                net,
+                duration: Duration::from_secs(60),
+                reason: String::new(),
+                extend: false,
+            },
+            &ctx,
+            ROOT,
+        );
+        assert!(r.ok, "{r:?}");
+        let listed = execute(Command::Bans, &ctx, ROOT).bans.unwrap();
+        assert_eq!((listed.len(), listed[0].rule.as_str()), (1, "manual"));
+        assert!(!listed[0].simulated);
+        ctx.work.send(Work::Stop).unwrap();
+        let (seen, _) = w.join().unwrap();
+        assert!(matches!(&seen[..], [BanAction::Add(b)] if b.rule == "manual"), "{seen:?}");
     }
 
     #[test]
