@@ -199,7 +199,23 @@ pub fn run_queue(
                             _ => "would ban",
                         };
                         r.summary = format!("[{what}: simulated] {}", r.summary);
-                        log::info!("{what} {} (simulated): {}: {}", view.src, r.rule, r.summary);
+                        // A would-ban is rare (once per scanner) and said at info; each
+                        // would-drop only at debug, so a flood cannot flood the log.
+                        if simulated_bans > 0 {
+                            log::info!(
+                                "{what} {} (simulated): {}: {}",
+                                view.src,
+                                r.rule,
+                                r.summary
+                            );
+                        } else {
+                            log::debug!(
+                                "{what} {} (simulated): {}: {}",
+                                view.src,
+                                r.rule,
+                                r.summary
+                            );
+                        }
                     }
                 }
                 if simulated {
