@@ -37,6 +37,7 @@
 //!   The look-ahead never goes past the read buffer ([`Limits::read_buffer`], 1 MiB by
 //!   default): corruption longer than that ends the read with a [`CaptureError`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 use std::collections::VecDeque;
 use std::fs::File;
