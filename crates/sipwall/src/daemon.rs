@@ -45,6 +45,7 @@ pub mod ban_worker;
 pub mod control_server;
 pub mod privs;
 pub mod queue_thread;
+pub mod status;
 pub mod tcp;
 
 use crate::config::{self, Config, EnforceConfig};
@@ -144,7 +145,6 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// A running daemon: its threads, the channel to the ban worker, and the installed rules.
 pub struct Daemon {
-    config_path: PathBuf,
     enforce: EnforceConfig,
     engine: Arc<Mutex<Engine>>,
     work: mpsc::SyncSender<Work>,
@@ -156,6 +156,8 @@ pub struct Daemon {
     firewall: Firewall,
     /// Why the daemon runs on an in-memory store (None: the store on disk is in use).
     store_unavailable: Option<String>,
+    /// The config reloader shared with the control socket (`sipwall reload`).
+    reloader: Arc<status::Reloader>,
 }
 
 /// Open `STATE_DIR/sipwall.db`, creating the directory if needed; when that fails, an
@@ -231,6 +233,19 @@ impl Daemon {
             enforce.mode,
             if ruleset.fail_closed { "closed" } else { "open" }
         );
+        let facts = status::Facts::new(&enforce, &ruleset, backend);
+        if facts.observe {
+            log::warn!(
+                "OBSERVE MODE: every decision is made and recorded, but no packet is dropped \
+                 and no ban reaches the kernel or the store"
+            );
+        } else if !facts.simulate.is_empty() {
+            log::warn!(
+                "simulated rule families (decided and recorded, not enforced): {}",
+                facts.simulate.families().join(", ")
+            );
+        }
+        let counters = Arc::new(status::Counters::new(ruleset.queue_first, ruleset.queue_count));
         let queues = open_queues(&ruleset)?;
         // Queues bound, bans restored: systemd (Type=notify) may start what depends on us.
         let _ = crate::sd_notify::ready();
@@ -258,7 +273,10 @@ impl Daemon {
             direction: DirectionRule::of(&enforce, &ruleset),
             record_decisions: enforce.record_decisions,
             max_tcp_flows: enforce.max_tcp_flows,
+            counters: counters.clone(),
+            simulate: facts.simulate.clone(),
         };
+        let reloader = Arc::new(status::Reloader::new(args.config.clone(), enforce.clone()));
         let mut threads = Vec::new();
         for q in queues {
             threads.push(spawn_queue(q, &engine, &work, &settings, &shutdown)?);
@@ -270,6 +288,10 @@ impl Daemon {
                 clock: wall_clock,
                 durable,
                 store_unavailable: store_unavailable.clone(),
+                facts,
+                counters,
+                rates: status::Rates::default(),
+                reloader: Some(reloader.clone()),
             };
             let stop = shutdown.flag();
             std::thread::Builder::new()
@@ -279,7 +301,6 @@ impl Daemon {
         };
         log::info!("sipwall running: {} queue thread(s)", threads.len());
         Ok(Daemon {
-            config_path: args.config.clone(),
             enforce,
             engine,
             work,
@@ -290,6 +311,7 @@ impl Daemon {
             worker,
             firewall,
             store_unavailable,
+            reloader,
         })
     }
 
@@ -331,38 +353,9 @@ impl Daemon {
     }
 
     /// SIGHUP: replace the engine's policy (bans and behaviour state kept), or keep the
-    /// current one when the file does not load.
+    /// current one when the file does not load (the reloader `sipwall reload` shares).
     fn reload_config(&mut self) {
-        let _ = crate::sd_notify::reloading();
-        self.reload_policy();
-        let _ = crate::sd_notify::ready();
-    }
-
-    /// The reload itself; its outcome is logged and shown as the unit's status line.
-    fn reload_policy(&mut self) {
-        match config::load(&self.config_path) {
-            Ok(Config { policy, enforce, blocklists }) => {
-                for (file, load) in &blocklists {
-                    log::info!("SIGHUP: block list {}: {load:?}", file.display());
-                }
-                if enforce != self.enforce {
-                    log::warn!("SIGHUP: [enforce] changed; restart sipwall to apply it");
-                }
-                let nets: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
-                // Bans the new policy makes trusted are lifted in the kernel and the store.
-                let lifted = lock(&self.engine).reload(policy);
-                if !lifted.is_empty() {
-                    let _ = self.work.send(Work::Bans(lifted));
-                }
-                let _ = self.work.send(Work::Blocklist(nets));
-                log::info!("SIGHUP: policy reloaded from {}", self.config_path.display());
-                let _ = crate::sd_notify::status("policy reloaded");
-            }
-            Err(e) => {
-                log::error!("SIGHUP: keeping the current policy: {e:#}");
-                let _ = crate::sd_notify::status(&format!("reload failed: {e:#}"));
-            }
-        }
+        self.reloader.reload(&self.engine, &self.work, "SIGHUP");
     }
 
     /// Stop in order: queue threads, then the control thread (a command being served still
@@ -375,9 +368,10 @@ impl Daemon {
         for (num, h) in self.queues {
             match h.join() {
                 Ok(Ok(s)) => log::info!(
-                    "queue {num}: {} packets, {} dropped, {} unparsed",
+                    "queue {num}: {} packets, {} dropped, {} would drop (simulated), {} unparsed",
                     s.packets,
                     s.dropped,
+                    s.would_drop,
                     s.unparsed
                 ),
                 Ok(Err(e)) => {
