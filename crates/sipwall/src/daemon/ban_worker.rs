@@ -219,7 +219,10 @@ pub fn run(
                 merge(&mut adds, &mut removes, actions);
                 flushes.push(ack);
             }
-            Work::Decision(d) => decisions.push(*d),
+            Work::Decision(d) => {
+                crate::metrics::shared().decision(&d.verdict.to_string(), d.record.rule);
+                decisions.push(*d);
+            }
             Work::Blocklist(nets) => blocklist = Some(nets),
             Work::PruneHistory(before) => prune_before = Some(before),
             Work::Stop => *stop = true,
@@ -268,6 +271,12 @@ pub fn run(
                 Ok(()) => {
                     stats.bans_removed += removes.len() as u64;
                     kernel_in = Some(t0.elapsed());
+                    // /metrics (the scraper reads these; only this thread writes them)
+                    let m = crate::metrics::shared();
+                    m.kernel_set_in(t0.elapsed());
+                    for b in &adds {
+                        m.ban_added(&b.rule, &b.origin.to_string());
+                    }
                 }
                 Err(e) => {
                     stats.kernel_errors += 1;
@@ -282,6 +291,7 @@ pub fn run(
                 Ok(()) => {
                     stats.bans_active += adds.len() as u64;
                     stored_in = Some(t0.elapsed());
+                    crate::metrics::shared().store_commit_in(t0.elapsed());
                     durable.mark(&adds);
                 }
                 Err(e) => {
