@@ -7,13 +7,25 @@
 //! tens of ms on a slow disk; a crash in between loses only a ban that was never acknowledged
 //! (the kernel table is rebuilt from the store at start). Everything decided while a batch is being written goes
 //! into the next batch: one fsync and one `nft` call per batch, whatever the ban rate.
+//!
+//! CONTRACT (kernel equals bans): every [`WorkerOptions::reconcile_every`] the worker takes
+//! the engine's active bans ([`WorkerOptions::desired`], a short copy under the engine lock)
+//! and makes the kernel sets equal them ([`BanSet::reconcile`], one transaction); repairs are
+//! logged as warnings and counted. Taking the snapshot here, between two batches, keeps the
+//! order right: a ban decided before the snapshot is in it, one decided after reaches the
+//! worker after it. Bans a queue thread held back while the channel was full are in the
+//! engine, so the next reconcile puts them into the kernel.
+//!
+//! Static block lists are not written here: a separate loader thread with its own `BanSet`
+//! does it in batches, so a large list never delays a ban.
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use sipwall_engine::{Ban, BanAction, DecisionRecord, Timestamp, Verdict};
-use sipwall_netfilter::{BanOp, BanSet};
+use sipwall_netfilter::{BanOp, BanSet, DesiredBan};
 
 /// What the daemon needs from a state store. Implemented by `sipwall_store::Store`; a small
 /// trait so the worker can be tested without a file and another backend (Redis) can plug in.
@@ -74,8 +86,6 @@ pub enum Work {
     Bans(Vec<BanAction>),
     /// A decision to record.
     Decision(Box<DecisionItem>),
-    /// Replace the static block list in the kernel (after SIGHUP).
-    Blocklist(Vec<IpNet>),
     /// Forget ban history of bans that ended before this time (sent periodically).
     PruneHistory(Timestamp),
     /// Ban actions of an operator command: applied like `Bans`, then the batch's outcome is
@@ -121,6 +131,56 @@ pub struct WorkerStats {
     pub store_errors: u64,
     /// Kernel set failures.
     pub kernel_errors: u64,
+    /// Reconciliations of the kernel sets with the active bans done.
+    pub reconciles: u64,
+    /// Kernel elements repaired by them (added, removed or timeout fixed).
+    pub reconcile_repairs: u64,
+    /// Work items still queued when the worker had to give up at stop (not applied).
+    pub lost_at_stop: u64,
+}
+
+/// How the worker keeps the kernel equal to the active bans, and when it gives up at stop.
+pub struct WorkerOptions<'a> {
+    /// Period of the reconciliation (None = never).
+    pub reconcile_every: Option<Duration>,
+    /// The engine's active bans now (the list REPLACES what the ban set knew).
+    pub desired: &'a dyn Fn() -> Vec<DesiredBan>,
+    /// Set by the daemon when its stop deadline passed: whatever is still queued is counted
+    /// as lost (the kernel keeps what it has; the engine's bans were never acknowledged).
+    pub give_up: &'a AtomicBool,
+}
+
+/// Reconcile once: log repairs as warnings; count them.
+pub fn reconcile(banset: &mut BanSet, desired: &[DesiredBan], stats: &mut WorkerStats) {
+    let t0 = Instant::now();
+    match banset.reconcile(desired) {
+        Ok(r) => {
+            stats.reconciles += 1;
+            stats.reconcile_repairs += r.repairs() as u64;
+            if r.repairs() > 0 {
+                log::warn!(
+                    "kernel ban sets repaired: {} missing added, {} stale removed, {} timeouts \
+                     fixed; {} element(s) for {} ban(s) ({} ms)",
+                    r.missing_added,
+                    r.stale_removed,
+                    r.timeouts_fixed,
+                    r.kernel_elements,
+                    desired.len(),
+                    t0.elapsed().as_millis()
+                );
+            } else {
+                log::debug!(
+                    "kernel ban sets match {} ban(s) ({} ms)",
+                    desired.len(),
+                    t0.elapsed().as_millis()
+                );
+            }
+        }
+        Err(e) => {
+            stats.kernel_errors += 1;
+            log::error!("reconciling the kernel ban sets: {e}");
+        }
+    }
 }
 
 /// Fold ban actions into the pending batch: the last action on a net wins.
@@ -146,10 +206,24 @@ pub fn run(
     store: &mut dyn BanStore,
     banset: &mut BanSet,
     clock: &dyn Fn() -> Timestamp,
+    opts: WorkerOptions<'_>,
 ) -> WorkerStats {
     let mut stats = WorkerStats::default();
     let mut stop = false;
+    let mut last_reconcile = Instant::now();
     while !stop {
+        if opts.give_up.load(Ordering::Relaxed) {
+            // Bounded: the channel holds at most its capacity.
+            while rx.try_recv().is_ok() {
+                stats.lost_at_stop += 1;
+            }
+            break;
+        }
+        if opts.reconcile_every.is_some_and(|every| last_reconcile.elapsed() >= every) {
+            last_reconcile = Instant::now();
+            let desired = (opts.desired)();
+            reconcile(banset, &desired, &mut stats);
+        }
         let first = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(w) => w,
             Err(RecvTimeoutError::Timeout) => continue,
@@ -158,7 +232,6 @@ pub fn run(
         let mut adds: Vec<Ban> = Vec::new();
         let mut removes: Vec<IpNet> = Vec::new();
         let mut decisions: Vec<DecisionItem> = Vec::new();
-        let mut blocklist: Option<Vec<IpNet>> = None;
         let mut prune_before: Option<Timestamp> = None;
         let mut flushes: Vec<std::sync::mpsc::SyncSender<Applied>> = Vec::new();
         let mut take = |w: Work, stop: &mut bool| match w {
@@ -168,7 +241,6 @@ pub fn run(
                 flushes.push(ack);
             }
             Work::Decision(d) => decisions.push(*d),
-            Work::Blocklist(nets) => blocklist = Some(nets),
             Work::PruneHistory(before) => prune_before = Some(before),
             Work::Stop => *stop = true,
         };
@@ -194,15 +266,6 @@ pub fn run(
             }
         }
         let t0 = std::time::Instant::now();
-        if let Some(nets) = blocklist {
-            match banset.replace_blocklist(&nets) {
-                Ok(()) => log::info!("block list: {} network(s) in the kernel sets", nets.len()),
-                Err(e) => {
-                    stats.kernel_errors += 1;
-                    log::error!("replacing the kernel block list: {e}");
-                }
-            }
-        }
         // Kernel first (the fast path: the source is dropped from now on), then the store;
         // a ban is acknowledged (logged, counted) only once it is durable. A crash between
         // the two loses only an unacknowledged ban: the kernel table is rebuilt at start from

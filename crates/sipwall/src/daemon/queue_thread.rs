@@ -8,13 +8,22 @@
 //! rules at its next packet; a packet analysed under the old ones is redone by the engine.
 //! Ban actions and decision records go to the ban worker over a channel, so no store or `nft`
 //! latency ever stalls the queue.
+//!
+//! CONTRACT (judging never waits): a queue thread never blocks on the ban worker. Ban actions
+//! are collected per batch and handed over with `try_send`; when the channel is full they stay
+//! in a small per-thread [`PendingBans`] buffer (coalesced per net, last action wins) and are
+//! retried after the next batch. Past [`PENDING_BANS_MAX`] nets the newest are counted as
+//! overflow and not sent: the engine still holds those bans (their sources are dropped here,
+//! in user space) and the ban worker's periodic reconcile puts them into the kernel. The engine
+//! lock is held only for `decide_analysed` (no I/O, no allocation beyond the engine's own).
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
-use sipwall_engine::{Direction, Engine, Packet, Rules, Transport, Verdict};
+use sipwall_engine::{BanAction, Direction, Engine, Packet, Rules, Transport, Verdict};
 use sipwall_netfilter::{packet, Hook, Queue, QueueVerdict, QueuedPacket, Ruleset, L4};
 
 use super::ban_worker::{DecisionItem, Work};
@@ -47,12 +56,7 @@ pub struct DirectionRule {
 impl DirectionRule {
     /// The rule `[enforce]` and its ruleset describe.
     pub fn of(enforce: &crate::config::EnforceConfig, ruleset: &Ruleset) -> DirectionRule {
-        let guarded = ruleset
-            .ports
-            .iter()
-            .filter(|p| p.inspect)
-            .map(|p| (p.l4, p.port))
-            .collect();
+        let guarded = ruleset.ports.iter().filter(|p| p.inspect).map(|p| (p.l4, p.port)).collect();
         DirectionRule { protected: enforce.protected.clone(), guarded }
     }
 
@@ -89,6 +93,81 @@ pub struct InlineStats {
     pub unparsed: u64,
     /// Non-first IP fragments (accepted: no transport header).
     pub fragments: u64,
+    /// Ban actions not kept because the worker's channel and the pending buffer were full.
+    pub ban_overflow: u64,
+    /// Ban actions still pending when the thread stopped.
+    pub bans_lost_at_stop: u64,
+}
+
+/// Most nets a queue thread holds back while the ban worker's channel is full.
+pub const PENDING_BANS_MAX: usize = 4096;
+
+/// Ban actions a queue thread has not handed to the ban worker yet (bounded, coalesced).
+#[derive(Debug, Default)]
+pub struct PendingBans {
+    actions: Vec<BanAction>,
+    /// Actions not kept because the buffer was full (the engine still holds the bans).
+    pub overflow: u64,
+}
+
+fn action_net(a: &BanAction) -> IpNet {
+    match a {
+        BanAction::Add(b) => b.net,
+        BanAction::Remove(n) => *n,
+    }
+}
+
+impl PendingBans {
+    /// Keep `actions` for the next hand-over; past [`PENDING_BANS_MAX`] they are counted as
+    /// overflow instead.
+    pub fn push(&mut self, actions: Vec<BanAction>) {
+        for a in actions {
+            if self.actions.len() >= PENDING_BANS_MAX {
+                self.coalesce();
+            }
+            if self.actions.len() >= PENDING_BANS_MAX {
+                self.overflow += 1;
+            } else {
+                self.actions.push(a);
+            }
+        }
+    }
+
+    /// One action per net, the last one (the engine's latest decision), in decision order.
+    fn coalesce(&mut self) {
+        let mut seen = HashSet::new();
+        let mut kept: Vec<BanAction> =
+            self.actions.drain(..).rev().filter(|a| seen.insert(action_net(a))).collect();
+        kept.reverse();
+        self.actions = kept;
+    }
+
+    /// Hand everything to the worker without waiting; on a full channel keep it (coalesced)
+    /// for the next try. Returns false when the worker is gone.
+    pub fn flush(&mut self, work: &SyncSender<Work>) -> bool {
+        if self.actions.is_empty() {
+            return true;
+        }
+        match work.try_send(Work::Bans(std::mem::take(&mut self.actions))) {
+            Ok(()) => true,
+            Err(TrySendError::Full(Work::Bans(back))) => {
+                self.actions = back;
+                self.coalesce();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Actions waiting.
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
 }
 
 /// Run one queue until `stop`. Returns its counters, or the queue error that ended it.
@@ -102,6 +181,7 @@ pub fn run_queue(
     let mut tcp = TcpTracker::new(settings.max_tcp_flows);
     let mut stats = InlineStats::default();
     let mut decision_overflow = 0u64;
+    let mut pending = PendingBans::default();
     let mut rules: Arc<Rules> = lock(&engine).rules().clone();
     while !stop.load(Ordering::Relaxed) {
         let now = wall_clock();
@@ -138,8 +218,8 @@ pub fn run_queue(
                     d
                 };
                 if !d.bans.is_empty() {
-                    // Bans matter: block (bounded channel) rather than lose one.
-                    let _ = work.send(Work::Bans(d.bans));
+                    // Handed over after the batch, never waiting (module contract).
+                    pending.push(d.bans);
                 }
                 let drop = d.verdict != Verdict::Accept;
                 if let Some(r) = &d.record {
@@ -182,7 +262,28 @@ pub fn run_queue(
             }
             v
         })?;
+        pending.flush(&work);
     }
+    // At stop: a few quick tries; the daemon's stop deadline must not wait on a full channel.
+    for _ in 0..20 {
+        if !pending.flush(&work) || pending.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    if !pending.is_empty() || pending.overflow > 0 {
+        log::warn!(
+            "queue {}: {} ban action(s) never reached the ban worker ({} lost at stop, {} over \
+             the buffer while the worker was busy: those reached the kernel by reconcile, not \
+             the store)",
+            queue.config_used().num,
+            pending.len() as u64 + pending.overflow,
+            pending.len(),
+            pending.overflow
+        );
+    }
+    stats.ban_overflow = pending.overflow;
+    stats.bans_lost_at_stop = pending.len() as u64;
     if decision_overflow > 0 {
         log::warn!(
             "queue {}: {decision_overflow} decision records not stored (worker busy)",
@@ -195,6 +296,53 @@ pub fn run_queue(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn add(net: &str, count: u32) -> BanAction {
+        BanAction::Add(sipwall_engine::Ban {
+            net: net.parse().unwrap(),
+            since: sipwall_engine::Timestamp::from_millis(1000),
+            until: sipwall_engine::Timestamp::from_millis(61_000),
+            count,
+            rule: "test".into(),
+            reason: "storm".into(),
+            evidence: Default::default(),
+            origin: sipwall_engine::BanOrigin::Detection,
+        })
+    }
+
+    #[test]
+    fn pending_bans_never_block_and_stay_bounded() {
+        // A channel of one slot, already full: a blocking send would hang this test.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Work>(1);
+        tx.try_send(Work::Stop).unwrap();
+        let mut p = PendingBans::default();
+        p.push(vec![add("203.0.113.1/32", 1), add("203.0.113.1/32", 2)]);
+        p.push(vec![BanAction::Remove("203.0.113.2/32".parse().unwrap())]);
+        assert!(p.flush(&tx)); // full: kept, coalesced per net
+        assert_eq!(p.len(), 2);
+        assert!(matches!(&p.actions[0], BanAction::Add(b) if b.count == 2));
+        // A storm of distinct nets: bounded, the rest counted.
+        let storm: Vec<BanAction> = (0..PENDING_BANS_MAX as u32 + 100)
+            .map(|i| add(&format!("2001:db8:{:x}::1/128", i % 65536), 1))
+            .collect();
+        p.push(storm);
+        assert_eq!(p.len(), PENDING_BANS_MAX);
+        assert_eq!(p.overflow, 102);
+        // Room again: everything goes in one message, in order.
+        assert!(matches!(rx.recv().unwrap(), Work::Stop));
+        assert!(p.flush(&tx));
+        assert!(p.is_empty());
+        match rx.recv().unwrap() {
+            Work::Bans(a) => {
+                assert_eq!(a.len(), PENDING_BANS_MAX);
+                assert_eq!(action_net(&a[0]), "203.0.113.1/32".parse::<IpNet>().unwrap());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        drop(rx);
+        p.push(vec![add("203.0.113.3/32", 1)]);
+        assert!(!p.flush(&tx)); // worker gone
+    }
 
     #[test]
     fn direction_by_hook_then_protected_nets_then_port() {
