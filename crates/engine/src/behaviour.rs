@@ -19,13 +19,13 @@ use std::net::IpAddr;
 use crate::fasthash::{map_with_capacity, FastMap};
 
 /// Distinct target users remembered per source (also the largest enumeration threshold).
-pub const USER_SLOTS: usize = 16;
+pub(crate) const USER_SLOTS: usize = 16;
 /// Call-IDs remembered per source to tell a first auth challenge from a repeated one.
-pub const CALLID_SLOTS: usize = 8;
+pub(crate) const CALLID_SLOTS: usize = 8;
 /// Target users kept verbatim per source as evidence.
-pub const SAMPLE_USERS: usize = 4;
+pub(crate) const SAMPLE_USERS: usize = 4;
 /// Bytes kept of each sampled user.
-pub const SAMPLE_LEN: usize = 23;
+pub(crate) const SAMPLE_LEN: usize = 23;
 /// Upper bound of memory per tracked source, in bytes (slab slot + index map entry at the
 /// map's 2x sizing and 7/8 load). Checked against `size_of` in a test.
 pub const BYTES_PER_SOURCE: usize = 512;

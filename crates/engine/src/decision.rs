@@ -1,5 +1,11 @@
-//! Engine input and output types. (Skeleton types: the engine issue owns this file.)
-use std::net::{IpAddr, SocketAddr};
+//! Engine input and output types.
+//!
+//! [`Verdict`] and [`BanOrigin`] have one text form each, written by `Display` and read back by
+//! `FromStr` (`accept`, `drop`, `reject 403`; `detection`, `manual`, `aggregate`, `restored`):
+//! the store keeps them in that form and the CLI prints it, so the words never drift apart.
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -80,6 +86,51 @@ pub enum Verdict {
     Reject(u16),
 }
 
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Accept => f.write_str("accept"),
+            Verdict::Drop => f.write_str("drop"),
+            Verdict::Reject(code) => write!(f, "reject {code}"),
+        }
+    }
+}
+
+/// A text that is not the `Display` form of a [`Verdict`] or [`BanOrigin`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {text:?} (expected {expected})")]
+pub struct ParseNameError {
+    /// What was being read: "verdict" or "ban origin".
+    pub kind: &'static str,
+    /// The text (at most 64 bytes of it).
+    pub text: String,
+    /// The accepted forms.
+    pub expected: &'static str,
+}
+
+fn name_error(kind: &'static str, s: &str, expected: &'static str) -> ParseNameError {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    ParseNameError { kind, text: s[..end].to_string(), expected }
+}
+
+impl FromStr for Verdict {
+    type Err = ParseNameError;
+    fn from_str(s: &str) -> Result<Self, ParseNameError> {
+        match s {
+            "accept" => Ok(Verdict::Accept),
+            "drop" => Ok(Verdict::Drop),
+            _ => s
+                .strip_prefix("reject ")
+                .and_then(|c| c.parse().ok())
+                .map(Verdict::Reject)
+                .ok_or_else(|| name_error("verdict", s, "accept, drop or reject NNN")),
+        }
+    }
+}
+
 /// Stable identifier of the rule that decided, e.g. `"signature.sipvicious-ua"`.
 pub type RuleId = &'static str;
 
@@ -116,6 +167,7 @@ pub struct DecisionRecord {
 /// Who created a ban.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum BanOrigin {
     /// Detection in this engine.
     Detection,
@@ -125,6 +177,39 @@ pub enum BanOrigin {
     Aggregate,
     /// Shared by another node / restored from the store.
     Restored,
+}
+
+impl BanOrigin {
+    /// The text form (as `Display` writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BanOrigin::Detection => "detection",
+            BanOrigin::Manual => "manual",
+            BanOrigin::Aggregate => "aggregate",
+            BanOrigin::Restored => "restored",
+        }
+    }
+}
+
+impl fmt::Display for BanOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BanOrigin {
+    type Err = ParseNameError;
+    fn from_str(s: &str) -> Result<Self, ParseNameError> {
+        Ok(match s {
+            "detection" => BanOrigin::Detection,
+            "manual" => BanOrigin::Manual,
+            "aggregate" => BanOrigin::Aggregate,
+            "restored" => BanOrigin::Restored,
+            _ => {
+                return Err(name_error("ban origin", s, "detection, manual, aggregate or restored"))
+            }
+        })
+    }
 }
 
 /// An active ban.
@@ -177,5 +262,33 @@ impl Decision {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_types(_: IpAddr) {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_and_origin_text_round_trips() {
+        for v in [Verdict::Accept, Verdict::Drop, Verdict::Reject(403), Verdict::Reject(0)] {
+            assert_eq!(v.to_string().parse::<Verdict>(), Ok(v));
+        }
+        assert_eq!(Verdict::Reject(488).to_string(), "reject 488");
+        for bad in ["reject x", "", "Drop", "reject", "reject 70000"] {
+            let e = bad.parse::<Verdict>().unwrap_err();
+            assert_eq!((e.kind, e.text.as_str()), ("verdict", bad));
+        }
+        for o in
+            [BanOrigin::Detection, BanOrigin::Manual, BanOrigin::Aggregate, BanOrigin::Restored]
+        {
+            assert_eq!(o.to_string().parse::<BanOrigin>(), Ok(o));
+            // the same words as the JSON form
+            assert_eq!(serde_json_like(o), o.to_string());
+        }
+        let e = "x".repeat(500).parse::<BanOrigin>().unwrap_err();
+        assert_eq!(e.text.len(), 64, "bounded");
+    }
+
+    fn serde_json_like(o: BanOrigin) -> String {
+        let v = toml::Value::try_from(std::collections::BTreeMap::from([("o", o)])).unwrap();
+        v["o"].as_str().unwrap().to_string()
+    }
+}

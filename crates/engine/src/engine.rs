@@ -23,11 +23,12 @@ use ipnet::IpNet;
 use sipwall_sip::{Host, Message, Method, ParseError};
 
 use crate::bans::{BanRequest, BanTable};
-use crate::behaviour::{attempt_key, SourceTable};
+use crate::behaviour::{attempt_key, SourceState, SourceTable};
 use crate::decision::*;
 use crate::fasthash::{hash32, FastSet};
 use crate::netset::canonical;
-use crate::policy::{Action, Policy, Threshold};
+use crate::netset::NetSet;
+use crate::policy::{Action, Behaviour, Policy, Threshold};
 use crate::signatures::{Fields, Hits, Matcher};
 
 /// Counters for metrics.
@@ -45,6 +46,11 @@ pub struct EngineStats {
     pub bans_added: u64,
     /// Sources currently tracked.
     pub tracked_sources: u64,
+    /// Automatic bans (or aggregates) not made because they would cover a protected address
+    /// (trusted, local or known-good) or split into too many blocks.
+    pub bans_protected: u64,
+    /// Automatic address bans beyond `bans.max_per_second`, folded into a range ban.
+    pub bans_folded: u64,
     /// Sources evicted from tracking (least recently seen first).
     pub evicted_sources: u64,
     /// Active bans.
@@ -55,6 +61,36 @@ pub struct EngineStats {
     pub trusted_oddities: u64,
     /// Payloads that did not parse (keep-alives excluded).
     pub malformed: u64,
+}
+
+/// Why [`Engine::ban_manual`] refused a ban.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BanError {
+    /// The network covers (or lies in) a protected network.
+    #[error("refusing to ban {net}: it covers {member}, {what}, which is never banned")]
+    CoversProtected {
+        /// The network asked for.
+        net: IpNet,
+        /// The protected network it overlaps.
+        member: IpNet,
+        /// What the protected network is ("a trusted network ([trusted] networks)", ...).
+        what: &'static str,
+    },
+    /// The exact network is banned already.
+    #[error("{net} is already banned; unban it first to change it")]
+    AlreadyBanned {
+        /// The network asked for.
+        net: IpNet,
+        /// When its ban ends.
+        until: Timestamp,
+    },
+    /// `limits.max_bans` is reached.
+    #[error("refusing to ban {net}: the ban table is full (limits.max_bans)")]
+    TableFull {
+        /// The network asked for.
+        net: IpNet,
+    },
 }
 
 /// The decision engine. See the crate docs for its contract.
@@ -158,17 +194,83 @@ enum Parsed<'a> {
     Malformed(ParseError<'a>, Hits),
 }
 
-/// Which behaviour counter an outbound answer feeds (1: challenge or auth failure, 2: 403,
-/// 3: no such user), or None for every other message.
-fn answer_kind(p: &[u8]) -> Option<u8> {
+/// Which behaviour counter an outbound answer feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnswerKind {
+    /// 401/407: a challenge, or an authentication failure when the request had credentials.
+    Challenge,
+    /// 403: an authentication failure.
+    Forbidden,
+    /// 404/480/484: no such user.
+    NotFound,
+}
+
+/// The counter `p` feeds, or None for every other message (requests, other statuses).
+fn answer_kind(p: &[u8]) -> Option<AnswerKind> {
     if !p.starts_with(b"SIP/2.0 ") || p.len() < 12 {
         return None;
     }
     match &p[8..11] {
-        b"401" | b"407" => Some(1),
-        b"403" => Some(2),
-        b"404" | b"480" | b"484" => Some(3),
+        b"401" | b"407" => Some(AnswerKind::Challenge),
+        b"403" => Some(AnswerKind::Forbidden),
+        b"404" | b"480" | b"484" => Some(AnswerKind::NotFound),
         _ => None,
+    }
+}
+
+/// Count one outbound answer of `kind` to a source: the rule it may trigger, its threshold,
+/// the count now in the window and what is counted (for the sentence).
+fn count_answer(
+    st: &mut SourceState,
+    kind: AnswerKind,
+    msg: &Message<'_>,
+    b: &Behaviour,
+    now_ms: u64,
+) -> (RuleId, Threshold, u32, &'static str) {
+    let add = |w: &mut crate::behaviour::Window, t: &Threshold| {
+        if t.enabled {
+            w.add(now_ms, t.window_ms)
+        } else {
+            0
+        }
+    };
+    match kind {
+        AnswerKind::Challenge => {
+            let key = match (msg.call_id(), msg.cseq()) {
+                (Some(c), Some(s)) => attempt_key(c, s.number),
+                _ => 0,
+            };
+            if key != 0 && st.had_credentials(key) {
+                let n = add(&mut st.auth_failures, &b.auth_failures);
+                (
+                    "behaviour.auth-failures",
+                    b.auth_failures,
+                    n,
+                    "failed authentications (credentials refused)",
+                )
+            } else {
+                let n = add(&mut st.challenges, &b.challenges);
+                (
+                    "behaviour.challenges",
+                    b.challenges,
+                    n,
+                    "authentication challenges without success",
+                )
+            }
+        }
+        AnswerKind::Forbidden => {
+            let n = add(&mut st.auth_failures, &b.auth_failures);
+            (
+                "behaviour.auth-failures",
+                b.auth_failures,
+                n,
+                "failed authentications (403 Forbidden)",
+            )
+        }
+        AnswerKind::NotFound => {
+            let n = add(&mut st.not_found, &b.not_found);
+            ("behaviour.not-found", b.not_found, n, "\"no such user\" answers (404/480/484)")
+        }
     }
 }
 
@@ -277,7 +379,28 @@ impl Engine {
     pub fn reload(&mut self, policy: Policy) -> Vec<BanAction> {
         self.rules = Arc::new(Rules::new(policy));
         self.sources.set_cap(self.rules.policy.max_tracked_sources);
-        self.bans.drop_trusted(&self.rules.policy.trusted, &self.rules.policy)
+        self.bans.drop_protected(&self.rules.policy)
+    }
+
+    /// Set this host's own addresses (the daemon reads them from its interfaces), in addition
+    /// to `bans.local_addresses`: no ban, automatic or manual, ever covers one. Replaces the
+    /// previous set; returns `Remove` actions for bans that now cover one.
+    pub fn set_local_addresses(&mut self, addrs: &[IpAddr]) -> Vec<BanAction> {
+        let mut set = NetSet::new();
+        for a in addrs {
+            set.insert(IpNet::from(canonical(*a)));
+        }
+        self.bans.set_local(set, &self.rules.policy)
+    }
+
+    /// Set known-good networks (e.g. learnt from completed calls): protected like local
+    /// addresses. Replaces the previous set; returns `Remove` actions for bans covering one.
+    pub fn set_known_good(&mut self, nets: &[IpNet]) -> Vec<BanAction> {
+        let mut set = NetSet::new();
+        for n in nets {
+            set.insert(*n);
+        }
+        self.bans.set_known_good(set, &self.rules.policy)
     }
 
     /// Decide on one packet at time `now`.
@@ -343,6 +466,37 @@ impl Engine {
         if self.rules.policy.trusted.contains_ip(peer) {
             return self.trusted(p, parsed, peer, inbound);
         }
+        if let Some(d) = self.banned_or_blocked(p, peer, inbound, now) {
+            return d;
+        }
+        if !inbound {
+            return self.outbound(p, parsed, peer, now);
+        }
+        if is_keepalive(p.payload) {
+            return Decision::accept();
+        }
+        if tripwire {
+            return self.tripwire(p, parsed, peer, local_port, now);
+        }
+        if p.transport == Transport::Tls {
+            return Decision::accept(); // opaque: only address-level policy applies
+        }
+        let mut slot = Parsed::Pending;
+        match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
+            Parsed::Request(msg, x, hits) => self.request(msg, x, hits, peer, now),
+            Parsed::Other(_) | Parsed::Pending => Decision::accept(), // an answer to our request
+            &Parsed::Malformed(e, hits) => self.malformed(e, hits, peer, now),
+        }
+    }
+
+    /// Steps 3-4: the peer under an active ban, or on a block list.
+    fn banned_or_blocked(
+        &self,
+        p: &Packet<'_>,
+        peer: IpAddr,
+        inbound: bool,
+        now: Timestamp,
+    ) -> Option<Decision> {
         if let Some(ban) = self.bans.find(peer, now) {
             let is_req = inbound && looks_like_request(p.payload);
             let verdict = self.rules.policy.actions.banned.verdict(is_req);
@@ -352,7 +506,7 @@ impl Engine {
                 ban.reason,
                 if is_req { "request dropped" } else { "packet dropped" }
             );
-            return Decision {
+            return Some(Decision {
                 verdict,
                 bans: Vec::new(),
                 record: Some(DecisionRecord {
@@ -360,12 +514,12 @@ impl Engine {
                     evidence: ban.evidence.clone(),
                     summary,
                 }),
-            };
+            });
         }
         if let Some(net) = self.rules.policy.blocklist.find(peer) {
             let is_req = inbound && looks_like_request(p.payload);
             let summary = format!("{peer} is on the block list ({net}): dropped");
-            return Decision {
+            return Some(Decision {
                 verdict: self.rules.policy.actions.blocklist.verdict(is_req),
                 bans: Vec::new(),
                 record: Some(DecisionRecord {
@@ -373,83 +527,75 @@ impl Engine {
                     evidence: Evidence::default(),
                     summary,
                 }),
-            };
-        }
-        if !inbound {
-            return self.outbound(p, parsed, peer, now);
-        }
-        if is_keepalive(p.payload) {
-            return Decision::accept();
-        }
-        if tripwire {
-            let seen = Seen { method: None, ruri: None, ua: None, call_id: None, target: None };
-            let mut slot = Parsed::Pending;
-            let msg = match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
-                Parsed::Request(m, ..) | Parsed::Other(m) => Some(m),
-                _ => None,
-            };
-            let seen = msg.as_ref().map_or(seen, |m| Seen {
-                method: m.method(),
-                ruri: m.request_uri().map(|u| u.raw),
-                ua: m.user_agent(),
-                call_id: m.call_id(),
-                target: None,
             });
-            let mut ev = seen.evidence();
-            ev.counters.push(("tripwire_port".into(), local_port as u64));
-            let core = format!("{} on tripwire port {local_port}", seen.sentence(peer));
-            return self.ban(
-                peer,
-                "tripwire",
-                self.rules.policy.actions.tripwire,
-                true,
-                ev,
-                core,
-                now,
-            );
         }
-        if p.transport == Transport::Tls {
-            return Decision::accept(); // opaque: only address-level policy applies
-        }
+        None
+    }
+
+    /// Step 5: anything but a keep-alive to a tripwire port bans the peer.
+    fn tripwire<'a>(
+        &mut self,
+        p: &Packet<'a>,
+        parsed: &Parsed<'a>,
+        peer: IpAddr,
+        local_port: u16,
+        now: Timestamp,
+    ) -> Decision {
+        let seen = Seen { method: None, ruri: None, ua: None, call_id: None, target: None };
         let mut slot = Parsed::Pending;
-        match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
-            Parsed::Request(msg, x, hits) => self.request(msg, x, hits, peer, now),
-            Parsed::Other(_) | Parsed::Pending => Decision::accept(), // an answer to our request
-            &Parsed::Malformed(e, hits) => {
-                self.stats.malformed += 1;
-                let seen = Seen {
-                    method: e.partial.method,
-                    ruri: None,
-                    ua: e.partial.user_agent,
-                    call_id: e.partial.call_id,
-                    target: None,
-                };
-                if hits.score >= self.rules.policy.ban_score {
-                    return self.signature_ban(&hits, &seen, peer, now);
-                }
-                let st = self.sources.touch(peer, now.as_millis());
-                let flood = &self.rules.policy.behaviour.flood;
-                let n = if flood.enabled {
-                    st.requests.add(now.as_millis(), flood.window_ms)
-                } else {
-                    0
-                };
-                if flood.enabled && n >= flood.max {
-                    return self.flood_ban(&seen, peer, n, now);
-                }
-                match self.rules.policy.actions.malformed {
-                    Action::Accept => Decision::accept(),
-                    a => Decision {
-                        verdict: a.verdict(true),
-                        bans: Vec::new(),
-                        record: Some(DecisionRecord {
-                            rule: "malformed",
-                            evidence: seen.evidence(),
-                            summary: format!("{peer} sent a malformed message ({e}): dropped"),
-                        }),
-                    },
-                }
-            }
+        let msg = match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
+            Parsed::Request(m, ..) | Parsed::Other(m) => Some(m),
+            _ => None,
+        };
+        let seen = msg.as_ref().map_or(seen, |m| Seen {
+            method: m.method(),
+            ruri: m.request_uri().map(|u| u.raw),
+            ua: m.user_agent(),
+            call_id: m.call_id(),
+            target: None,
+        });
+        let mut ev = seen.evidence();
+        ev.counters.push(("tripwire_port".into(), local_port as u64));
+        let core = format!("{} on tripwire port {local_port}", seen.sentence(peer));
+        self.ban(peer, "tripwire", self.rules.policy.actions.tripwire, true, ev, core, now)
+    }
+
+    /// Step 6: a payload that does not parse as SIP.
+    fn malformed(
+        &mut self,
+        e: ParseError<'_>,
+        hits: Hits,
+        peer: IpAddr,
+        now: Timestamp,
+    ) -> Decision {
+        self.stats.malformed += 1;
+        let seen = Seen {
+            method: e.partial.method,
+            ruri: None,
+            ua: e.partial.user_agent,
+            call_id: e.partial.call_id,
+            target: None,
+        };
+        if hits.score >= self.rules.policy.ban_score {
+            return self.signature_ban(&hits, &seen, peer, now);
+        }
+        let st = self.sources.touch(peer, now.as_millis());
+        let flood = &self.rules.policy.behaviour.flood;
+        let n = if flood.enabled { st.requests.add(now.as_millis(), flood.window_ms) } else { 0 };
+        if flood.enabled && n >= flood.max {
+            return self.flood_ban(&seen, peer, n, now);
+        }
+        match self.rules.policy.actions.malformed {
+            Action::Accept => Decision::accept(),
+            a => Decision {
+                verdict: a.verdict(true),
+                bans: Vec::new(),
+                record: Some(DecisionRecord {
+                    rule: "malformed",
+                    evidence: seen.evidence(),
+                    summary: format!("{peer} sent a malformed message ({e}): dropped"),
+                }),
+            },
         }
     }
 
@@ -514,62 +660,8 @@ impl Engine {
         };
         let status = msg.status().unwrap_or(0);
         let now_ms = now.as_millis();
-        let b = self.rules.policy.behaviour.clone();
         let st = self.sources.touch(peer, now_ms);
-        let (rule, t, n, what): (RuleId, Threshold, u32, &str) = match kind {
-            1 => {
-                let key = match (msg.call_id(), msg.cseq()) {
-                    (Some(c), Some(s)) => attempt_key(c, s.number),
-                    _ => 0,
-                };
-                if key != 0 && st.had_credentials(key) {
-                    let n = if b.auth_failures.enabled {
-                        st.auth_failures.add(now_ms, b.auth_failures.window_ms)
-                    } else {
-                        0
-                    };
-                    (
-                        "behaviour.auth-failures",
-                        b.auth_failures,
-                        n,
-                        "failed authentications (credentials refused)",
-                    )
-                } else {
-                    let n = if b.challenges.enabled {
-                        st.challenges.add(now_ms, b.challenges.window_ms)
-                    } else {
-                        0
-                    };
-                    (
-                        "behaviour.challenges",
-                        b.challenges,
-                        n,
-                        "authentication challenges without success",
-                    )
-                }
-            }
-            2 => {
-                let n = if b.auth_failures.enabled {
-                    st.auth_failures.add(now_ms, b.auth_failures.window_ms)
-                } else {
-                    0
-                };
-                (
-                    "behaviour.auth-failures",
-                    b.auth_failures,
-                    n,
-                    "failed authentications (403 Forbidden)",
-                )
-            }
-            _ => {
-                let n = if b.not_found.enabled {
-                    st.not_found.add(now_ms, b.not_found.window_ms)
-                } else {
-                    0
-                };
-                ("behaviour.not-found", b.not_found, n, "\"no such user\" answers (404/480/484)")
-            }
-        };
+        let (rule, t, n, what) = count_answer(st, kind, msg, &self.rules.policy.behaviour, now_ms);
         if !t.enabled || n < t.max {
             return Decision::accept();
         }
@@ -603,9 +695,26 @@ impl Engine {
         if hits.score >= self.rules.policy.ban_score {
             return self.signature_ban(hits, &seen, peer, now);
         }
-        let now_ms = now.as_millis();
         let initial_invite =
             seen.method == Some(Method::Invite) && x.to.is_none_or(|t| t.tag.is_none());
+        if let Some(d) = self.behaviour(msg, x, &seen, initial_invite, peer, now) {
+            return d;
+        }
+        self.call_policy(x, &seen, initial_invite, peer)
+    }
+
+    /// Step 7, behaviour: count the request in the source's windows (flood, distinct users,
+    /// new INVITEs) and ban the source that reaches a threshold.
+    fn behaviour(
+        &mut self,
+        msg: &Message<'_>,
+        x: &Fields<'_>,
+        seen: &Seen<'_>,
+        initial_invite: bool,
+        peer: IpAddr,
+        now: Timestamp,
+    ) -> Option<Decision> {
+        let now_ms = now.as_millis();
         let b = &self.rules.policy.behaviour;
         let st = self.sources.touch(peer, now_ms);
         st.total_requests = st.total_requests.saturating_add(1);
@@ -627,7 +736,7 @@ impl Engine {
             0
         };
         if b.flood.enabled && flood >= b.flood.max {
-            return self.flood_ban(&seen, peer, flood, now);
+            return Some(self.flood_ban(seen, peer, flood, now));
         }
         if b.enumeration.enabled && distinct >= b.enumeration.max {
             let mut ev = seen.evidence();
@@ -643,7 +752,7 @@ impl Engine {
                 b.enumeration.window_ms / 1000,
                 ev.users_probed.join(", ")
             );
-            return self.ban(
+            return Some(self.ban(
                 peer,
                 "behaviour.enumeration",
                 self.rules.policy.actions.behaviour,
@@ -651,7 +760,7 @@ impl Engine {
                 ev,
                 core,
                 now,
-            );
+            ));
         }
         if b.untrusted_invites.enabled && invites >= b.untrusted_invites.max {
             let mut ev = seen.evidence();
@@ -662,7 +771,7 @@ impl Engine {
                 seen.sentence(peer),
                 b.untrusted_invites.window_ms / 1000
             );
-            return self.ban(
+            return Some(self.ban(
                 peer,
                 "behaviour.untrusted-invites",
                 self.rules.policy.actions.behaviour,
@@ -670,8 +779,19 @@ impl Engine {
                 ev,
                 core,
                 now,
-            );
+            ));
         }
+        None
+    }
+
+    /// Step 7, last: trusted-only mode and direct-call rules drop without a ban.
+    fn call_policy(
+        &self,
+        x: &Fields<'_>,
+        seen: &Seen<'_>,
+        initial_invite: bool,
+        peer: IpAddr,
+    ) -> Decision {
         let method = seen.method.map(|m| m.as_bytes()).unwrap_or(b"");
         if self.rules.policy.trusted_only
             && (self.rules.policy.trusted_only_methods.is_empty()
@@ -790,7 +910,6 @@ impl Engine {
                 },
                 now,
                 &self.rules.policy,
-                &self.rules.policy.trusted,
             );
             self.sources.remove(&peer);
             self.stats.bans_added += actions.len() as u64;
@@ -809,7 +928,12 @@ impl Engine {
                 }
             }
             if actions.is_empty() {
-                s += ": dropped (ban table full)";
+                s += if self.bans.protected_overlap(IpNet::from(peer), &self.rules.policy).is_some()
+                {
+                    ": dropped (a protected address: never banned)"
+                } else {
+                    ": dropped (ban table full)"
+                };
             }
             s
         } else {
@@ -822,14 +946,22 @@ impl Engine {
         }
     }
 
-    /// Ban by hand. Refuses (returns None) for trusted networks and nets already banned.
+    /// Ban by hand. Refused, with the reason, for a network that covers a protected address
+    /// (trusted, local or known-good), one already banned, or a full table.
     pub fn ban_manual(
         &mut self,
         net: IpNet,
         duration: Duration,
         reason: &str,
         now: Timestamp,
-    ) -> Option<BanAction> {
+    ) -> Result<BanAction, BanError> {
+        let net = net.trunc();
+        if let Some((kind, member)) = self.bans.protected_overlap(net, &self.rules.policy) {
+            return Err(BanError::CoversProtected { net, member, what: kind.describe() });
+        }
+        if let Some(b) = self.bans.active(&net, now) {
+            return Err(BanError::AlreadyBanned { net, until: b.until });
+        }
         let actions = self.bans.add(
             BanRequest {
                 net,
@@ -841,10 +973,9 @@ impl Engine {
             },
             now,
             &self.rules.policy,
-            &self.rules.policy.trusted,
         );
         self.stats.bans_added += actions.len() as u64;
-        actions.into_iter().next()
+        actions.into_iter().next().ok_or(BanError::TableFull { net })
     }
 
     /// Lift a ban (exact network). Returns its `Remove` action, or None if it was not banned.
@@ -853,9 +984,10 @@ impl Engine {
         self.bans.remove(&net, &self.rules.policy).map(|_| BanAction::Remove(net))
     }
 
-    /// Put back a ban loaded from the store (skipped if expired or trusted).
+    /// Put back a ban loaded from the store (skipped if expired or covering a protected
+    /// address: call [`Engine::set_local_addresses`] first).
     pub fn restore_ban(&mut self, ban: Ban, now: Timestamp) -> bool {
-        self.bans.restore(ban, now, &self.rules.policy, &self.rules.policy.trusted)
+        self.bans.restore(ban, now, &self.rules.policy)
     }
 
     /// Put back a network's offence history loaded from the store (`count` bans so far, the
@@ -868,14 +1000,7 @@ impl Engine {
         last_until: Timestamp,
         now: Timestamp,
     ) -> bool {
-        self.bans.restore_offence(
-            net,
-            count,
-            last_until,
-            now,
-            &self.rules.policy,
-            &self.rules.policy.trusted,
-        )
+        self.bans.restore_offence(net, count, last_until, now, &self.rules.policy)
     }
 
     /// Remove expired bans; returns their Remove actions.
@@ -900,6 +1025,8 @@ impl Engine {
             evicted_sources: self.sources.evicted,
             active_bans: self.bans.len() as u64,
             bans_refused: self.bans.refused,
+            bans_protected: self.bans.protected_skipped,
+            bans_folded: self.bans.folded,
             ..self.stats
         }
     }
@@ -984,7 +1111,7 @@ mod tests {
                 duration_ms: None,
             };
             let policy = e.policy().clone();
-            match e.bans.add(req, now, &policy, &policy.trusted).first() {
+            match e.bans.add(req, now, &policy).first() {
                 Some(BanAction::Add(b)) => (b.count, b.until.as_millis() - b.since.as_millis()),
                 other => panic!("no ban: {other:?}"),
             }

@@ -12,7 +12,8 @@
 //! * Memory is bounded: per-source state is capped at `limits.max_tracked_sources`
 //!   (least recently seen evicted first, [`BYTES_PER_SOURCE`] bytes each); bans at
 //!   `limits.max_bans`; offence history at `limits.max_ban_history`.
-//! * Trusted sources are never banned and never dropped by detection.
+//! * Trusted sources are never banned and never dropped by detection. No ban ever covers a
+//!   trusted network, a local address or a known-good address (see `bans.rs`).
 //! * Several threads, one engine: the stateless half of a decision (parse, fields, signature
 //!   scan: most of its cost) is [`Rules::analyse`] on the shared, immutable [`Rules`]; only
 //!   [`Engine::decide_analysed`] needs `&mut Engine` (per-source state, bans). Together they
@@ -22,20 +23,23 @@
 //! USE:
 //! ```text
 //! let mut policy = Policy::from_toml_str(text)?;     // errors name key + line
+//! for w in policy.warnings() { warn!("{w}"); }       // accepted but risky settings
 //! for f in &policy.blocklist_files.clone() { policy.load_blocklist_text(f, &read(f)?)?; }
 //! let mut engine = Engine::new(policy);
+//! engine.set_local_addresses(&interface_addresses);  // never banned (nor trusted, known-good)
 //! let d = engine.decide(&Packet { src, dst, transport, direction, payload }, now);
 //! // or, from threads sharing Mutex<Engine>: analyse unlocked, lock only to decide
 //! let rules = engine.rules().clone();                // Arc<Rules>; refresh after reload
 //! let d = engine.decide_analysed(&packet, &rules.analyse(&packet), now);
 //! for action in &d.bans { /* push into kernel set + store */ }
-//! engine.ban_manual(net, duration, reason, now); engine.unban(net);
+//! engine.ban_manual(net, duration, reason, now)?;   // Err(BanError) says why not
+//! engine.unban(net);
 //! engine.expire(now) -> Vec<BanAction>;            // removals of expired bans
 //! engine.bans() -> iterator of &Ban;  engine.restore_ban(ban, now) // from the store at start
 //! engine.reload(policy) -> Vec<BanAction>;           // keeps bans and behaviour state
 //! ```
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod bans;
 mod behaviour;
@@ -48,10 +52,10 @@ pub mod signatures;
 
 pub use behaviour::{bytes_per_source, BYTES_PER_SOURCE};
 pub use decision::{
-    Ban, BanAction, BanOrigin, Decision, DecisionRecord, Direction, Evidence, Packet, RuleId,
-    Timestamp, Transport, Verdict,
+    Ban, BanAction, BanOrigin, Decision, DecisionRecord, Direction, Evidence, Packet,
+    ParseNameError, RuleId, Timestamp, Transport, Verdict,
 };
-pub use engine::{human_duration, Analysis, Engine, EngineStats, Rules};
+pub use engine::{human_duration, Analysis, BanError, Engine, EngineStats, Rules};
 pub use netset::NetSet;
-pub use policy::{Action, BlocklistLoad, Policy, PolicyError};
+pub use policy::{Action, BlocklistLoad, Policy, PolicyError, PolicyWarning};
 pub use signatures::{signatures_markdown, Signature, BUILTIN};

@@ -107,6 +107,21 @@ impl NetSet {
         self.contains_ip(net.network()) || self.nets.iter().any(|m| net.contains(m))
     }
 
+    /// A member overlapping `net`: the most specific one containing it, else any member
+    /// inside it (the smallest in address order, so the answer does not depend on hashing).
+    pub fn first_overlapping(&self, net: IpNet) -> Option<IpNet> {
+        if self.nets.is_empty() {
+            return None;
+        }
+        let net = net.trunc();
+        let containing = self.find(net.network()).filter(|m| m.contains(&net));
+        if containing.is_some() || net.prefix_len() == net.max_prefix_len() {
+            // A single address has nothing inside it but itself, which `find` saw: no scan.
+            return containing;
+        }
+        self.nets.iter().filter(|m| net.contains(*m)).min().copied()
+    }
+
     /// Every member, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &IpNet> + '_ {
         self.nets.iter()
@@ -157,5 +172,10 @@ mod tests {
         let mut t = NetSet::new();
         t.insert(n("203.0.113.5/32"));
         assert!(t.overlaps(n("203.0.113.0/24")));
+        assert_eq!(t.first_overlapping(n("203.0.113.0/24")), Some(n("203.0.113.5/32")));
+        assert_eq!(t.first_overlapping(n("203.0.113.5/32")), Some(n("203.0.113.5/32")));
+        assert_eq!(t.first_overlapping(n("203.0.113.6/32")), None);
+        assert_eq!(s.first_overlapping(n("10.1.2.3/32")), Some(n("10.1.2.0/24")));
+        assert_eq!(s.first_overlapping(n("10.0.0.0/7")), Some(n("10.0.0.0/8")));
     }
 }

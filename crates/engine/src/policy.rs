@@ -14,11 +14,12 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use serde::Deserialize;
-use toml::Spanned;
+
+mod parse;
 
 use crate::decision::Verdict;
 use crate::netset::NetSet;
+pub use crate::signatures::{CustomSignature, SigField, SigMatch};
 
 /// Default values (reasons are in `config/sipwall.example.toml`).
 pub mod defaults {
@@ -38,6 +39,20 @@ pub mod defaults {
     pub const AGG_V6_PREFIX: u8 = 64;
     /// Banned addresses in one IPv6 range that ban the range.
     pub const AGG_V6_THRESHOLD: u32 = 2;
+    /// IPv4 wide aggregation prefix (second level).
+    pub const AGG_V4_WIDE_PREFIX: u8 = 16;
+    /// Distinct IPv4 ranges (`/24`s) with bans in one wide range that ban the wide range.
+    pub const AGG_V4_WIDE_THRESHOLD: u32 = 64;
+    /// IPv6 wide aggregation prefix (second level).
+    pub const AGG_V6_WIDE_PREFIX: u8 = 48;
+    /// Distinct IPv6 ranges (`/64`s) with bans in one wide range that ban the wide range.
+    pub const AGG_V6_WIDE_THRESHOLD: u32 = 16;
+    /// Automatic address bans per second; beyond it new ones are folded into their range.
+    pub const BANS_PER_SECOND: u32 = 100;
+    /// Trusted networks shorter than this (IPv4) draw a warning.
+    pub const WIDE_TRUSTED_V4: u8 = 8;
+    /// Trusted networks shorter than this (IPv6) draw a warning.
+    pub const WIDE_TRUSTED_V6: u8 = 16;
     /// Requests in the flood window.
     pub const FLOOD_MAX: u32 = 100;
     /// Flood window.
@@ -74,6 +89,7 @@ pub mod defaults {
 
 /// A config or block list error. Config errors name the dotted key and the line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// Anything else.
     #[error("{0}")]
@@ -98,6 +114,24 @@ pub enum PolicyError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Something accepted in the config that an operator should look at twice (for example a
+/// trusted `0.0.0.0/0`). `check-config` and `run` print them; they never stop the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyWarning {
+    /// Dotted key path, e.g. `trusted.networks`.
+    pub key: String,
+    /// 1-based line.
+    pub line: usize,
+    /// What is risky about it.
+    pub message: String,
+}
+
+impl std::fmt::Display for PolicyWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: key `{}`: {}", self.line, self.key, self.message)
+    }
 }
 
 /// What to do with a packet a rule refuses.
@@ -145,67 +179,6 @@ impl FromStr for Action {
         }
         Err(format!("`{s}`: expected \"drop\", \"reject\" or \"reject NNN\""))
     }
-}
-
-/// Which packet field a custom signature looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SigField {
-    /// User-Agent header.
-    UserAgent,
-    /// Whole request-URI text.
-    RequestUri,
-    /// From display name.
-    FromDisplay,
-    /// From URI user.
-    FromUser,
-    /// From URI host text.
-    FromHost,
-    /// From tag.
-    FromTag,
-    /// To URI user.
-    ToUser,
-    /// Contact URI text.
-    Contact,
-    /// Call-ID.
-    CallId,
-    /// Top Via branch.
-    ViaBranch,
-    /// SDP session name (`s=`).
-    SdpSession,
-    /// Anywhere in the raw message bytes (case-insensitive).
-    Raw,
-}
-
-/// How a custom signature compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SigMatch {
-    /// Substring, ASCII case-insensitive.
-    Contains,
-    /// Prefix, ASCII case-insensitive.
-    Prefix,
-    /// Whole value, ASCII case-insensitive.
-    Equals,
-}
-
-/// A signature from the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomSignature {
-    /// Id (shown as `signature.custom.<id>`).
-    pub id: String,
-    /// Field.
-    pub field: SigField,
-    /// Comparison.
-    pub matcher: SigMatch,
-    /// Value, lower-cased.
-    pub value: String,
-    /// Score added when it matches.
-    pub score: u32,
-    /// Tool it identifies.
-    pub tool: String,
-    /// Why it is a tell.
-    pub why: String,
 }
 
 /// A counted behaviour with a threshold over a sliding window.
@@ -259,6 +232,20 @@ pub struct BanPolicy {
     pub v6_prefix: u8,
     /// Banned addresses that ban an IPv6 range.
     pub v6_threshold: u32,
+    /// IPv4 wide range prefix (second level of aggregation).
+    pub v4_wide_prefix: u8,
+    /// Distinct IPv4 ranges holding bans that ban their wide range; 0 = off.
+    pub v4_wide_threshold: u32,
+    /// IPv6 wide range prefix (second level of aggregation).
+    pub v6_wide_prefix: u8,
+    /// Distinct IPv6 ranges holding bans that ban their wide range; 0 = off.
+    pub v6_wide_threshold: u32,
+    /// Automatic address bans per second of packet time; beyond it, a new one is folded into
+    /// its range (one ban for the whole range). 0 = no cap.
+    pub max_per_second: u32,
+    /// Addresses of this host (and any network it owns) that no ban may cover, in addition
+    /// to what the caller passes to [`crate::Engine::set_local_addresses`].
+    pub local_addresses: NetSet,
 }
 
 /// Actions per rule family.
@@ -321,283 +308,13 @@ pub struct Policy {
     pub max_bans: usize,
     /// Max offence history entries.
     pub max_ban_history: usize,
+    /// Accepted but risky settings (see [`Policy::warnings`]).
+    warnings: Vec<PolicyWarning>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy::from_toml_str("").expect("the empty config is valid")
-    }
-}
-
-// ---------------------------------------------------------------- raw TOML shape
-
-type S<T> = Option<Spanned<T>>;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    #[serde(default)]
-    trusted: RawTrusted,
-    #[serde(default)]
-    blocklist: RawBlocklist,
-    #[serde(default)]
-    calls: RawCalls,
-    #[serde(default)]
-    ports: RawPorts,
-    #[serde(default)]
-    actions: RawActions,
-    #[serde(default)]
-    signatures: RawSignatures,
-    #[serde(default)]
-    behaviour: RawBehaviour,
-    #[serde(default)]
-    bans: RawBans,
-    #[serde(default)]
-    limits: RawLimits,
-    /// The daemon's `[enforce]` table shares the file (one config for every mode); the
-    /// daemon parses and checks it, the engine only lets it be.
-    #[serde(default, rename = "enforce")]
-    _enforce: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawTrusted {
-    networks: S<Vec<Spanned<String>>>,
-    only: S<bool>,
-    only_methods: S<Vec<Spanned<String>>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawBlocklist {
-    networks: S<Vec<Spanned<String>>>,
-    files: S<Vec<Spanned<String>>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCalls {
-    block_ip_calls: S<bool>,
-    local_users: S<Vec<Spanned<String>>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawPorts {
-    guarded: S<Vec<Spanned<i64>>>,
-    tripwire: S<Vec<Spanned<i64>>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawActions {
-    blocklist: S<String>,
-    banned: S<String>,
-    signature: S<String>,
-    behaviour: S<String>,
-    trusted_only: S<String>,
-    direct_call: S<String>,
-    tripwire: S<String>,
-    malformed: S<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawSignatures {
-    ban_score: S<i64>,
-    disabled: S<Vec<Spanned<String>>>,
-    #[serde(default)]
-    custom: Vec<Spanned<RawCustom>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCustom {
-    id: Spanned<String>,
-    field: SigField,
-    #[serde(rename = "match", default = "default_match")]
-    matcher: SigMatch,
-    value: Spanned<String>,
-    score: S<i64>,
-    #[serde(default)]
-    tool: String,
-    #[serde(default)]
-    why: String,
-}
-
-fn default_match() -> SigMatch {
-    SigMatch::Contains
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawThreshold {
-    enabled: S<bool>,
-    max: S<i64>,
-    window_secs: S<i64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawBehaviour {
-    #[serde(default)]
-    flood: RawThreshold,
-    #[serde(default)]
-    enumeration: RawThreshold,
-    #[serde(default)]
-    auth_failures: RawThreshold,
-    #[serde(default)]
-    challenges: RawThreshold,
-    #[serde(default)]
-    not_found: RawThreshold,
-    #[serde(default)]
-    untrusted_invites: RawThreshold,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawBans {
-    enabled: S<bool>,
-    duration_secs: S<i64>,
-    escalation_factor: S<i64>,
-    max_duration_secs: S<i64>,
-    forget_after_secs: S<i64>,
-    #[serde(default)]
-    aggregate: RawAggregate,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAggregate {
-    enabled: S<bool>,
-    ipv4_prefix: S<i64>,
-    ipv4_threshold: S<i64>,
-    ipv6_prefix: S<i64>,
-    ipv6_threshold: S<i64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_tracked_sources: S<i64>,
-    max_bans: S<i64>,
-    max_ban_history: S<i64>,
-}
-
-// ---------------------------------------------------------------- validation helpers
-
-struct Ctx<'t> {
-    text: &'t str,
-}
-
-impl Ctx<'_> {
-    fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
-    }
-    fn err(&self, key: &str, offset: usize, message: impl Into<String>) -> PolicyError {
-        PolicyError::Config {
-            key: key.to_string(),
-            line: self.line(offset),
-            message: message.into(),
-        }
-    }
-    fn bool(&self, v: S<bool>, default: bool) -> bool {
-        v.map(|s| s.into_inner()).unwrap_or(default)
-    }
-    /// An integer in `lo..=hi`.
-    fn int(
-        &self,
-        key: &str,
-        v: S<i64>,
-        default: i64,
-        lo: i64,
-        hi: i64,
-    ) -> Result<i64, PolicyError> {
-        match v {
-            None => Ok(default),
-            Some(s) => {
-                let x = *s.get_ref();
-                if x < lo || x > hi {
-                    Err(self.err(key, s.span().start, format!("{x} is out of range {lo}..={hi}")))
-                } else {
-                    Ok(x)
-                }
-            }
-        }
-    }
-    fn action(
-        &self,
-        key: &str,
-        v: S<String>,
-        default: Action,
-        allow_accept: bool,
-    ) -> Result<Action, PolicyError> {
-        let Some(s) = v else { return Ok(default) };
-        let a: Action =
-            s.get_ref().parse().map_err(|m: String| self.err(key, s.span().start, m))?;
-        if a == Action::Accept && !allow_accept {
-            return Err(self.err(
-                key,
-                s.span().start,
-                "\"accept\" is only allowed for `actions.malformed`",
-            ));
-        }
-        Ok(a)
-    }
-    fn nets(
-        &self,
-        key: &str,
-        v: S<Vec<Spanned<String>>>,
-        set: &mut NetSet,
-    ) -> Result<(), PolicyError> {
-        for item in v.map(|s| s.into_inner()).unwrap_or_default() {
-            let net = parse_net(item.get_ref()).ok_or_else(|| {
-                self.err(
-                    key,
-                    item.span().start,
-                    format!("`{}` is not an IP address or CIDR network", item.get_ref()),
-                )
-            })?;
-            set.insert(net);
-        }
-        Ok(())
-    }
-    fn ports(&self, key: &str, v: S<Vec<Spanned<i64>>>) -> Result<Vec<u16>, PolicyError> {
-        let mut out = Vec::new();
-        for p in v.map(|s| s.into_inner()).unwrap_or_default() {
-            let x = *p.get_ref();
-            if !(1..=65535).contains(&x) {
-                return Err(self.err(key, p.span().start, format!("{x} is not a port (1-65535)")));
-            }
-            if !out.contains(&(x as u16)) {
-                out.push(x as u16);
-            }
-        }
-        out.sort_unstable();
-        Ok(out)
-    }
-    fn threshold(
-        &self,
-        key: &str,
-        raw: RawThreshold,
-        max: u32,
-        window_secs: u64,
-        hi: i64,
-    ) -> Result<Threshold, PolicyError> {
-        Ok(Threshold {
-            enabled: self.bool(raw.enabled, true),
-            max: self.int(&format!("{key}.max"), raw.max, max as i64, 1, hi)? as u32,
-            window_ms: self.int(
-                &format!("{key}.window_secs"),
-                raw.window_secs,
-                window_secs as i64,
-                1,
-                86_400,
-            )? as u64
-                * 1000,
-        })
     }
 }
 
@@ -610,367 +327,38 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
     s.parse::<IpAddr>().ok().map(IpNet::from)
 }
 
-const METHODS: &[&str] = &[
-    "INVITE",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "OPTIONS",
-    "REGISTER",
-    "PRACK",
-    "SUBSCRIBE",
-    "NOTIFY",
-    "PUBLISH",
-    "INFO",
-    "REFER",
-    "MESSAGE",
-    "UPDATE",
-];
-
-/// Turn a serde error into a keyed one: the span gives the line; the key is read from the text
-/// (the `[table]` header above plus the key on that line).
-fn serde_error(text: &str, e: toml::de::Error) -> PolicyError {
-    let msg = e.message().trim().to_string();
-    let Some(span) = e.span() else {
-        return PolicyError::Invalid(msg);
-    };
-    let ctx = Ctx { text };
-    let line_no = ctx.line(span.start);
-    let lines: Vec<&str> = text.lines().collect();
-    let mut table = String::new();
-    for l in lines.iter().take(line_no) {
-        let t = l.trim();
-        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
-            table = h.trim().to_string();
-        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
-            table = h.trim().to_string();
+/// Parse an address or a canonical CIDR network. A network with host bits set is refused
+/// with a hint naming both readings (`198.51.100.0/24` the network, `198.51.100.7` the
+/// address), since either may have been meant.
+pub fn parse_canonical_net(s: &str) -> Result<IpNet, String> {
+    let t = s.trim();
+    if let Ok(net) = t.parse::<IpNet>() {
+        if net.trunc() != net {
+            return Err(format!(
+                "`{t}` is not a canonical network (host bits are set): write `{}` for the \
+                 network, or `{}` for the single address",
+                net.trunc(),
+                net.addr()
+            ));
         }
+        return Ok(net);
     }
-    let line = lines.get(line_no - 1).copied().unwrap_or("").trim();
-    let key = if line.starts_with('[') {
-        String::new()
-    } else {
-        line.split('=').next().unwrap_or("").trim().trim_matches('"').to_string()
-    };
-    let full = match (table.is_empty(), key.is_empty()) {
-        (true, true) => "(top level)".to_string(),
-        (true, false) => key,
-        (false, true) => table,
-        (false, false) => format!("{table}.{key}"),
-    };
-    PolicyError::Config { key: full, line: line_no, message: msg }
+    t.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("`{t}` is not an IP address or CIDR network"))
 }
 
 impl Policy {
-    /// Parse and validate TOML. Errors name the key and line.
+    /// Parse and validate TOML. Errors name the key and line (see the module docs); risky
+    /// but valid settings are kept in [`Policy::warnings`].
     pub fn from_toml_str(text: &str) -> Result<Policy, PolicyError> {
-        use defaults as d;
-        let raw: Raw = toml::from_str(text).map_err(|e| serde_error(text, e))?;
-        let c = Ctx { text };
+        parse::policy(text)
+    }
 
-        let mut trusted = NetSet::new();
-        c.nets("trusted.networks", raw.trusted.networks, &mut trusted)?;
-        let mut trusted_only_methods = Vec::new();
-        for m in raw.trusted.only_methods.map(|s| s.into_inner()).unwrap_or_default() {
-            let up = m.get_ref().trim().to_ascii_uppercase();
-            if !METHODS.contains(&up.as_str()) {
-                return Err(c.err(
-                    "trusted.only_methods",
-                    m.span().start,
-                    format!("`{}` is not a SIP method ({})", m.get_ref(), METHODS.join(", ")),
-                ));
-            }
-            trusted_only_methods.push(up);
-        }
-        let trusted_only = c.bool(raw.trusted.only, false);
-
-        let mut blocklist = NetSet::new();
-        for item in raw.blocklist.networks.map(|s| s.into_inner()).unwrap_or_default() {
-            let at = item.span().start;
-            let net = parse_net(item.get_ref()).ok_or_else(|| {
-                c.err(
-                    "blocklist.networks",
-                    at,
-                    format!("`{}` is not an IP address or CIDR network", item.get_ref()),
-                )
-            })?;
-            if trusted.overlaps(net) {
-                // Trusted would win anyway; a contradiction inside one file is a mistake.
-                return Err(c.err(
-                    "blocklist.networks",
-                    at,
-                    format!(
-                        "{net} overlaps a trusted network; trusted always wins, remove one of them"
-                    ),
-                ));
-            }
-            blocklist.insert(net);
-        }
-        let blocklist_files: Vec<String> = raw
-            .blocklist
-            .files
-            .map(|s| s.into_inner())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| s.into_inner())
-            .collect();
-
-        let mut local_users = Vec::new();
-        for u in raw.calls.local_users.map(|s| s.into_inner()).unwrap_or_default() {
-            let v = u.get_ref().trim();
-            if v.is_empty() || v.bytes().any(|b| b.is_ascii_whitespace() || b == b'@') {
-                return Err(c.err(
-                    "calls.local_users",
-                    u.span().start,
-                    format!("`{v}` is not a SIP user (no spaces, no @)"),
-                ));
-            }
-            local_users.push(v.to_string());
-        }
-
-        let guarded_ports = c.ports("ports.guarded", raw.ports.guarded)?;
-        let tripwire_ports = c.ports("ports.tripwire", raw.ports.tripwire.clone())?;
-        if let Some(tw) = &raw.ports.tripwire {
-            for p in tw.get_ref() {
-                if guarded_ports.contains(&(*p.get_ref() as u16)) {
-                    return Err(c.err("ports.tripwire", p.span().start, format!("port {} is also guarded: a tripwire port must be one SIP no longer uses", p.get_ref())));
-                }
-            }
-        }
-
-        let a = raw.actions;
-        let actions = Actions {
-            blocklist: c.action("actions.blocklist", a.blocklist, Action::Drop, false)?,
-            banned: c.action("actions.banned", a.banned, Action::Drop, false)?,
-            signature: c.action("actions.signature", a.signature, Action::Drop, false)?,
-            behaviour: c.action("actions.behaviour", a.behaviour, Action::Drop, false)?,
-            trusted_only: c.action("actions.trusted_only", a.trusted_only, Action::Drop, false)?,
-            direct_call: c.action("actions.direct_call", a.direct_call, Action::Drop, false)?,
-            tripwire: c.action("actions.tripwire", a.tripwire, Action::Drop, false)?,
-            malformed: c.action("actions.malformed", a.malformed, Action::Accept, true)?,
-        };
-
-        let ban_score = c.int(
-            "signatures.ban_score",
-            raw.signatures.ban_score,
-            d::BAN_SCORE as i64,
-            1,
-            1_000_000,
-        )? as u32;
-        let known: Vec<&str> = crate::signatures::BUILTIN.iter().map(|s| s.id).collect();
-        let mut disabled_signatures = Vec::new();
-        for s in raw.signatures.disabled.map(|s| s.into_inner()).unwrap_or_default() {
-            if !known.contains(&s.get_ref().as_str()) {
-                return Err(c.err(
-                    "signatures.disabled",
-                    s.span().start,
-                    format!("`{}` is not a built-in signature id (see SIGNATURES.md)", s.get_ref()),
-                ));
-            }
-            disabled_signatures.push(s.into_inner());
-        }
-        let mut custom_signatures: Vec<CustomSignature> = Vec::new();
-        for cs in raw.signatures.custom {
-            let start = cs.span().start;
-            let cs = cs.into_inner();
-            let id = cs.id.get_ref().trim().to_string();
-            if id.is_empty()
-                || !id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-            {
-                return Err(c.err(
-                    "signatures.custom.id",
-                    cs.id.span().start,
-                    format!("`{id}`: use letters, digits, '-', '_' or '.'"),
-                ));
-            }
-            if custom_signatures.iter().any(|o| o.id == id) {
-                return Err(c.err(
-                    "signatures.custom.id",
-                    cs.id.span().start,
-                    format!("`{id}` is defined twice"),
-                ));
-            }
-            let value = cs.value.get_ref().to_ascii_lowercase();
-            if value.is_empty() {
-                return Err(c.err(
-                    "signatures.custom.value",
-                    cs.value.span().start,
-                    "must not be empty",
-                ));
-            }
-            let score =
-                c.int("signatures.custom.score", cs.score, ban_score as i64, 1, 1_000_000)? as u32;
-            let _ = start;
-            custom_signatures.push(CustomSignature {
-                id,
-                field: cs.field,
-                matcher: cs.matcher,
-                value,
-                score,
-                tool: cs.tool,
-                why: cs.why,
-            });
-        }
-
-        let b = raw.behaviour;
-        let behaviour = Behaviour {
-            flood: c.threshold(
-                "behaviour.flood",
-                b.flood,
-                d::FLOOD_MAX,
-                d::FLOOD_WINDOW_SECS,
-                1_000_000,
-            )?,
-            enumeration: c.threshold(
-                "behaviour.enumeration",
-                b.enumeration,
-                d::ENUM_MAX,
-                d::ENUM_WINDOW_SECS,
-                d::MAX_ENUM_THRESHOLD as i64,
-            )?,
-            auth_failures: c.threshold(
-                "behaviour.auth_failures",
-                b.auth_failures,
-                d::AUTH_FAIL_MAX,
-                d::AUTH_WINDOW_SECS,
-                1_000_000,
-            )?,
-            challenges: c.threshold(
-                "behaviour.challenges",
-                b.challenges,
-                d::CHALLENGE_MAX,
-                d::AUTH_WINDOW_SECS,
-                1_000_000,
-            )?,
-            not_found: c.threshold(
-                "behaviour.not_found",
-                b.not_found,
-                d::NOT_FOUND_MAX,
-                d::NOT_FOUND_WINDOW_SECS,
-                1_000_000,
-            )?,
-            untrusted_invites: c.threshold(
-                "behaviour.untrusted_invites",
-                b.untrusted_invites,
-                d::INVITE_MAX,
-                d::INVITE_WINDOW_SECS,
-                1_000_000,
-            )?,
-        };
-
-        let r = raw.bans;
-        let duration_ms =
-            c.int("bans.duration_secs", r.duration_secs, d::BAN_SECS as i64, 1, 10 * 365 * 86_400)?
-                as u64
-                * 1000;
-        let max_span = r.max_duration_secs.as_ref().map(|s| s.span().start);
-        let max_duration_ms = c.int(
-            "bans.max_duration_secs",
-            r.max_duration_secs,
-            d::BAN_MAX_SECS as i64,
-            1,
-            10 * 365 * 86_400,
-        )? as u64
-            * 1000;
-        if max_duration_ms < duration_ms {
-            return Err(c.err(
-                "bans.max_duration_secs",
-                max_span.unwrap_or(0),
-                format!(
-                    "{} is shorter than bans.duration_secs ({})",
-                    max_duration_ms / 1000,
-                    duration_ms / 1000
-                ),
-            ));
-        }
-        let ag = r.aggregate;
-        let bans = BanPolicy {
-            enabled: c.bool(r.enabled, true),
-            duration_ms,
-            escalation_factor: c.int(
-                "bans.escalation_factor",
-                r.escalation_factor,
-                d::BAN_ESCALATION_FACTOR as i64,
-                1,
-                1000,
-            )? as u32,
-            max_duration_ms,
-            forget_after_ms: c.int(
-                "bans.forget_after_secs",
-                r.forget_after_secs,
-                d::BAN_FORGET_SECS as i64,
-                0,
-                10 * 365 * 86_400,
-            )? as u64
-                * 1000,
-            aggregate: c.bool(ag.enabled, true),
-            v4_prefix: c.int(
-                "bans.aggregate.ipv4_prefix",
-                ag.ipv4_prefix,
-                d::AGG_V4_PREFIX as i64,
-                8,
-                31,
-            )? as u8,
-            v4_threshold: c.int(
-                "bans.aggregate.ipv4_threshold",
-                ag.ipv4_threshold,
-                d::AGG_V4_THRESHOLD as i64,
-                2,
-                1_000_000,
-            )? as u32,
-            v6_prefix: c.int(
-                "bans.aggregate.ipv6_prefix",
-                ag.ipv6_prefix,
-                d::AGG_V6_PREFIX as i64,
-                16,
-                127,
-            )? as u8,
-            v6_threshold: c.int(
-                "bans.aggregate.ipv6_threshold",
-                ag.ipv6_threshold,
-                d::AGG_V6_THRESHOLD as i64,
-                2,
-                1_000_000,
-            )? as u32,
-        };
-
-        let l = raw.limits;
-        let policy = Policy {
-            trusted,
-            trusted_only,
-            trusted_only_methods,
-            blocklist,
-            blocklist_files,
-            block_ip_calls: c.bool(raw.calls.block_ip_calls, false),
-            local_users,
-            guarded_ports,
-            tripwire_ports,
-            actions,
-            ban_score,
-            disabled_signatures,
-            custom_signatures,
-            behaviour,
-            bans,
-            max_tracked_sources: c.int(
-                "limits.max_tracked_sources",
-                l.max_tracked_sources,
-                d::MAX_TRACKED_SOURCES as i64,
-                16,
-                100_000_000,
-            )? as usize,
-            max_bans: c.int("limits.max_bans", l.max_bans, d::MAX_BANS as i64, 16, 100_000_000)?
-                as usize,
-            max_ban_history: c.int(
-                "limits.max_ban_history",
-                l.max_ban_history,
-                d::MAX_BAN_HISTORY as i64,
-                16,
-                100_000_000,
-            )? as usize,
-        };
-        Ok(policy)
+    /// Settings accepted but worth a second look (a trusted `0.0.0.0/0`, ...), each with its
+    /// key and line, for the caller to print. Empty for a sound config.
+    pub fn warnings(&self) -> &[PolicyWarning] {
+        &self.warnings
     }
 
     /// Add the entries of a block list file (text read by the caller) to the policy's block
@@ -1008,25 +396,6 @@ impl Policy {
             load.entries += 1;
         }
         Ok(load)
-    }
-
-    /// Load every file of `blocklist.files` through `read` (the caller's I/O: this crate does
-    /// none), in order. A file that cannot be read is an error naming the key and the file.
-    pub fn load_blocklist_files<E: std::fmt::Display>(
-        &mut self,
-        mut read: impl FnMut(&str) -> Result<String, E>,
-    ) -> Result<Vec<(String, BlocklistLoad)>, PolicyError> {
-        let mut out = Vec::new();
-        for name in self.blocklist_files.clone() {
-            let text = read(&name).map_err(|e| PolicyError::Blocklist {
-                name: name.clone(),
-                line: 0,
-                message: format!("cannot read it (listed in `blocklist.files`): {e}"),
-            })?;
-            let load = self.load_blocklist_text(&name, &text)?;
-            out.push((name, load));
-        }
-        Ok(out)
     }
 
     /// Ports the enforcer must hand to the engine: guarded plus tripwire, or 5060 when no
@@ -1243,6 +612,61 @@ mod tests {
     }
 
     #[test]
+    fn non_canonical_networks_are_refused_in_every_table_with_a_hint() {
+        for (text, key, line) in [
+            ("[trusted]\nnetworks = [\"198.51.100.7/24\"]\n", "trusted.networks", 2),
+            ("[blocklist]\n\nnetworks = [\"198.51.100.7/24\"]\n", "blocklist.networks", 3),
+            (
+                "[bans]\nlocal_addresses = [\"2001:db8::1\", \"198.51.100.7/24\"]\n",
+                "bans.local_addresses",
+                2,
+            ),
+        ] {
+            let (k, l, msg) = err(text);
+            assert_eq!((k.as_str(), l), (key, line), "{text}");
+            assert!(
+                msg.contains("`198.51.100.0/24`") && msg.contains("`198.51.100.7`"),
+                "the hint names both readings: {msg}"
+            );
+        }
+        let (_, _, msg) = err("[trusted]\nnetworks = [\"2001:db8::5/64\"]\n");
+        assert!(msg.contains("`2001:db8::/64`"), "{msg}");
+        // Canonical networks and plain addresses are fine.
+        let p = Policy::from_toml_str(
+            "[trusted]\nnetworks = [\"198.51.100.0/24\", \"198.51.100.7/32\", \"192.0.2.1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(p.trusted.len(), 2 + 1);
+        assert!(p.warnings().is_empty());
+    }
+
+    #[test]
+    fn very_wide_trusted_networks_are_accepted_with_a_warning() {
+        let p = Policy::from_toml_str(
+            "[trusted]\nnetworks = [\n  \"198.51.100.0/24\",\n  \"0.0.0.0/0\",\n  \"::/0\",\n  \"10.0.0.0/7\",\n  \"10.0.0.0/8\",\n]\n",
+        )
+        .unwrap();
+        let w: Vec<(String, usize)> =
+            p.warnings().iter().map(|w| (w.key.clone(), w.line)).collect();
+        let k = || "trusted.networks".to_string();
+        assert_eq!(w, vec![(k(), 4), (k(), 5), (k(), 6)]);
+        let text = p.warnings()[0].to_string();
+        assert!(text.starts_with("line 4: key `trusted.networks`: 0.0.0.0/0"), "{text}");
+        assert!(Policy::default().warnings().is_empty());
+    }
+
+    #[test]
+    fn wide_aggregation_prefix_must_be_shorter_than_the_range() {
+        let (key, line, msg) = err("[bans.aggregate]\nipv4_prefix = 24\nipv4_wide_prefix = 24\n");
+        assert_eq!((key.as_str(), line), ("bans.aggregate.ipv4_wide_prefix", 3));
+        assert!(msg.contains("/24"), "{msg}");
+        let p =
+            Policy::from_toml_str("[bans.aggregate]\nipv6_prefix = 56\nipv6_wide_threshold = 0\n")
+                .unwrap();
+        assert_eq!((p.bans.v6_wide_prefix, p.bans.v6_wide_threshold), (48, 0));
+    }
+
+    #[test]
     fn blocklist_overlapping_trusted_is_an_error() {
         let (key, line, _) = err(
             "[trusted]\nnetworks = [\"192.0.2.0/24\"]\n[blocklist]\nnetworks = [\"192.0.2.9\"]\n",
@@ -1276,27 +700,6 @@ mod tests {
                 line: 3,
                 message: "`not-an-ip` is not an IP address, CIDR network or ip:port".into()
             }
-        );
-    }
-
-    #[test]
-    fn blocklist_files_through_a_reader() {
-        let mut p = Policy::from_toml_str("[blocklist]\nfiles = [\"a.txt\", \"b.txt\"]\n").unwrap();
-        let loads = p
-            .load_blocklist_files(|name| match name {
-                "a.txt" => Ok("192.0.2.1\n".to_string()),
-                "b.txt" => Ok("# none\n203.0.113.0/24\n198.51.100.1:5060\n".to_string()),
-                _ => Err("no such file"),
-            })
-            .unwrap();
-        assert_eq!(loads.iter().map(|(_, l)| l.entries).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(p.blocklist.contains_ip("203.0.113.77".parse().unwrap()));
-        let mut p = Policy::from_toml_str("[blocklist]\nfiles = [\"missing.txt\"]\n").unwrap();
-        let e =
-            p.load_blocklist_files(|_| Err::<String, _>("No such file or directory")).unwrap_err();
-        assert!(
-            e.to_string().contains("missing.txt") && e.to_string().contains("blocklist.files"),
-            "{e}"
         );
     }
 
@@ -1358,6 +761,12 @@ mod tests {
             "ipv4_threshold",
             "ipv6_prefix",
             "ipv6_threshold",
+            "ipv4_wide_prefix",
+            "ipv4_wide_threshold",
+            "ipv6_wide_prefix",
+            "ipv6_wide_threshold",
+            "max_per_second",
+            "local_addresses",
             "max_tracked_sources",
             "max_bans",
             "max_ban_history",

@@ -18,7 +18,68 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use memchr::memmem::Finder;
 use sipwall_sip::{HeaderName, Host, Message, Method, NameAddr, Uri, Via};
 
-use crate::policy::{CustomSignature, SigField, SigMatch};
+/// Which packet field a custom signature looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum SigField {
+    /// User-Agent header.
+    UserAgent,
+    /// Whole request-URI text.
+    RequestUri,
+    /// From display name.
+    FromDisplay,
+    /// From URI user.
+    FromUser,
+    /// From URI host text.
+    FromHost,
+    /// From tag.
+    FromTag,
+    /// To URI user.
+    ToUser,
+    /// Contact URI text.
+    Contact,
+    /// Call-ID.
+    CallId,
+    /// Top Via branch.
+    ViaBranch,
+    /// SDP session name (`s=`).
+    SdpSession,
+    /// Anywhere in the raw message bytes (case-insensitive).
+    Raw,
+}
+
+/// How a custom signature compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum SigMatch {
+    /// Substring, ASCII case-insensitive.
+    Contains,
+    /// Prefix, ASCII case-insensitive.
+    Prefix,
+    /// Whole value, ASCII case-insensitive.
+    Equals,
+}
+
+/// A signature from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomSignature {
+    /// Id (shown as `signature.custom.<id>`).
+    pub id: String,
+    /// Field.
+    pub field: SigField,
+    /// Comparison.
+    pub matcher: SigMatch,
+    /// Value, lower-cased.
+    pub value: String,
+    /// Score added when it matches.
+    pub score: u32,
+    /// Tool it identifies.
+    pub tool: String,
+    /// Why it is a tell.
+    pub why: String,
+}
 
 /// A built-in signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,12 +184,12 @@ const SIG_COUNT: usize = {
 
 /// Signature hits of one message (fixed size: no allocation).
 #[derive(Debug, Clone, Copy)]
-pub struct Hits {
+pub(crate) struct Hits {
     builtin: [bool; SIG_COUNT],
     custom: [u16; 8],
     n_custom: u8,
     /// Sum of scores.
-    pub score: u32,
+    pub(crate) score: u32,
     /// Decoded From tag data (svwar extension / svcrack user), bytes and length.
     tag_data: [u8; 48],
     tag_len: u8,
@@ -155,21 +216,17 @@ impl Hits {
             self.score += BUILTIN[i].score;
         }
     }
-    /// True when nothing matched.
-    pub fn is_empty(&self) -> bool {
-        self.score == 0
-    }
     /// Built-in signatures that matched.
-    pub fn builtin(&self) -> impl Iterator<Item = &'static Signature> + '_ {
+    pub(crate) fn builtin(&self) -> impl Iterator<Item = &'static Signature> + '_ {
         BUILTIN.iter().enumerate().filter(|(i, _)| self.builtin[*i]).map(|(_, s)| s)
     }
     /// Indices into the policy's custom signatures that matched.
-    pub fn custom(&self) -> &[u16] {
+    pub(crate) fn custom(&self) -> &[u16] {
         &self.custom[..self.n_custom as usize]
     }
     /// What SIPVicious hid in its From tag (svwar: the extension; svcrack: `user:password`,
     /// with the password masked here), if the tag decoded.
-    pub fn tag_data(&self) -> Option<String> {
+    pub(crate) fn tag_data(&self) -> Option<String> {
         if self.tag_len == 0 {
             return None;
         }
@@ -183,29 +240,29 @@ impl Hits {
 
 /// The parts of a request the engine looks at, read once per message.
 #[derive(Debug, Clone, Copy)]
-pub struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     /// Method.
-    pub method: Option<Method<'a>>,
+    pub(crate) method: Option<Method<'a>>,
     /// Request-URI.
-    pub ruri: Option<Uri<'a>>,
+    pub(crate) ruri: Option<Uri<'a>>,
     /// From.
-    pub from: Option<NameAddr<'a>>,
+    pub(crate) from: Option<NameAddr<'a>>,
     /// To; read only for REGISTER and INVITE, or when the request-URI names no user (the
     /// engine needs its user or tag only then).
-    pub to: Option<NameAddr<'a>>,
+    pub(crate) to: Option<NameAddr<'a>>,
     /// Contact header value, raw (only placeholder hosts are looked for in it).
-    pub contact_raw: Option<&'a [u8]>,
+    pub(crate) contact_raw: Option<&'a [u8]>,
     /// Top Via.
-    pub via: Option<Via<'a>>,
+    pub(crate) via: Option<Via<'a>>,
     /// Call-ID.
-    pub call_id: Option<&'a [u8]>,
+    pub(crate) call_id: Option<&'a [u8]>,
     /// User-Agent.
-    pub ua: Option<&'a [u8]>,
+    pub(crate) ua: Option<&'a [u8]>,
 }
 
 impl<'a> Fields<'a> {
     /// Read the fields of `msg`.
-    pub fn of(msg: &Message<'a>) -> Self {
+    pub(crate) fn of(msg: &Message<'a>) -> Self {
         let method = msg.method();
         let ruri = msg.request_uri();
         let need_to = matches!(method, Some(Method::Register | Method::Invite))
@@ -263,7 +320,7 @@ fn finders() -> &'static UaFinders {
 
 /// Signature matcher compiled from the policy.
 #[derive(Debug, Clone)]
-pub struct Matcher {
+pub(crate) struct Matcher {
     disabled: [bool; SIG_COUNT],
     custom: Vec<CustomSignature>,
     ban_score: u32,
@@ -310,7 +367,7 @@ fn is_public(ip: IpAddr) -> bool {
 }
 
 /// Decode a SIPVicious From tag: lower-case hex of `data \x01 digits`. Returns `data`.
-pub fn decode_sipvicious_tag(tag: &[u8], out: &mut [u8; 48]) -> Option<usize> {
+pub(crate) fn decode_sipvicious_tag(tag: &[u8], out: &mut [u8; 48]) -> Option<usize> {
     if tag.len() < 4 || tag.len() % 2 != 0 || tag.len() > 2 * 96 {
         return None;
     }
@@ -371,7 +428,7 @@ fn uri_is_nm(u: &Uri<'_>) -> bool {
 
 impl Matcher {
     /// Compile from the policy.
-    pub fn new(policy: &crate::Policy) -> Self {
+    pub(crate) fn new(policy: &crate::Policy) -> Self {
         let mut disabled = [false; SIG_COUNT];
         for (i, s) in BUILTIN.iter().enumerate() {
             disabled[i] = policy.disabled_signatures.iter().any(|d| d == s.id);
@@ -385,12 +442,12 @@ impl Matcher {
     }
 
     /// Custom signatures (same order as the policy).
-    pub fn custom(&self) -> &[CustomSignature] {
+    pub(crate) fn custom(&self) -> &[CustomSignature] {
         &self.custom
     }
 
     /// Check a parsed message from `src` (its fields read by [`Fields::of`]).
-    pub fn scan(&self, msg: &Message<'_>, x: &Fields<'_>, src: IpAddr) -> Hits {
+    pub(crate) fn scan(&self, msg: &Message<'_>, x: &Fields<'_>, src: IpAddr) -> Hits {
         let mut h = Hits::default();
         let d = &self.disabled;
         if let Some(ua) = x.ua {
@@ -483,7 +540,7 @@ impl Matcher {
     }
 
     /// Check what could be read of a malformed message (User-Agent only).
-    pub fn scan_partial(&self, ua: Option<&[u8]>) -> Hits {
+    pub(crate) fn scan_partial(&self, ua: Option<&[u8]>) -> Hits {
         let mut h = Hits::default();
         if let Some(ua) = ua {
             self.scan_ua(ua, &mut h);

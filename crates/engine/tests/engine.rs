@@ -4,7 +4,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use sipwall_engine::{BanAction, BanOrigin, Engine, Policy, Verdict};
+use sipwall_engine::{BanAction, BanError, BanOrigin, Engine, Policy, Verdict};
 
 /// A plausible request from an ordinary phone.
 fn req(method: &str, ruri: &str, to_user: &str, call_id: &str, cseq: u32, extra: &str) -> Vec<u8> {
@@ -149,15 +149,20 @@ fn aggregation_bans_the_range_but_never_a_trusted_one() {
     assert_eq!(d.verdict, Verdict::Drop);
     assert_eq!(d.record.unwrap().rule, "ban.active");
 
-    // Same with a trusted host inside the /24: no range ban.
+    // Same with a trusted host inside the /24: the range is banned around it (8 blocks), the
+    // trusted host is never covered.
     let mut e = Engine::new(policy(
         "[trusted]\nnetworks = [\"203.0.113.250/32\"]\n[bans.aggregate]\nipv4_threshold = 3\n",
     ));
     for host in ["203.0.113.5", "203.0.113.9", "203.0.113.77", "203.0.113.78"] {
         e.decide(&inbound(&format!("{host}:5060"), SVMAP), at(0));
     }
-    assert!(e.bans().all(|b| b.net.prefix_len() == 32));
+    let trusted: std::net::IpAddr = "203.0.113.250".parse().unwrap();
+    assert!(e.bans().all(|b| !b.net.contains(&trusted)));
+    let pieces = e.bans().filter(|b| b.origin == BanOrigin::Aggregate).count();
+    assert_eq!(pieces, 8, "a /24 around one address splits into 8 blocks");
     assert_eq!(e.decide(&inbound("203.0.113.250:5060", &ok), at(1)).verdict, Verdict::Accept);
+    assert_eq!(e.decide(&inbound("203.0.113.251:5060", &ok), at(1)).verdict, Verdict::Drop);
 }
 
 #[test]
@@ -180,18 +185,23 @@ fn manual_ban_unban_and_trusted_refusal() {
         "seen in logs",
         at(0),
     );
-    let Some(BanAction::Add(b)) = a else { panic!("{a:?}") };
+    let Ok(BanAction::Add(b)) = a else { panic!("{a:?}") };
     assert_eq!((b.origin, b.reason.as_str()), (BanOrigin::Manual, "seen in logs"));
     let ok = req("REGISTER", "sip:pbx.example.com", "201", "r1", 1, "");
     assert_eq!(e.decide(&inbound("192.0.2.7:5060", &ok), at(1)).verdict, Verdict::Drop);
-    assert!(e
+    let err = e
         .ban_manual("198.51.100.7/32".parse().unwrap(), Duration::from_secs(30), "x", at(0))
-        .is_none());
-    assert!(
-        e.ban_manual("198.51.0.0/16".parse().unwrap(), Duration::from_secs(30), "x", at(0))
-            .is_none(),
-        "a range containing a trusted net"
-    );
+        .unwrap_err();
+    assert!(matches!(err, BanError::CoversProtected { .. }), "{err:?}");
+    let err = e
+        .ban_manual("198.51.0.0/16".parse().unwrap(), Duration::from_secs(30), "x", at(0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("198.51.100.0/24") && err.contains("trusted"), "{err}");
+    let err = e
+        .ban_manual("192.0.2.0/28".parse().unwrap(), Duration::from_secs(30), "x", at(0))
+        .unwrap_err();
+    assert!(matches!(err, BanError::AlreadyBanned { .. }), "{err:?}");
     assert_eq!(
         e.unban("192.0.2.0/28".parse().unwrap()),
         Some(BanAction::Remove("192.0.2.0/28".parse().unwrap()))

@@ -47,7 +47,7 @@
 //! authorization, proxy_authorization`. Value types ([`Uri`], [`NameAddr`], [`Via`], [`CSeq`],
 //! [`Credentials`], [`Host`]) also have standalone `parse` functions.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod bytes;
 #[doc(hidden)]

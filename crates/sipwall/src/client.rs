@@ -30,7 +30,9 @@ pub fn call(path: &Path, req: &Request) -> anyhow::Result<Response> {
         Ok(resp) if !resp.is_empty() => resp,
         read => {
             sent.context("sending the request")?;
-            read.context("reading the daemon's answer")?;
+            read.with_context(|| {
+                format!("no answer from the daemon within {} s", READ_TIMEOUT.as_secs())
+            })?;
             anyhow::bail!("the daemon closed the connection without an answer");
         }
     };
@@ -44,6 +46,16 @@ pub fn call_ok(path: &Path, req: &Request) -> anyhow::Result<Response> {
         anyhow::bail!("{}", r.error.as_deref().unwrap_or("refused"));
     }
     Ok(r)
+}
+
+/// True when the daemon took the connection but did not answer in time (the request may
+/// have been carried out all the same: ask again, see `commands::ban`).
+pub fn timed_out(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+        })
+    })
 }
 
 /// True when nobody listens at the socket path (no file, or nobody accepting): the daemon is

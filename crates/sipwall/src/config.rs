@@ -19,6 +19,10 @@ pub const STORE_FILE: &str = "sipwall.db";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/sipwall/control.sock";
 /// Default `[enforce] table`: the nft table holding sipwall's rules and sets.
 pub const DEFAULT_TABLE: &str = "sipwall";
+/// Largest config file read (1 MiB: a policy is a few KiB; anything bigger is a mistake).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Largest block list file read (64 MiB: about 3M networks of one line each).
+pub const MAX_BLOCKLIST_BYTES: u64 = 64 << 20;
 
 /// `[enforce]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -284,10 +288,69 @@ pub struct Config {
     pub blocklists: Vec<(PathBuf, sipwall_engine::policy::BlocklistLoad)>,
 }
 
+/// Read a regular file of at most `max` bytes as UTF-8 text. Hostile files are refused with
+/// an error naming the file, never waited on or read without end: the file is opened with
+/// `O_NONBLOCK` (opening a FIFO with no writer then returns at once instead of hanging), its
+/// type is checked on the OPENED descriptor (`fstat`: a symlink to a device, or a path swapped
+/// after a check, is caught), its size is checked before reading and the read itself stops
+/// one byte past `max` (a file growing meanwhile).
+pub fn read_bounded(path: &Path, max: u64) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let meta = file.metadata().with_context(|| format!("examining {}", path.display()))?;
+    anyhow::ensure!(
+        meta.file_type().is_file(),
+        "{} is not a regular file ({}); refusing to read it",
+        path.display(),
+        kind(&meta.file_type())
+    );
+    anyhow::ensure!(
+        meta.len() <= max,
+        "{} is {} bytes, more than the limit of {max} bytes",
+        path.display(),
+        meta.len()
+    );
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= max,
+        "{} grew past the limit of {max} bytes while being read",
+        path.display()
+    );
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))
+}
+
+/// A file type in words, for [`read_bounded`]'s refusal.
+fn kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a plain file"
+    }
+}
+
 /// Read a config file: policy and `[enforce]` are both checked up front, and block list files
-/// (relative paths are relative to the config file's folder) are read into the policy.
+/// (relative paths are relative to the config file's folder) are read into the policy. Both
+/// are read with [`read_bounded`]: regular files only, at most [`MAX_CONFIG_BYTES`] and
+/// [`MAX_BLOCKLIST_BYTES`].
 pub fn load(path: &Path) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path)
+    let text = read_bounded(path, MAX_CONFIG_BYTES)
         .with_context(|| format!("reading config {}", path.display()))?;
     let mut policy = sipwall_engine::Policy::from_toml_str(&text)
         .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
@@ -296,7 +359,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     let mut blocklists = Vec::new();
     for name in policy.blocklist_files.clone() {
         let file = base.join(&name);
-        let text = std::fs::read_to_string(&file).with_context(|| {
+        let text = read_bounded(&file, MAX_BLOCKLIST_BYTES).with_context(|| {
             format!("reading block list file {} (blocklist.files)", file.display())
         })?;
         let load = policy
@@ -368,6 +431,56 @@ mod tests {
         std::fs::write(&cfg, "[blocklist]\nfiles = [\"missing.txt\"]\n").unwrap();
         let e = format!("{:#}", load(&cfg).unwrap_err());
         assert!(e.contains("missing.txt") && e.contains("blocklist.files"), "{e}");
+    }
+
+    /// A FIFO, `/dev/zero`, a symlink to a device, a directory and an oversize file are
+    /// refused at once with an error naming the file, as config and as block list.
+    #[test]
+    fn hostile_files_are_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let ok = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(ok.success(), "mkfifo");
+        let link = dir.path().join("zero-link");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let big = dir.path().join("big.txt");
+        std::fs::File::create(&big).unwrap().set_len(MAX_BLOCKLIST_BYTES + 1).unwrap();
+        let cases: [(&Path, &str); 5] = [
+            (&fifo, "a FIFO"),
+            (Path::new("/dev/zero"), "a character device"),
+            (&link, "a character device"),
+            (dir.path(), "a directory"),
+            (&big, "more than the limit"),
+        ];
+        for (file, why) in cases {
+            let e = format!("{:#}", load(file).unwrap_err());
+            assert!(e.contains(&file.display().to_string()) && e.contains(why), "{e}");
+            let cfg = dir.path().join("sipwall.toml");
+            std::fs::write(
+                &cfg,
+                format!("[blocklist]\nfiles = [{:?}]\n", file.display().to_string()),
+            )
+            .unwrap();
+            let e = format!("{:#}", load(&cfg).unwrap_err());
+            assert!(
+                e.contains("blocklist.files")
+                    && e.contains(&file.display().to_string())
+                    && e.contains(why),
+                "{e}"
+            );
+        }
+        // the config limit is its own, smaller one
+        let cfg = dir.path().join("huge.toml");
+        std::fs::File::create(&cfg).unwrap().set_len(MAX_CONFIG_BYTES + 1).unwrap();
+        assert!(format!("{:#}", load(&cfg).unwrap_err()).contains("more than the limit of 1048576"));
+    }
+
+    #[test]
+    fn queue_first_plus_queues_error_names_the_line() {
+        let e = parse_enforce("[enforce]\nmode = \"host\"\nqueue_first = 65535\nqueues = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3: enforce.queue_first"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,13 @@
 //! Start-up order (each step only after the previous one succeeded):
 //! 1. config: the engine's policy and `[enforce]` (see [`crate::config`]), checked up front;
 //! 2. the store (`STATE_DIR/sipwall.db`), and the engine with every unexpired stored ban and
-//!    the stored offence history (so repeat offenders keep escalating across restarts); the
+//!    the stored offence history (so repeat offenders keep escalating across restarts). A
+//!    store that cannot be opened (corrupt file, read-only or missing state directory) does
+//!    NOT stop the start: fail open is the promise, and a host without sipwall is unprotected.
+//!    The daemon protects with the kernel rules and an in-memory store instead, loudly: an
+//!    error at start and every [`STORE_NAG_EVERY`], `store: unavailable (in memory)` in
+//!    `sipwall bans`, every ban listed as not durable (lost on restart). The unreadable file
+//!    is left exactly as it is, for forensics ([`open_store_or_memory`]). The
 //!    control socket (`[enforce] control_socket`, mode 0600) is bound here, with every
 //!    capability still held ([`control_server`]);
 //! 3. the `inet` table ADOPTED ([`Firewall::install`]: the ban and block-list sets a previous
@@ -36,7 +42,8 @@
 //! 2. the queue threads, the control thread and the ban worker are joined against ONE
 //!    deadline ([`STOP_DEADLINE`]); what is still pending then (ban actions not yet handed
 //!    over, work items not yet applied) is logged as lost with its count, not waited for;
-//! 3. `sipwall run --cleanup` (and a package purge) removes everything, sets included.
+//! 3. `sipwall run --cleanup` (and a package purge) removes everything, sets included, and a
+//!    stale control socket.
 //!
 //! Every error path after step 3 stops queueing the same way (the [`Firewall`] drop guard).
 //! Packets are accepted by the kernel while no queue is bound (fail open, `--queue-bypass`)
@@ -92,6 +99,8 @@ pub struct RunArgs {
 const PRUNE_HISTORY_EVERY: Duration = Duration::from_secs(3600);
 /// How often the supervising loop looks at its flags.
 const SUPERVISE_TICK: Duration = Duration::from_millis(50);
+/// How often a daemon running without its store says so again in the log.
+const STORE_NAG_EVERY: Duration = Duration::from_secs(600);
 /// Room in the channel to the ban worker.
 const WORK_QUEUE: usize = 65_536;
 /// How long a stop waits, in all, for the threads to finish their work after the queue rules
@@ -155,8 +164,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
              tables the iptables fallback left",
             ruleset.table
         );
-        let socket = args.socket.clone().unwrap_or(config.enforce.control_socket.clone());
-        remove_stale_socket(&socket);
+        // A killed daemon's socket file; a live daemon's is kept (and said so).
+        let socket = args.socket.clone().unwrap_or_else(|| config.enforce.control_socket.clone());
+        control_server::remove_stale(&socket).context("--cleanup")?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut daemon = Daemon::start(&args, config)?;
@@ -180,6 +190,36 @@ pub struct Daemon {
     firewall: Firewall,
     /// Expired-ban removals the worker's full channel did not take yet (bounded).
     expired_pending: Vec<sipwall_engine::BanAction>,
+    /// Why the daemon runs on an in-memory store (None: the store on disk is in use).
+    store_unavailable: Option<String>,
+}
+
+/// Open `STATE_DIR/sipwall.db`, creating the directory if needed; when that fails, an
+/// in-memory store and the reason (logged as an error here). The failing file is never
+/// touched: no repair, no rename, no new file beside it.
+pub fn open_store_or_memory(
+    state_dir: &std::path::Path,
+) -> anyhow::Result<(sipwall_store::Store, Option<String>)> {
+    let db = state_dir.join(config::STORE_FILE);
+    let opened = std::fs::create_dir_all(state_dir)
+        .map_err(|e| format!("creating state directory {}: {e}", state_dir.display()))
+        // The store's error already names the file: no second "opening the store X" around it.
+        .and_then(|()| sipwall_store::Store::open(&db).map_err(|e| e.to_string()));
+    match opened {
+        Ok(store) => Ok((store, None)),
+        Err(why) => {
+            log::error!(
+                "STORE UNAVAILABLE: {why}. Protecting anyway with the kernel rules and an \
+                 in-memory store: bans are NOT durable (lost on restart) and no stored ban or \
+                 offence history is restored; {} is left untouched for inspection. Fix or move \
+                 it and restart sipwall.",
+                db.display()
+            );
+            let store = sipwall_store::Store::open_in_memory()
+                .context("opening an in-memory store instead")?;
+            Ok((store, Some(why)))
+        }
+    }
 }
 
 impl Daemon {
@@ -188,11 +228,8 @@ impl Daemon {
         let Config { policy, enforce, blocklists: _ } = config;
         let ruleset = enforce.ruleset(&policy.ports_to_guard())?;
         let state_dir = args.state.clone().unwrap_or_else(|| enforce.state_dir.clone());
-        std::fs::create_dir_all(&state_dir)
-            .with_context(|| format!("creating state directory {}", state_dir.display()))?;
         let db = state_dir.join(config::STORE_FILE);
-        let mut store = sipwall_store::Store::open(&db)
-            .with_context(|| format!("opening the store {}", db.display()))?;
+        let (mut store, store_unavailable) = open_store_or_memory(&state_dir)?;
 
         // Signals first, so a SIGTERM during start-up still ends in a clean removal.
         let shutdown = Shutdown::on_signals()?;
@@ -244,6 +281,13 @@ impl Daemon {
 
         let engine = Arc::new(Mutex::new(engine));
         let (work, rx) = mpsc::sync_channel::<Work>(WORK_QUEUE);
+        let durable = if store_unavailable.is_some() {
+            ban_worker::DurableBans::disabled()
+        } else {
+            ban_worker::DurableBans::new()
+        };
+        durable.mark(&restored); // they came from the store
+        let worker_durable = durable.clone();
         let worker_give_up = Arc::new(AtomicBool::new(false));
         let worker = {
             let engine = engine.clone();
@@ -263,7 +307,7 @@ impl Daemon {
                         desired: &desired,
                         give_up: &give_up,
                     };
-                    ban_worker::run(rx, &mut store, &mut banset, &wall_clock, opts)
+                    ban_worker::run(rx, &mut store, &mut banset, &wall_clock, &worker_durable, opts)
                 })
                 .context("starting the ban worker")?
         };
@@ -281,6 +325,8 @@ impl Daemon {
                 engine: engine.clone(),
                 work: work.clone(),
                 clock: wall_clock,
+                durable,
+                store_unavailable: store_unavailable.clone(),
             };
             let stop = shutdown.flag();
             std::thread::Builder::new()
@@ -303,6 +349,7 @@ impl Daemon {
             blocklist: blocklist_tx,
             firewall,
             expired_pending: Vec::new(),
+            store_unavailable,
         })
     }
 
@@ -311,8 +358,15 @@ impl Daemon {
         let expire_every = Duration::from_millis(self.enforce.expire_interval_ms.max(100));
         let mut last_expire = Instant::now();
         let mut last_prune = Instant::now();
+        let mut last_nag = Instant::now();
         while !self.shutdown.requested() {
             std::thread::sleep(SUPERVISE_TICK);
+            if let Some(why) = &self.store_unavailable {
+                if last_nag.elapsed() >= STORE_NAG_EVERY {
+                    last_nag = Instant::now();
+                    log::error!("STORE UNAVAILABLE (running on an in-memory store since start; bans are not durable): {why}");
+                }
+            }
             if self.reload.swap(false, Ordering::Relaxed) {
                 self.reload_config();
             }
@@ -558,24 +612,6 @@ fn blocklist_loader(
     Ok(tx)
 }
 
-/// `--cleanup`: remove a control socket file left by a crashed run, unless a daemon answers
-/// on it (then it is in use and stays).
-fn remove_stale_socket(path: &std::path::Path) {
-    use std::os::unix::fs::FileTypeExt as _;
-    let Ok(meta) = std::fs::symlink_metadata(path) else { return };
-    if !meta.file_type().is_socket() {
-        return;
-    }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        log::warn!("control socket {} is in use by a running daemon; kept", path.display());
-        return;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => log::info!("removed stale control socket {}", path.display()),
-        Err(e) => log::error!("removing stale control socket {}: {e}", path.display()),
-    }
-}
-
 /// Bind one NFQUEUE per queue number of the ruleset.
 fn open_queues(ruleset: &sipwall_netfilter::Ruleset) -> anyhow::Result<Vec<Queue>> {
     let mut queues = Vec::new();
@@ -641,5 +677,43 @@ pub(crate) fn lock(engine: &Mutex<Engine>) -> std::sync::MutexGuard<'_, Engine> 
     match engine.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A corrupt store file or an unusable state directory gives an in-memory store and the
+    /// reason, said once; the corrupt file is left byte for byte as it was.
+    #[test]
+    fn an_unusable_store_falls_back_to_memory_and_is_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(config::STORE_FILE);
+        let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&db, &garbage).unwrap();
+        let (mut store, why) = open_store_or_memory(dir.path()).unwrap();
+        let why = why.expect("a corrupt store was opened as if fine");
+        assert!(why.contains(&db.display().to_string()), "{why}");
+        assert_eq!(why.matches("opening").count(), 1, "the reason repeats itself: {why}");
+        // the in-memory store works
+        assert!(BanStore::load_active_bans(&mut store, wall_clock()).unwrap().is_empty());
+        assert_eq!(std::fs::read(&db).unwrap(), garbage, "the corrupt file was changed");
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from(config::STORE_FILE)],
+            "files added beside it"
+        );
+        // a state directory that cannot be created (a file is in the way; root ignores modes)
+        let blocked = dir.path().join(config::STORE_FILE).join("state");
+        let (_, why) = open_store_or_memory(&blocked).unwrap();
+        assert!(why.unwrap().contains("creating state directory"));
+        // a good directory: the real store, no reason
+        let good = dir.path().join("good");
+        let (_, why) = open_store_or_memory(&good).unwrap();
+        assert_eq!(why, None);
+        assert!(good.join(config::STORE_FILE).exists());
     }
 }

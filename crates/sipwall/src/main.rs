@@ -60,6 +60,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `sipwall bans | head -0`: the reader left; nothing to say to anyone.
+        Err(err) if err.downcast_ref::<commands::ClosedPipe>().is_some() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("sipwall: error: {err:#}");
             ExitCode::from(2)

@@ -11,8 +11,9 @@
 //! * responses: `{"ok":true,"message":...,"bans":[...]}` or `{"ok":false,"error":"..."}`.
 //!
 //! Limits (so a stuck or hostile client cannot wedge the daemon): a request is at most
-//! [`MAX_REQUEST`] bytes, must arrive within the server's read timeout, and is checked here
-//! ([`parse_request`]) before the engine is touched: the network must parse, the duration be
+//! [`MAX_REQUEST`] bytes, must arrive whole within the server's deadline, and is checked here
+//! ([`parse_request`]) before the engine is touched: the network must parse and be canonical
+//! (no host bits set), the duration be
 //! 1 s ..= [`MAX_BAN_SECS`], the reason at most [`MAX_REASON`] characters without control
 //! characters. A response is read up to [`MAX_RESPONSE`] bytes.
 use std::io::{BufRead, Read as _, Write};
@@ -90,6 +91,15 @@ pub struct BanView {
     pub reason: String,
     /// detection, manual, aggregate or restored.
     pub origin: String,
+    /// True once the ban is written to the store (it survives a crash or restart); false
+    /// while its store commit is pending (the kernel may already drop the source) or when the
+    /// daemon runs without a store. Absent in older answers: durable.
+    #[serde(default = "durable_by_default")]
+    pub durable: bool,
+}
+
+fn durable_by_default() -> bool {
+    true
 }
 
 impl BanView {
@@ -106,6 +116,7 @@ impl BanView {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
+            durable: true,
         }
     }
 }
@@ -124,6 +135,11 @@ pub struct Response {
     /// Bans concerned: the new ban, or the listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bans: Option<Vec<BanView>>,
+    /// With a listing: the state store's condition when it is not the normal one, e.g.
+    /// `unavailable (in memory): ...` when the daemon could not open it and runs without
+    /// durable bans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 impl Response {
@@ -133,7 +149,7 @@ impl Response {
     }
     /// A success.
     pub fn done(message: impl Into<String>, bans: Option<Vec<BanView>>) -> Response {
-        Response { ok: true, message: Some(message.into()), bans, error: None }
+        Response { ok: true, message: Some(message.into()), bans, ..Response::default() }
     }
 }
 
@@ -156,11 +172,19 @@ pub fn read_request(r: &mut impl BufRead) -> anyhow::Result<Vec<u8>> {
     Ok(line)
 }
 
-/// Parse an address (`203.0.113.9`, a host net) or a network (`203.0.113.0/24`).
+/// Parse an address (`203.0.113.9`, a host net) or a network (`203.0.113.0/24`). A network
+/// with host bits set (`198.51.100.7/16`) is refused with its canonical form as a hint: it
+/// is most likely a typo, and silently banning `198.51.0.0/16` bans 65,536 addresses.
 pub fn parse_net(s: &str) -> anyhow::Result<IpNet> {
     let s = s.trim();
     if let Ok(n) = s.parse::<IpNet>() {
-        return Ok(n.trunc());
+        anyhow::ensure!(
+            n == n.trunc(),
+            "'{s}' has host bits set: did you mean {} (the whole network) or {} (the address alone)?",
+            n.trunc(),
+            n.addr()
+        );
+        return Ok(n);
     }
     s.parse::<IpAddr>()
         .map(IpNet::from)
@@ -229,9 +253,9 @@ mod tests {
                 reason: "test".into()
             }
         );
-        // host bits cleared; no reason stays empty (the daemon adds the operator)
+        // no reason stays empty (the daemon adds the operator)
         assert_eq!(
-            cmd(r#"{"cmd":"ban","net":"203.0.113.77/24","secs":1}"#).unwrap(),
+            cmd(r#"{"cmd":"ban","net":"203.0.113.0/24","secs":1}"#).unwrap(),
             Command::Ban {
                 net: "203.0.113.0/24".parse().unwrap(),
                 duration: Duration::from_secs(1),
@@ -252,6 +276,12 @@ mod tests {
             (r#"{"cmd":"ban","net":"203.0.113.9"}"#, "secs"),
             (r#"{"cmd":"flush"}"#, "unknown variant"),
             (r#"{"cmd":"unban","net":"300.1.1.1"}"#, "not an IP"),
+            // host bits set: refused with the canonical network and the address as hints
+            (
+                r#"{"cmd":"ban","net":"198.51.100.7/16","secs":60}"#,
+                "'198.51.100.7/16' has host bits set: did you mean 198.51.0.0/16 (the whole network) or 198.51.100.7 (the address alone)?",
+            ),
+            (r#"{"cmd":"unban","net":"2001:db8::1/32"}"#, "did you mean 2001:db8::/32"),
             ("ban 203.0.113.9", "bad request"),
         ] {
             let e = format!("{:#}", cmd(bad).unwrap_err());

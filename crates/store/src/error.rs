@@ -38,6 +38,9 @@ pub enum DbError {
     /// The file opened, but SQLite refused to switch it to write-ahead logging.
     #[error("journal mode is {0:?}, not \"wal\": durability cannot be guaranteed")]
     NotWal(String),
+    /// The file could not be created owner-only, or its permissions not be tightened.
+    #[error("making the store file owner-only (0600): {0}")]
+    Permissions(String),
 }
 
 impl From<rusqlite::Error> for DbError {

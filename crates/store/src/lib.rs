@@ -14,8 +14,8 @@
 //!
 //! # fn main() -> Result<(), sipwall_store::StoreError> {
 //! # let dir = tempfile::tempdir().unwrap();
-//! # let path = dir.path().join("state.db");
-//! let mut store = Store::open(&path)?;          // creates or migrates the schema
+//! # let path = dir.path().join("sipwall.db");
+//! let mut store = Store::open(&path)?;          // creates (0600) or migrates the schema
 //! let now = Timestamp::from_millis(1_700_000_000_000);
 //! let ban = Ban {
 //!     net: "192.0.2.7/32".parse().unwrap(),
@@ -36,19 +36,24 @@
 //! ```
 //!
 //! ## Wiring in the daemon
-//! * **Start**, before the queue opens: `Store::open(state_dir.join("state.db"))`; for each ban
-//!   of `load_active_bans(now)` add `ban.net` to the kernel set with timeout `until - now` and
-//!   give it to the engine (`engine.restore_ban(ban, now)`); `load_offences()` tells how often
-//!   networks whose bans have ended were banned, for escalation.
+//! * **Start**, before the queue opens: `Store::open(state_dir.join("sipwall.db"))` (the
+//!   daemon's `STATE_DIR/sipwall.db`); for each ban of `load_active_bans(now)` add `ban.net`
+//!   to the kernel set with timeout `until - now` and give it to the engine
+//!   (`engine.restore_ban(ban, now)`); `load_offences()` gives each network's count and last
+//!   ban end, which the daemon hands to `engine.restore_offence` so escalation survives.
 //! * **Engine `BanAction::Add(ban)`**: `record_ban(&ban)` (or `record_bans` for several
 //!   gathered at once). Only its `Ok` makes the ban durable: the daemon decides whether it
-//!   calls this before or after the kernel-set insert. **`BanAction::Remove(net)`**: `remove_ban(net)`.
+//!   calls this before or after the kernel-set insert. **`BanAction::Remove(net)`** (an
+//!   unban, or an expiry: the daemon runs `engine.expire(now)` periodically and writes its
+//!   removals): `remove_ban(net)`. This is how expired bans leave the `bans` table.
 //! * **Decisions** (drops, rejects): send `(at, src, verdict, record)` to a writer thread
 //!   that calls `record_decisions` with what has queued up; one `record_decision` per packet
 //!   would cost one `fsync` per packet.
-//! * **Periodically** (e.g. every minute, from the same writer thread): `purge_expired(now)`
-//!   and `prune_history(now - retention)`; decisions are capped by the store itself
-//!   ([`DEFAULT_DECISION_CAP`]), `prune_decisions(Prune::OlderThan(t))` also bounds them by age.
+//! * **Periodically**, from the same writer thread: `prune_history(now - bans.forget_after)`
+//!   forgets history and offence counts the engine would ignore anyway. Decisions are capped
+//!   by the store itself ([`DEFAULT_DECISION_CAP`]). The daemon calls neither
+//!   [`Store::purge_expired`] (expiry reaches the store as removals, above; the method stays
+//!   for offline maintenance and tests) nor [`Store::prune_decisions`] (the cap bounds them).
 //! * **Offline queries** (`sipwall bans` / `decisions` without the daemon):
 //!   [`Store::open_read_only`] opens an existing file with `SQLITE_OPEN_READ_ONLY` and
 //!   `query_only`: it never creates or migrates a file, names the path when there is none, and
@@ -77,7 +82,8 @@
 //!   never decreases (`max(stored, new)`): a ban restored from a peer with a lower count
 //!   cannot reset escalation.
 //! * **Expiry.** A ban is active while `now < until`. [`Store::load_active_bans`] filters by
-//!   the `now` you pass (no clock is read here); [`Store::purge_expired`] deletes the rest.
+//!   the `now` you pass (no clock is read here); [`Store::purge_expired`] deletes the rest
+//!   on request (the daemon removes each expired ban through `remove_ban` instead).
 //! * **Time precision.** [`Timestamp`]s are stored as whole milliseconds (sub-millisecond parts
 //!   are dropped; values beyond `i64::MAX` ms saturate).
 //! * **One writer.** A [`Store`] is `Send` but not `Sync`: own it in one thread (e.g. a writer
@@ -88,14 +94,17 @@
 //! * **Errors** name the operation, the path and the network or source address; a damaged or
 //!   foreign file is reported by `open` ([`StoreError::is_corrupt`]) after `PRAGMA quick_check`.
 //! * **Bounded growth.** Decisions are capped automatically at [`DEFAULT_DECISION_CAP`]
-//!   (newest kept; [`Store::set_decision_cap`], or [`Store::prune_decisions`] by age). Expired
-//!   bans ([`Store::purge_expired`]) and old history and offence counts
-//!   ([`Store::prune_history`]) need a `now`, which this crate never reads: the daemon calls
-//!   them periodically.
+//!   (newest kept; [`Store::set_decision_cap`], or [`Store::prune_decisions`] by age). Old
+//!   history and offence counts ([`Store::prune_history`]) need a `now`, which this crate
+//!   never reads: the daemon calls it periodically. Bans leave through `remove_ban`.
+//! * **Permissions.** The database and its `-wal`/`-shm` files are owner-only (0600): they
+//!   hold callers' User-Agents and Call-IDs. [`Store::open`] creates a missing file 0600 itself
+//!   (SQLite gives the side files the database's mode) and clears group/other bits of existing
+//!   ones. The state directory's mode is the daemon's business.
 //! * **Performance.** A durable commit costs one `fsync` (see docs/BENCHMARKS.md, section
 //!   "store"): write from a thread that is not the packet path, and batch where you can.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod error;
 mod schema;

@@ -81,9 +81,16 @@ impl Store {
     ///
     /// The parent directory must exist. Errors name `path`; a damaged or foreign file gives
     /// [`StoreError::is_corrupt`], a file locked by another writer [`StoreError::is_locked`].
+    ///
+    /// Owner-only files: the store holds callers' User-Agents and Call-IDs. A missing file is
+    /// created here with mode 0600 before SQLite opens it (SQLite would create it 0644 minus
+    /// the umask); SQLite gives the `-wal` and `-shm` side files the mode of the database file,
+    /// so they are 0600 too. An existing file, and side files left by an older version, lose
+    /// any group and other permission bits.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
         let open_err = |cause: DbError| StoreError::Open { path: path.clone(), cause };
+        owner_only(&path).map_err(|e| open_err(DbError::Permissions(e.to_string())))?;
         let conn = Connection::open(&path).map_err(|e| open_err(e.into()))?;
         conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(|e| open_err(e.into()))?;
         // The first statement that reads the file header: a foreign file fails here (NOTADB).
@@ -540,7 +547,7 @@ fn write_ban(tx: &rusqlite::Transaction<'_>, ban: &Ban) -> Result<(), DbError> {
     let net = ban.net.trunc().to_string();
     let evidence = serde_json::to_string(&ban.evidence).map_err(DbError::Encode)?;
     let (since, until, count) = (ms(ban.since), ms(ban.until), i64::from(ban.count));
-    let origin = origin_str(ban.origin);
+    let origin = ban.origin.as_str();
     tx.prepare_cached(
         "INSERT INTO bans (net, since_ms, until_ms, count, rule, reason, evidence, origin) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
@@ -578,7 +585,7 @@ fn read_ban(r: &Row<'_>, table: &'static str) -> Result<Ban, DbError> {
         rule: r.get(4)?,
         reason: r.get(5)?,
         evidence: parse_evidence(&evidence).map_err(bad)?,
-        origin: parse_origin(&origin).map_err(bad)?,
+        origin: origin.parse::<BanOrigin>().map_err(|e| bad(e.to_string()))?,
     })
 }
 
@@ -598,7 +605,7 @@ fn write_decision(
         ms(at),
         src.ip().to_string(),
         src.port(),
-        verdict_str(verdict),
+        verdict.to_string(),
         record.rule,
         record.summary,
         evidence
@@ -619,7 +626,7 @@ fn read_decision(r: &Row<'_>) -> Result<StoredDecision, DbError> {
         id,
         at: ts(r.get(1)?).map_err(bad)?,
         src: SocketAddr::new(ip, port),
-        verdict: parse_verdict(&verdict).map_err(bad)?,
+        verdict: verdict.parse::<Verdict>().map_err(|e| bad(e.to_string()))?,
         rule: r.get(5)?,
         summary: r.get(6)?,
         evidence: parse_evidence(&evidence).map_err(bad)?,
@@ -645,45 +652,6 @@ fn clamp_u32(v: i64) -> u32 {
 
 fn parse_net(s: &str) -> Result<IpNet, String> {
     s.parse().map_err(|e| format!("network {s:?}: {e}"))
-}
-
-fn origin_str(o: BanOrigin) -> &'static str {
-    match o {
-        BanOrigin::Detection => "detection",
-        BanOrigin::Manual => "manual",
-        BanOrigin::Aggregate => "aggregate",
-        BanOrigin::Restored => "restored",
-    }
-}
-
-fn parse_origin(s: &str) -> Result<BanOrigin, String> {
-    Ok(match s {
-        "detection" => BanOrigin::Detection,
-        "manual" => BanOrigin::Manual,
-        "aggregate" => BanOrigin::Aggregate,
-        "restored" => BanOrigin::Restored,
-        other => return Err(format!("unknown ban origin {other:?}")),
-    })
-}
-
-fn verdict_str(v: Verdict) -> String {
-    match v {
-        Verdict::Accept => "accept".into(),
-        Verdict::Drop => "drop".into(),
-        Verdict::Reject(code) => format!("reject {code}"),
-    }
-}
-
-fn parse_verdict(s: &str) -> Result<Verdict, String> {
-    match s {
-        "accept" => Ok(Verdict::Accept),
-        "drop" => Ok(Verdict::Drop),
-        _ => s
-            .strip_prefix("reject ")
-            .and_then(|c| c.parse().ok())
-            .map(Verdict::Reject)
-            .ok_or_else(|| format!("unknown verdict {s:?}")),
-    }
 }
 
 /// Mirror of [`Evidence`] for reading JSON back (the engine's type only derives `Serialize`).
@@ -736,6 +704,32 @@ fn quick_check(conn: &Connection) -> Result<(), DbError> {
     }
 }
 
+/// Create `path` empty with mode 0600 if it is missing (an empty file is an empty SQLite
+/// database), and clear group/other bits of it and of existing `-wal`/`-shm` files.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let mut names = vec![path.to_path_buf()];
+    for side in ["-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(side);
+        names.push(PathBuf::from(p));
+    }
+    for p in names {
+        // Only regular files: a symlink or device is SQLite's to refuse, not ours to chmod.
+        let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+        if m.is_file() && m.permissions().mode() & 0o077 != 0 {
+            let mode = m.permissions().mode() & 0o700;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -751,18 +745,69 @@ mod tests {
         assert_eq!(sync, 2, "2 = FULL");
     }
 
+    /// The store keeps verdicts and origins in the engine's text form (its `Display`), so the
+    /// CLI and the database say the same words.
     #[test]
-    fn verdict_and_origin_text_round_trip() {
-        for v in [Verdict::Accept, Verdict::Drop, Verdict::Reject(403), Verdict::Reject(0)] {
-            assert_eq!(parse_verdict(&verdict_str(v)), Ok(v));
+    fn verdicts_and_origins_are_stored_as_the_engines_text() {
+        let mut store = Store::open_in_memory().unwrap();
+        let ban = Ban {
+            net: "203.0.113.0/24".parse().unwrap(),
+            since: Timestamp::from_millis(1),
+            until: Timestamp::from_millis(2),
+            count: 1,
+            rule: "ban.aggregate".into(),
+            reason: "r".into(),
+            evidence: Evidence::default(),
+            origin: BanOrigin::Aggregate,
+        };
+        store.record_ban(&ban).unwrap();
+        let origin: String =
+            store.conn.query_row("SELECT origin FROM bans", [], |r| r.get(0)).unwrap();
+        assert_eq!(origin, BanOrigin::Aggregate.to_string());
+        let record = DecisionRecord {
+            rule: "signature.x",
+            evidence: Evidence::default(),
+            summary: "s".into(),
+        };
+        let src: SocketAddr = "203.0.113.5:5060".parse().unwrap();
+        store
+            .record_decision(Timestamp::from_millis(1), src, Verdict::Reject(488), &record)
+            .unwrap();
+        let v: String =
+            store.conn.query_row("SELECT verdict FROM decisions", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, "reject 488");
+        assert_eq!(store.recent_decisions(1).unwrap()[0].verdict, Verdict::Reject(488));
+    }
+
+    #[test]
+    fn store_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new.db");
+        let mut store = Store::open(&db).unwrap();
+        let ban = Ban {
+            net: "203.0.113.5/32".parse().unwrap(),
+            since: Timestamp::from_millis(1),
+            until: Timestamp::from_millis(2),
+            count: 1,
+            rule: "r".into(),
+            reason: "r".into(),
+            evidence: Evidence::default(),
+            origin: BanOrigin::Detection,
+        };
+        store.record_ban(&ban).unwrap();
+        for side in ["", "-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{side}", db.display()));
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
         }
-        assert!(parse_verdict("reject x").is_err());
-        assert!(parse_verdict("").is_err());
-        for o in
-            [BanOrigin::Detection, BanOrigin::Manual, BanOrigin::Aggregate, BanOrigin::Restored]
-        {
-            assert_eq!(parse_origin(origin_str(o)), Ok(o));
-        }
+        drop(store);
+        // A file an older version left world-readable is tightened at open.
+        let old = dir.path().join("old.db");
+        std::fs::write(&old, b"").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Store::open(&old).unwrap();
+        assert_eq!(mode(&old), 0o600);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! `sipwall ban` and `sipwall unban`: ask the running daemon, after the same checks it makes.
+use std::path::Path;
 use std::process::ExitCode;
+
+use ipnet::IpNet;
 
 use super::SocketArgs;
 use crate::client;
-use crate::protocol::{parse_request, Request};
+use crate::protocol::{parse_request, Command, Request};
 
 /// `sipwall ban`.
 #[derive(Debug, clap::Args)]
@@ -35,17 +38,97 @@ pub fn ban(args: BanArgs) -> anyhow::Result<ExitCode> {
     let secs = crate::time::parse_duration(&args.duration)?.as_secs();
     let req = Request::Ban { net: args.net, secs, reason: args.reason };
     // Check locally first: the same checks the daemon makes, with the same messages.
-    parse_request(&serde_json::to_vec(&req)?)?;
-    let r = client::call_ok(&args.socket.path()?, &req)?;
-    println!("{}", r.message.unwrap_or_default());
+    let Command::Ban { net, .. } = parse_request(&serde_json::to_vec(&req)?)? else {
+        unreachable!("a ban request parses as a ban")
+    };
+    let sock = args.socket.path()?;
+    let r =
+        client::call_ok(&sock, &req).map_err(|e| after_timeout(e, &sock, net, Expect::Listed))?;
+    super::emit(&(r.message.unwrap_or_default() + "\n"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a carried-out request leaves in the daemon's listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// A ban: the network is listed.
+    Listed,
+    /// An unban: it is not.
+    Gone,
+}
+
+/// A request that timed out may still have been carried out (the daemon was slow, not
+/// dead): ask the daemon's listing once more and say which. Other errors pass unchanged.
+fn after_timeout(e: anyhow::Error, sock: &Path, net: IpNet, expect: Expect) -> anyhow::Error {
+    if !client::timed_out(&e) {
+        return e;
+    }
+    let listed = client::call_ok(sock, &Request::Bans)
+        .map(|r| r.bans.unwrap_or_default().iter().any(|b| b.net == net.to_string()));
+    anyhow::anyhow!("{e:#}; {}", timeout_outcome(listed.ok(), expect, net))
+}
+
+/// The verdict after a timeout, from the listing (None: the daemon did not answer that
+/// either).
+fn timeout_outcome(listed: Option<bool>, expect: Expect, net: IpNet) -> String {
+    match (listed, expect) {
+        (Some(true), Expect::Listed) => {
+            format!("asked again: the ban of {net} IS applied (the daemon lists it)")
+        }
+        (Some(false), Expect::Listed) => {
+            format!("asked again: the ban of {net} is NOT applied (the daemon does not list it)")
+        }
+        (Some(false), Expect::Gone) => {
+            format!("asked again: {net} IS unbanned (the daemon no longer lists it)")
+        }
+        (Some(true), Expect::Gone) => {
+            format!("asked again: {net} is NOT unbanned (the daemon still lists it)")
+        }
+        (None, _) => {
+            "unknown whether it was applied (the daemon did not answer again): check `sipwall bans`"
+                .to_string()
+        }
+    }
 }
 
 /// `sipwall unban`.
 pub fn unban(args: UnbanArgs) -> anyhow::Result<ExitCode> {
     let req = Request::Unban { net: args.net };
-    parse_request(&serde_json::to_vec(&req)?)?;
-    let r = client::call_ok(&args.socket.path()?, &req)?;
-    println!("{}", r.message.unwrap_or_default());
+    let Command::Unban(net) = parse_request(&serde_json::to_vec(&req)?)? else {
+        unreachable!("an unban request parses as an unban")
+    };
+    let sock = args.socket.path()?;
+    let r = client::call_ok(&sock, &req).map_err(|e| after_timeout(e, &sock, net, Expect::Gone))?;
+    super::emit(&(r.message.unwrap_or_default() + "\n"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_says_whether_the_ban_was_applied() {
+        let net: IpNet = "203.0.113.9/32".parse().unwrap();
+        assert!(timeout_outcome(Some(true), Expect::Listed, net).contains("IS applied"));
+        assert!(timeout_outcome(Some(false), Expect::Listed, net).contains("is NOT applied"));
+        assert!(timeout_outcome(Some(false), Expect::Gone, net).contains("IS unbanned"));
+        assert!(timeout_outcome(None, Expect::Listed, net).contains("check `sipwall bans`"));
+        // only a timeout asks again; a refusal passes unchanged
+        let refused = after_timeout(
+            anyhow::anyhow!("refused"),
+            Path::new("/nonexistent"),
+            net,
+            Expect::Listed,
+        );
+        assert_eq!(refused.to_string(), "refused");
+        let timeout = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::WouldBlock))
+            .context("no answer from the daemon within 15 s");
+        let e =
+            format!("{:#}", after_timeout(timeout, Path::new("/nonexistent"), net, Expect::Listed));
+        assert!(
+            e.starts_with("no answer from the daemon within 15 s") && e.contains("unknown"),
+            "{e}"
+        );
+    }
 }

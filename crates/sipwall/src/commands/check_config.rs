@@ -16,26 +16,26 @@ pub fn main(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let file = &args.file;
     match crate::config::load(file) {
         Ok(config) => {
-            println!("{}: ok", file.display());
-            print!("{}", config.policy.summary());
+            let mut out = format!("{}: ok\n{}", file.display(), config.policy.summary());
             for (path, load) in &config.blocklists {
-                println!("block list file {}: {load:?}", path.display());
+                out.push_str(&format!("block list file {}: {load:?}\n", path.display()));
             }
             let ports = config.policy.ports_to_guard();
             match config.enforce.ruleset(&ports) {
-                Ok(r) => println!(
-                    "enforce: mode {:?}, {} guarded port(s), {} queue(s) from {}, {}",
+                Ok(r) => out.push_str(&format!(
+                    "enforce: mode {:?}, {} guarded port(s), {} queue(s) from {}, {}\n",
                     config.enforce.mode,
                     r.ports.len(),
                     r.queue_count,
                     r.queue_first,
                     if r.fail_closed { "fail closed" } else { "fail open" }
-                ),
+                )),
                 Err(e) => {
                     eprintln!("{}: {e:#}", file.display());
                     return Ok(ExitCode::from(1));
                 }
             }
+            super::emit(&out)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{open_store, plural, store_path, Format};
+use super::{emit, open_store, plural, store_path, Format};
 use crate::time;
 
 /// `sipwall decisions`.
@@ -44,25 +44,31 @@ pub fn decisions(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            emit(&(serde_json::to_string_pretty(&v)? + "\n"))?;
         }
         Format::Text => {
+            let mut out = String::new();
             for d in &rows {
                 let verdict = match d.verdict {
                     sipwall_engine::Verdict::Accept => "accept".to_string(),
                     sipwall_engine::Verdict::Drop => "drop".to_string(),
                     sipwall_engine::Verdict::Reject(c) => format!("reject {c}"),
                 };
-                println!(
-                    "{}  {}  {}  {}  {}",
+                out.push_str(&format!(
+                    "{}  {}  {}  {}  {}\n",
                     time::rfc3339(d.at.as_millis()),
                     d.src,
                     verdict,
                     d.rule,
                     d.summary
-                );
+                ));
             }
-            println!("{} decision{} (newest first)", rows.len(), plural(rows.len()));
+            out.push_str(&format!(
+                "{} decision{} (newest first)\n",
+                rows.len(),
+                plural(rows.len())
+            ));
+            emit(&out)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -75,6 +75,30 @@ pub fn open_store(db: &Path) -> anyhow::Result<sipwall_store::Store> {
     })
 }
 
+/// Standard output was closed by its reader (`sipwall bans | head -0`): not an error. `main`
+/// exits quietly with status 0, as the coreutils do, instead of panicking.
+#[derive(Debug)]
+pub struct ClosedPipe;
+
+impl std::fmt::Display for ClosedPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output closed by its reader")
+    }
+}
+
+impl std::error::Error for ClosedPipe {}
+
+/// Write `text` to standard output (`println!` panics on a closed pipe: Rust ignores
+/// SIGPIPE, so the write fails with EPIPE). A closed pipe is [`ClosedPipe`].
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ClosedPipe.into()),
+        r => Ok(r?),
+    }
+}
+
 /// "s" unless exactly one.
 pub fn plural(n: usize) -> &'static str {
     if n == 1 {

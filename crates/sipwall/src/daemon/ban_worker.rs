@@ -18,9 +18,14 @@
 //!
 //! Static block lists are not written here: a separate loader thread with its own `BanSet`
 //! does it in batches, so a large list never delays a ban.
+//!
+//! What is durable is published in [`DurableBans`] after each commit, for `sipwall bans` to
+//! mark the others pending; only this thread writes it, and the queue threads never touch it.
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -102,6 +107,52 @@ pub struct Applied {
     pub kernel_ok: bool,
     /// The store took every ban and removal (or there was none).
     pub store_ok: bool,
+}
+
+/// The bans the worker has committed to the store: net → the start (`since`) of the stored ban,
+/// so a re-ban of the same net (escalation: a new start) is pending again until its own
+/// commit. Written by the ban worker after each store commit and removal, read by the control
+/// server for `sipwall bans`; bounded by the ban table (removed and expired bans are
+/// forgotten). A disabled set (the daemon runs without a store) never calls a ban durable.
+#[derive(Debug, Clone)]
+pub struct DurableBans {
+    stored: Arc<Mutex<HashMap<IpNet, Timestamp>>>,
+    enabled: bool,
+}
+
+impl DurableBans {
+    /// Bans are durable once stored.
+    pub fn new() -> DurableBans {
+        DurableBans { stored: Arc::default(), enabled: true }
+    }
+    /// No store: nothing is ever durable.
+    pub fn disabled() -> DurableBans {
+        DurableBans { enabled: false, ..DurableBans::new() }
+    }
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpNet, Timestamp>> {
+        // Only inserts and removes under the lock: a panic elsewhere leaves it consistent.
+        self.stored.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    /// These bans are in the store now.
+    pub fn mark(&self, bans: &[Ban]) {
+        if self.enabled {
+            let mut m = self.map();
+            for b in bans {
+                m.insert(b.net, b.since);
+            }
+        }
+    }
+    /// These nets' bans are lifted.
+    pub fn forget(&self, nets: &[IpNet]) {
+        let mut m = self.map();
+        for n in nets {
+            m.remove(n);
+        }
+    }
+    /// Is exactly this ban (net and start) in the store?
+    pub fn is_durable(&self, b: &Ban) -> bool {
+        self.map().get(&b.net) == Some(&b.since)
+    }
 }
 
 /// Kernel timeout for a ban ending at `until`.
@@ -206,6 +257,7 @@ pub fn run(
     store: &mut dyn BanStore,
     banset: &mut BanSet,
     clock: &dyn Fn() -> Timestamp,
+    durable: &DurableBans,
     opts: WorkerOptions<'_>,
 ) -> WorkerStats {
     let mut stats = WorkerStats::default();
@@ -293,6 +345,7 @@ pub fn run(
                 Ok(()) => {
                     stats.bans_active += adds.len() as u64;
                     stored_in = Some(t0.elapsed());
+                    durable.mark(&adds);
                 }
                 Err(e) => {
                     stats.store_errors += 1;
@@ -301,6 +354,7 @@ pub fn run(
                 }
             }
         }
+        durable.forget(&removes);
         for n in &removes {
             if let Err(e) = store.remove_ban(*n) {
                 stats.store_errors += 1;
@@ -405,6 +459,91 @@ mod tests {
                 timeout: Some(Duration::from_secs(60))
             }]
         );
+    }
+
+    /// A store whose commits fail, as a full disk's would.
+    struct FailingStore;
+    impl BanStore for FailingStore {
+        fn record_bans(&mut self, _: &[Ban]) -> anyhow::Result<()> {
+            anyhow::bail!("disk full")
+        }
+        fn remove_ban(&mut self, _: IpNet) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn load_active_bans(&mut self, _: Timestamp) -> anyhow::Result<Vec<Ban>> {
+            Ok(Vec::new())
+        }
+        fn record_decisions(&mut self, _: &[DecisionItem]) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn prune_history(&mut self, _: Timestamp) -> anyhow::Result<usize> {
+            Ok(0)
+        }
+    }
+
+    /// Run the worker on `store` for the given work, each `Apply` waited for; returns the
+    /// durable set it kept. The kernel half targets a table that does not exist (nothing on
+    /// the host changes; its failure is the kernel half's, not the store's).
+    fn durable_after(
+        store: &mut dyn BanStore,
+        durable: DurableBans,
+        steps: Vec<Vec<BanAction>>,
+        check: impl Fn(usize, &DurableBans),
+    ) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let d2 = durable.clone();
+        std::thread::scope(|s| {
+            let w = s.spawn(move || {
+                let mut banset = BanSet::new("sipwall_no_such_table");
+                let give_up = AtomicBool::new(false);
+                let opts =
+                    WorkerOptions { reconcile_every: None, desired: &Vec::new, give_up: &give_up };
+                run(rx, store, &mut banset, &|| Timestamp::from_millis(2000), &d2, opts)
+            });
+            for (i, actions) in steps.into_iter().enumerate() {
+                let (ack, done) = std::sync::mpsc::sync_channel(1);
+                tx.send(Work::Apply(actions, ack)).unwrap();
+                done.recv_timeout(Duration::from_secs(60)).unwrap();
+                check(i, &durable);
+            }
+            tx.send(Work::Stop).unwrap();
+            w.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn only_committed_bans_are_durable() {
+        let first = ban("203.0.113.9/32", 900_000);
+        let mut again = first.clone();
+        again.since = Timestamp::from_millis(5000);
+        let net = first.net;
+        let durable = DurableBans::new();
+        assert!(!durable.is_durable(&first), "durable before any commit");
+        let (f, a) = (first.clone(), again.clone());
+        durable_after(
+            &mut MemStore::default(),
+            durable,
+            vec![vec![BanAction::Add(first)], vec![BanAction::Remove(net)]],
+            move |step, d| match step {
+                0 => {
+                    assert!(d.is_durable(&f), "committed but not durable");
+                    // the same net banned anew (a later start) is not the stored ban
+                    assert!(!d.is_durable(&a));
+                }
+                _ => assert!(!d.is_durable(&f), "lifted but still listed durable"),
+            },
+        );
+        // a failed commit leaves the ban pending; a daemon without a store has none durable
+        for (store, durable) in [
+            (&mut FailingStore as &mut dyn BanStore, DurableBans::new()),
+            (&mut MemStore::default() as &mut dyn BanStore, DurableBans::disabled()),
+        ] {
+            let b = ban("203.0.113.10/32", 900_000);
+            let b2 = b.clone();
+            durable_after(store, durable, vec![vec![BanAction::Add(b)]], move |_, d| {
+                assert!(!d.is_durable(&b2), "an uncommitted ban is listed durable");
+            });
+        }
     }
 
     #[test]

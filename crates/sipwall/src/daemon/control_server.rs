@@ -6,9 +6,13 @@
 //!   mode 0600 (root only: a ban is as strong as a firewall rule); a stale socket file of a
 //!   crashed run is replaced, a live one (another daemon answers) is an error. It is removed
 //!   when [`ControlSocket`] is dropped (every exit path of `sipwall run`).
-//! * One thread serves the connections one at a time. Each is bounded: [`READ_TIMEOUT`] to
-//!   send a request of at most `MAX_REQUEST` bytes, [`WRITE_TIMEOUT`] to take the answer, so
-//!   a stuck client delays the next one by seconds, never wedges the daemon.
+//! * Clients are served concurrently, each on its own short-lived thread, at most
+//!   [`MAX_CLIENTS`] at once (one more is answered "busy" and closed at once). Each
+//!   connection is bounded by a deadline for the WHOLE request: [`READ_TIMEOUT`] from accept
+//!   to send a request of at most `MAX_REQUEST` bytes, however it is trickled (the socket's
+//!   timeout is re-armed before every read with the time left, never reset by a byte), then
+//!   [`WRITE_TIMEOUT`] to take the answer. So a slow or hostile client holds one slot for at
+//!   most a few seconds and never delays another client.
 //! * Every accepted connection is checked by the kernel's word on who is at the other end
 //!   (`SO_PEERCRED`), not only by the file mode: only uid 0 and the daemon's own effective uid
 //!   may command it. Anyone else gets one refusal line naming their uid and pid (logged the
@@ -28,16 +32,16 @@ use std::io::BufReader;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::lock;
 use anyhow::Context as _;
 use sipwall_engine::{BanAction, DecisionRecord, Engine, Evidence, Timestamp, Verdict};
 
-use super::ban_worker::{DecisionItem, Work};
+use super::ban_worker::{DecisionItem, DurableBans, Work};
 use crate::protocol::{parse_request, read_request, write_line, BanView, Command, Response};
 use crate::time::{human, rfc3339};
 
@@ -47,6 +51,8 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait for the ban worker to apply a manual ban or unban.
 pub const APPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most connections served at once; one more is answered "busy" and closed.
+pub const MAX_CLIENTS: usize = 8;
 /// How often the accept loop looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -70,21 +76,7 @@ impl ControlSocket {
                     .with_context(|| format!("chmod 0700 {}", dir.display()))?;
             }
         }
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            anyhow::ensure!(
-                meta.file_type().is_socket(),
-                "control socket {}: a file that is not a socket is in the way",
-                path.display()
-            );
-            anyhow::ensure!(
-                UnixStream::connect(path).is_err(),
-                "control socket {} answers: is another `sipwall run` running?",
-                path.display()
-            );
-            std::fs::remove_file(path)
-                .with_context(|| format!("removing stale control socket {}", path.display()))?;
-            log::info!("removed stale control socket {}", path.display());
-        }
+        remove_stale(path)?;
         let listener = UnixListener::bind(path)
             .with_context(|| format!("binding control socket {}", path.display()))?;
         // From here on the file is ours: dropping `sock` removes it, also on the errors below.
@@ -102,6 +94,27 @@ impl ControlSocket {
     }
 }
 
+/// Remove the socket file at `path` when it is stale (a socket nobody answers on: a crashed or
+/// killed daemon's); a live one (a daemon answers) or any other kind of file is an error.
+/// Returns whether a file was removed. Used by [`ControlSocket::bind`] and `run --cleanup`.
+pub fn remove_stale(path: &Path) -> anyhow::Result<bool> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(false) };
+    anyhow::ensure!(
+        meta.file_type().is_socket(),
+        "control socket {}: a file that is not a socket is in the way",
+        path.display()
+    );
+    anyhow::ensure!(
+        UnixStream::connect(path).is_err(),
+        "control socket {} answers: is another `sipwall run` running?",
+        path.display()
+    );
+    std::fs::remove_file(path)
+        .with_context(|| format!("removing stale control socket {}", path.display()))?;
+    log::info!("removed stale control socket {}", path.display());
+    Ok(true)
+}
+
 impl Drop for ControlSocket {
     fn drop(&mut self) {
         // Only our own file: a second daemon started by mistake must not remove the socket of
@@ -115,7 +128,7 @@ impl Drop for ControlSocket {
     }
 }
 
-/// What the control thread works with.
+/// What the control threads work with (shared by the connection threads).
 pub struct Ctx {
     /// The engine (locked briefly).
     pub engine: Arc<Mutex<Engine>>,
@@ -123,6 +136,11 @@ pub struct Ctx {
     pub work: SyncSender<Work>,
     /// The clock.
     pub clock: fn() -> Timestamp,
+    /// Which bans the ban worker has committed to the store (the others list as pending).
+    pub durable: DurableBans,
+    /// `None` normally; why there is no store when the daemon runs on an in-memory one
+    /// (shown by `sipwall bans` as `store: unavailable (in memory): ...`).
+    pub store_unavailable: Option<String>,
 }
 
 /// Serve until `stop`; the socket file is removed on return.
@@ -132,11 +150,35 @@ pub fn serve(sock: ControlSocket, ctx: Ctx, stop: Arc<AtomicBool>) {
         "control socket {} (mode 0600; peers allowed: uid 0 and uid {euid})",
         sock.path().display()
     );
+    let ctx = Arc::new(ctx);
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut clients: Vec<std::thread::JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        clients.retain(|h| !h.is_finished());
         match sock.listener.accept() {
             Ok((stream, _)) => {
-                if let Err(e) = serve_one(stream, &ctx, euid) {
-                    log::warn!("control socket: {e:#}");
+                if active.load(Ordering::Acquire) >= MAX_CLIENTS {
+                    // Best effort, never blocking the accept loop: the socket buffer takes it.
+                    let _ = stream.set_nonblocking(true);
+                    let _ = send(&stream, &Response::error(BUSY));
+                    log::warn!("control socket: {MAX_CLIENTS} clients being served; one refused");
+                    continue;
+                }
+                active.fetch_add(1, Ordering::AcqRel);
+                let (c, a) = (ctx.clone(), active.clone());
+                let spawned =
+                    std::thread::Builder::new().name("sipwall-ctl-conn".into()).spawn(move || {
+                        if let Err(e) = serve_one(stream, &c, euid) {
+                            log::warn!("control socket: {e:#}");
+                        }
+                        a.fetch_sub(1, Ordering::AcqRel);
+                    });
+                match spawned {
+                    Ok(h) => clients.push(h),
+                    Err(e) => {
+                        active.fetch_sub(1, Ordering::AcqRel);
+                        log::warn!("control socket: starting a connection thread: {e}");
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
@@ -145,6 +187,33 @@ pub fn serve(sock: ControlSocket, ctx: Ctx, stop: Arc<AtomicBool>) {
                 std::thread::sleep(POLL);
             }
         }
+    }
+    // Commands being served still get their answer (each is bounded by its deadlines and
+    // APPLY_TIMEOUT); the ban worker is stopped only after this returns.
+    for h in clients {
+        let _ = h.join();
+    }
+}
+
+/// The answer to a client over [`MAX_CLIENTS`].
+pub const BUSY: &str = "busy: too many control clients at once; try again";
+
+/// A reader whose reads all end by one deadline: before every read the socket's timeout is
+/// set to the time left, so a client trickling one byte at a time cannot stretch the request
+/// past the deadline (a plain read timeout would restart with every byte).
+struct DeadlineReader<'a> {
+    stream: &'a UnixStream,
+    deadline: Instant,
+}
+
+impl std::io::Read for DeadlineReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        std::io::Read::read(&mut &*self.stream, buf)
     }
 }
 
@@ -179,6 +248,7 @@ fn send(stream: &UnixStream, resp: &Response) -> anyhow::Result<()> {
 }
 
 fn serve_one(stream: UnixStream, ctx: &Ctx, euid: u32) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READ_TIMEOUT;
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
@@ -196,7 +266,8 @@ fn serve_one(stream: UnixStream, ctx: &Ctx, euid: u32) -> anyhow::Result<()> {
         let _ = send(&stream, &Response::error(&why));
         return Ok(());
     }
-    let resp = match read_request(&mut BufReader::new(&stream)).and_then(|l| parse_request(&l)) {
+    let mut reader = BufReader::new(DeadlineReader { stream: &stream, deadline });
+    let resp = match read_request(&mut reader).and_then(|l| parse_request(&l)) {
         Ok(cmd) => execute(cmd, ctx, peer),
         Err(e) => Response::error(format!("{e:#}")),
     };
@@ -332,10 +403,14 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                 }
                 e.ban_manual(net, duration, &reason, now)
             };
-            let Some(BanAction::Add(ban)) = action else {
-                return Response::error(format!(
-                    "the engine refused to ban {net} (ban table full? see limits.max_bans)"
-                ));
+            let ban = match action {
+                Ok(BanAction::Add(ban)) => ban,
+                Ok(other) => {
+                    return Response::error(format!(
+                        "unexpected engine answer for {net}: {other:?}"
+                    ))
+                }
+                Err(e) => return Response::error(e.to_string()),
             };
             let view = BanView::of(&ban);
             // `reason` ends with the operator ("manual ban by uid 0 (pid 1234)").
@@ -350,13 +425,19 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                         "manual.ban",
                         format!("manual ban of {net} for {}: {reason}", human(duration)),
                     );
+                    let (durable, where_) = match &ctx.store_unavailable {
+                        None => (true, "in the kernel set and the store"),
+                        Some(_) => {
+                            (false, "in the kernel set; NOT durable: the store is unavailable")
+                        }
+                    };
                     Response::done(
                         format!(
-                            "banned {net} until {} (ban #{}): in the kernel set and the store",
+                            "banned {net} until {} (ban #{}): {where_}",
                             rfc3339(view.until_ms),
                             view.count
                         ),
-                        Some(vec![view]),
+                        Some(vec![BanView { durable, ..view }]),
                     )
                 }
                 Err(e) => Response::error(format!("banned {net} in the engine, but: {e}")),
@@ -393,10 +474,16 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
         Command::Bans => {
             let mut bans: Vec<BanView> = {
                 let e = lock(&ctx.engine);
-                e.bans().filter(|b| now < b.until).map(BanView::of).collect()
+                e.bans()
+                    .filter(|b| now < b.until)
+                    .map(|b| BanView { durable: ctx.durable.is_durable(b), ..BanView::of(b) })
+                    .collect()
             };
             bans.sort_by(|a, b| a.until_ms.cmp(&b.until_ms).then_with(|| a.net.cmp(&b.net)));
-            Response::done(format!("{} active ban(s)", bans.len()), Some(bans))
+            let mut r = Response::done(format!("{} active ban(s)", bans.len()), Some(bans));
+            r.store =
+                ctx.store_unavailable.as_ref().map(|why| format!("unavailable (in memory): {why}"));
+            r
         }
     }
 }
@@ -415,7 +502,14 @@ mod tests {
         let policy =
             Policy::from_toml_str("[trusted]\nnetworks = [\"198.51.100.0/24\"]\n").unwrap();
         let (tx, rx) = mpsc::sync_channel(16);
-        (Ctx { engine: Arc::new(Mutex::new(Engine::new(policy))), work: tx, clock }, rx)
+        let ctx = Ctx {
+            engine: Arc::new(Mutex::new(Engine::new(policy))),
+            work: tx,
+            clock,
+            durable: DurableBans::new(),
+            store_unavailable: None,
+        };
+        (ctx, rx)
     }
 
     const ROOT: Peer = Peer { uid: 0, pid: 4242 };
@@ -492,6 +586,11 @@ mod tests {
         assert!(trusted.error.unwrap().contains("trusted"));
         let list = execute(Command::Bans, &ctx, ROOT).bans.unwrap();
         assert_eq!(list.len(), 1);
+        // this stand-in worker commits nothing: the ban is listed, pending
+        assert!(!list[0].durable, "listed durable before any store commit");
+        let stored = lock(&ctx.engine).bans().next().unwrap().clone();
+        ctx.durable.mark(std::slice::from_ref(&stored));
+        assert!(execute(Command::Bans, &ctx, ROOT).bans.unwrap()[0].durable);
         assert_eq!(
             (
                 list[0].net.as_str(),
@@ -584,6 +683,95 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         server.join().unwrap();
         assert!(!path.exists(), "socket file left behind");
+        drop(w);
+    }
+
+    /// A client sending one byte every 100 ms (for up to 20 s, longer than the CLI waits)
+    /// neither holds the socket past its request deadline nor delays another client.
+    #[test]
+    fn a_trickling_client_neither_holds_the_socket_nor_delays_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let sock = ControlSocket::bind(&path).unwrap();
+        let (ctx, rx) = ctx();
+        let w = worker(rx);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let server = std::thread::spawn(move || serve(sock, ctx, s2));
+        let trickler = UnixStream::connect(&path).unwrap();
+        let t = trickler.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut sent = 0u32;
+            // `{"cmd":"bans"` never ends: one byte at a time, each within any read timeout.
+            for b in b"{\"cmd\":\"bans\"".iter().cycle().take(200) {
+                if (&t).write_all(&[*b]).is_err() {
+                    break;
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            sent
+        });
+        // served while the trickler is still connected, not after it
+        let r = crate::client::call(&path, &crate::protocol::Request::Bans).unwrap();
+        assert!(r.ok, "{r:?}");
+        let ban = crate::protocol::Request::Ban {
+            net: "203.0.113.9".into(),
+            secs: 60,
+            reason: "concurrent".into(),
+        };
+        let r = crate::client::call(&path, &ban).unwrap();
+        assert!(r.ok, "{r:?}");
+        // the trickler is cut off by its request deadline, told why, and stops writing
+        trickler.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut answer = String::new();
+        std::io::BufReader::new(&trickler).read_line(&mut answer).unwrap();
+        assert!(answer.contains("not received in time"), "{answer}");
+        let sent = writer.join().unwrap();
+        assert!(sent < 200, "the trickler was never cut off");
+        stop.store(true, Ordering::Relaxed);
+        server.join().unwrap();
+        drop(w);
+    }
+
+    /// Concurrency is bounded: with MAX_CLIENTS silent clients being served, one more is told
+    /// "busy" at once; once the silent ones hit their deadline, clients are served again.
+    #[test]
+    fn clients_beyond_the_cap_are_told_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let sock = ControlSocket::bind(&path).unwrap();
+        let (ctx, rx) = ctx();
+        let w = worker(rx);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let server = std::thread::spawn(move || serve(sock, ctx, s2));
+        let silent: Vec<UnixStream> =
+            (0..MAX_CLIENTS).map(|_| UnixStream::connect(&path).unwrap()).collect();
+        // the cap is reached once the accept loop has taken all of them (bounded wait)
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let busy = loop {
+            let r = crate::client::call(&path, &crate::protocol::Request::Bans).unwrap();
+            if !r.ok {
+                break r.error.unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "never busy");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(busy, BUSY);
+        for s in &silent {
+            let mut line = String::new();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            std::io::BufReader::new(s).read_line(&mut line).unwrap();
+            assert!(line.contains("not received in time"), "{line}");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !crate::client::call(&path, &crate::protocol::Request::Bans).unwrap().ok {
+            assert!(std::time::Instant::now() < deadline, "still busy after the deadlines");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        server.join().unwrap();
         drop(w);
     }
 

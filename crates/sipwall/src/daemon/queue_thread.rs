@@ -30,6 +30,7 @@ use super::ban_worker::{DecisionItem, Work};
 use super::lock;
 use super::tcp::TcpTracker;
 use crate::time::wall_clock;
+use sipwall_engine::Timestamp;
 
 /// What a queue thread is told at start.
 #[derive(Debug, Clone)]
@@ -170,6 +171,29 @@ impl PendingBans {
     }
 }
 
+/// The time of one batch, read when its first packet is judged, i.e. AFTER the blocking
+/// receive returned, never before it (a clock read before `process_batch` stamped bans and
+/// decisions up to the receive timeout, 200 ms, early). One clock read per batch.
+pub struct BatchClock<C: Fn() -> Timestamp> {
+    clock: C,
+    now: Option<Timestamp>,
+}
+
+impl<C: Fn() -> Timestamp> BatchClock<C> {
+    /// Nothing read yet.
+    pub fn new(clock: C) -> Self {
+        BatchClock { clock, now: None }
+    }
+    /// A new batch is about to be received: forget the last batch's time.
+    pub fn next_batch(&mut self) {
+        self.now = None;
+    }
+    /// The batch's time: read on the first call after [`BatchClock::next_batch`].
+    pub fn now(&mut self) -> Timestamp {
+        *self.now.get_or_insert_with(&self.clock)
+    }
+}
+
 /// Run one queue until `stop`. Returns its counters, or the queue error that ended it.
 pub fn run_queue(
     mut queue: Queue,
@@ -183,10 +207,13 @@ pub fn run_queue(
     let mut decision_overflow = 0u64;
     let mut pending = PendingBans::default();
     let mut rules: Arc<Rules> = lock(&engine).rules().clone();
+    let mut clock = BatchClock::new(wall_clock);
     while !stop.load(Ordering::Relaxed) {
-        let now = wall_clock();
-        let now_ms = now.as_millis();
+        clock.next_batch();
         queue.process_batch(|qp: &QueuedPacket<'_>| {
+            // Inside the callback: the receive has returned, a packet is here.
+            let now = clock.now();
+            let now_ms = now.as_millis();
             stats.packets += 1;
             let view = match packet::parse(qp.payload) {
                 Ok(view) => view,
@@ -342,6 +369,24 @@ mod tests {
         drop(rx);
         p.push(vec![add("203.0.113.3/32", 1)]);
         assert!(!p.flush(&tx)); // worker gone
+    }
+
+    #[test]
+    fn the_batch_time_is_read_at_the_first_packet_not_before_the_receive() {
+        let reads = std::cell::Cell::new(0u64);
+        let mut c = BatchClock::new(|| {
+            reads.set(reads.get() + 1);
+            Timestamp::from_millis(1000 * reads.get())
+        });
+        c.next_batch();
+        // the receive blocks here: no clock read has happened yet
+        assert_eq!(reads.get(), 0);
+        assert_eq!(c.now(), Timestamp::from_millis(1000)); // first packet
+        assert_eq!(c.now(), Timestamp::from_millis(1000)); // same batch: one read
+        assert_eq!(reads.get(), 1);
+        c.next_batch();
+        assert_eq!(reads.get(), 1, "read before the next receive");
+        assert_eq!(c.now(), Timestamp::from_millis(2000));
     }
 
     #[test]

@@ -147,11 +147,20 @@ pub fn json(a: &Analysis) -> anyhow::Result<String> {
     Ok(s)
 }
 
+/// One CSV cell. Cells are mostly taken from the wire (User-Agent, user names, methods), so
+/// a cell a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return) is neutralised with a leading `'`, as OWASP advises; no cell sipwall itself
+/// writes (numbers, addresses, RFC 3339 times, rule names) starts with one of them.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s
     }
 }
 
@@ -201,5 +210,28 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    /// Cells from the wire that a spreadsheet would evaluate are neutralised, then quoted as
+    /// usual; harmless cells are untouched.
+    #[test]
+    fn csv_formula_cells_are_neutralised() {
+        let hostile = [
+            (
+                "=HYPERLINK(\"http://203.0.113.9/x\",\"click\")",
+                "\"'=HYPERLINK(\"\"http://203.0.113.9/x\"\",\"\"click\"\")\"",
+            ),
+            ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "\"'\r=1\""),
+            ("friendly-scanner", "friendly-scanner"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("2026-12-02T22:45:00.000Z", "2026-12-02T22:45:00.000Z"),
+        ];
+        for (cell, want) in hostile {
+            assert_eq!(csv_field(cell), want, "{cell:?}");
+        }
     }
 }
