@@ -66,6 +66,7 @@ use sipwall_netfilter::{BanSet, DesiredBan, Firewall, Queue, QueueConfig, QueueE
 
 pub mod ban_worker;
 pub mod control_server;
+pub mod local_addrs;
 pub mod privs;
 pub mod queue_thread;
 pub mod tcp;
@@ -239,7 +240,10 @@ impl Daemon {
 
         let now = wall_clock();
         let blocklist: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
+        log_policy_warnings("", &policy);
         let mut engine = Engine::new(policy);
+        // Before the stored bans come back: none of them may cover this host.
+        local_addrs::log_lifted(&engine.set_local_addresses(&local_addrs::read_logged()));
         let restored = restore_state(&mut engine, &mut store, now)?;
         let socket_path = args.socket.clone().unwrap_or_else(|| enforce.control_socket.clone());
         // Bound before capabilities are dropped; removed when dropped (every return below).
@@ -417,9 +421,19 @@ impl Daemon {
                 if enforce != self.enforce {
                     log::warn!("SIGHUP: [enforce] changed; restart sipwall to apply it");
                 }
+                log_policy_warnings("SIGHUP: ", &policy);
                 let nets: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
-                // Bans the new policy makes trusted are lifted in the kernel and the store.
-                let lifted = lock(&self.engine).reload(policy);
+                // Read before taking the lock: no I/O under it.
+                let addrs = local_addrs::read_logged();
+                // Bans the new policy makes trusted, or that cover an address this host has
+                // gained, are lifted in the kernel and the store.
+                let (mut lifted, local) = {
+                    let mut e = lock(&self.engine);
+                    let lifted = e.reload(policy);
+                    (lifted, e.set_local_addresses(&addrs))
+                };
+                local_addrs::log_lifted(&local);
+                lifted.extend(local);
                 self.hand_over(lifted);
                 if self.blocklist.send(nets).is_err() {
                     log::error!("SIGHUP: the block-list loader thread is gone; list not reloaded");
@@ -509,6 +523,13 @@ impl Daemon {
         }
         log::info!("stopped after {} ms; bye", t0.elapsed().as_millis());
         Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    }
+}
+
+/// Log the policy's risky-but-valid settings, each with its key and line.
+fn log_policy_warnings(prefix: &str, policy: &sipwall_engine::Policy) {
+    for w in policy.warnings() {
+        log::warn!("{prefix}config: {w}");
     }
 }
 

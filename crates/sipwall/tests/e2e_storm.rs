@@ -12,7 +12,7 @@
 //! The test asserts, with the storm running and after it, that the trusted provider's SIPp
 //! calls all complete; that the daemon's memory (VmRSS, sampled) stays under [`RSS_BOUND_KB`];
 //! that the kernel ban sets hold far fewer elements than there were sources (storms escalate to
-//! wider bans); that SIGTERM ends within [`STOP_BOUND`] and leaves the bans in the kernel but
+//! wider bans), none covering an address of the PBX (the IPv4 storm shares its /24); that SIGTERM ends within [`STOP_BOUND`] and leaves the bans in the kernel but
 //! no queue rule. It prints its figures (`STORM-FIGURES ...`) for docs/BENCHMARKS.md.
 //!
 //! The stop under load: the same sender runs and another process burns a core (`timeout 20
@@ -255,6 +255,14 @@ fn scanner_storm_from_many_sources_keeps_the_provider_served_and_memory_bounded(
         "daemon VmRSS peaked at {peak} KiB in a storm of {sources} sources (bound {RSS_BOUND_KB})"
     );
     assert!(elements > 0, "the storm banned nothing:\n{}", common::tail(&log, 40));
+    // The IPv4 sources share the /24 of the PBX's own 203.0.113.1: the daemon tells the engine
+    // its addresses, so no aggregate covers them.
+    for own in ["203.0.113.1", "2001:db8:113::1", "192.0.2.10"] {
+        let own: std::net::IpAddr = own.parse().unwrap();
+        let mut all = common::kernel_bans(pbx);
+        all.extend(common::kernel_bans6(pbx));
+        assert!(!all.iter().any(|n| n.contains(&own)), "a ban covers the PBX's own {own}");
+    }
     assert!(
         (elements as u32) < sources / 10,
         "{elements} kernel ban elements for {sources} storm sources: no escalation to wider bans"
