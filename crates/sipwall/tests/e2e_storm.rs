@@ -270,6 +270,7 @@ fn scanner_storm_from_many_sources_keeps_the_provider_served_and_memory_bounded(
 
     let stop = env.daemon.stop();
     eprintln!("STORM-FIGURES stop_ms={}", stop.as_millis());
+    eprintln!("--- daemon log, end\n{}", common::tail(&env.daemon.log(), 12));
     assert!(stop < STOP_BOUND, "SIGTERM took {stop:?} after a storm");
     only_bans_left(pbx);
     assert!(kernel_ban_elements(pbx) > 0, "the storm's bans left the kernel at stop");
