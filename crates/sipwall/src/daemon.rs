@@ -42,6 +42,8 @@
 //! 2. the queue threads, the control thread and the ban worker are joined against ONE
 //!    deadline ([`STOP_DEADLINE`]); what is still pending then (ban actions not yet handed
 //!    over, work items not yet applied) is logged as lost with its count, not waited for;
+//!    the block-list loader is not waited for at all (each of its batches is one kernel
+//!    transaction, and the next start reads the sets back and writes only the difference);
 //! 3. `sipwall run --cleanup` (and a package purge) removes everything, sets included, and a
 //!    stale control socket.
 //!

@@ -547,6 +547,26 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_told_to_give_up_counts_the_queued_work_as_lost_and_returns() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        for i in 0..5u8 {
+            let b = ban(&format!("203.0.113.{i}/32"), 900_000);
+            tx.send(Work::Bans(vec![BanAction::Add(b)])).unwrap();
+        }
+        // No Stop is ever sent and the sender stays open: only the flag can end the worker.
+        let give_up = AtomicBool::new(true);
+        let mut store = MemStore::default();
+        let mut banset = BanSet::new("sipwall_no_such_table");
+        let opts = WorkerOptions { reconcile_every: None, desired: &Vec::new, give_up: &give_up };
+        let durable = DurableBans::new();
+        let stats =
+            run(rx, &mut store, &mut banset, &|| Timestamp::from_millis(2000), &durable, opts);
+        assert_eq!(stats.lost_at_stop, 5);
+        assert!(store.bans.is_empty(), "work applied after the give-up");
+        drop(tx);
+    }
+
+    #[test]
     fn mem_store_round_trip() {
         let mut s = MemStore::default();
         s.record_bans(&[ban("192.0.2.1/32", 9000), ban("192.0.2.2/32", 2000)]).unwrap();
