@@ -95,7 +95,7 @@ if errors > sent // 2:
 "#;
 
 const CONFIG: &str = "[trusted]\nnetworks = [\"198.51.100.0/24\", \"2001:db8:100::/64\"]\n\n\
-                      [enforce]\nmode = \"host\"\nqueues = 1\n";
+                      [enforce]\nmode = \"host\"\nqueues = 1\nreconcile_interval_secs = 2\n";
 
 /// The world of one test: namespaces with the storm sources routed locally in the attacker
 /// namespace, the config, and a SIPp UAS in the PBX namespace.
@@ -117,7 +117,7 @@ fn stage(prefix: &'static str, pbx: &str) -> Stage {
 }
 
 /// Daemon, UAS and local source routes in a staged world (`pbx`, `attacker` namespaces).
-fn prepare(env: &mut Stage, pbx: &str, attacker: &str) {
+fn prepare(env: &mut Stage, pbx: &str, attacker: &str, extra_config: &str) {
     for args in [
         vec!["-6", "route", "add", "local", "2001:db8:4000::/48", "dev", "lo"],
         vec!["route", "add", "local", "203.0.113.128/25", "dev", "lo"],
@@ -125,7 +125,7 @@ fn prepare(env: &mut Stage, pbx: &str, attacker: &str) {
         let (ok, out) = output(in_ns(attacker, 10, "ip", &args));
         assert!(ok, "ip {args:?} in {attacker}: {out}");
     }
-    fs::write(env.path("sipwall.toml"), CONFIG).unwrap();
+    fs::write(env.path("sipwall.toml"), format!("{extra_config}{CONFIG}")).unwrap();
     fs::write(env.path("storm.py"), SENDER).unwrap();
     env.tools.push(start_sipp_uas(pbx, env.dir.path(), &[]));
     wait_udp_listening(pbx, 5060);
@@ -218,34 +218,46 @@ fn provider_calls(provider: &str, calls: u32) {
     sipp_calls(provider, "198.51.100.1:5060", "198.51.100.2", calls, false);
 }
 
-#[test]
-#[ignore = "needs root, network namespaces, nftables, SIPp and python3: run by scripts/test.sh"]
-fn scanner_storm_from_many_sources_keeps_the_provider_served_and_memory_bounded() {
-    let (pbx, provider, attacker) = ("sws-pbx", "sws-provider", "sws-attacker");
-    let mut env = stage("sws-", pbx);
-    prepare(&mut env, pbx, attacker);
+/// Active bans the running daemon lists (`sipwall bans`: "N active bans").
+fn daemon_ban_count(env: &Stage) -> usize {
+    let sock = env.path("control.sock");
+    let (ok, out) = common::run_bounded(
+        30,
+        env!("CARGO_BIN_EXE_sipwall"),
+        &["bans", "--socket", sock.to_str().unwrap()],
+    );
+    assert!(ok, "sipwall bans: {}", common::tail(&out, 5));
+    out.lines()
+        .find_map(|l| l.split(" active ban").next().filter(|_| l.contains(" active ban")))
+        .and_then(|n| n.split_whitespace().last().and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| panic!("no ban count in `sipwall bans`: {}", common::tail(&out, 5)))
+}
+
+/// The storm, with the figures printed; returns the kernel's ban elements after it.
+fn storm(env: &mut Stage, pbx: &str, provider: &str, attacker: &str, extra_config: &str) -> usize {
+    prepare(env, pbx, attacker, extra_config);
     env.daemon.start();
     provider_calls(provider, 5); // baseline through sipwall
     let probe = RssProbe::start(env.daemon.pid());
 
     let sources = V6_SOURCES + V4_SOURCES;
     let t0 = Instant::now();
-    let storm = start_storm(&env, attacker, STORM_SECS);
+    let storm = start_storm(env, attacker, STORM_SECS);
     std::thread::sleep(Duration::from_secs(2)); // well into the storm
                                                 // During the storm: every trusted call completes (sipp_calls panics otherwise).
     provider_calls(provider, 10);
     let during = t0.elapsed();
-    let sent = finish_storm(&env, storm);
+    let sent = finish_storm(env, storm);
     // After it: the daemon still serves the provider at once.
     provider_calls(provider, 10);
     let peak = probe.peak_kb();
     drop(probe);
     let elements = kernel_ban_elements(pbx);
-    let log = env.daemon.log();
     eprintln!(
-        "STORM-FIGURES sources={sources} storm=[{}] provider_calls_during=10/10 \
+        "STORM-FIGURES config=[{}] sources={sources} storm=[{}] provider_calls_during=10/10 \
          (done {:.1} s into the storm) provider_calls_after=10/10 peak_rss_kb={peak} \
          kernel_ban_elements={elements}",
+        extra_config.replace('\n', " "),
         sent.trim(),
         during.as_secs_f64()
     );
@@ -254,20 +266,13 @@ fn scanner_storm_from_many_sources_keeps_the_provider_served_and_memory_bounded(
         peak < RSS_BOUND_KB,
         "daemon VmRSS peaked at {peak} KiB in a storm of {sources} sources (bound {RSS_BOUND_KB})"
     );
+    let log = env.daemon.log();
     assert!(elements > 0, "the storm banned nothing:\n{}", common::tail(&log, 40));
-    // The IPv4 sources share the /24 of the PBX's own 203.0.113.1: the daemon tells the engine
-    // its addresses, so no aggregate covers them.
-    for own in ["203.0.113.1", "2001:db8:113::1", "192.0.2.10"] {
-        let own: std::net::IpAddr = own.parse().unwrap();
-        let mut all = common::kernel_bans(pbx);
-        all.extend(common::kernel_bans6(pbx));
-        assert!(!all.iter().any(|n| n.contains(&own)), "a ban covers the PBX's own {own}");
-    }
-    assert!(
-        (elements as u32) < sources / 10,
-        "{elements} kernel ban elements for {sources} storm sources: no escalation to wider bans"
-    );
+    elements
+}
 
+/// SIGTERM after a storm: bounded, the bans stay, no queue rule.
+fn stop_after_storm(env: &mut Stage, pbx: &str) {
     let stop = env.daemon.stop();
     eprintln!("STORM-FIGURES stop_ms={}", stop.as_millis());
     eprintln!("--- daemon log, end\n{}", common::tail(&env.daemon.log(), 12));
@@ -278,10 +283,59 @@ fn scanner_storm_from_many_sources_keeps_the_provider_served_and_memory_bounded(
 
 #[test]
 #[ignore = "needs root, network namespaces, nftables, SIPp and python3: run by scripts/test.sh"]
+fn scanner_storm_from_many_sources_keeps_the_provider_served_and_memory_bounded() {
+    let (pbx, provider, attacker) = ("sws-pbx", "sws-provider", "sws-attacker");
+    let mut env = stage("sws-", pbx);
+    let elements = storm(&mut env, pbx, provider, attacker, "");
+    let sources = V6_SOURCES + V4_SOURCES;
+    // The IPv4 sources share the /24 of the PBX's own 203.0.113.1: the daemon tells the engine
+    // its addresses, so no aggregate covers them.
+    let mut all = common::kernel_bans(pbx);
+    all.extend(common::kernel_bans6(pbx));
+    for own in ["203.0.113.1", "2001:db8:113::1", "192.0.2.10"] {
+        let own: std::net::IpAddr = own.parse().unwrap();
+        assert!(!all.iter().any(|n| n.contains(&own)), "a ban covers the PBX's own {own}");
+    }
+    assert!(
+        (elements as u32) < sources / 10,
+        "{elements} kernel ban elements for {sources} storm sources: no escalation to wider bans"
+    );
+    stop_after_storm(&mut env, pbx);
+}
+
+/// Without aggregation every source gets its own ban: thousands of bans go through the ban
+/// worker while the queue keeps judging (the path that used to block on a full channel), and
+/// the kernel must end up holding exactly the daemon's bans.
+#[test]
+#[ignore = "needs root, network namespaces, nftables, SIPp and python3: run by scripts/test.sh"]
+fn storm_of_single_address_bans_never_stalls_judging_and_reaches_the_kernel() {
+    let (pbx, provider, attacker) = ("swa-pbx", "swa-provider", "swa-attacker");
+    let mut env = stage("swa-", pbx);
+    // The periodic reconcile (every 2 s here) puts in any ban a queue thread had to hold back.
+    storm(&mut env, pbx, provider, attacker, "[bans.aggregate]\nenabled = false\n\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (kernel, daemon) = (kernel_ban_elements(pbx), daemon_ban_count(&env));
+        if kernel == daemon && daemon > 1000 {
+            eprintln!("STORM-FIGURES single_address_bans={daemon} kernel_elements={kernel}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the kernel holds {kernel} elements for the daemon's {daemon} bans:\n{}",
+            common::tail(&env.daemon.log(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop_after_storm(&mut env, pbx);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, nftables, SIPp and python3: run by scripts/test.sh"]
 fn stop_under_load_is_bounded_and_keeps_the_bans() {
     let (pbx, provider, attacker) = ("swl-pbx", "swl-provider", "swl-attacker");
     let mut env = stage("swl-", pbx);
-    prepare(&mut env, pbx, attacker);
+    prepare(&mut env, pbx, attacker, "");
     env.daemon.start();
     provider_calls(provider, 3);
     let storm = start_storm(&env, attacker, 8);

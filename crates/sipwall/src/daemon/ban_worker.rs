@@ -11,9 +11,10 @@
 //! CONTRACT (kernel equals bans): every [`WorkerOptions::reconcile_every`] the worker takes
 //! the engine's active bans ([`WorkerOptions::desired`], a short copy under the engine lock)
 //! and makes the kernel sets equal them ([`BanSet::reconcile`], one transaction); repairs are
-//! logged as warnings and counted. Taking the snapshot here, between two batches, keeps the
-//! order right: a ban decided before the snapshot is in it, one decided after reaches the
-//! worker after it. Bans a queue thread held back while the channel was full are in the
+//! logged as warnings and counted. Taking the snapshot here, between two batches and only when
+//! the channel is empty (or four periods are overdue), keeps the order right and the count
+//! honest: a ban decided before the snapshot is in it (and, the channel being empty, already
+//! in the kernel), one decided after reaches the worker after it. Bans a queue thread held back while the channel was full are in the
 //! engine, so the next reconcile puts them into the kernel.
 //!
 //! Static block lists are not written here: a separate loader thread with its own `BanSet`
@@ -271,12 +272,19 @@ pub fn run(
             }
             break;
         }
-        if opts.reconcile_every.is_some_and(|every| last_reconcile.elapsed() >= every) {
-            last_reconcile = Instant::now();
-            let desired = (opts.desired)();
-            reconcile(banset, &desired, &mut stats);
+        let mut held: Option<Work> = None;
+        if let Some(every) = opts.reconcile_every.filter(|e| last_reconcile.elapsed() >= *e) {
+            // Only when caught up with the channel: a ban still queued here is in the engine's
+            // snapshot but not yet in the kernel, and would be counted as a repair. In a storm
+            // that never lets up, the reconcile runs anyway once four periods have passed.
+            held = rx.try_recv().ok();
+            if held.is_none() || last_reconcile.elapsed() >= every * 4 {
+                last_reconcile = Instant::now();
+                let desired = (opts.desired)();
+                reconcile(banset, &desired, &mut stats);
+            }
         }
-        let first = match rx.recv_timeout(Duration::from_millis(200)) {
+        let first = match held.map_or_else(|| rx.recv_timeout(Duration::from_millis(200)), Ok) {
             Ok(w) => w,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
