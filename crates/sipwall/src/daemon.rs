@@ -295,7 +295,9 @@ impl Daemon {
         durable.mark(&restored); // they came from the store
         let worker_durable = durable.clone();
         let worker_give_up = Arc::new(AtomicBool::new(false));
+        let decisions_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let worker = {
+            let in_flight = decisions_in_flight.clone();
             let engine = engine.clone();
             let give_up = worker_give_up.clone();
             let every = enforce.reconcile_interval_secs;
@@ -312,6 +314,7 @@ impl Daemon {
                         reconcile_every: (every > 0).then(|| Duration::from_secs(every)),
                         desired: &desired,
                         give_up: &give_up,
+                        decisions_in_flight: &in_flight,
                     };
                     ban_worker::run(rx, &mut store, &mut banset, &wall_clock, &worker_durable, opts)
                 })
@@ -321,6 +324,7 @@ impl Daemon {
             direction: DirectionRule::of(&enforce, &ruleset),
             record_decisions: enforce.record_decisions,
             max_tcp_flows: enforce.max_tcp_flows,
+            decisions_in_flight: decisions_in_flight.clone(),
         };
         let mut threads = Vec::new();
         for q in queues {

@@ -24,7 +24,7 @@
 //! mark the others pending; only this thread writes it, and the queue threads never touch it.
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -200,12 +200,39 @@ pub struct WorkerOptions<'a> {
     /// Set by the daemon when its stop deadline passed: whatever is still queued is counted
     /// as lost (the kernel keeps what it has; the engine's bans were never acknowledged).
     pub give_up: &'a AtomicBool,
+    /// The queue threads' count of decision records in flight; decremented as they are taken.
+    pub decisions_in_flight: &'a AtomicUsize,
 }
 
-/// Reconcile once: log repairs as warnings; count them.
-pub fn reconcile(banset: &mut BanSet, desired: &[DesiredBan], stats: &mut WorkerStats) {
+/// Reconcile once: log repairs as warnings; count them. `caught_up` = no work was queued
+/// (else bans still on their way to the kernel show up as missing: added, logged, but not
+/// counted as repairs).
+pub fn reconcile(
+    banset: &mut BanSet,
+    desired: &[DesiredBan],
+    stats: &mut WorkerStats,
+    caught_up: bool,
+) {
     let t0 = Instant::now();
     match banset.reconcile(desired) {
+        Ok(r) if !caught_up => {
+            stats.reconciles += 1;
+            let real = r.stale_removed + r.timeouts_fixed;
+            stats.reconcile_repairs += real as u64;
+            let log_level = if real > 0 { log::Level::Warn } else { log::Level::Info };
+            log::log!(
+                log_level,
+                "kernel ban sets reconciled while the ban worker is behind: {} added (bans \
+                 still queued for the kernel among them), {} stale removed, {} timeouts \
+                 fixed; {} element(s) for {} ban(s) ({} ms)",
+                r.missing_added,
+                r.stale_removed,
+                r.timeouts_fixed,
+                r.kernel_elements,
+                desired.len(),
+                t0.elapsed().as_millis()
+            );
+        }
         Ok(r) => {
             stats.reconciles += 1;
             stats.reconcile_repairs += r.repairs() as u64;
@@ -281,7 +308,7 @@ pub fn run(
             if held.is_none() || last_reconcile.elapsed() >= every * 4 {
                 last_reconcile = Instant::now();
                 let desired = (opts.desired)();
-                reconcile(banset, &desired, &mut stats);
+                reconcile(banset, &desired, &mut stats, held.is_none());
             }
         }
         let first = match held.map_or_else(|| rx.recv_timeout(Duration::from_millis(200)), Ok) {
@@ -300,7 +327,15 @@ pub fn run(
                 merge(&mut adds, &mut removes, actions);
                 flushes.push(ack);
             }
-            Work::Decision(d) => decisions.push(*d),
+            Work::Decision(d) => {
+                // Saturating: the control thread's audit records are not counted.
+                let _ = opts.decisions_in_flight.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |v| Some(v.saturating_sub(1)),
+                );
+                decisions.push(*d)
+            }
             Work::PruneHistory(before) => prune_before = Some(before),
             Work::Stop => *stop = true,
         };
@@ -504,8 +539,12 @@ mod tests {
             let w = s.spawn(move || {
                 let mut banset = BanSet::new("sipwall_no_such_table");
                 let give_up = AtomicBool::new(false);
-                let opts =
-                    WorkerOptions { reconcile_every: None, desired: &Vec::new, give_up: &give_up };
+                let opts = WorkerOptions {
+                    reconcile_every: None,
+                    desired: &Vec::new,
+                    give_up: &give_up,
+                    decisions_in_flight: &AtomicUsize::new(0),
+                };
                 run(rx, store, &mut banset, &|| Timestamp::from_millis(2000), &d2, opts)
             });
             for (i, actions) in steps.into_iter().enumerate() {
@@ -565,7 +604,12 @@ mod tests {
         let give_up = AtomicBool::new(true);
         let mut store = MemStore::default();
         let mut banset = BanSet::new("sipwall_no_such_table");
-        let opts = WorkerOptions { reconcile_every: None, desired: &Vec::new, give_up: &give_up };
+        let opts = WorkerOptions {
+            reconcile_every: None,
+            desired: &Vec::new,
+            give_up: &give_up,
+            decisions_in_flight: &AtomicUsize::new(0),
+        };
         let durable = DurableBans::new();
         let stats =
             run(rx, &mut store, &mut banset, &|| Timestamp::from_millis(2000), &durable, opts);

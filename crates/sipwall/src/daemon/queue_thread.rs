@@ -18,7 +18,7 @@
 //! lock is held only for `decide_analysed` (no I/O, no allocation beyond the engine's own).
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -41,7 +41,14 @@ pub struct QueueSettings {
     pub record_decisions: bool,
     /// Most TCP connections tracked by this thread.
     pub max_tcp_flows: usize,
+    /// Decision records handed to the ban worker and not yet taken by it, all queue threads
+    /// together; past [`DECISIONS_IN_FLIGHT_MAX`] records are counted and not sent, so a storm
+    /// cannot fill the worker's channel with records (each holds its evidence) and memory.
+    pub decisions_in_flight: Arc<AtomicUsize>,
 }
+
+/// Most decision records in flight to the ban worker (see [`QueueSettings`]).
+pub const DECISIONS_IN_FLIGHT_MAX: usize = 4096;
 
 /// The direction rule: is a packet inbound (towards the protected side) or outbound? By the
 /// netfilter hook where the kernel saw it; on FORWARD (router mode) by the protected
@@ -261,10 +268,17 @@ pub fn run_queue(
                 }
                 if settings.record_decisions {
                     if let Some(record) = d.record {
-                        let item =
-                            DecisionItem { at: now, src: view.src, verdict: d.verdict, record };
-                        if work.try_send(Work::Decision(Box::new(item))).is_err() {
+                        let in_flight = &settings.decisions_in_flight;
+                        if in_flight.load(Ordering::Relaxed) >= DECISIONS_IN_FLIGHT_MAX {
                             decision_overflow += 1;
+                        } else {
+                            let item =
+                                DecisionItem { at: now, src: view.src, verdict: d.verdict, record };
+                            in_flight.fetch_add(1, Ordering::Relaxed);
+                            if work.try_send(Work::Decision(Box::new(item))).is_err() {
+                                in_flight.fetch_sub(1, Ordering::Relaxed);
+                                decision_overflow += 1;
+                            }
                         }
                     }
                 }
