@@ -87,9 +87,15 @@ pub struct RunArgs {
     /// State directory (overrides `enforce.state_dir`).
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Remove sipwall's rules and table left by an earlier run, then exit.
-    #[arg(long)]
+    /// Remove everything sipwall put in the kernel (rules, table, ban and block-list sets) and
+    /// a stale control socket, then exit. For uninstalling: banned sources are let in again.
+    #[arg(long, conflicts_with = "stop_queueing")]
     pub cleanup: bool,
+    /// Remove only the queue rules a killed run left and keep the ban and block-list sets
+    /// (what a clean stop leaves), then exit. For a supervisor after the daemon ended
+    /// (systemd `ExecStopPost`): a run killed mid-stop leaves no queue without a consumer.
+    #[arg(long)]
+    pub stop_queueing: bool,
     /// Control socket (overrides `enforce.control_socket`).
     #[arg(long)]
     pub socket: Option<PathBuf>,
@@ -170,6 +176,15 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         // A killed daemon's socket file; a live daemon's is kept (and said so).
         let socket = args.socket.clone().unwrap_or_else(|| config.enforce.control_socket.clone());
         control_server::remove_stale(&socket).context("--cleanup")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.stop_queueing {
+        let ruleset = config.enforce.ruleset(&config.policy.ports_to_guard())?;
+        // Adopting the table removes leftover queue rules and rewrites the ban chain in one
+        // transaction with the sets kept; stopping then removes the queue chains.
+        let mut firewall = Firewall::install(ruleset).context("adopting the nft table")?;
+        firewall.stop_keeping_bans().context("removing the queue rules")?;
+        log::info!("queue rules removed; ban and block-list sets kept in the kernel");
         return Ok(ExitCode::SUCCESS);
     }
     let mut daemon = Daemon::start(&args, config)?;

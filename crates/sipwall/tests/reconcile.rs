@@ -10,7 +10,9 @@
 //! stayed until its timeout. The daemon must repair both within a bounded wait and log the
 //! repair as a warning with its counts. Then SIGTERM keeps the ban in the kernel; a ban that
 //! the store no longer holds is removed from the kernel when the next start adopts the table
-//! (the adoption reconciles before any apply); `--cleanup` leaves nothing.
+//! (the adoption reconciles before any apply). After a SIGKILL, `sipwall run --stop-queueing`
+//! (systemd's ExecStopPost) removes the queue rules and keeps the bans; `--cleanup` leaves
+//! nothing.
 //!
 //! Needs root; FAILS with a clear message otherwise. Every command runs under `timeout`,
 //! every wait is bounded, and a drop guard ends the daemon and deletes the namespace.
@@ -127,7 +129,12 @@ fn kernel_ban_sets_are_repaired_to_equal_the_bans() {
     assert!(has_ban("203.0.113.10"), "the stored ban is not in the kernel after a restart");
     assert!(!has_ban("203.0.113.98"), "an element no ban asks for survived the adoption");
     assert!(env.daemon.log().contains("1 stale removed"), "{}", env.daemon.log());
-    env.daemon.stop();
+    // Killed (a supervisor's SIGKILL after a slow stop): its queue rules stay until the
+    // supervisor's `--stop-queueing`, which keeps the bans; `--cleanup` removes everything.
+    env.daemon.kill9();
+    env.daemon.stop_queueing();
+    only_bans_left(NS);
+    assert!(has_ban("203.0.113.10"), "--stop-queueing removed a ban");
     env.daemon.cleanup();
     no_rules_left(NS);
 }

@@ -324,16 +324,25 @@ impl Daemon {
     /// `sipwall run --cleanup` with this daemon's config and socket (bounded, 30 s); panics
     /// with its output unless it succeeds.
     pub fn cleanup(&self) {
+        self.run_mode("--cleanup");
+    }
+
+    /// `sipwall run --stop-queueing` (what systemd's ExecStopPost runs), as [`Daemon::cleanup`].
+    pub fn stop_queueing(&self) {
+        self.run_mode("--stop-queueing");
+    }
+
+    fn run_mode(&self, flag: &str) {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns, "timeout", "-s", "KILL", "30"])
             .arg(env!("CARGO_BIN_EXE_sipwall"))
-            .args(["run", "--cleanup", "--config"])
+            .args(["run", flag, "--config"])
             .arg(self.dir.join("sipwall.toml"))
             .arg("--socket")
             .arg(self.dir.join("control.sock"))
             .env("RUST_LOG", "info");
         let (ok, out) = output(c);
-        assert!(ok, "sipwall run --cleanup failed:\n{out}");
+        assert!(ok, "sipwall run {flag} failed:\n{out}");
     }
 
     /// SIGKILL: no chance to clean up (its rules stay, its store must cope).
