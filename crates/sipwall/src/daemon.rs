@@ -270,20 +270,32 @@ impl Daemon {
             Firewall::install(ruleset.clone()).context("installing the nft table")?;
         let mut banset = BanSet::new(&ruleset.table).with_netlink();
         // Before any apply: the adopted sets may hold bans this writer does not know of.
-        let desired = desired_bans(engine.bans().map(|b| (b.net, b.until)), now);
-        let r = banset
-            .reconcile(&desired)
-            .context("reconciling the kernel ban sets with the stored bans")?;
-        log::info!(
-            "kernel ban sets adopted and reconciled with {} stored ban(s) from {}: {} added, {} \
-             stale removed, {} timeouts fixed, {} element(s)",
-            restored.len(),
-            db.display(),
-            r.missing_added,
-            r.stale_removed,
-            r.timeouts_fixed,
-            r.kernel_elements
-        );
+        // Without the store the engine knows no ban, and the kernel sets a previous run kept
+        // are the only record left: reconciling would remove them all, so they are kept as
+        // they are (each ends at its kernel timeout) and never reconciled in this run.
+        let reconcile_every = if store_unavailable.is_some() {
+            log::warn!(
+                "kernel ban sets adopted as they are: without the store their bans are unknown, \
+                 so they are not reconciled in this run (each ends at its kernel timeout)"
+            );
+            0
+        } else {
+            let desired = desired_bans(engine.bans().map(|b| (b.net, b.until)), now);
+            let r = banset
+                .reconcile(&desired)
+                .context("reconciling the kernel ban sets with the stored bans")?;
+            log::info!(
+                "kernel ban sets adopted and reconciled with {} stored ban(s) from {}: {} added, \
+                 {} stale removed, {} timeouts fixed, {} element(s)",
+                restored.len(),
+                db.display(),
+                r.missing_added,
+                r.stale_removed,
+                r.timeouts_fixed,
+                r.kernel_elements
+            );
+            enforce.reconcile_interval_secs
+        };
         let blocklist_tx = blocklist_loader(&ruleset.table, blocklist)?;
         let backend =
             firewall.enable_queue(enforce.backend()).context("installing the queue rules")?;
@@ -315,7 +327,7 @@ impl Daemon {
             let in_flight = decisions_in_flight.clone();
             let engine = engine.clone();
             let give_up = worker_give_up.clone();
-            let every = enforce.reconcile_interval_secs;
+            let every = reconcile_every;
             std::thread::Builder::new()
                 .name("sipwall-bans".into())
                 .spawn(move || {
