@@ -22,7 +22,10 @@ use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{is_root, kernel_bans, no_rules_left, only_bans_left, output, run_bounded, Daemon};
+use common::{
+    is_root, kernel_bans, no_rules_left, only_bans_left, output, queue_rules_gone_bans_kept,
+    run_bounded, Daemon,
+};
 
 const NS: &str = "swrc-ns";
 const BIN: &str = env!("CARGO_BIN_EXE_sipwall");
@@ -133,7 +136,7 @@ fn kernel_ban_sets_are_repaired_to_equal_the_bans() {
     // supervisor's `--stop-queueing`, which keeps the bans; `--cleanup` removes everything.
     env.daemon.kill9();
     env.daemon.stop_queueing();
-    only_bans_left(NS);
+    queue_rules_gone_bans_kept(NS);
     assert!(has_ban("203.0.113.10"), "--stop-queueing removed a ban");
     env.daemon.cleanup();
     no_rules_left(NS);

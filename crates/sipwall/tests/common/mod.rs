@@ -132,9 +132,25 @@ pub fn no_rules_left(ns: &str) {
 }
 
 /// Asserts what a clean stop (SIGTERM) leaves in namespace `ns`: no queue rule (no nft queue
-/// chain, no iptables/ip6tables SIPWALL chain), but the table `inet sipwall` with its four ban
-/// sets and its ban-drop chain, so banned sources stay dropped while no daemon runs.
+/// chain, no iptables/ip6tables SIPWALL chain, no empty `ip`/`ip6 filter` table), but the table
+/// `inet sipwall` with its four ban sets and its ban-drop chain, so banned sources stay dropped
+/// while no daemon runs.
 pub fn only_bans_left(ns: &str) {
+    queue_rules_gone_bans_kept(ns);
+    // The iptables fallback's `ip`/`ip6 filter` tables go too once empty.
+    for family in ["ip", "ip6"] {
+        let (_, t) = output(in_ns(ns, 10, "nft", &["-j", "list", "table", family, "filter"]));
+        assert!(
+            !t.contains("\"table\"") || t.contains("\"rule\""),
+            "an empty {family} filter table is left in {ns} after stop:\n{t}"
+        );
+    }
+}
+
+/// [`only_bans_left`] without the filter-table check: what `sipwall run --stop-queueing` leaves
+/// after a killed run (it cannot know whether the `ip filter` tables were sipwall's, so it
+/// keeps them; they hold no rule and accept by policy).
+pub fn queue_rules_gone_bans_kept(ns: &str) {
     let (ok, nft) = output(in_ns(ns, 10, "nft", &["list", "chains", "inet"]));
     assert!(ok, "nft list chains in {ns}: {nft}");
     assert!(!nft.contains("chain queue_"), "nft queue chains left in {ns} after stop:\n{nft}");
