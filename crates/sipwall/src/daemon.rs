@@ -71,6 +71,7 @@ pub mod control_server;
 pub mod local_addrs;
 pub mod privs;
 pub mod queue_thread;
+pub mod status;
 pub mod tcp;
 
 use crate::config::{self, Config, EnforceConfig};
@@ -194,7 +195,6 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// A running daemon: its threads, the channel to the ban worker, and the installed rules.
 pub struct Daemon {
-    config_path: PathBuf,
     enforce: EnforceConfig,
     engine: Arc<Mutex<Engine>>,
     work: mpsc::SyncSender<Work>,
@@ -204,12 +204,13 @@ pub struct Daemon {
     control: JoinHandle<()>,
     worker: JoinHandle<WorkerStats>,
     worker_give_up: Arc<AtomicBool>,
-    blocklist: mpsc::Sender<Vec<ipnet::IpNet>>,
     firewall: Firewall,
     /// Expired-ban removals the worker's full channel did not take yet (bounded).
     expired_pending: Vec<sipwall_engine::BanAction>,
     /// Why the daemon runs on an in-memory store (None: the store on disk is in use).
     store_unavailable: Option<String>,
+    /// The config reloader shared with the control socket (`sipwall reload`).
+    reloader: Arc<status::Reloader>,
 }
 
 /// Open `STATE_DIR/sipwall.db`, creating the directory if needed; when that fails, an
@@ -219,10 +220,14 @@ pub fn open_store_or_memory(
     state_dir: &std::path::Path,
 ) -> anyhow::Result<(sipwall_store::Store, Option<String>)> {
     let db = state_dir.join(config::STORE_FILE);
-    let opened = std::fs::create_dir_all(state_dir)
-        .map_err(|e| format!("creating state directory {}: {e}", state_dir.display()))
-        // The store's error already names the file: no second "opening the store X" around it.
-        .and_then(|()| sipwall_store::Store::open(&db).map_err(|e| e.to_string()));
+    // 0700: the store holds callers' User-Agents and Call-IDs (systemd's StateDirectory does
+    // the same; this covers runs outside systemd).
+    let opened =
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(state_dir)
+            .map_err(|e| format!("creating state directory {}: {e}", state_dir.display()))
+            // The store's error already names the file: no second "opening the store X" around it.
+            .and_then(|()| sipwall_store::Store::open(&db).map_err(|e| e.to_string()));
     match opened {
         Ok(store) => Ok((store, None)),
         Err(why) => {
@@ -269,6 +274,7 @@ impl Daemon {
         let mut firewall =
             Firewall::install(ruleset.clone()).context("installing the nft table")?;
         let mut banset = BanSet::new(&ruleset.table).with_netlink();
+        let simulate = status::Simulate::of(&enforce);
         // Before any apply: the adopted sets may hold bans this writer does not know of.
         // Without the store the engine knows no ban, and the kernel sets a previous run kept
         // are the only record left: reconciling would remove them all, so they are kept as
@@ -280,7 +286,9 @@ impl Daemon {
             );
             0
         } else {
-            let desired = desired_bans(engine.bans().map(|b| (b.net, b.until)), now);
+            // Simulated bans (observe mode, `[enforce] simulate`) stay out of the kernel.
+            let real = engine.bans().filter(|b| !simulate.ban(b));
+            let desired = desired_bans(real.map(|b| (b.net, b.until)), now);
             let r = banset
                 .reconcile(&desired)
                 .context("reconciling the kernel ban sets with the stored bans")?;
@@ -306,7 +314,22 @@ impl Daemon {
             enforce.mode,
             if ruleset.fail_closed { "closed" } else { "open" }
         );
+        let facts = status::Facts::new(&enforce, &ruleset, backend);
+        if facts.observe {
+            log::warn!(
+                "OBSERVE MODE: every decision is made and recorded, but no packet is dropped \
+                 and no ban reaches the kernel or the store"
+            );
+        } else if !facts.simulate.is_empty() {
+            log::warn!(
+                "simulated rule families (decided and recorded, not enforced): {}",
+                facts.simulate.families().join(", ")
+            );
+        }
+        let counters = Arc::new(status::Counters::new(ruleset.queue_first, ruleset.queue_count));
         let queues = open_queues(&ruleset)?;
+        // Queues bound, bans restored: systemd (Type=notify) may start what depends on us.
+        let _ = crate::sd_notify::ready();
         if !args.keep_caps {
             privs::keep_only_net_admin().context("dropping capabilities")?;
         }
@@ -325,6 +348,7 @@ impl Daemon {
         let decisions_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let worker = {
             let in_flight = decisions_in_flight.clone();
+            let simulate = simulate.clone();
             let engine = engine.clone();
             let give_up = worker_give_up.clone();
             let every = reconcile_every;
@@ -333,8 +357,11 @@ impl Daemon {
                 .spawn(move || {
                     // A short copy under the lock; the remaining times are computed outside.
                     let desired = || {
-                        let snapshot: Vec<_> =
-                            lock(&engine).bans().map(|b| (b.net, b.until)).collect();
+                        let snapshot: Vec<_> = lock(&engine)
+                            .bans()
+                            .filter(|b| !simulate.ban(b))
+                            .map(|b| (b.net, b.until))
+                            .collect();
                         desired_bans(snapshot.into_iter(), wall_clock())
                     };
                     let opts = ban_worker::WorkerOptions {
@@ -352,7 +379,14 @@ impl Daemon {
             record_decisions: enforce.record_decisions,
             max_tcp_flows: enforce.max_tcp_flows,
             decisions_in_flight: decisions_in_flight.clone(),
+            counters: counters.clone(),
+            simulate: facts.simulate.clone(),
         };
+        let reloader = Arc::new(status::Reloader::new(
+            args.config.clone(),
+            enforce.clone(),
+            blocklist_tx.clone(),
+        ));
         let mut threads = Vec::new();
         for q in queues {
             threads.push(spawn_queue(q, &engine, &work, &settings, &shutdown)?);
@@ -364,6 +398,10 @@ impl Daemon {
                 clock: wall_clock,
                 durable,
                 store_unavailable: store_unavailable.clone(),
+                facts,
+                counters,
+                rates: status::Rates::default(),
+                reloader: Some(reloader.clone()),
             };
             let stop = shutdown.flag();
             std::thread::Builder::new()
@@ -373,7 +411,6 @@ impl Daemon {
         };
         log::info!("sipwall running: {} queue thread(s)", threads.len());
         Ok(Daemon {
-            config_path: args.config.clone(),
             enforce,
             engine,
             work,
@@ -383,10 +420,10 @@ impl Daemon {
             control,
             worker,
             worker_give_up,
-            blocklist: blocklist_tx,
             firewall,
             expired_pending: Vec::new(),
             store_unavailable,
+            reloader,
         })
     }
 
@@ -444,43 +481,16 @@ impl Daemon {
     }
 
     /// SIGHUP: replace the engine's policy (bans and behaviour state kept), or keep the
-    /// current one when the file does not load.
+    /// current one when the file does not load (the reloader `sipwall reload` shares).
     fn reload_config(&mut self) {
-        match config::load(&self.config_path) {
-            Ok(Config { policy, enforce, blocklists }) => {
-                for (file, load) in &blocklists {
-                    log::info!("SIGHUP: block list {}: {load:?}", file.display());
-                }
-                if enforce != self.enforce {
-                    log::warn!("SIGHUP: [enforce] changed; restart sipwall to apply it");
-                }
-                log_policy_warnings("SIGHUP: ", &policy);
-                let nets: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
-                // Read before taking the lock: no I/O under it.
-                let addrs = local_addrs::read_logged();
-                // Bans the new policy makes trusted, or that cover an address this host has
-                // gained, are lifted in the kernel and the store.
-                let (mut lifted, local) = {
-                    let mut e = lock(&self.engine);
-                    let lifted = e.reload(policy);
-                    (lifted, e.set_local_addresses(&addrs))
-                };
-                local_addrs::log_lifted(&local);
-                lifted.extend(local);
-                self.hand_over(lifted);
-                if self.blocklist.send(nets).is_err() {
-                    log::error!("SIGHUP: the block-list loader thread is gone; list not reloaded");
-                }
-                log::info!("SIGHUP: policy reloaded from {}", self.config_path.display());
-            }
-            Err(e) => log::error!("SIGHUP: keeping the current policy: {e:#}"),
-        }
+        self.reloader.reload(&self.engine, &self.work, "SIGHUP");
     }
 
     /// Stop (module docs): queue rules first, then every thread against one deadline.
     pub fn stop(self) -> anyhow::Result<ExitCode> {
         let t0 = Instant::now();
         log::info!("stopping");
+        let _ = crate::sd_notify::stopping();
         self.shutdown.request();
         let mut failed = self.shutdown.failed();
         let mut firewall = self.firewall;
@@ -503,9 +513,11 @@ impl Daemon {
                     ban_overflow += s.ban_overflow;
                     lost += s.bans_lost_at_stop;
                     log::info!(
-                        "queue {num}: {} packets, {} dropped, {} unparsed",
+                        "queue {num}: {} packets, {} dropped, {} would drop (simulated), {} \
+                         unparsed",
                         s.packets,
                         s.dropped,
+                        s.would_drop,
                         s.unparsed
                     )
                 }
@@ -560,7 +572,7 @@ impl Daemon {
 }
 
 /// Log the policy's risky-but-valid settings, each with its key and line.
-fn log_policy_warnings(prefix: &str, policy: &sipwall_engine::Policy) {
+pub(crate) fn log_policy_warnings(prefix: &str, policy: &sipwall_engine::Policy) {
     for w in policy.warnings() {
         log::warn!("{prefix}config: {w}");
     }

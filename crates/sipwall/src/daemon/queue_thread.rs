@@ -45,6 +45,11 @@ pub struct QueueSettings {
     /// together; past [`DECISIONS_IN_FLIGHT_MAX`] records are counted and not sent, so a storm
     /// cannot fill the worker's channel with records (each holds its evidence) and memory.
     pub decisions_in_flight: Arc<AtomicUsize>,
+    /// Where each queue thread publishes its counters once per batch (`sipwall status`).
+    pub counters: Arc<super::status::Counters>,
+    /// Rule families only simulated (observe mode): their drops are accepted and counted as
+    /// `would_drop`, their bans kept out of the kernel and the store.
+    pub simulate: super::status::Simulate,
 }
 
 /// Most decision records in flight to the ban worker (see [`QueueSettings`]).
@@ -91,7 +96,7 @@ impl DirectionRule {
 }
 
 /// Counters of one queue thread.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct InlineStats {
     /// Packets judged.
     pub packets: u64,
@@ -101,6 +106,8 @@ pub struct InlineStats {
     pub unparsed: u64,
     /// Non-first IP fragments (accepted: no transport header).
     pub fragments: u64,
+    /// Would have been dropped by a simulated rule family; accepted.
+    pub would_drop: u64,
     /// Ban actions not kept because the worker's channel and the pending buffer were full.
     pub ban_overflow: u64,
     /// Ban actions still pending when the thread stopped.
@@ -215,6 +222,8 @@ pub fn run_queue(
     let mut pending = PendingBans::default();
     let mut rules: Arc<Rules> = lock(&engine).rules().clone();
     let mut clock = BatchClock::new(wall_clock);
+    let published = settings.counters.queue(queue.config_used().num);
+    let mut would_drop = 0u64;
     while !stop.load(Ordering::Relaxed) {
         clock.next_batch();
         queue.process_batch(|qp: &QueuedPacket<'_>| {
@@ -243,17 +252,67 @@ pub fn run_queue(
             let mut judge = |payload: &[u8], transport: Transport| -> bool {
                 let p = Packet { src: view.src, dst: view.dst, transport, direction, payload };
                 let analysis = rules.analyse(&p); // unlocked: the expensive, stateless half
-                let d = {
+                let (mut d, simulated) = {
                     let mut e = lock(&engine);
                     let d = e.decide_analysed(&p, &analysis, now);
                     if !Arc::ptr_eq(&rules, e.rules()) {
                         rules = e.rules().clone(); // reloaded
                     }
-                    d
+                    // Simulated: a drop by a simulated family, or by a ban that is itself
+                    // only simulated (`ban.active` names the ban, not its cause).
+                    let simulated = !settings.simulate.is_empty()
+                        && d.verdict != Verdict::Accept
+                        && d.record.as_ref().is_some_and(|r| {
+                            if r.rule == "ban.active" {
+                                // The engine's peer: the source inbound, the destination
+                                // outbound (answers to a banned scanner are dropped too).
+                                let peer = match direction {
+                                    Direction::Inbound => view.src.ip(),
+                                    _ => view.dst.ip(),
+                                };
+                                e.ban_for(peer, now).is_some_and(|b| settings.simulate.ban(b))
+                            } else {
+                                settings.simulate.covers(r.rule)
+                            }
+                        });
+                    (d, simulated)
                 };
-                if !d.bans.is_empty() {
+                let bans = std::mem::take(&mut d.bans);
+                let (bans, simulated_bans) = settings.simulate.split(bans);
+                if !bans.is_empty() {
                     // Handed over after the batch, never waiting (module contract).
-                    pending.push(d.bans);
+                    pending.push(bans);
+                }
+                if simulated || simulated_bans > 0 {
+                    if let Some(r) = &mut d.record {
+                        let what = match (simulated, simulated_bans > 0) {
+                            (true, true) => "would drop and ban",
+                            (true, false) => "would drop",
+                            _ => "would ban",
+                        };
+                        r.summary = format!("[{what}: simulated] {}", r.summary);
+                        // A would-ban is rare (once per scanner) and said at info; each
+                        // would-drop only at debug, so a flood cannot flood the log.
+                        if simulated_bans > 0 {
+                            log::info!(
+                                "{what} {} (simulated): {}: {}",
+                                view.src,
+                                r.rule,
+                                r.summary
+                            );
+                        } else {
+                            log::debug!(
+                                "{what} {} (simulated): {}: {}",
+                                view.src,
+                                r.rule,
+                                r.summary
+                            );
+                        }
+                    }
+                }
+                if simulated {
+                    would_drop += 1;
+                    d.verdict = Verdict::Accept;
                 }
                 let drop = d.verdict != Verdict::Accept;
                 if let Some(r) = &d.record {
@@ -304,6 +363,10 @@ pub fn run_queue(
             v
         })?;
         pending.flush(&work);
+        if let Some(c) = published {
+            stats.would_drop = would_drop;
+            c.publish(&stats);
+        }
     }
     // At stop: a few quick tries; the daemon's stop deadline must not wait on a full channel.
     for _ in 0..20 {
