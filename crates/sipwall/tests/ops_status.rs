@@ -17,8 +17,8 @@ use ipnet::IpNet;
 
 mod common;
 use common::{
-    in_ns, invites_seen, is_root, kernel_set, no_rules_left, output, require_tools, run_bounded,
-    sipp_options, start_sipp_uas, tail, trace_args, wait_udp_listening, Stage,
+    in_ns, invites_seen, is_root, kernel_set, no_rules_left, only_bans_left, output, require_tools,
+    run_bounded, sipp_options, start_sipp_uas, tail, trace_args, wait_udp_listening, Stage,
 };
 
 const PBX: &str = "swo-pbx";
@@ -193,6 +193,8 @@ fn status_verbs_reload_and_observe_mode_against_the_real_daemon() {
     assert_eq!(kernel_bans(PBX), Vec::<IpNet>::new());
     assert_eq!(status(&env)["bans_active"], 0);
     env.daemon.stop();
+    only_bans_left(PBX); // a stop keeps the ban sets; --cleanup removes everything
+    env.daemon.cleanup();
     no_rules_left(PBX);
 
     // 2. Observe mode: svmap's INVITE reaches the PBX, no kernel element, a would-ban.
@@ -240,5 +242,7 @@ fn status_verbs_reload_and_observe_mode_against_the_real_daemon() {
     assert!(shown.contains("observed") && shown.contains("would drop and ban"), "{shown}");
     assert!(!shown.contains("198.51.100."), "--ip kept another source:\n{shown}");
     env.daemon.stop();
+    only_bans_left(PBX); // a stop keeps the ban sets; --cleanup removes everything
+    env.daemon.cleanup();
     no_rules_left(PBX);
 }
