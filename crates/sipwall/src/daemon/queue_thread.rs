@@ -121,6 +121,10 @@ pub const PENDING_BANS_MAX: usize = 4096;
 #[derive(Debug, Default)]
 pub struct PendingBans {
     actions: Vec<BanAction>,
+    /// Actions added since the last coalescing: a full buffer is coalesced again only after
+    /// a quarter of it is new, so a storm against a full buffer costs O(1) per action, not a
+    /// pass over the whole buffer for every one.
+    fresh: usize,
     /// Actions not kept because the buffer was full (the engine still holds the bans).
     pub overflow: u64,
 }
@@ -137,13 +141,14 @@ impl PendingBans {
     /// overflow instead.
     pub fn push(&mut self, actions: Vec<BanAction>) {
         for a in actions {
-            if self.actions.len() >= PENDING_BANS_MAX {
+            if self.actions.len() >= PENDING_BANS_MAX && self.fresh >= PENDING_BANS_MAX / 4 {
                 self.coalesce();
             }
             if self.actions.len() >= PENDING_BANS_MAX {
                 self.overflow += 1;
             } else {
                 self.actions.push(a);
+                self.fresh += 1;
             }
         }
     }
@@ -155,6 +160,7 @@ impl PendingBans {
             self.actions.drain(..).rev().filter(|a| seen.insert(action_net(a))).collect();
         kept.reverse();
         self.actions = kept;
+        self.fresh = 0;
     }
 
     /// Hand everything to the worker without waiting; on a full channel keep it (coalesced)
@@ -446,6 +452,26 @@ mod tests {
         drop(rx);
         p.push(vec![add("203.0.113.3/32", 1)]);
         assert!(!p.flush(&tx)); // worker gone
+    }
+
+    #[test]
+    fn a_full_buffer_of_repeats_coalesces_and_takes_new_nets() {
+        let mut p = PendingBans::default();
+        // One net decided over and over (a source hammering while the worker is busy).
+        p.push((0..PENDING_BANS_MAX as u32).map(|i| add("203.0.113.7/32", i)).collect());
+        assert_eq!(p.len(), PENDING_BANS_MAX);
+        p.push(vec![add("203.0.113.8/32", 1)]); // full: coalesced first, so it fits
+        assert_eq!((p.len(), p.overflow), (2, 0));
+        let last = PENDING_BANS_MAX as u32 - 1;
+        assert!(matches!(&p.actions[0], BanAction::Add(b) if b.count == last));
+        // Full of distinct nets: coalescing frees nothing, further actions are counted.
+        p.push(
+            (0..PENDING_BANS_MAX as u32).map(|i| add(&format!("2001:db8::{i:x}/128"), 1)).collect(),
+        );
+        assert_eq!(p.len(), PENDING_BANS_MAX);
+        let before = p.overflow;
+        p.push(vec![add("198.51.100.1/32", 1)]);
+        assert_eq!(p.overflow, before + 1);
     }
 
     #[test]
