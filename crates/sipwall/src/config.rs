@@ -52,6 +52,9 @@ pub struct EnforceConfig {
     pub table: TableName,
     /// How often expired bans are removed, in milliseconds.
     pub expire_interval_ms: u64,
+    /// How often the kernel ban sets are compared with the daemon's active bans and repaired,
+    /// in seconds (0 = only at start).
+    pub reconcile_interval_secs: u64,
     /// Store every non-accept decision with its evidence.
     pub record_decisions: bool,
     /// Most TCP connections tracked per queue.
@@ -197,6 +200,7 @@ impl Default for EnforceConfig {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             table: TableName(DEFAULT_TABLE.into()),
             expire_interval_ms: 1000,
+            reconcile_interval_secs: 30,
             record_decisions: true,
             max_tcp_flows: 16_384,
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),

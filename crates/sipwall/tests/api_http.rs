@@ -16,8 +16,8 @@ use ipnet::IpNet;
 
 mod common;
 use common::{
-    in_ns, is_root, kernel_set, no_rules_left, output, require_tools, sipp_options, start_sipp_uas,
-    wait_udp_listening, Stage,
+    in_ns, is_root, kernel_set, no_rules_left, only_bans_left, output, require_tools, sipp_options,
+    start_sipp_uas, wait_udp_listening, Stage,
 };
 
 /// The real metric-name constants of the daemon.
@@ -162,5 +162,7 @@ fn http_api_and_metrics_of_the_real_daemon() {
     assert_eq!(sample(&text, "sipwall_bans_active{rule=\"manual\",origin=\"manual\"}"), None);
 
     env.daemon.stop();
+    only_bans_left(PBX); // a stop keeps the ban sets; --cleanup removes everything
+    env.daemon.cleanup();
     no_rules_left(PBX);
 }

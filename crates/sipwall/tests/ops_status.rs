@@ -17,8 +17,8 @@ use ipnet::IpNet;
 
 mod common;
 use common::{
-    in_ns, invites_seen, is_root, kernel_set, no_rules_left, output, require_tools, run_bounded,
-    sipp_options, start_sipp_uas, tail, trace_args, wait_udp_listening, Stage,
+    in_ns, invites_seen, is_root, kernel_set, no_rules_left, only_bans_left, output, require_tools,
+    run_bounded, sipp_options, start_sipp_uas, tail, trace_args, wait_udp_listening, Stage,
 };
 
 const PBX: &str = "swo-pbx";
@@ -138,30 +138,31 @@ fn status_verbs_reload_and_observe_mode_against_the_real_daemon() {
     assert_eq!(s["queues"][0]["user_dropped"], 0, "{s}");
 
     // A manual ban of a range is counted by rule; `bans --ip` finds it from an address inside.
-    let (ok, out) = cli(&env, &["ban", "203.0.113.0/28", "--for", "10m", "--reason", "ops"]);
+    // (Not the /28 holding the PBX's own 203.0.113.1: no ban may cover an address of the host.)
+    let (ok, out) = cli(&env, &["ban", "203.0.113.16/28", "--for", "10m", "--reason", "ops"]);
     assert!(ok, "{out}");
     let s = status(&env);
     assert_eq!(s["bans_active"], 1, "{s}");
     assert_eq!(s["bans_by_rule"]["manual"], 1, "{s}");
-    let (ok, out) = cli(&env, &["bans", "--ip", "203.0.113.7", "--format", "json"]);
+    let (ok, out) = cli(&env, &["bans", "--ip", "203.0.113.23", "--format", "json"]);
     assert!(ok, "{out}");
     let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed["count"], 1, "{out}");
-    assert_eq!(listed["bans"][0]["net"], "203.0.113.0/28");
+    assert_eq!(listed["bans"][0]["net"], "203.0.113.16/28");
     let until = listed["bans"][0]["until_ms"].as_u64().unwrap();
     let (ok, out) = cli(&env, &["bans", "--ip", "203.0.113.77", "--format", "json"]);
     assert!(ok && out.contains("\"count\": 0"), "an address outside the range matched:\n{out}");
 
     // --extend: later, never earlier; without it, refused.
-    let (ok, out) = cli(&env, &["ban", "203.0.113.0/28", "--for", "1h"]);
+    let (ok, out) = cli(&env, &["ban", "203.0.113.16/28", "--for", "1h"]);
     assert!(!ok && out.contains("--extend"), "{out}");
-    let (ok, out) = cli(&env, &["ban", "203.0.113.0/28", "--for", "1h", "--extend"]);
+    let (ok, out) = cli(&env, &["ban", "203.0.113.16/28", "--for", "1h", "--extend"]);
     assert!(ok && out.contains("extended"), "{out}");
-    let (_, out) = cli(&env, &["bans", "--ip", "203.0.113.7", "--format", "json"]);
+    let (_, out) = cli(&env, &["bans", "--ip", "203.0.113.23", "--format", "json"]);
     let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
     let extended = listed["bans"][0]["until_ms"].as_u64().unwrap();
     assert!(extended >= until + 49 * 60_000, "not extended: {until} -> {extended}");
-    assert_eq!(kernel_bans(PBX), vec![net("203.0.113.0/28")]);
+    assert_eq!(kernel_bans(PBX), vec![net("203.0.113.16/28")]);
 
     // reload: a broken config is reported to the caller (key and line), non-zero exit, and
     // the daemon keeps its policy; a good one is applied.
@@ -193,6 +194,8 @@ fn status_verbs_reload_and_observe_mode_against_the_real_daemon() {
     assert_eq!(kernel_bans(PBX), Vec::<IpNet>::new());
     assert_eq!(status(&env)["bans_active"], 0);
     env.daemon.stop();
+    only_bans_left(PBX); // a stop keeps the ban sets; --cleanup removes everything
+    env.daemon.cleanup();
     no_rules_left(PBX);
 
     // 2. Observe mode: svmap's INVITE reaches the PBX, no kernel element, a would-ban.
@@ -240,5 +243,7 @@ fn status_verbs_reload_and_observe_mode_against_the_real_daemon() {
     assert!(shown.contains("observed") && shown.contains("would drop and ban"), "{shown}");
     assert!(!shown.contains("198.51.100."), "--ip kept another source:\n{shown}");
     env.daemon.stop();
+    only_bans_left(PBX); // a stop keeps the ban sets; --cleanup removes everything
+    env.daemon.cleanup();
     no_rules_left(PBX);
 }

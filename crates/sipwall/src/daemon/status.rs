@@ -54,6 +54,7 @@ impl QueueCounters {
             would_drop: self.would_drop.load(Ordering::Relaxed),
             unparsed: self.unparsed.load(Ordering::Relaxed),
             fragments: self.fragments.load(Ordering::Relaxed),
+            ..InlineStats::default()
         }
     }
 }
@@ -232,12 +233,19 @@ pub struct Reloader {
     last: Mutex<Option<ReloadStatus>>,
     /// Serialises reloads (a SIGHUP and a `sipwall reload` at once).
     busy: Mutex<()>,
+    /// The block-list loader thread: each reload hands it the new list (loaded in batches,
+    /// off the ban path).
+    blocklist: std::sync::mpsc::Sender<Vec<ipnet::IpNet>>,
 }
 
 impl Reloader {
     /// For the config file at `path`, whose `[enforce]` the daemon started with.
-    pub fn new(path: PathBuf, enforce: EnforceConfig) -> Reloader {
-        Reloader { path, enforce, last: Mutex::new(None), busy: Mutex::new(()) }
+    pub fn new(
+        path: PathBuf,
+        enforce: EnforceConfig,
+        blocklist: std::sync::mpsc::Sender<Vec<ipnet::IpNet>>,
+    ) -> Reloader {
+        Reloader { path, enforce, last: Mutex::new(None), busy: Mutex::new(()), blocklist }
     }
 
     /// Re-read the file and replace the engine's policy (bans and behaviour state kept), or
@@ -261,13 +269,27 @@ impl Reloader {
                     log::warn!("{why}: [enforce] changed; restart sipwall to apply it");
                     message.push_str("; [enforce] changed: restart sipwall to apply it");
                 }
+                super::log_policy_warnings(&format!("{why}: "), &policy);
                 let nets: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
-                // Bans the new policy makes trusted are lifted in the kernel and the store.
-                let lifted = lock(engine).reload(policy);
-                if !lifted.is_empty() {
-                    let _ = work.send(Work::Bans(lifted));
+                // Read before taking the lock: no I/O under it.
+                let addrs = super::local_addrs::read_logged();
+                // Bans the new policy makes trusted, or that cover an address this host has
+                // gained, are lifted in the kernel and the store.
+                let (mut lifted, local) = {
+                    let mut e = lock(engine);
+                    let lifted = e.reload(policy);
+                    (lifted, e.set_local_addresses(&addrs))
+                };
+                super::local_addrs::log_lifted(&local);
+                lifted.extend(local);
+                // Never wait on a busy ban worker (a storm): the periodic reconcile removes
+                // what the kernel still holds, and the engine already lets them through.
+                if !lifted.is_empty() && work.try_send(Work::Bans(lifted)).is_err() {
+                    log::warn!("{why}: ban worker busy; lifted bans leave the kernel at the next reconcile");
                 }
-                let _ = work.send(Work::Blocklist(nets));
+                if self.blocklist.send(nets).is_err() {
+                    log::error!("{why}: the block-list loader thread is gone; list not reloaded");
+                }
                 log::info!("{why}: {message}");
                 ReloadStatus { at_ms: now_ms(), ok: true, message }
             }
