@@ -631,5 +631,7 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/sipwall.example.toml");
         let config = load(&example).unwrap();
         assert_eq!(config.enforce, EnforceConfig::default());
+        // every [api] key it writes is the default (token_file is commented out)
+        assert_eq!(ApiConfig { token_file_line: 0, ..config.api }, ApiConfig::default());
     }
 }
