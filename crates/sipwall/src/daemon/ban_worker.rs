@@ -377,7 +377,9 @@ pub fn run(
                     kernel_in = Some(t0.elapsed());
                     // /metrics (the scraper reads these; only this thread writes them)
                     let m = crate::metrics::shared();
-                    m.kernel_set_in(t0.elapsed());
+                    if !adds.is_empty() {
+                        m.kernel_set_in(t0.elapsed());
+                    }
                     for b in &adds {
                         m.ban_added(&b.rule, &b.origin.to_string());
                     }
