@@ -17,6 +17,8 @@
 //!   is 401, compared in constant time.
 //! * Manual actions are audited as over the socket, with "api token" for the operator
 //!   ("manual ban by api token").
+//! * At most `limit::MAX_CONNECTIONS` connections are open at once (one more is closed at
+//!   once), so a client that never finishes a request cannot take the daemon's descriptors.
 //! * Request bodies are at most `protocol::MAX_REQUEST` bytes and checked by
 //!   `protocol::parse_request` (the socket's checks).
 //!
@@ -45,6 +47,7 @@ use crate::daemon::control_server::{execute, Ctx, Peer};
 use crate::protocol::{self, BanView, Command, Response};
 
 pub mod auth;
+pub mod limit;
 
 /// Most threads doing blocking work for the API at once.
 pub const MAX_BLOCKING: usize = 4;
@@ -129,7 +132,7 @@ pub fn spawn(
             };
             rt.block_on(async move {
                 let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
+                    Ok(l) => limit::Limited::new(l, limit::MAX_CONNECTIONS),
                     Err(e) => return log::error!("api: {e}"),
                 };
                 log::info!("HTTP API and /metrics on http://{addr}");
