@@ -280,35 +280,15 @@ impl Daemon {
             Firewall::install(ruleset.clone()).context("installing the nft table")?;
         let mut banset = BanSet::new(&ruleset.table).with_netlink();
         let simulate = status::Simulate::of(&enforce);
-        // Before any apply: the adopted sets may hold bans this writer does not know of.
-        // Without the store the engine knows no ban, and the kernel sets a previous run kept
-        // are the only record left: reconciling would remove them all, so they are kept as
-        // they are (each ends at its kernel timeout) and never reconciled in this run.
-        let reconcile_every = if store_unavailable.is_some() {
-            log::warn!(
-                "kernel ban sets adopted as they are: without the store their bans are unknown, \
-                 so they are not reconciled in this run (each ends at its kernel timeout)"
-            );
-            0
-        } else {
-            // Simulated bans (observe mode, `[enforce] simulate`) stay out of the kernel.
-            let real = engine.bans().filter(|b| !simulate.ban(b));
-            let desired = desired_bans(real.map(|b| (b.net, b.until)), now);
-            let r = banset
-                .reconcile(&desired)
-                .context("reconciling the kernel ban sets with the stored bans")?;
-            log::info!(
-                "kernel ban sets adopted and reconciled with {} stored ban(s) from {}: {} added, \
-                 {} stale removed, {} timeouts fixed, {} element(s)",
-                restored.len(),
-                db.display(),
-                r.missing_added,
-                r.stale_removed,
-                r.timeouts_fixed,
-                r.kernel_elements
-            );
-            enforce.reconcile_interval_secs
-        };
+        let reconcile_every = adopt_kernel_sets(
+            &mut banset,
+            &engine,
+            &simulate,
+            store_unavailable.is_some(),
+            &enforce,
+            &format!("{} stored ban(s) from {}", restored.len(), db.display()),
+            now,
+        )?;
         let blocklist_tx = blocklist_loader(&ruleset.table, blocklist)?;
         let backend =
             firewall.enable_queue(enforce.backend()).context("installing the queue rules")?;
@@ -320,17 +300,7 @@ impl Daemon {
             if ruleset.fail_closed { "closed" } else { "open" }
         );
         let facts = status::Facts::new(&enforce, &ruleset, backend);
-        if facts.observe {
-            log::warn!(
-                "OBSERVE MODE: every decision is made and recorded, but no packet is dropped \
-                 and no ban reaches the kernel or the store"
-            );
-        } else if !facts.simulate.is_empty() {
-            log::warn!(
-                "simulated rule families (decided and recorded, not enforced): {}",
-                facts.simulate.families().join(", ")
-            );
-        }
+        log_enforcement(&facts);
         let counters = Arc::new(status::Counters::new(ruleset.queue_first, ruleset.queue_count));
         let queues = open_queues(&ruleset)?;
         // Queues bound, bans restored: systemd (Type=notify) may start what depends on us.
@@ -351,34 +321,19 @@ impl Daemon {
         let worker_durable = durable.clone();
         let worker_give_up = Arc::new(AtomicBool::new(false));
         let decisions_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let worker = {
-            let in_flight = decisions_in_flight.clone();
-            let simulate = simulate.clone();
-            let engine = engine.clone();
-            let give_up = worker_give_up.clone();
-            let every = reconcile_every;
-            std::thread::Builder::new()
-                .name("sipwall-bans".into())
-                .spawn(move || {
-                    // A short copy under the lock; the remaining times are computed outside.
-                    let desired = || {
-                        let snapshot: Vec<_> = lock(&engine)
-                            .bans()
-                            .filter(|b| !simulate.ban(b))
-                            .map(|b| (b.net, b.until))
-                            .collect();
-                        desired_bans(snapshot.into_iter(), wall_clock())
-                    };
-                    let opts = ban_worker::WorkerOptions {
-                        reconcile_every: (every > 0).then(|| Duration::from_secs(every)),
-                        desired: &desired,
-                        give_up: &give_up,
-                        decisions_in_flight: &in_flight,
-                    };
-                    ban_worker::run(rx, &mut store, &mut banset, &wall_clock, &worker_durable, opts)
-                })
-                .context("starting the ban worker")?
-        };
+        let worker = spawn_ban_worker(
+            rx,
+            store,
+            banset,
+            BanWorkerShare {
+                engine: engine.clone(),
+                simulate: simulate.clone(),
+                durable: worker_durable,
+                give_up: worker_give_up.clone(),
+                decisions_in_flight: decisions_in_flight.clone(),
+            },
+            reconcile_every,
+        )?;
         let settings = QueueSettings {
             direction: DirectionRule::of(&enforce, &ruleset),
             record_decisions: enforce.record_decisions,
@@ -396,37 +351,31 @@ impl Daemon {
         for q in queues {
             threads.push(spawn_queue(q, &engine, &work, &settings, &shutdown)?);
         }
+        // The control socket and the HTTP API serve one model through one `execute`.
+        let serving = || control_server::Ctx {
+            engine: engine.clone(),
+            work: work.clone(),
+            clock: wall_clock,
+            durable: durable.clone(),
+            store_unavailable: store_unavailable.clone(),
+            facts: facts.clone(),
+            counters: counters.clone(),
+            rates: status::Rates::default(),
+            reloader: Some(reloader.clone()),
+        };
         let api_ready = Arc::new(AtomicBool::new(false));
         let api_thread = match api_bound {
             None => None,
-            Some(bound) => {
-                let ctx = control_server::Ctx {
-                    engine: engine.clone(),
-                    work: work.clone(),
-                    clock: wall_clock,
-                    durable: durable.clone(),
-                    store_unavailable: store_unavailable.clone(),
-                    facts: facts.clone(),
-                    counters: counters.clone(),
-                    rates: status::Rates::default(),
-                    reloader: Some(reloader.clone()),
-                };
-                let ready = api_ready.clone();
-                Some(crate::api::spawn(bound, ctx, db.clone(), ready, shutdown.flag())?)
-            }
+            Some(bound) => Some(crate::api::spawn(
+                bound,
+                serving(),
+                db.clone(),
+                api_ready.clone(),
+                shutdown.flag(),
+            )?),
         };
         let control = {
-            let ctx = control_server::Ctx {
-                engine: engine.clone(),
-                work: work.clone(),
-                clock: wall_clock,
-                durable,
-                store_unavailable: store_unavailable.clone(),
-                facts,
-                counters,
-                rates: status::Rates::default(),
-                reloader: Some(reloader.clone()),
-            };
+            let ctx = serving();
             let stop = shutdown.flag();
             std::thread::Builder::new()
                 .name("sipwall-control".into())
@@ -711,6 +660,103 @@ fn blocklist_loader(
         })
         .context("starting the block-list loader thread")?;
     Ok(tx)
+}
+
+/// Make the adopted kernel ban sets equal the engine's (restored) bans, BEFORE any apply: the
+/// sets a previous run kept may hold bans this writer does not know of. Returns how often the
+/// ban worker reconciles from then on (0: never).
+///
+/// Without the store the engine knows no ban, and the kernel sets a previous run kept are the
+/// only record left: reconciling would remove them all, so they are kept as they are (each
+/// ends at its kernel timeout) and never reconciled in this run.
+fn adopt_kernel_sets(
+    banset: &mut BanSet,
+    engine: &Engine,
+    simulate: &status::Simulate,
+    store_unavailable: bool,
+    enforce: &EnforceConfig,
+    restored: &str,
+    now: Timestamp,
+) -> anyhow::Result<u64> {
+    if store_unavailable {
+        log::warn!(
+            "kernel ban sets adopted as they are: without the store their bans are unknown, \
+             so they are not reconciled in this run (each ends at its kernel timeout)"
+        );
+        return Ok(0);
+    }
+    // Simulated bans (observe mode, `[enforce] simulate`) stay out of the kernel.
+    let real = engine.bans().filter(|b| !simulate.ban(b));
+    let desired = desired_bans(real.map(|b| (b.net, b.until)), now);
+    let r = banset
+        .reconcile(&desired)
+        .context("reconciling the kernel ban sets with the stored bans")?;
+    log::info!(
+        "kernel ban sets adopted and reconciled with {restored}: {} added, {} stale removed, \
+         {} timeouts fixed, {} element(s)",
+        r.missing_added,
+        r.stale_removed,
+        r.timeouts_fixed,
+        r.kernel_elements
+    );
+    Ok(enforce.reconcile_interval_secs)
+}
+
+/// Say loudly when rule families are only simulated (observe mode or `[enforce] simulate`).
+fn log_enforcement(facts: &status::Facts) {
+    if facts.observe {
+        log::warn!(
+            "OBSERVE MODE: every decision is made and recorded, but no packet is dropped \
+             and no ban reaches the kernel or the store"
+        );
+    } else if !facts.simulate.is_empty() {
+        log::warn!(
+            "simulated rule families (decided and recorded, not enforced): {}",
+            facts.simulate.families().join(", ")
+        );
+    }
+}
+
+/// What the ban worker shares with the rest of the daemon.
+struct BanWorkerShare {
+    engine: Arc<Mutex<Engine>>,
+    simulate: status::Simulate,
+    durable: ban_worker::DurableBans,
+    give_up: Arc<AtomicBool>,
+    decisions_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Start the ban worker, the one thread that owns the store and the kernel ban sets.
+fn spawn_ban_worker(
+    rx: mpsc::Receiver<Work>,
+    mut store: sipwall_store::Store,
+    mut banset: BanSet,
+    share: BanWorkerShare,
+    reconcile_every: u64,
+) -> anyhow::Result<JoinHandle<WorkerStats>> {
+    std::thread::Builder::new()
+        .name("sipwall-bans".into())
+        .spawn(move || {
+            let BanWorkerShare { engine, simulate, durable, give_up, decisions_in_flight } = share;
+            // A short copy under the lock; the remaining times are computed outside.
+            let desired = || {
+                let snapshot: Vec<_> = lock(&engine)
+                    .bans()
+                    .filter(|b| !simulate.ban(b))
+                    .map(|b| (b.net, b.until))
+                    .collect();
+                desired_bans(snapshot.into_iter(), wall_clock())
+            };
+            let opts = ban_worker::WorkerOptions {
+                reconcile_every: (reconcile_every > 0)
+                    .then(|| Duration::from_secs(reconcile_every)),
+                desired: &desired,
+                give_up: &give_up,
+                decisions_in_flight: &decisions_in_flight,
+            };
+            ban_worker::run(rx, &mut store, &mut banset, &wall_clock, &durable, opts)
+        })
+        .context("starting the ban worker")
 }
 
 /// Bind one NFQUEUE per queue number of the ruleset.
