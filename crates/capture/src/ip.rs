@@ -57,6 +57,7 @@ pub struct Defragmenter {
 }
 
 impl Defragmenter {
+    /// No datagram pending; bounded by `limits`.
     pub fn new(limits: Limits) -> Self {
         Defragmenter {
             pending: HashMap::new(),

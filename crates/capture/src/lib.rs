@@ -37,6 +37,7 @@
 //!   The look-ahead never goes past the read buffer ([`Limits::read_buffer`], 1 MiB by
 //!   default): corruption longer than that ends the read with a [`CaptureError`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -661,11 +662,28 @@ impl CaptureReader {
                 self.last_incomplete = None;
                 Ok(())
             }
-            Err(PcapError::Eof) => {
+            // `to_owned_vec` lets go of the read buffer's borrow (it keeps no input bytes).
+            Err(e) => {
+                let e = e.to_owned_vec();
+                self.read_error(e, offset, nothing_buffered)
+            }
+        }
+    }
+
+    /// What a failed read of the next block means: the end, a cut, more to read, or a corrupt
+    /// record to resynchronise after (or report).
+    fn read_error(
+        &mut self,
+        e: PcapError<&'static [u8]>,
+        offset: u64,
+        nothing_buffered: bool,
+    ) -> Result<(), CaptureError> {
+        match e {
+            PcapError::Eof => {
                 self.done = true;
                 Ok(())
             }
-            Err(PcapError::Incomplete(_)) => {
+            PcapError::Incomplete(_) => {
                 let at = self.src.consumed();
                 if self.last_incomplete == Some(at) && self.src.reader_exhausted() {
                     return Err(CaptureError::Truncated { offset });
@@ -678,29 +696,29 @@ impl CaptureReader {
             }
             // pcap-parser reports a clean end as UnexpectedEof when its buffer was not shifted
             // back to 0 (after a resynchronisation): nothing left means the end, not a cut.
-            Err(PcapError::UnexpectedEof) if nothing_buffered => {
+            PcapError::UnexpectedEof if nothing_buffered => {
                 self.done = true;
                 Ok(())
             }
             // pcapng: a block length past the end is corrupt if a plausible block follows
             // (a real cut leaves none); pcap keeps calling it a cut.
-            Err(PcapError::UnexpectedEof) => {
+            PcapError::UnexpectedEof => {
                 if self.ng && self.resync(offset, "block length runs past the end of the file") {
                     return Ok(());
                 }
                 Err(CaptureError::Truncated { offset })
             }
-            Err(PcapError::BufferTooSmall) => {
+            PcapError::BufferTooSmall => {
                 let reason = "record length larger than the read buffer (a corrupt length field?)";
                 self.corrupt(offset, reason.into())
             }
-            Err(PcapError::ReadError) => Err(CaptureError::Io(std::io::Error::other(format!(
+            PcapError::ReadError => Err(CaptureError::Io(std::io::Error::other(format!(
                 "read failed at byte {offset}"
             )))),
-            Err(PcapError::NomError(_, kind)) => {
+            PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
                 self.corrupt(offset, format!("unparsable record ({kind:?})"))
             }
-            Err(e) => Err(CaptureError::Corrupt { offset, reason: format!("{e:?}") }),
+            e => Err(CaptureError::Corrupt { offset, reason: format!("{e:?}") }),
         }
     }
 }

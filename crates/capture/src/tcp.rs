@@ -24,9 +24,12 @@ use sipwall_sip::{Framed, StreamFramer};
 
 use crate::{looks_like_sip, Limits};
 
+/// One direction of a TCP connection: its segments are reassembled apart from the other's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
+    /// Sender of the segments.
     pub src: SocketAddr,
+    /// Their receiver.
     pub dst: SocketAddr,
 }
 
@@ -56,19 +59,28 @@ struct Flow {
 /// TCP segment flags the reassembler cares about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TcpFlags {
+    /// SYN: a new connection (sequence numbers start over).
     pub syn: bool,
+    /// FIN: the sender is done; the flow can be forgotten.
     pub fin: bool,
+    /// RST: the connection is gone; the flow is forgotten.
     pub rst: bool,
 }
 
 /// Counters kept by the reassembler.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TcpStats {
+    /// Flows started.
     pub flows_opened: u64,
+    /// Flows dropped to stay within the flow limit (least recently seen first).
     pub flows_evicted: u64,
+    /// Segments whose bytes were already seen.
     pub retransmits: u64,
+    /// Segments that arrived ahead of a gap (held while the hold has room).
     pub out_of_order: u64,
+    /// Gaps given up on (bytes never seen): the stream resumes after them.
     pub gaps: u64,
+    /// Stream bytes the SIP framer refused (over its buffer, or no message head).
     pub framing_errors: u64,
 }
 
@@ -80,6 +92,7 @@ pub struct TcpReassembler {
     tick: u64,
     last_sweep: Duration,
     limits: Limits,
+    /// Counters.
     pub stats: TcpStats,
 }
 
@@ -89,6 +102,7 @@ fn seq_diff(a: u32, b: u32) -> i32 {
 }
 
 impl TcpReassembler {
+    /// An empty flow table bounded by `limits`.
     pub fn new(limits: Limits) -> Self {
         TcpReassembler {
             flows: HashMap::new(),

@@ -152,10 +152,36 @@ impl Rules {
         Analysis { rules_id: self.id, parsed: self.parse(p, canonical(peer)) }
     }
 
+    /// [`Rules::analyse`] for a caller that has already parsed the payload (offline
+    /// `inspect` parses once to learn the direction before it can build the [`Packet`]):
+    /// `parsed` must be `Message::parse(packet.payload)`. Never skips: the message is kept in
+    /// the analysis whatever the decision needs, so the caller reads it back with
+    /// [`Analysis::message`] instead of parsing a second time. Decides exactly as
+    /// [`Engine::decide`] (an eager analysis is what the engine would work out lazily).
+    pub fn analyse_parsed<'a>(
+        &self,
+        packet: &Packet<'a>,
+        parsed: Result<Message<'a>, ParseError<'a>>,
+    ) -> Analysis<'a> {
+        let peer =
+            if packet.direction == Direction::Inbound { packet.src.ip() } else { packet.dst.ip() };
+        Analysis { rules_id: self.id, parsed: self.classify(packet, parsed, canonical(peer)) }
+    }
+
     /// Parse `p` (and, inbound, scan it): what [`Rules::analyse`] stores, and what the engine
     /// works out under its lock when the analysis was skipped or made under other rules.
     fn parse<'a>(&self, p: &Packet<'a>, peer: IpAddr) -> Parsed<'a> {
-        match Message::parse(p.payload) {
+        self.classify(p, Message::parse(p.payload), peer)
+    }
+
+    /// The parse of `p`'s payload, with an inbound request's fields and signature hits.
+    fn classify<'a>(
+        &self,
+        p: &Packet<'a>,
+        parsed: Result<Message<'a>, ParseError<'a>>,
+        peer: IpAddr,
+    ) -> Parsed<'a> {
+        match parsed {
             Ok(msg) if msg.is_request() && p.direction == Direction::Inbound => {
                 let x = Fields::of(&msg);
                 let hits = self.matcher.scan(&msg, &x, peer);
@@ -173,10 +199,19 @@ pub struct Analysis<'a> {
     parsed: Parsed<'a>,
 }
 
-impl Analysis<'_> {
+impl<'a> Analysis<'a> {
     /// No work done in advance: the engine parses when (and if) the decision needs it.
     pub fn none() -> Self {
         Analysis { rules_id: 0, parsed: Parsed::Pending }
+    }
+
+    /// The parsed message, where the analysis parsed one (always after
+    /// [`Rules::analyse_parsed`] of a message that parsed).
+    pub fn message(&self) -> Option<&Message<'a>> {
+        match &self.parsed {
+            Parsed::Request(m, ..) | Parsed::Other(m) => Some(m),
+            Parsed::Pending | Parsed::Malformed(..) => None,
+        }
     }
 }
 

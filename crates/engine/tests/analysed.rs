@@ -52,6 +52,7 @@ fn analysed_decisions_equal_plain_decisions_for_every_scenario_and_policy() {
             let sc = load(name);
             let mut plain = Engine::new(policy.clone());
             let mut split = Engine::new(policy.clone());
+            let mut parsed_once = Engine::new(policy.clone());
             for d in &sc.datagrams {
                 let src = "203.0.113.5:5060";
                 let p = if d.inbound { inbound(src, &d.bytes) } else { outbound(src, &d.bytes) };
@@ -60,10 +61,19 @@ fn analysed_decisions_equal_plain_decisions_for_every_scenario_and_policy() {
                 let rules = split.rules().clone();
                 let got = split.decide_analysed(&p, &rules.analyse(&p), t);
                 assert_eq!(got, expected, "{name}, datagram {}, policy {text:?}", d.n);
+                // What inspect does: parse once, hand the parse to the engine, read it back.
+                let own = parsed_once.rules().clone(); // its own rules: not redone as stale
+                let eager = own.analyse_parsed(&p, sipwall_sip::Message::parse(&d.bytes));
+                let got = parsed_once.decide_analysed(&p, &eager, t);
+                assert_eq!(got, expected, "parsed once: {name}, datagram {}, {text:?}", d.n);
+                let reread = eager.message().map(|m| m.is_request());
+                let direct = sipwall_sip::Message::parse(&d.bytes).ok().map(|m| m.is_request());
+                assert_eq!(reread, direct, "{name}, datagram {}: message not kept", d.n);
                 compared += 1;
                 refused += usize::from(expected.verdict != Verdict::Accept);
             }
             assert_eq!(plain.stats(), split.stats(), "{name}, policy {text:?}");
+            assert_eq!(plain.stats(), parsed_once.stats(), "parsed once: {name}, {text:?}");
         }
     }
     // The comparison covered both outcomes, not only accepts.

@@ -52,12 +52,45 @@ pub struct EnforceConfig {
     pub table: TableName,
     /// How often expired bans are removed, in milliseconds.
     pub expire_interval_ms: u64,
+    /// How often the kernel ban sets are compared with the daemon's active bans and repaired,
+    /// in seconds (0 = only at start).
+    pub reconcile_interval_secs: u64,
     /// Store every non-accept decision with its evidence.
     pub record_decisions: bool,
     /// Most TCP connections tracked per queue.
     pub max_tcp_flows: usize,
     /// Unix socket of the operator commands (`sipwall ban/unban/bans`), mode 0600.
     pub control_socket: PathBuf,
+    /// Rule families only simulated: decided and recorded as "would drop/would ban", but
+    /// their packets are accepted and their bans never reach the kernel or the store
+    /// (families: the first part of the engine's rule ids, see [`FAMILIES`]).
+    pub simulate: Vec<Family>,
+}
+
+/// The rule families `[enforce] simulate` may name: the first part of the engine's rule ids
+/// (`signature.friendly-scanner` is of `signature`; `ban` holds `ban.aggregate`).
+pub const FAMILIES: &[&str] =
+    &["signature", "behaviour", "policy", "tripwire", "blocklist", "malformed", "ban"];
+
+/// A rule family of [`FAMILIES`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Family(pub String);
+
+impl TryFrom<String> for Family {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if FAMILIES.contains(&s.as_str()) {
+            Ok(Family(s))
+        } else {
+            Err(format!("unknown rule family '{s}' (one of: {})", FAMILIES.join(", ")))
+        }
+    }
+}
+
+/// The family of a rule id: `behaviour.flood` -> `behaviour`.
+pub fn family_of(rule: &str) -> &str {
+    rule.split('.').next().unwrap_or(rule)
 }
 
 /// Where sipwall stands.
@@ -70,6 +103,8 @@ pub enum Mode {
     Router,
     /// Both.
     Both,
+    /// This host, observing only: every rule family simulated (see `simulate`).
+    Observe,
 }
 
 /// `[enforce] ports` items: `udp:PORT`, `tcp:PORT` or `tls:PORT` (TLS: bans only).
@@ -165,9 +200,11 @@ impl Default for EnforceConfig {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             table: TableName(DEFAULT_TABLE.into()),
             expire_interval_ms: 1000,
+            reconcile_interval_secs: 30,
             record_decisions: true,
             max_tcp_flows: 16_384,
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            simulate: Vec::new(),
         }
     }
 }
@@ -192,7 +229,7 @@ impl EnforceConfig {
             table: self.table.0.clone(),
             ports,
             hooks: Hooks {
-                input: matches!(self.mode, Mode::Host | Mode::Both),
+                input: matches!(self.mode, Mode::Host | Mode::Both | Mode::Observe),
                 forward: matches!(self.mode, Mode::Router | Mode::Both),
             },
             queue_first: self.queue_first,
@@ -203,6 +240,22 @@ impl EnforceConfig {
                 BanScopeSetting::All => BanScope::All,
             },
         })
+    }
+
+    /// True in observe mode: nothing is enforced.
+    pub fn observe(&self) -> bool {
+        self.mode == Mode::Observe
+    }
+
+    /// The simulated families: all of them when observing, else `simulate`.
+    pub fn simulated_families(&self) -> Vec<String> {
+        if self.observe() {
+            return FAMILIES.iter().map(|f| f.to_string()).collect();
+        }
+        let mut v: Vec<String> = self.simulate.iter().map(|f| f.0.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// The checks across keys: the key to blame and what is wrong.

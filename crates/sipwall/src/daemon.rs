@@ -12,39 +12,66 @@
 //!    is left exactly as it is, for forensics ([`open_store_or_memory`]). The
 //!    control socket (`[enforce] control_socket`, mode 0600) is bound here, with every
 //!    capability still held ([`control_server`]);
-//! 3. the `inet` table with its ban sets (leftovers of a crashed run are removed first), and
-//!    every restored ban put into the kernel sets — BEFORE any packet is queued;
-//! 4. the queue rules (nft `queue` if the kernel has it, else iptables NFQUEUE; logged), and
+//! 3. the `inet` table ADOPTED ([`Firewall::install`]: the ban and block-list sets a previous
+//!    run kept stay in the kernel, so banned sources are dropped throughout a restart), then
+//!    the kernel ban sets reconciled with the engine's active bans ([`BanSet::reconcile`]:
+//!    missing ones added, stale ones removed, in one transaction) — BEFORE any ban is applied
+//!    and before any packet is queued;
+//! 4. the block list starts loading on its own thread ([`blocklist_loader`], in batches, with
+//!    progress logged): queues may open while a large list is still loading, since the bans
+//!    are already in place;
+//! 5. the queue rules (nft `queue` if the kernel has it, else iptables NFQUEUE; logged), and
 //!    one bound NFQUEUE per queue number;
-//! 5. capabilities reduced to CAP_NET_ADMIN ([`privs`]); then the threads: one per queue, one
-//!    ban worker owning the store and ban sets ([`ban_worker`]), one serving the control socket.
+//! 6. capabilities reduced to CAP_NET_ADMIN ([`privs`]); then the threads: one per queue, one
+//!    ban worker owning the store and ban sets ([`ban_worker`], which also reconciles the
+//!    kernel sets every `[enforce] reconcile_interval_secs`), one serving the control socket.
 //!
-//! Signals: SIGHUP re-reads the config and replaces the engine's policy (bans and behaviour
-//! state kept); SIGTERM/SIGINT stop the queues, flush pending bans, remove every rule and exit
-//! 0; the control socket file is removed on every exit path. Every error path after step 3
-//! removes the rules too (drop guard); `sipwall run --cleanup` removes leftovers by hand (rules,
-//! table and a stale control socket). Packets are accepted by the kernel while no queue is bound
-//! (fail open, `--queue-bypass`) unless `fail_closed`.
+//! Signals: SIGHUP re-reads the config, replaces the engine's policy (bans and behaviour state
+//! kept) and hands the new block list to the loader thread. SIGTERM/SIGINT stop (below) and
+//! exit 0; the control socket file is removed on every exit path.
+//!
+//! Stop (CONTRACT: the door stays shut, and stop is bounded in time):
+//! 1. the queue rules are removed FIRST ([`Firewall::stop_keeping_bans`]): from then on
+//!    guarded traffic passes to the services as without sipwall, minus the banned sources,
+//!    which the kernel keeps dropping from the ban and block-list sets (each ban until its own
+//!    kernel timeout) while no daemon runs. The next start adopts them. A supervisor's SIGKILL
+//!    after this step leaves exactly that safe state; a SIGKILL before it (a window of one
+//!    `nft`/`iptables` call) leaves queue rules without a consumer: fail open (the default,
+//!    `--queue-bypass`) lets the traffic pass, `fail_closed` drops guarded traffic until the
+//!    next start, which is what that setting asks for while no daemon runs;
+//! 2. the queue threads, the control thread and the ban worker are joined against ONE
+//!    deadline ([`STOP_DEADLINE`]); what is still pending then (ban actions not yet handed
+//!    over, work items not yet applied) is logged as lost with its count, not waited for;
+//!    the block-list loader is not waited for at all (each of its batches is one kernel
+//!    transaction, and the next start reads the sets back and writes only the difference);
+//! 3. `sipwall run --cleanup` (and a package purge) removes everything, sets included, and a
+//!    stale control socket.
+//!
+//! Every error path after step 3 stops queueing the same way (the [`Firewall`] drop guard).
+//! Packets are accepted by the kernel while no queue is bound (fail open, `--queue-bypass`)
+//! unless `fail_closed`.
 //!
 //! Shape: [`main`] = [`Daemon::start`] (the steps above; returns the running daemon),
 //! [`Daemon::supervise`] (the loop: SIGHUP reload, ban expiry, history pruning, until the
-//! one [`Shutdown`] is requested by a signal or a failed thread) and [`Daemon::stop`] (join
-//! the threads in order, flush the ban worker, remove the rules).
+//! one [`Shutdown`] is requested by a signal or a failed thread) and [`Daemon::stop`].
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::TrySendError;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use sipwall_engine::{Engine, Timestamp};
-use sipwall_netfilter::{BanSet, Firewall, Queue, QueueConfig, QueueError};
+use sipwall_netfilter::{BanSet, DesiredBan, Firewall, Queue, QueueConfig, QueueError};
 
 pub mod ban_worker;
 pub mod control_server;
+pub mod local_addrs;
 pub mod privs;
 pub mod queue_thread;
+pub mod status;
 pub mod tcp;
 
 use crate::config::{self, Config, EnforceConfig};
@@ -61,9 +88,15 @@ pub struct RunArgs {
     /// State directory (overrides `enforce.state_dir`).
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Remove sipwall's rules and table left by an earlier run, then exit.
-    #[arg(long)]
+    /// Remove everything sipwall put in the kernel (rules, table, ban and block-list sets) and
+    /// a stale control socket, then exit. For uninstalling: banned sources are let in again.
+    #[arg(long, conflicts_with = "stop_queueing")]
     pub cleanup: bool,
+    /// Remove only the queue rules a killed run left and keep the ban and block-list sets
+    /// (what a clean stop leaves), then exit. For a supervisor after the daemon ended
+    /// (systemd `ExecStopPost`): a run killed mid-stop leaves no queue without a consumer.
+    #[arg(long)]
+    pub stop_queueing: bool,
     /// Control socket (overrides `enforce.control_socket`).
     #[arg(long)]
     pub socket: Option<PathBuf>,
@@ -80,6 +113,11 @@ const SUPERVISE_TICK: Duration = Duration::from_millis(50);
 const STORE_NAG_EVERY: Duration = Duration::from_secs(600);
 /// Room in the channel to the ban worker.
 const WORK_QUEUE: usize = 65_536;
+/// How long a stop waits, in all, for the threads to finish their work after the queue rules
+/// are gone; what is left then is logged as lost.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(3);
+/// Block-list element changes per kernel transaction of the loader thread.
+const BLOCKLIST_BATCH: usize = 10_000;
 
 /// The daemon's one shutdown signal: set by SIGTERM/SIGINT, or by a thread that failed (then
 /// [`Shutdown::failed`] says so and the exit code is 1). Every thread polls the same flag.
@@ -131,10 +169,23 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.cleanup {
         let ruleset = config.enforce.ruleset(&config.policy.ports_to_guard())?;
         sipwall_netfilter::remove_all(&ruleset.table).context("removing leftover rules")?;
-        log::info!("removed sipwall rules and table inet {}", ruleset.table);
+        log::info!(
+            "removed sipwall rules, ban and block-list sets (table inet {}) and empty filter \
+             tables the iptables fallback left",
+            ruleset.table
+        );
         // A killed daemon's socket file; a live daemon's is kept (and said so).
         let socket = args.socket.clone().unwrap_or_else(|| config.enforce.control_socket.clone());
         control_server::remove_stale(&socket).context("--cleanup")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.stop_queueing {
+        let ruleset = config.enforce.ruleset(&config.policy.ports_to_guard())?;
+        // Adopting the table removes leftover queue rules and rewrites the ban chain in one
+        // transaction with the sets kept; stopping then removes the queue chains.
+        let mut firewall = Firewall::install(ruleset).context("adopting the nft table")?;
+        firewall.stop_keeping_bans().context("removing the queue rules")?;
+        log::info!("queue rules removed; ban and block-list sets kept in the kernel");
         return Ok(ExitCode::SUCCESS);
     }
     let mut daemon = Daemon::start(&args, config)?;
@@ -144,7 +195,6 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// A running daemon: its threads, the channel to the ban worker, and the installed rules.
 pub struct Daemon {
-    config_path: PathBuf,
     enforce: EnforceConfig,
     engine: Arc<Mutex<Engine>>,
     work: mpsc::SyncSender<Work>,
@@ -153,9 +203,14 @@ pub struct Daemon {
     queues: Vec<QueueHandle>,
     control: JoinHandle<()>,
     worker: JoinHandle<WorkerStats>,
+    worker_give_up: Arc<AtomicBool>,
     firewall: Firewall,
+    /// Expired-ban removals the worker's full channel did not take yet (bounded).
+    expired_pending: Vec<sipwall_engine::BanAction>,
     /// Why the daemon runs on an in-memory store (None: the store on disk is in use).
     store_unavailable: Option<String>,
+    /// The config reloader shared with the control socket (`sipwall reload`).
+    reloader: Arc<status::Reloader>,
 }
 
 /// Open `STATE_DIR/sipwall.db`, creating the directory if needed; when that fails, an
@@ -165,10 +220,14 @@ pub fn open_store_or_memory(
     state_dir: &std::path::Path,
 ) -> anyhow::Result<(sipwall_store::Store, Option<String>)> {
     let db = state_dir.join(config::STORE_FILE);
-    let opened = std::fs::create_dir_all(state_dir)
-        .map_err(|e| format!("creating state directory {}: {e}", state_dir.display()))
-        // The store's error already names the file: no second "opening the store X" around it.
-        .and_then(|()| sipwall_store::Store::open(&db).map_err(|e| e.to_string()));
+    // 0700: the store holds callers' User-Agents and Call-IDs (systemd's StateDirectory does
+    // the same; this covers runs outside systemd).
+    let opened =
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(state_dir)
+            .map_err(|e| format!("creating state directory {}: {e}", state_dir.display()))
+            // The store's error already names the file: no second "opening the store X" around it.
+            .and_then(|()| sipwall_store::Store::open(&db).map_err(|e| e.to_string()));
     match opened {
         Ok(store) => Ok((store, None)),
         Err(why) => {
@@ -203,7 +262,10 @@ impl Daemon {
 
         let now = wall_clock();
         let blocklist: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
+        log_policy_warnings("", &policy);
         let mut engine = Engine::new(policy);
+        // Before the stored bans come back: none of them may cover this host.
+        local_addrs::log_lifted(&engine.set_local_addresses(&local_addrs::read_logged()));
         let restored = restore_state(&mut engine, &mut store, now)?;
         let socket_path = args.socket.clone().unwrap_or_else(|| enforce.control_socket.clone());
         // Bound before capabilities are dropped; removed when dropped (every return below).
@@ -212,12 +274,37 @@ impl Daemon {
         let mut firewall =
             Firewall::install(ruleset.clone()).context("installing the nft table")?;
         let mut banset = BanSet::new(&ruleset.table).with_netlink();
-        banset
-            .apply(&ban_worker::add_ops(&restored, now))
-            .context("restoring stored bans into the kernel sets")?;
-        log::info!("restored {} ban(s) from {} into the kernel sets", restored.len(), db.display());
-        banset.replace_blocklist(&blocklist).context("loading the block list into the kernel")?;
-        log::info!("block list: {} network(s) in the kernel sets", blocklist.len());
+        let simulate = status::Simulate::of(&enforce);
+        // Before any apply: the adopted sets may hold bans this writer does not know of.
+        // Without the store the engine knows no ban, and the kernel sets a previous run kept
+        // are the only record left: reconciling would remove them all, so they are kept as
+        // they are (each ends at its kernel timeout) and never reconciled in this run.
+        let reconcile_every = if store_unavailable.is_some() {
+            log::warn!(
+                "kernel ban sets adopted as they are: without the store their bans are unknown, \
+                 so they are not reconciled in this run (each ends at its kernel timeout)"
+            );
+            0
+        } else {
+            // Simulated bans (observe mode, `[enforce] simulate`) stay out of the kernel.
+            let real = engine.bans().filter(|b| !simulate.ban(b));
+            let desired = desired_bans(real.map(|b| (b.net, b.until)), now);
+            let r = banset
+                .reconcile(&desired)
+                .context("reconciling the kernel ban sets with the stored bans")?;
+            log::info!(
+                "kernel ban sets adopted and reconciled with {} stored ban(s) from {}: {} added, \
+                 {} stale removed, {} timeouts fixed, {} element(s)",
+                restored.len(),
+                db.display(),
+                r.missing_added,
+                r.stale_removed,
+                r.timeouts_fixed,
+                r.kernel_elements
+            );
+            enforce.reconcile_interval_secs
+        };
+        let blocklist_tx = blocklist_loader(&ruleset.table, blocklist)?;
         let backend =
             firewall.enable_queue(enforce.backend()).context("installing the queue rules")?;
         log::info!(
@@ -227,7 +314,22 @@ impl Daemon {
             enforce.mode,
             if ruleset.fail_closed { "closed" } else { "open" }
         );
+        let facts = status::Facts::new(&enforce, &ruleset, backend);
+        if facts.observe {
+            log::warn!(
+                "OBSERVE MODE: every decision is made and recorded, but no packet is dropped \
+                 and no ban reaches the kernel or the store"
+            );
+        } else if !facts.simulate.is_empty() {
+            log::warn!(
+                "simulated rule families (decided and recorded, not enforced): {}",
+                facts.simulate.families().join(", ")
+            );
+        }
+        let counters = Arc::new(status::Counters::new(ruleset.queue_first, ruleset.queue_count));
         let queues = open_queues(&ruleset)?;
+        // Queues bound, bans restored: systemd (Type=notify) may start what depends on us.
+        let _ = crate::sd_notify::ready();
         if !args.keep_caps {
             privs::keep_only_net_admin().context("dropping capabilities")?;
         }
@@ -242,17 +344,49 @@ impl Daemon {
         };
         durable.mark(&restored); // they came from the store
         let worker_durable = durable.clone();
-        let worker = std::thread::Builder::new()
-            .name("sipwall-bans".into())
-            .spawn(move || {
-                ban_worker::run(rx, &mut store, &mut banset, &wall_clock, &worker_durable)
-            })
-            .context("starting the ban worker")?;
+        let worker_give_up = Arc::new(AtomicBool::new(false));
+        let decisions_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let worker = {
+            let in_flight = decisions_in_flight.clone();
+            let simulate = simulate.clone();
+            let engine = engine.clone();
+            let give_up = worker_give_up.clone();
+            let every = reconcile_every;
+            std::thread::Builder::new()
+                .name("sipwall-bans".into())
+                .spawn(move || {
+                    // A short copy under the lock; the remaining times are computed outside.
+                    let desired = || {
+                        let snapshot: Vec<_> = lock(&engine)
+                            .bans()
+                            .filter(|b| !simulate.ban(b))
+                            .map(|b| (b.net, b.until))
+                            .collect();
+                        desired_bans(snapshot.into_iter(), wall_clock())
+                    };
+                    let opts = ban_worker::WorkerOptions {
+                        reconcile_every: (every > 0).then(|| Duration::from_secs(every)),
+                        desired: &desired,
+                        give_up: &give_up,
+                        decisions_in_flight: &in_flight,
+                    };
+                    ban_worker::run(rx, &mut store, &mut banset, &wall_clock, &worker_durable, opts)
+                })
+                .context("starting the ban worker")?
+        };
         let settings = QueueSettings {
             direction: DirectionRule::of(&enforce, &ruleset),
             record_decisions: enforce.record_decisions,
             max_tcp_flows: enforce.max_tcp_flows,
+            decisions_in_flight: decisions_in_flight.clone(),
+            counters: counters.clone(),
+            simulate: facts.simulate.clone(),
         };
+        let reloader = Arc::new(status::Reloader::new(
+            args.config.clone(),
+            enforce.clone(),
+            blocklist_tx.clone(),
+        ));
         let mut threads = Vec::new();
         for q in queues {
             threads.push(spawn_queue(q, &engine, &work, &settings, &shutdown)?);
@@ -264,6 +398,10 @@ impl Daemon {
                 clock: wall_clock,
                 durable,
                 store_unavailable: store_unavailable.clone(),
+                facts,
+                counters,
+                rates: status::Rates::default(),
+                reloader: Some(reloader.clone()),
             };
             let stop = shutdown.flag();
             std::thread::Builder::new()
@@ -273,7 +411,6 @@ impl Daemon {
         };
         log::info!("sipwall running: {} queue thread(s)", threads.len());
         Ok(Daemon {
-            config_path: args.config.clone(),
             enforce,
             engine,
             work,
@@ -282,8 +419,11 @@ impl Daemon {
             queues: threads,
             control,
             worker,
+            worker_give_up,
             firewall,
+            expired_pending: Vec::new(),
             store_unavailable,
+            reloader,
         })
     }
 
@@ -307,16 +447,15 @@ impl Daemon {
             if last_expire.elapsed() >= expire_every {
                 last_expire = Instant::now();
                 let removed = lock(&self.engine).expire(wall_clock());
-                if !removed.is_empty() {
-                    let _ = self.work.send(Work::Bans(removed));
-                }
+                self.hand_over(removed);
             }
             if last_prune.elapsed() >= PRUNE_HISTORY_EVERY {
                 last_prune = Instant::now();
                 let forget =
                     Duration::from_millis(lock(&self.engine).policy().bans.forget_after_ms);
                 let before = Timestamp(wall_clock().0.saturating_sub(forget));
-                let _ = self.work.send(Work::PruneHistory(before));
+                // Skipped when the worker is busy; the next prune takes it.
+                let _ = self.work.try_send(Work::PruneHistory(before));
             }
         }
         if self.shutdown.failed() {
@@ -324,74 +463,219 @@ impl Daemon {
         }
     }
 
-    /// SIGHUP: replace the engine's policy (bans and behaviour state kept), or keep the
-    /// current one when the file does not load.
-    fn reload_config(&mut self) {
-        match config::load(&self.config_path) {
-            Ok(Config { policy, enforce, blocklists }) => {
-                for (file, load) in &blocklists {
-                    log::info!("SIGHUP: block list {}: {load:?}", file.display());
-                }
-                if enforce != self.enforce {
-                    log::warn!("SIGHUP: [enforce] changed; restart sipwall to apply it");
-                }
-                let nets: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
-                // Bans the new policy makes trusted are lifted in the kernel and the store.
-                let lifted = lock(&self.engine).reload(policy);
-                if !lifted.is_empty() {
-                    let _ = self.work.send(Work::Bans(lifted));
-                }
-                let _ = self.work.send(Work::Blocklist(nets));
-                log::info!("SIGHUP: policy reloaded from {}", self.config_path.display());
-            }
-            Err(e) => log::error!("SIGHUP: keeping the current policy: {e:#}"),
+    /// Hand ban actions of the supervisor (expiries, SIGHUP lifts) to the worker without
+    /// waiting: the supervisor must stay responsive to SIGTERM in a storm. Kept (bounded) and
+    /// retried at the next tick while the channel is full; past the bound they are dropped:
+    /// the kernel ends expired elements by itself and the reconcile removes lifted ones.
+    fn hand_over(&mut self, actions: Vec<sipwall_engine::BanAction>) {
+        self.expired_pending.extend(actions);
+        if self.expired_pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.expired_pending);
+        if let Err(TrySendError::Full(Work::Bans(mut back))) = self.work.try_send(Work::Bans(batch))
+        {
+            back.truncate(queue_thread::PENDING_BANS_MAX);
+            self.expired_pending = back;
         }
     }
 
-    /// Stop in order: queue threads, then the control thread (a command being served still
-    /// gets its ban applied), then the ban worker (after flushing), then the rules.
+    /// SIGHUP: replace the engine's policy (bans and behaviour state kept), or keep the
+    /// current one when the file does not load (the reloader `sipwall reload` shares).
+    fn reload_config(&mut self) {
+        self.reloader.reload(&self.engine, &self.work, "SIGHUP");
+    }
+
+    /// Stop (module docs): queue rules first, then every thread against one deadline.
     pub fn stop(self) -> anyhow::Result<ExitCode> {
+        let t0 = Instant::now();
         log::info!("stopping");
+        let _ = crate::sd_notify::stopping();
         self.shutdown.request();
         let mut failed = self.shutdown.failed();
+        let mut firewall = self.firewall;
+        match firewall.stop_keeping_bans() {
+            Ok(()) => log::info!(
+                "queue rules removed after {} ms; ban and block-list sets kept in the kernel \
+                 (`sipwall run --cleanup` removes them)",
+                t0.elapsed().as_millis()
+            ),
+            Err(e) => {
+                failed = true;
+                log::error!("removing the queue rules: {e}");
+            }
+        }
+        let deadline = t0 + STOP_DEADLINE;
+        let (mut ban_overflow, mut lost) = (0u64, 0u64);
         for (num, h) in self.queues {
-            match h.join() {
-                Ok(Ok(s)) => log::info!(
-                    "queue {num}: {} packets, {} dropped, {} unparsed",
-                    s.packets,
-                    s.dropped,
-                    s.unparsed
-                ),
-                Ok(Err(e)) => {
+            match join_by(h, deadline).ok() {
+                Some(Ok(Ok(s))) => {
+                    ban_overflow += s.ban_overflow;
+                    lost += s.bans_lost_at_stop;
+                    log::info!(
+                        "queue {num}: {} packets, {} dropped, {} would drop (simulated), {} \
+                         unparsed",
+                        s.packets,
+                        s.dropped,
+                        s.would_drop,
+                        s.unparsed
+                    )
+                }
+                Some(Ok(Err(e))) => {
                     failed = true;
                     log::error!("queue {num}: {e}");
                 }
-                Err(_) => {
+                Some(Err(_)) => {
                     failed = true;
                     log::error!("queue {num}: thread panicked");
                 }
+                None => log::warn!("queue {num}: thread still busy at the stop deadline; left"),
             }
         }
-        if self.control.join().is_err() {
-            log::error!("control socket thread panicked");
+        match join_by(self.control, deadline) {
+            Ok(Err(_)) => log::error!("control socket thread panicked"),
+            Err(_) => log::warn!("control socket thread still busy at the stop deadline; left"),
+            Ok(Ok(())) => {}
         }
-        let _ = self.work.send(Work::Stop);
+        // Never block on a full channel: try until the deadline, then tell the worker to give
+        // up on what is queued.
+        while self.work.try_send(Work::Stop).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         drop(self.work);
-        if let Ok(s) = self.worker.join() {
-            log::info!(
-                "bans: {} stored+active, {} removed, {} decisions stored, {} store errors, {} kernel errors",
-                s.bans_active,
-                s.bans_removed,
-                s.decisions,
-                s.store_errors,
-                s.kernel_errors
-            );
+        let mut worker = Some(self.worker);
+        if let Some(h) = worker.take() {
+            worker = match join_by(h, deadline) {
+                Ok(r) => {
+                    report_worker(r.ok(), ban_overflow, lost);
+                    None
+                }
+                Err(h) => Some(h),
+            };
         }
-        let mut firewall = self.firewall;
-        firewall.remove().context("removing the rules")?;
-        log::info!("rules removed; bye");
+        if let Some(h) = worker {
+            // Past the deadline: the worker counts what is still queued as lost and returns
+            // after the batch in flight (one kernel transaction and one fsync at most).
+            self.worker_give_up.store(true, Ordering::Relaxed);
+            match join_by(h, Instant::now() + STOP_GRACE) {
+                Ok(r) => report_worker(r.ok(), ban_overflow, lost),
+                Err(_) => log::warn!(
+                    "ban worker still busy {} ms after the stop deadline; left (its work is \
+                     lost; the kernel keeps the bans it has)",
+                    STOP_GRACE.as_millis()
+                ),
+            }
+        }
+        log::info!("stopped after {} ms; bye", t0.elapsed().as_millis());
         Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
     }
+}
+
+/// Log the policy's risky-but-valid settings, each with its key and line.
+pub(crate) fn log_policy_warnings(prefix: &str, policy: &sipwall_engine::Policy) {
+    for w in policy.warnings() {
+        log::warn!("{prefix}config: {w}");
+    }
+}
+
+/// Extra time the ban worker gets after [`STOP_DEADLINE`] to notice it must give up.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// Join `h` if it finishes before `deadline`; else hand it back (the thread is left running;
+/// the process exit ends it).
+fn join_by<T>(
+    h: JoinHandle<T>,
+    deadline: Instant,
+) -> Result<std::thread::Result<T>, JoinHandle<T>> {
+    while !h.is_finished() {
+        if Instant::now() >= deadline {
+            return Err(h);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(h.join())
+}
+
+/// The stop log line of the ban worker, with what the queue threads could not hand over.
+fn report_worker(stats: Option<WorkerStats>, ban_overflow: u64, lost_in_queues: u64) {
+    let Some(s) = stats else {
+        log::error!("ban worker panicked");
+        return;
+    };
+    log::info!(
+        "bans: {} stored+active, {} removed, {} decisions stored, {} store errors, {} kernel \
+         errors, {} reconciles with {} repair(s), {} over the queue buffers (kernel by reconcile)",
+        s.bans_active,
+        s.bans_removed,
+        s.decisions,
+        s.store_errors,
+        s.kernel_errors,
+        s.reconciles,
+        s.reconcile_repairs,
+        ban_overflow
+    );
+    if s.lost_at_stop + lost_in_queues > 0 {
+        log::warn!(
+            "stop: {} pending work item(s) of the ban worker and {} ban action(s) of the queue \
+             threads not applied (lost: not durable; the engine's copy ends with the process)",
+            s.lost_at_stop,
+            lost_in_queues
+        );
+    }
+}
+
+/// The kernel's view of active bans: remaining time of each (over ones skipped).
+pub fn desired_bans(
+    bans: impl Iterator<Item = (ipnet::IpNet, Timestamp)>,
+    now: Timestamp,
+) -> Vec<DesiredBan> {
+    bans.filter_map(|(net, until)| {
+        ban_worker::kernel_timeout(until, now).map(|t| DesiredBan { net, remaining: Some(t) })
+    })
+    .collect()
+}
+
+/// The block-list loader: its own thread with its own [`BanSet`] (own netlink socket), so a
+/// large list never delays a ban. Loads `first` now, then every list sent on the returned
+/// channel (SIGHUP); when several wait, only the newest is loaded. Progress is logged.
+fn blocklist_loader(
+    table: &str,
+    first: Vec<ipnet::IpNet>,
+) -> anyhow::Result<mpsc::Sender<Vec<ipnet::IpNet>>> {
+    let (tx, rx) = mpsc::channel::<Vec<ipnet::IpNet>>();
+    let mut set = BanSet::new(table).with_netlink();
+    std::thread::Builder::new()
+        .name("sipwall-blocklist".into())
+        .spawn(move || {
+            let mut next = Some(first);
+            while let Some(mut nets) = next.take().or_else(|| rx.recv().ok()) {
+                while let Ok(newer) = rx.try_recv() {
+                    nets = newer;
+                }
+                let t0 = Instant::now();
+                let mut last_log = Instant::now();
+                let r = set.replace_blocklist_in_batches(&nets, BLOCKLIST_BATCH, |done, total| {
+                    if last_log.elapsed() >= Duration::from_secs(2) {
+                        last_log = Instant::now();
+                        log::info!("block list loading: transaction {done} of {total}");
+                    }
+                });
+                match r {
+                    Ok(r) => log::info!(
+                        "block list: {} network(s) in the kernel sets ({} range(s) added, {} \
+                         removed, {} transaction(s), {} ms)",
+                        nets.len(),
+                        r.added,
+                        r.removed,
+                        r.transactions,
+                        t0.elapsed().as_millis()
+                    ),
+                    Err(e) => log::error!("loading the block list into the kernel: {e}"),
+                }
+            }
+        })
+        .context("starting the block-list loader thread")?;
+    Ok(tx)
 }
 
 /// Bind one NFQUEUE per queue number of the ruleset.

@@ -145,15 +145,13 @@ pub fn main(args: InspectArgs) -> anyhow::Result<ExitCode> {
         Format::Json => report::json(&analysis)?,
         Format::Csv => report::csv(&analysis),
     };
-    {
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(out.as_bytes()).context("writing the report")?;
-    }
+    // A reader that closed stdout (`| head -0`) ends the run quietly, after the HTML page.
+    let emitted = crate::commands::emit(&out);
     if let Some(path) = &args.html {
         std::fs::write(path, html::page(&analysis))
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    emitted?;
     for f in &analysis.files {
         for w in &f.warnings {
             eprintln!("sipwall inspect: {}: {w}", f.path);

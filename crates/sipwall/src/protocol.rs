@@ -6,9 +6,11 @@
 //!
 //! PROTOCOL: over the Unix socket `[enforce] control_socket` (mode 0600: root only), the
 //! client sends ONE JSON request line and reads ONE JSON response line, then both close.
-//! * requests: `{"cmd":"ban","net":"203.0.113.9/32","secs":600,"reason":"text"}`,
-//!   `{"cmd":"unban","net":"203.0.113.9"}`, `{"cmd":"bans"}`; unknown fields are errors;
-//! * responses: `{"ok":true,"message":...,"bans":[...]}` or `{"ok":false,"error":"..."}`.
+//! * requests: `{"cmd":"ban","net":"203.0.113.9/32","secs":600,"reason":"text"}` (with
+//!   `"extend":true` to lengthen an existing ban), `{"cmd":"unban","net":"203.0.113.9"}`,
+//!   `{"cmd":"bans"}`, `{"cmd":"status"}`, `{"cmd":"reload"}`; unknown fields are errors;
+//! * responses: `{"ok":true,"message":...,"bans":[...]}`, `{"ok":true,"status":{...}}` (see
+//!   [`Status`]) or `{"ok":false,"error":"..."}`.
 //!
 //! Limits (so a stuck or hostile client cannot wedge the daemon): a request is at most
 //! [`MAX_REQUEST`] bytes, must arrive whole within the server's deadline, and is checked here
@@ -46,6 +48,10 @@ pub enum Request {
         /// Why (shown in `sipwall bans` and the log).
         #[serde(default)]
         reason: String,
+        /// When `net` is already banned: push its expiry out to now + `secs` (never
+        /// shortening it) instead of refusing. Absent: false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        extend: bool,
     },
     /// Lift the ban of exactly `net`.
     Unban {
@@ -54,6 +60,11 @@ pub enum Request {
     },
     /// List active bans.
     Bans,
+    /// The daemon's [`Status`].
+    Status,
+    /// Re-read the config file (as SIGHUP does) and answer with the outcome: on an error the
+    /// daemon keeps its current policy and the response is `ok: false` with the error.
+    Reload,
 }
 
 /// A request, checked.
@@ -67,11 +78,17 @@ pub enum Command {
         duration: Duration,
         /// Why.
         reason: String,
+        /// Extend an existing ban instead of refusing.
+        extend: bool,
     },
     /// Lift a ban.
     Unban(IpNet),
     /// List bans.
     Bans,
+    /// Report the status.
+    Status,
+    /// Reload the config.
+    Reload,
 }
 
 /// One active ban as shown to operators.
@@ -96,6 +113,11 @@ pub struct BanView {
     /// daemon runs without a store. Absent in older answers: durable.
     #[serde(default = "durable_by_default")]
     pub durable: bool,
+    /// True for a ban only simulated (observe mode or a simulated rule family): the engine
+    /// holds it and reports it, but no packet is dropped for it and it is in neither the
+    /// kernel set nor the store. Absent: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simulated: bool,
 }
 
 fn durable_by_default() -> bool {
@@ -112,17 +134,15 @@ impl BanView {
             count: b.count,
             rule: b.rule.clone(),
             reason: b.reason.clone(),
-            origin: serde_json::to_value(b.origin)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            origin: b.origin.to_string(),
             durable: true,
+            simulated: false,
         }
     }
 }
 
 /// The response line.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     /// Success.
     pub ok: bool,
@@ -140,6 +160,135 @@ pub struct Response {
     /// durable bans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// The answer to `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Box<Status>>,
+}
+
+/// What `sipwall status` reports: one snapshot of the running daemon. Built by the daemon
+/// (`daemon::control_server`) from its start-up facts, the queue threads' published counters
+/// and a short look at the engine; printed by `commands::status`. Times are ms since the
+/// epoch (UTC); counters count since the daemon started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The daemon's version (`CARGO_PKG_VERSION`).
+    pub version: String,
+    /// Its process id.
+    pub pid: u32,
+    /// When it started.
+    pub started_ms: u64,
+    /// When this snapshot was taken.
+    pub now_ms: u64,
+    /// Where it stands: `host`, `router` or `both` (`[enforce] mode`; `observe` is host).
+    pub mode: String,
+    /// True when nothing is enforced: every decision is made and recorded, no packet is
+    /// dropped and no ban reaches the kernel (`[enforce] mode = "observe"`).
+    pub observe: bool,
+    /// Rule families only simulated (`[enforce] simulate`; every family when observing).
+    pub simulate: Vec<String>,
+    /// Queue backend in use: `nft` or `iptables`.
+    pub queue_backend: String,
+    /// Ports whose packets the kernel queues to sipwall: `udp:5060`, `tcp:5060`; TLS ports
+    /// (bans only, never queued) as `tls:5061`.
+    pub guarded_ports: Vec<String>,
+    /// Tripwire ports of the policy (a request to one bans its source).
+    pub tripwire_ports: Vec<u16>,
+    /// One entry per queue, by queue number.
+    pub queues: Vec<QueueStatus>,
+    /// Active bans (not yet expired).
+    pub bans_active: u64,
+    /// Active bans by rule (`manual` for operator bans).
+    pub bans_by_rule: std::collections::BTreeMap<String, u64>,
+    /// Of the active bans, those only simulated (a simulated family or observe mode: in the
+    /// engine, never in the kernel set or the store).
+    pub bans_simulated: u64,
+    /// Sources whose behaviour the engine tracks.
+    pub tracked_sources: u64,
+    /// `ok`, or `unavailable (in memory): WHY` when the daemon runs without its store.
+    pub store: String,
+    /// The last config reload (SIGHUP or `sipwall reload`); none since start when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reload: Option<ReloadStatus>,
+}
+
+/// Counters of one queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueStatus {
+    /// NFQUEUE number.
+    pub num: u16,
+    /// Packets judged per second over the last sampling interval (about one second).
+    pub packets_per_sec: f64,
+    /// Packets judged since start.
+    pub packets: u64,
+    /// Packets dropped by a verdict.
+    pub dropped: u64,
+    /// Packets that would have been dropped by a simulated rule (observe mode or `simulate`),
+    /// accepted instead.
+    pub would_drop: u64,
+    /// Packets without a parseable UDP/TCP header (accepted).
+    pub unparsed: u64,
+    /// Non-first IP fragments (accepted).
+    pub fragments: u64,
+    /// The kernel's count of packets waiting in this queue now
+    /// (`/proc/net/netfilter/nfnetlink_queue`); absent when the kernel does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_waiting: Option<u64>,
+    /// Packets the kernel dropped because the queue was full and sipwall fails closed. With
+    /// fail open, such packets bypass sipwall uncounted (the kernel keeps no count of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_dropped: Option<u64>,
+    /// Packets the kernel could not hand to sipwall's socket (receive buffer full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_dropped: Option<u64>,
+}
+
+/// The outcome of the last config reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// When.
+    pub at_ms: u64,
+    /// True when the new policy is in force.
+    pub ok: bool,
+    /// What was done, or the error (naming the key and the line) with the old policy kept.
+    pub message: String,
+}
+
+/// The kernel's counters of one NFQUEUE, from `/proc/net/netfilter/nfnetlink_queue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelQueue {
+    /// Queue number.
+    pub num: u16,
+    /// Packets waiting.
+    pub waiting: u64,
+    /// Dropped: queue full.
+    pub dropped: u64,
+    /// Dropped: the netlink socket's buffer was full.
+    pub user_dropped: u64,
+}
+
+/// Parse `/proc/net/netfilter/nfnetlink_queue`: one line per bound queue, whitespace
+/// separated `queue_number peer_portid queue_total copy_mode copy_range queue_dropped
+/// user_dropped id_sequence 1`. Lines that do not have this shape are skipped.
+pub fn parse_nfnetlink_queue(text: &str) -> Vec<KernelQueue> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 7 {
+                return None;
+            }
+            Some(KernelQueue {
+                num: f[0].parse().ok()?,
+                waiting: f[2].parse().ok()?,
+                dropped: f[5].parse().ok()?,
+                user_dropped: f[6].parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The bans whose network contains `ip` (`bans --ip`: an address finds the range it is in).
+pub fn bans_containing(bans: Vec<BanView>, ip: IpAddr) -> Vec<BanView> {
+    bans.into_iter().filter(|b| b.net.parse::<IpNet>().is_ok_and(|n| n.contains(&ip))).collect()
 }
 
 impl Response {
@@ -150,6 +299,10 @@ impl Response {
     /// A success.
     pub fn done(message: impl Into<String>, bans: Option<Vec<BanView>>) -> Response {
         Response { ok: true, message: Some(message.into()), bans, ..Response::default() }
+    }
+    /// The answer to `status`.
+    pub fn status(s: Status) -> Response {
+        Response { ok: true, status: Some(Box::new(s)), ..Response::default() }
     }
 }
 
@@ -197,7 +350,7 @@ pub fn parse_request(line: &[u8]) -> anyhow::Result<Command> {
     let req: Request =
         serde_json::from_slice(line).map_err(|e| anyhow::anyhow!("bad request: {e}"))?;
     Ok(match req {
-        Request::Ban { net, secs, reason } => {
+        Request::Ban { net, secs, reason, extend } => {
             anyhow::ensure!(
                 (1..=MAX_BAN_SECS).contains(&secs),
                 "ban duration {secs} s is not within 1 s ..= {MAX_BAN_SECS} s"
@@ -212,10 +365,17 @@ pub fn parse_request(line: &[u8]) -> anyhow::Result<Command> {
             );
             // The daemon appends who asked ("manual ban by uid 0 (pid 1234)"), also when empty.
             let reason = reason.trim().to_string();
-            Command::Ban { net: parse_net(&net)?, duration: Duration::from_secs(secs), reason }
+            Command::Ban {
+                net: parse_net(&net)?,
+                duration: Duration::from_secs(secs),
+                reason,
+                extend,
+            }
         }
         Request::Unban { net } => Command::Unban(parse_net(&net)?),
         Request::Bans => Command::Bans,
+        Request::Status => Command::Status,
+        Request::Reload => Command::Reload,
     })
 }
 
@@ -250,7 +410,8 @@ mod tests {
             Command::Ban {
                 net: "203.0.113.9/32".parse().unwrap(),
                 duration: Duration::from_secs(600),
-                reason: "test".into()
+                reason: "test".into(),
+                extend: false,
             }
         );
         // no reason stays empty (the daemon adds the operator)
@@ -259,7 +420,8 @@ mod tests {
             Command::Ban {
                 net: "203.0.113.0/24".parse().unwrap(),
                 duration: Duration::from_secs(1),
-                reason: String::new()
+                reason: String::new(),
+                extend: false,
             }
         );
         assert_eq!(
@@ -267,6 +429,12 @@ mod tests {
             Command::Unban("2001:db8::1/128".parse().unwrap())
         );
         assert_eq!(cmd(r#"{"cmd":"bans"}"#).unwrap(), Command::Bans);
+        assert_eq!(cmd(r#"{"cmd":"status"}"#).unwrap(), Command::Status);
+        assert_eq!(cmd(r#"{"cmd":"reload"}"#).unwrap(), Command::Reload);
+        assert!(matches!(
+            cmd(r#"{"cmd":"ban","net":"203.0.113.9","secs":60,"extend":true}"#).unwrap(),
+            Command::Ban { extend: true, .. }
+        ));
         for (bad, why) in [
             (r#"{"cmd":"ban","net":"203.0.113.9","secs":0}"#, "duration"),
             (r#"{"cmd":"ban","net":"203.0.113.9","secs":99999999999}"#, "duration"),
@@ -320,10 +488,48 @@ mod tests {
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(line, r#"{"ok":false,"error":"203.0.113.9/32 is trusted"}"#);
         assert_eq!(serde_json::from_str::<Response>(&line).unwrap(), r);
-        let req = Request::Ban { net: "203.0.113.9".into(), secs: 60, reason: "x".into() };
+        let req =
+            Request::Ban { net: "203.0.113.9".into(), secs: 60, reason: "x".into(), extend: false };
         assert_eq!(
             serde_json::to_string(&req).unwrap(),
             r#"{"cmd":"ban","net":"203.0.113.9","secs":60,"reason":"x"}"#
         );
+    }
+
+    #[test]
+    fn kernel_queue_counters_parse() {
+        let text =
+            "    0  1234     3 2 65531     7     9   100  1\n    1 0 0 2 65531 0 0 0 1\ngarbage\n";
+        assert_eq!(
+            parse_nfnetlink_queue(text),
+            vec![
+                KernelQueue { num: 0, waiting: 3, dropped: 7, user_dropped: 9 },
+                KernelQueue { num: 1, waiting: 0, dropped: 0, user_dropped: 0 },
+            ]
+        );
+        assert!(parse_nfnetlink_queue("").is_empty());
+    }
+
+    #[test]
+    fn an_address_finds_the_range_holding_it() {
+        let v = |net: &str| BanView {
+            net: net.into(),
+            since_ms: 0,
+            until_ms: 1,
+            count: 1,
+            rule: "manual".into(),
+            reason: String::new(),
+            origin: "manual".into(),
+            durable: true,
+            simulated: false,
+        };
+        let bans = vec![v("198.51.100.0/24"), v("203.0.113.9/32"), v("2001:db8::/32")];
+        let nets = |ip: &str| -> Vec<String> {
+            bans_containing(bans.clone(), ip.parse().unwrap()).into_iter().map(|b| b.net).collect()
+        };
+        assert_eq!(nets("198.51.100.7"), ["198.51.100.0/24"]);
+        assert_eq!(nets("203.0.113.9"), ["203.0.113.9/32"]);
+        assert_eq!(nets("203.0.113.10"), Vec::<String>::new());
+        assert_eq!(nets("2001:db8:1::5"), ["2001:db8::/32"]);
     }
 }

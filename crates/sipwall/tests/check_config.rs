@@ -48,3 +48,15 @@ fn errors_name_the_key_and_the_line() {
         assert!(out.contains(key) && out.contains(line), "{text}\n=> {out}");
     }
 }
+
+/// A trusted network as wide as the whole internet is valid but almost surely a mistake (every
+/// source would be accepted and never banned): `check-config` accepts it and warns, naming the
+/// key and the line.
+#[test]
+fn risky_settings_are_accepted_with_a_warning() {
+    let (ok, out) = check("[trusted]\nnetworks = [\"0.0.0.0/0\"]\n");
+    assert!(ok, "{out}");
+    assert!(out.contains("warning: line 2") && out.contains("trusted.networks"), "{out}");
+    let (ok, out) = check("[trusted]\nnetworks = [\"198.51.100.0/24\"]\n");
+    assert!(ok && !out.contains("warning"), "{out}");
+}

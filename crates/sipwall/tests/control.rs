@@ -1,9 +1,10 @@
 //! Operator commands against the real daemon: `sipwall run` in a fresh network namespace
 //! (`swcc-ctl`), its control socket and state in a temporary directory, and the client commands
 //! `sipwall ban/unban/bans` run from outside the namespace (a pathname Unix socket works
-//! across network namespaces). Checks the kernel set (`nft list set inet sipwall ban4` in
-//! the namespace), the listing, the store, the refusal of a trusted network, offence history
-//! across a restart, and that SIGTERM leaves no rule and no socket. Also the control socket's
+//! across network namespaces). Checks the kernel sets (`ban_addr4`, `ban_net4` of `inet
+//! sipwall` in the namespace), the listing, the store, the refusal of a trusted network,
+//! offence history across a restart, that SIGTERM leaves no queue rule and no socket but keeps
+//! the active ban in the kernel, and that `sipwall run --cleanup` then leaves nothing. Also the control socket's
 //! peer check: with the socket's mode opened up by the test, a client running as uid 65534
 //! connects and is refused by the daemon (`SO_PEERCRED`), while root is served and recorded
 //! as the operator; and the offline queries (`bans`, `decisions` without a daemon) read the
@@ -18,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{is_root, no_rules_left, run_bounded, Daemon};
+use common::{is_root, no_rules_left, only_bans_left, run_bounded, Daemon};
 
 const NS: &str = "swcc-ctl";
 const BIN: &str = env!("CARGO_BIN_EXE_sipwall");
@@ -77,14 +78,19 @@ impl Env {
         run_bounded(30, BIN, &a)
     }
 
+    /// The IPv4 ban sets as nft prints them (addresses, then ranges).
     fn kernel_ban4(&self) -> String {
-        let (ok, out) = run_bounded(
-            30,
-            "ip",
-            &["netns", "exec", NS, "nft", "list", "set", "inet", "sipwall", "ban4"],
-        );
-        assert!(ok, "nft list set inet sipwall ban4:\n{out}\n{}", self.daemon.log());
-        out
+        let mut text = String::new();
+        for set in ["ban_addr4", "ban_net4"] {
+            let (ok, out) = run_bounded(
+                30,
+                "ip",
+                &["netns", "exec", NS, "nft", "list", "set", "inet", "sipwall", set],
+            );
+            assert!(ok, "nft list set inet sipwall {set}:\n{out}\n{}", self.daemon.log());
+            text.push_str(&out);
+        }
+        text
     }
 
     fn stored_bans(&self) -> Vec<String> {
@@ -240,9 +246,9 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     let (ok, out) = env.cli(&["unban", "203.0.113.9/32"]);
     assert!(!ok && out.contains("not banned"), "{out}");
 
-    // SIGTERM: no rule, no socket
+    // SIGTERM: no queue rule, no socket; the ban table stays
     env.daemon.stop();
-    no_rules_left(NS);
+    only_bans_left(NS);
     assert!(!Path::new(&env.socket()).exists(), "control socket left after exit");
     // no daemon, no store at --state: both said, and nothing created there
     let nostate = env.path("nostate");
@@ -258,6 +264,10 @@ fn operator_bans_reach_kernel_store_and_listing_and_are_lifted() {
     let (ok, out) = env.cli(&["ban", "203.0.113.9", "--for", "60"]);
     assert!(ok && out.contains("ban #2"), "escalation lost across a restart:\n{out}");
     env.daemon.stop();
+    // The door stays shut: the active ban is still in the kernel with no daemon running.
+    only_bans_left(NS);
+    assert!(env.kernel_ban4().contains("203.0.113.9"), "the ban left the kernel at stop");
+    env.daemon.cleanup();
     no_rules_left(NS);
     assert!(!Path::new(&env.socket()).exists(), "control socket left after exit");
     // The stored ban stays for the next start. Without the daemon, `bans` and `decisions`

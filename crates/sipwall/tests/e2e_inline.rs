@@ -14,8 +14,9 @@ use ipnet::IpNet;
 
 mod common;
 use common::{
-    in_ns, invites_seen, is_root, kernel_bans, no_rules_left, output, sipp_calls, sipp_options,
-    start_sipp_uas, tail, trace_args, wall_now, Stage,
+    in_ns, invites_seen, is_root, kernel_bans, no_rules_left, only_bans_left, output,
+    queue_rules_gone_bans_kept, sipp_calls, sipp_options, start_sipp_uas, tail, trace_args,
+    wall_now, Stage,
 };
 
 const PBX: &str = "swd-pbx";
@@ -129,9 +130,22 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     }
     assert!(!banned.iter().any(|n| n.contains(&"198.51.100.2".parse::<IpAddr>().unwrap())));
 
-    // 2. Clean exit: nothing left; bans and reasons are in the store.
+    // 2. Clean exit keeps the door shut: no queue rule is left, but the ban sets are, so a
+    //    banned scanner's INVITE is still dropped by the kernel while no daemon runs, and the
+    //    provider's calls complete (nothing is queued without a consumer). Bans and reasons
+    //    are in the store.
     env.daemon.stop();
-    no_rules_left(PBX);
+    only_bans_left(PBX);
+    let kept = kernel_bans(PBX);
+    for (_, src, _) in &attackers {
+        let net = IpNet::from(src.parse::<IpAddr>().unwrap());
+        assert!(kept.contains(&net), "{src}'s ban left the kernel at SIGTERM: {kept:?}");
+    }
+    let (ghost_stopped, _) = invites_seen(&trace, "203.0.113.", "198.51.100.2");
+    banned_invite("203.0.113.4");
+    provider_calls(5);
+    let (ghost_after, _) = invites_seen(&trace, "203.0.113.", "198.51.100.2");
+    assert_eq!(ghost_after, ghost_stopped, "a banned source reached the PBX after a clean stop");
     {
         let store = sipwall_store::Store::open(env.path("state").join("sipwall.db")).unwrap();
         let stored = store.load_active_bans(wall_now()).unwrap();
@@ -192,7 +206,9 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     }
     provider_calls(5);
     env.daemon.stop();
-    no_rules_left(PBX);
+    // The `ip filter` tables the first run's iptables fallback created outlived its kill -9:
+    // this run cannot know they were sipwall's, so it keeps them (no rule, accept policy).
+    queue_rules_gone_bans_kept(PBX);
 
     // 6. After a kill -9, `sipwall run --cleanup` removes the leftovers.
     env.daemon.start();
@@ -209,6 +225,31 @@ fn inline_protection_with_real_scanners_in_network_namespaces() {
     no_rules_left(PBX);
     let (ghost, _) = invites_seen(&trace, "203.0.113.", "198.51.100.2");
     assert_eq!(ghost, ghost_before);
+}
+
+/// One INVITE (SIPp's built-in UAC, one call, no answer expected) from `src` in the attacker
+/// namespace to the PBX; the outcome is read from the PBX's trace, not from SIPp.
+fn banned_invite(src: &str) {
+    attacker_source(src);
+    let args = [
+        "-sn",
+        "uac",
+        "203.0.113.1:5060",
+        "-i",
+        src,
+        "-p",
+        "5070",
+        "-s",
+        "2000",
+        "-m",
+        "1",
+        "-timeout",
+        "4s",
+        "-recv_timeout",
+        "3000",
+        "-nostdin",
+    ];
+    let _ = output(in_ns(ATTACKER, 15, "sipp", &args));
 }
 
 /// The trusted provider's calls (UDP) and OPTIONS keep-alives to the PBX.

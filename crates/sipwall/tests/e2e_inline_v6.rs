@@ -3,10 +3,10 @@
 //! 2001:db8:10::10 behind sipwall, a trusted SIPp provider (2001:db8:100::2) placing calls and
 //! OPTIONS keepalives over IPv6, and SIPVicious svmap `-6` scanning the PBX from the attacker's
 //! 2001:db8:113::/64. It asserts that every provider call completes, that no scanner INVITE
-//! reaches the PBX, that each scanner is banned in the kernel set `ban6` and in the store, that
-//! with the daemon killed (-9) calls still complete and `ban6` alone keeps a banned scanner
-//! out, that a restart puts the stored bans back in `ban6`, and that SIGTERM leaves no rule
-//! behind. Needs root; FAILS with a clear message otherwise.
+//! reaches the PBX, that each scanner is banned in the kernel sets `ban_addr6`/`ban_net6` and in
+//! the store, that with the daemon killed (-9) calls still complete and the kernel sets alone
+//! keep a banned scanner out, that a restart puts the stored bans back, that SIGTERM leaves no
+//! queue rule but keeps the bans, and that `--cleanup` leaves nothing. Needs root; FAILS with a clear message otherwise.
 //!
 //! Every external command runs under `timeout`, every wait is bounded; the processes it started
 //! (by PID) and the namespaces are removed by a drop guard even when an assertion fails.
@@ -16,8 +16,9 @@ use std::fs;
 use std::net::IpAddr;
 
 use common::{
-    in_ns, invites_seen, is_root, kernel_bans, kernel_bans6, no_rules_left, output, sipp_calls,
-    sipp_options, start_sipp_uas_on, tail, trace_args, wait_udp_listening, wall_now, Stage,
+    in_ns, invites_seen, is_root, kernel_bans, kernel_bans6, no_rules_left, output,
+    queue_rules_gone_bans_kept, sipp_calls, sipp_options, start_sipp_uas_on, tail, trace_args,
+    wait_udp_listening, wall_now, Stage,
 };
 use ipnet::IpNet;
 
@@ -96,7 +97,9 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
     env.daemon.start();
     let (ok, ruleset) = output(in_ns(PBX, 10, "nft", &["list", "table", "inet", "sipwall"]));
     assert!(ok, "no inet sipwall table in {PBX}:\n{ruleset}\n{}", env.daemon.log());
-    assert!(ruleset.contains("set ban6"), "no ban6 set:\n{ruleset}");
+    for set in ["set ban_addr6", "set ban_net6"] {
+        assert!(ruleset.contains(set), "no {set}:\n{ruleset}");
+    }
     let (_, saved6) = output(in_ns(PBX, 10, "ip6tables-save", &[]));
     assert!(
         ruleset.contains("queue") || saved6.contains("NFQUEUE"),
@@ -132,12 +135,12 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
     );
     assert!(from_provider >= 20, "the PBX saw only {from_provider} of 20 provider INVITEs");
 
-    // Each scanner is in the kernel set ban6, the provider is not, and ban4 stays empty.
+    // Each scanner is in the IPv6 ban sets, the provider is not, and the IPv4 ones stay empty.
     let banned = kernel_bans6(PBX);
     for (src, _) in &scanners {
         assert!(
             banned.iter().any(|n| n.contains(&ip(src))),
-            "{src} not in the kernel set ban6: {banned:?}\n{}",
+            "{src} not in the IPv6 ban sets: {banned:?}\n{}",
             env.daemon.log()
         );
     }
@@ -149,7 +152,7 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
         !banned.iter().any(|n| n.contains(&ip(BASELINE_SCANNER))),
         "the baseline scan (before sipwall ran) was banned: {banned:?}"
     );
-    assert_eq!(kernel_bans(PBX), vec![], "an IPv6 ban landed in ban4");
+    assert_eq!(kernel_bans(PBX), vec![], "an IPv6 ban landed in an IPv4 set");
 
     // 2. kill -9: fail open over IPv6 (the provider's calls complete without the daemon), and
     //    the bans are enforced by the kernel alone: a banned scanner still finds nothing and
@@ -159,18 +162,28 @@ fn inline_protection_over_ipv6_with_real_tools_in_network_namespaces() {
     let out = svmap6("2001:db8:113::3", &["-m", "INVITE"]);
     assert!(!svmap_found_pbx(&out), "with the daemon dead, banned svmap found the PBX:\n{out}");
     let (ghost, _) = invites_seen(&trace, ATTACKER_NET, PROVIDER_IP);
-    assert_eq!(ghost, ghost_before, "a banned source's INVITE passed the kernel set ban6");
+    assert_eq!(ghost, ghost_before, "a banned source's INVITE passed the IPv6 ban sets");
 
-    // 3. Restart: the stored IPv6 bans are back in ban6 before the queue opens.
+    // 3. Restart: the stored IPv6 bans are in the kernel (adopted, reconciled) before the
+    //    queue opens.
     env.daemon.start();
     let back = kernel_bans6(PBX);
     for (src, _) in &scanners {
-        assert!(back.iter().any(|n| n.contains(&ip(src))), "{src} not restored to ban6: {back:?}");
+        assert!(back.iter().any(|n| n.contains(&ip(src))), "{src} not restored: {back:?}");
     }
     provider_calls(2);
 
-    // 4. SIGTERM: no rule is left; the bans and their reasons are in the store.
+    // 4. SIGTERM: no queue rule is left but the IPv6 bans stay in the kernel; the bans and
+    //    their reasons are in the store; `--cleanup` then removes everything.
     env.daemon.stop();
+    // The `ip6 filter` table the first run's fallback created outlived its kill -9: this run
+    // cannot know it was sipwall's, so it keeps it (no rule, accept policy).
+    queue_rules_gone_bans_kept(PBX);
+    let kept = kernel_bans6(PBX);
+    for (src, _) in &scanners {
+        assert!(kept.iter().any(|n| n.contains(&ip(src))), "{src} left the kernel at stop");
+    }
+    env.daemon.cleanup();
     no_rules_left(PBX);
     let store = sipwall_store::Store::open(env.path("state").join("sipwall.db")).unwrap();
     let stored = store.load_active_bans(wall_now()).unwrap();

@@ -15,7 +15,7 @@
 //! A baseline (before the daemon runs) shows the one-header and the over-long INVITEs both
 //! reach the SIPp UAS, so "never received" below measures sipwall. With the daemon, the test
 //! asserts that no scanner INVITE reaches the UAS, that the sources of the two judgeable ones
-//! are in the kernel set `ban6`, and that the over-long one is dropped (it cannot be judged,
+//! are in the kernel IPv6 ban sets (`ban_addr6`, `ban_net6`), and that the over-long one is dropped (it cannot be judged,
 //! and no SIP user agent sends one). Needs root; FAILS with a clear message otherwise.
 //!
 //! Not tested here: UDP behind an Authentication Header. The kernel's own matching takes AH as
@@ -115,7 +115,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// Bounded wait (10 s) for `src` to appear in the kernel set ban6 of the PBX.
+/// Bounded wait (10 s) for `src` to appear in the kernel IPv6 ban sets of the PBX.
 fn wait_banned(src: &str) -> bool {
     for _ in 0..100 {
         if kernel_bans6(PBX).iter().any(|n| n.contains(&ip(src))) {
@@ -182,13 +182,13 @@ fn ipv6_invite_behind_extension_headers_is_judged_inline() {
     let banned = kernel_bans6(PBX);
     assert!(
         one_banned,
-        "{ONE_HEADER} (INVITE behind Destination Options) not in ban6: {banned:?}\n{}",
+        "{ONE_HEADER} (INVITE behind Destination Options) not in the IPv6 ban sets: {banned:?}\n{}",
         env.daemon.log()
     );
     assert!(
         max_banned,
         "{MAX_HEADERS} (INVITE behind {MAX_EXTENSION_HEADERS} Destination Options headers) not \
-         in ban6: {banned:?}\n{}",
+         in the IPv6 ban sets: {banned:?}\n{}",
         env.daemon.log()
     );
     for src in [BASELINE, BASELINE_LONG] {

@@ -13,8 +13,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use common::{
-    in_ns, invites_seen, is_root, kernel_bans, no_rules_left, output, sipp_calls, start_sipp_uas,
-    tail, trace_args, Stage,
+    in_ns, invites_seen, is_root, kernel_bans, no_rules_left, only_bans_left, output, sipp_calls,
+    start_sipp_uas, tail, trace_args, Stage,
 };
 use ipnet::IpNet;
 
@@ -125,8 +125,13 @@ fn router_mode_guards_the_phones_behind_a_linux_router() {
     assert_eq!(ghost, ghost_before);
     assert!(from_provider >= 5, "the phone saw only {from_provider} of 5 provider INVITEs");
 
-    // 2. SIGTERM: every rule sipwall installed in the router is gone.
+    // 2. SIGTERM: the queue rules are gone, the attacker's ban stays in the kernel (it covers
+    //    forwarded traffic from PREROUTING while no daemon runs); `--cleanup` removes the rest.
     env.daemon.stop();
+    only_bans_left(ROUTER);
+    assert!(kernel_bans(ROUTER).iter().any(|n| n.contains(&attacker.addr())), "ban lost at stop");
+    provider_calls(2);
+    env.daemon.cleanup();
     no_rules_left(ROUTER);
 }
 

@@ -440,3 +440,26 @@ fn equal_timestamps_go_to_the_file_given_first() {
         assert!(ban_reason(&[b, a]).contains("sent REGISTER"), "{}", ban_reason(&[b, a]));
     }
 }
+
+/// `sipwall inspect ... | head -0`: the reader is gone before the report is written. The run
+/// ends quietly with status 0 (as `cat` would), and an `--html` page is still written.
+#[test]
+fn a_report_into_a_closed_pipe_exits_quietly_and_still_writes_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // every write to stdout fails with EPIPE
+    let out = Command::new(env!("CARGO_BIN_EXE_sipwall"))
+        .current_dir(root())
+        .args(["inspect", "testdata/captures/svmap.pcap", "--html"])
+        .arg(&page)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "inspect into a closed pipe:\n{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{stderr}");
+    let html = std::fs::read_to_string(&page).expect("the HTML page was not written");
+    assert!(html.contains("203.0.113.10"), "page without the scanner");
+}

@@ -23,6 +23,11 @@ use common::{in_ns, is_root, kernel_bans, output, require_tools, run_bounded, ta
 const BIN: &str = env!("CARGO_BIN_EXE_sipwall");
 const CONFIG: &str = "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n\n[enforce]\nmode = \"host\"\n";
 
+/// The scanner's namespace next to `ns`.
+fn scanner_ns(ns: &str) -> String {
+    format!("{ns}-scan")
+}
+
 fn ns_del(ns: &str) {
     let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
 }
@@ -38,6 +43,7 @@ impl Drop for Env {
     fn drop(&mut self) {
         self.daemon.terminate();
         ns_del(self.ns); // takes every rule in it
+        ns_del(&scanner_ns(self.ns));
     }
 }
 
@@ -50,15 +56,38 @@ impl Env {
              --include-ignored` as root"
         );
         require_tools(test, &["nft", "sipp"], "apt-get install nftables sip-tester");
+        let sns = scanner_ns(ns);
         ns_del(ns); // leftovers of an interrupted run
+        ns_del(&sns);
         let dir = tempfile::tempdir().unwrap();
         let env = Env { ns, daemon: Daemon::new(ns, dir.path()), dir };
+        let (host_if, scanner_if) = (format!("{ns}h"), format!("{ns}s"));
         for args in [
             vec!["netns", "add", ns],
+            vec!["netns", "add", &sns],
             vec!["-n", ns, "link", "set", "lo", "up"],
-            // the protected host and a scanner, both on lo (documentation addresses)
+            // the protected host on lo; the scanner in its own namespace behind a veth (the
+            // host's own addresses are never banned, so it cannot scan from one of them)
             vec!["-n", ns, "addr", "add", "192.0.2.1/32", "dev", "lo"],
-            vec!["-n", ns, "addr", "add", "203.0.113.5/32", "dev", "lo"],
+            vec![
+                "-n",
+                ns,
+                "link",
+                "add",
+                &host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &scanner_if,
+                "netns",
+                &sns,
+            ],
+            vec!["-n", ns, "addr", "add", "203.0.113.1/24", "dev", &host_if],
+            vec!["-n", ns, "link", "set", &host_if, "up"],
+            vec!["-n", &sns, "addr", "add", "203.0.113.5/24", "dev", &scanner_if],
+            vec!["-n", &sns, "link", "set", &scanner_if, "up"],
+            vec!["-n", &sns, "route", "add", "default", "via", "203.0.113.1"],
         ] {
             let (ok, out) = run_bounded(30, "ip", &args);
             assert!(ok, "ip {args:?}: {out}");
@@ -181,7 +210,7 @@ fn scan_once(env: &Env) {
         "10s",
         "-nostdin",
     ];
-    let (ok, out) = output(in_ns(env.ns, 20, "sipp", &args));
+    let (ok, out) = output(in_ns(&scanner_ns(env.ns), 20, "sipp", &args));
     assert!(ok, "sipp scanner OPTIONS failed:\n{}", tail(&out, 30));
 }
 

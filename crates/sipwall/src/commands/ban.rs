@@ -20,6 +20,10 @@ pub struct BanArgs {
     /// Why (shown by `sipwall bans` and in the log).
     #[arg(long, default_value = "", hide_default_value = true)]
     pub reason: String,
+    /// When the network is already banned, move its end to now + --for (never earlier:
+    /// an extension never shortens a ban) instead of refusing.
+    #[arg(long)]
+    pub extend: bool,
     #[command(flatten)]
     pub socket: SocketArgs,
 }
@@ -27,8 +31,12 @@ pub struct BanArgs {
 /// `sipwall unban`.
 #[derive(Debug, clap::Args)]
 pub struct UnbanArgs {
-    /// The banned address or network, exactly as `sipwall bans` shows it.
-    pub net: String,
+    /// The banned addresses or networks, exactly as `sipwall bans` shows them.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub nets: Vec<String>,
+    /// Lift every active ban (the daemon's listing at the time of asking).
+    #[arg(long)]
+    pub all: bool,
     #[command(flatten)]
     pub socket: SocketArgs,
 }
@@ -36,7 +44,7 @@ pub struct UnbanArgs {
 /// `sipwall ban`.
 pub fn ban(args: BanArgs) -> anyhow::Result<ExitCode> {
     let secs = crate::time::parse_duration(&args.duration)?.as_secs();
-    let req = Request::Ban { net: args.net, secs, reason: args.reason };
+    let req = Request::Ban { net: args.net, secs, reason: args.reason, extend: args.extend };
     // Check locally first: the same checks the daemon makes, with the same messages.
     let Command::Ban { net, .. } = parse_request(&serde_json::to_vec(&req)?)? else {
         unreachable!("a ban request parses as a ban")
@@ -91,16 +99,41 @@ fn timeout_outcome(listed: Option<bool>, expect: Expect, net: IpNet) -> String {
     }
 }
 
-/// `sipwall unban`.
+/// `sipwall unban NET...` or `sipwall unban --all`: one request per network, each answered
+/// on its own line; every network is tried, and the exit status is 1 when any failed.
 pub fn unban(args: UnbanArgs) -> anyhow::Result<ExitCode> {
-    let req = Request::Unban { net: args.net };
-    let Command::Unban(net) = parse_request(&serde_json::to_vec(&req)?)? else {
-        unreachable!("an unban request parses as an unban")
-    };
     let sock = args.socket.path()?;
-    let r = client::call_ok(&sock, &req).map_err(|e| after_timeout(e, &sock, net, Expect::Gone))?;
-    super::emit(&(r.message.unwrap_or_default() + "\n"))?;
-    Ok(ExitCode::SUCCESS)
+    let nets = if args.all {
+        let listed = client::call_ok(&sock, &Request::Bans)?.bans.unwrap_or_default();
+        if listed.is_empty() {
+            super::emit("no active bans\n")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        listed.into_iter().map(|b| b.net).collect()
+    } else {
+        args.nets
+    };
+    // Check every argument before asking for any: a typo must not unban half the list.
+    let mut checked = Vec::new();
+    for n in nets {
+        let req = Request::Unban { net: n };
+        let Command::Unban(net) = parse_request(&serde_json::to_vec(&req)?)? else {
+            unreachable!("an unban request parses as an unban")
+        };
+        checked.push((req, net));
+    }
+    let mut failed = 0usize;
+    for (req, net) in checked {
+        match client::call_ok(&sock, &req).map_err(|e| after_timeout(e, &sock, net, Expect::Gone)) {
+            Ok(r) => super::emit(&(r.message.unwrap_or_default() + "\n"))?,
+            Err(e) if client::daemon_absent(&e) => return Err(e),
+            Err(e) => {
+                failed += 1;
+                eprintln!("sipwall: {net}: {e:#}");
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@ pub struct BansArgs {
     /// the config's `enforce.state_dir`, else /var/lib/sipwall).
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// Only the bans that cover this address (a range holding it counts).
+    #[arg(long)]
+    pub ip: Option<std::net::IpAddr>,
     #[command(flatten)]
     pub socket: SocketArgs,
 }
@@ -48,7 +51,12 @@ pub fn bans_text(bans: &[BanView], now_ms: u64, store: Option<&str>) -> String {
                 left(b.until_ms, now_ms),
                 b.count.to_string(),
                 b.rule.clone(),
-                if b.durable { "yes" } else { "pending" }.to_string(),
+                match (b.simulated, b.durable) {
+                    (true, _) => "simulated",
+                    (false, true) => "yes",
+                    (false, false) => "pending",
+                }
+                .to_string(),
                 b.reason.clone(),
             ]
         })
@@ -126,6 +134,10 @@ pub fn bans(args: BansArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e),
     };
+    let bans = match args.ip {
+        Some(ip) => crate::protocol::bans_containing(bans, ip),
+        None => bans,
+    };
     let out = match args.format {
         Format::Json => {
             let mut doc = serde_json::json!({"count": bans.len(), "bans": bans});
@@ -154,6 +166,7 @@ mod tests {
             reason: "test".into(),
             origin: "manual".into(),
             durable,
+            simulated: false,
         }
     }
 

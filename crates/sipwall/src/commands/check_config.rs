@@ -17,6 +17,10 @@ pub fn main(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
     match crate::config::load(file) {
         Ok(config) => {
             let mut out = format!("{}: ok\n{}", file.display(), config.policy.summary());
+            // Valid but risky settings (a trusted 0.0.0.0/0, ...): said, not refused.
+            for w in config.policy.warnings() {
+                out.push_str(&format!("warning: {w}\n"));
+            }
             for (path, load) in &config.blocklists {
                 out.push_str(&format!("block list file {}: {load:?}\n", path.display()));
             }

@@ -22,13 +22,98 @@ pub struct DecisionsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Only decisions about sources inside this address or network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Only decisions since then: a duration back from now (1h, 30m, 2d) or an RFC 3339 time
+    /// (2026-12-01T10:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only decisions of this rule (`signature.friendly-scanner`) or family (`behaviour`).
+    #[arg(long)]
+    pub rule: Option<String>,
+}
+
+/// Most stored decisions looked through when filtering (newest first).
+pub const SCAN_LIMIT: usize = 100_000;
+
+/// The filters of `--ip`, `--since` and `--rule`, checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    /// Source inside.
+    pub net: Option<ipnet::IpNet>,
+    /// At or after (ms since the epoch).
+    pub since_ms: Option<u64>,
+    /// Rule or family.
+    pub rule: Option<String>,
+}
+
+impl Filter {
+    /// From the arguments; `now_ms` anchors a relative `--since`.
+    pub fn parse(
+        ip: Option<&str>,
+        since: Option<&str>,
+        rule: Option<&str>,
+        now_ms: u64,
+    ) -> anyhow::Result<Filter> {
+        let net = match ip {
+            Some(s) => match s.parse::<std::net::IpAddr>() {
+                Ok(a) => Some(ipnet::IpNet::from(a)),
+                Err(_) => {
+                    Some(crate::protocol::parse_net(s).map_err(|e| anyhow::anyhow!("--ip: {e}"))?)
+                }
+            },
+            None => None,
+        };
+        let since_ms = match since {
+            None => None,
+            Some(s) => Some(match s.parse::<jiff::Timestamp>() {
+                Ok(t) => u64::try_from(t.as_millisecond()).unwrap_or(0),
+                Err(_) => {
+                    let d = time::parse_duration(s).map_err(|e| {
+                        anyhow::anyhow!(
+                            "--since '{s}': neither a duration nor an RFC 3339 time ({e:#})"
+                        )
+                    })?;
+                    now_ms.saturating_sub(d.as_millis() as u64)
+                }
+            }),
+        };
+        Ok(Filter { net, since_ms, rule: rule.map(str::to_string) })
+    }
+    /// True when nothing filters.
+    pub fn is_empty(&self) -> bool {
+        self == &Filter::default()
+    }
+    /// Does a decision pass?
+    pub fn keeps(&self, at_ms: u64, src: std::net::IpAddr, rule: &str) -> bool {
+        self.net.is_none_or(|n| n.contains(&src))
+            && self.since_ms.is_none_or(|s| at_ms >= s)
+            && self.rule.as_deref().is_none_or(|r| {
+                rule == r || (!r.contains('.') && crate::config::family_of(rule) == r)
+            })
+    }
 }
 
 /// `sipwall decisions`: read the store directly.
 pub fn decisions(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
     let db = store_path(args.state.as_deref(), args.config.as_deref())?;
     // Read-only: never creates an empty store by looking at a wrong directory.
-    let rows = open_store(&db)?.recent_decisions(args.limit)?;
+    let filter = Filter::parse(
+        args.ip.as_deref(),
+        args.since.as_deref(),
+        args.rule.as_deref(),
+        time::now_ms(),
+    )?;
+    // The store answers "the newest N" only: filter the newest SCAN_LIMIT here.
+    let rows = if filter.is_empty() {
+        open_store(&db)?.recent_decisions(args.limit)?
+    } else {
+        let mut rows = open_store(&db)?.recent_decisions(SCAN_LIMIT)?;
+        rows.retain(|d| filter.keeps(d.at.as_millis(), d.src.ip(), &d.rule));
+        rows.truncate(args.limit);
+        rows
+    };
     match args.format {
         Format::Json => {
             let v: Vec<_> = rows
@@ -49,10 +134,11 @@ pub fn decisions(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
         Format::Text => {
             let mut out = String::new();
             for d in &rows {
-                let verdict = match d.verdict {
-                    sipwall_engine::Verdict::Accept => "accept".to_string(),
-                    sipwall_engine::Verdict::Drop => "drop".to_string(),
-                    sipwall_engine::Verdict::Reject(c) => format!("reject {c}"),
+                // Simulated (observe mode): accepted, the summary says what it would do.
+                let verdict = if d.summary.starts_with("[would ") {
+                    "observed".to_string()
+                } else {
+                    d.verdict.to_string()
                 };
                 out.push_str(&format!(
                     "{}  {}  {}  {}  {}\n",
@@ -72,4 +158,29 @@ pub fn decisions(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_by_address_range_time_and_rule_or_family() {
+        let now = 10 * 3_600_000;
+        let f = Filter::parse(Some("198.51.100.0/24"), Some("1h"), Some("behaviour"), now).unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(f.keeps(now - 1000, ip("198.51.100.7"), "behaviour.flood"));
+        assert!(!f.keeps(now - 1000, ip("203.0.113.7"), "behaviour.flood"));
+        assert!(!f.keeps(now - 3_600_001, ip("198.51.100.7"), "behaviour.flood"));
+        assert!(!f.keeps(now - 1000, ip("198.51.100.7"), "signature.sipvicious"));
+        let exact = Filter::parse(Some("203.0.113.9"), None, Some("tripwire"), now).unwrap();
+        assert!(exact.keeps(0, ip("203.0.113.9"), "tripwire"));
+        assert!(!exact.keeps(0, ip("203.0.113.10"), "tripwire"));
+        let at = Filter::parse(None, Some("1970-01-01T01:00:00Z"), None, now).unwrap();
+        assert_eq!(at.since_ms, Some(3_600_000));
+        assert!(Filter::parse(None, None, None, now).unwrap().is_empty());
+        let e = Filter::parse(None, Some("yesterday"), None, now).unwrap_err().to_string();
+        assert!(e.contains("--since 'yesterday'"), "{e}");
+        assert!(Filter::parse(Some("198.51.100.7/16"), None, None, now).is_err());
+    }
 }

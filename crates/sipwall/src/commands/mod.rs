@@ -19,6 +19,8 @@ pub mod ban;
 pub mod bans;
 pub mod check_config;
 pub mod decisions;
+pub mod generate;
+pub mod status;
 
 /// Where the client finds the daemon.
 #[derive(Debug, Clone, clap::Args)]

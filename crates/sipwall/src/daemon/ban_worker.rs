@@ -8,17 +8,30 @@
 //! (the kernel table is rebuilt from the store at start). Everything decided while a batch is being written goes
 //! into the next batch: one fsync and one `nft` call per batch, whatever the ban rate.
 //!
+//! CONTRACT (kernel equals bans): every [`WorkerOptions::reconcile_every`] the worker takes
+//! the engine's active bans ([`WorkerOptions::desired`], a short copy under the engine lock)
+//! and makes the kernel sets equal them ([`BanSet::reconcile`], one transaction); repairs are
+//! logged as warnings and counted. Taking the snapshot here, between two batches and only when
+//! the channel is empty (or four periods are overdue), keeps the order right and the count
+//! honest: a ban decided before the snapshot is in it (and, the channel being empty, already
+//! in the kernel), one decided after reaches the worker after it. Bans a queue thread held back while the channel was full are in the
+//! engine, so the next reconcile puts them into the kernel.
+//!
+//! Static block lists are not written here: a separate loader thread with its own `BanSet`
+//! does it in batches, so a large list never delays a ban.
+//!
 //! What is durable is published in [`DurableBans`] after each commit, for `sipwall bans` to
 //! mark the others pending; only this thread writes it, and the queue threads never touch it.
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use sipwall_engine::{Ban, BanAction, DecisionRecord, Timestamp, Verdict};
-use sipwall_netfilter::{BanOp, BanSet};
+use sipwall_netfilter::{BanOp, BanSet, DesiredBan};
 
 /// What the daemon needs from a state store. Implemented by `sipwall_store::Store`; a small
 /// trait so the worker can be tested without a file and another backend (Redis) can plug in.
@@ -79,8 +92,6 @@ pub enum Work {
     Bans(Vec<BanAction>),
     /// A decision to record.
     Decision(Box<DecisionItem>),
-    /// Replace the static block list in the kernel (after SIGHUP).
-    Blocklist(Vec<IpNet>),
     /// Forget ban history of bans that ended before this time (sent periodically).
     PruneHistory(Timestamp),
     /// Ban actions of an operator command: applied like `Bans`, then the batch's outcome is
@@ -172,6 +183,83 @@ pub struct WorkerStats {
     pub store_errors: u64,
     /// Kernel set failures.
     pub kernel_errors: u64,
+    /// Reconciliations of the kernel sets with the active bans done.
+    pub reconciles: u64,
+    /// Kernel elements repaired by them (added, removed or timeout fixed).
+    pub reconcile_repairs: u64,
+    /// Work items still queued when the worker had to give up at stop (not applied).
+    pub lost_at_stop: u64,
+}
+
+/// How the worker keeps the kernel equal to the active bans, and when it gives up at stop.
+pub struct WorkerOptions<'a> {
+    /// Period of the reconciliation (None = never).
+    pub reconcile_every: Option<Duration>,
+    /// The engine's active bans now (the list REPLACES what the ban set knew).
+    pub desired: &'a dyn Fn() -> Vec<DesiredBan>,
+    /// Set by the daemon when its stop deadline passed: whatever is still queued is counted
+    /// as lost (the kernel keeps what it has; the engine's bans were never acknowledged).
+    pub give_up: &'a AtomicBool,
+    /// The queue threads' count of decision records in flight; decremented as they are taken.
+    pub decisions_in_flight: &'a AtomicUsize,
+}
+
+/// Reconcile once: log repairs as warnings; count them. `caught_up` = no work was queued
+/// (else bans still on their way to the kernel show up as missing: added, logged, but not
+/// counted as repairs).
+pub fn reconcile(
+    banset: &mut BanSet,
+    desired: &[DesiredBan],
+    stats: &mut WorkerStats,
+    caught_up: bool,
+) {
+    let t0 = Instant::now();
+    match banset.reconcile(desired) {
+        Ok(r) if !caught_up => {
+            stats.reconciles += 1;
+            let real = r.stale_removed + r.timeouts_fixed;
+            stats.reconcile_repairs += real as u64;
+            let log_level = if real > 0 { log::Level::Warn } else { log::Level::Info };
+            log::log!(
+                log_level,
+                "kernel ban sets reconciled while the ban worker is behind: {} added (bans \
+                 still queued for the kernel among them), {} stale removed, {} timeouts \
+                 fixed; {} element(s) for {} ban(s) ({} ms)",
+                r.missing_added,
+                r.stale_removed,
+                r.timeouts_fixed,
+                r.kernel_elements,
+                desired.len(),
+                t0.elapsed().as_millis()
+            );
+        }
+        Ok(r) => {
+            stats.reconciles += 1;
+            stats.reconcile_repairs += r.repairs() as u64;
+            if r.repairs() > 0 {
+                log::warn!(
+                    "kernel ban sets repaired: {} missing added, {} stale removed, {} timeouts \
+                     fixed; {} element(s) for {} ban(s) ({} ms)",
+                    r.missing_added,
+                    r.stale_removed,
+                    r.timeouts_fixed,
+                    r.kernel_elements,
+                    desired.len(),
+                    t0.elapsed().as_millis()
+                );
+            } else {
+                log::debug!(
+                    "kernel ban sets match {} ban(s) ({} ms)",
+                    desired.len(),
+                    t0.elapsed().as_millis()
+                );
+            }
+        }
+        Err(e) => {
+            stats.kernel_errors += 1;
+            log::error!("reconciling the kernel ban sets: {e}");
+        }
+    }
 }
 
 /// Fold ban actions into the pending batch: the last action on a net wins.
@@ -198,11 +286,32 @@ pub fn run(
     banset: &mut BanSet,
     clock: &dyn Fn() -> Timestamp,
     durable: &DurableBans,
+    opts: WorkerOptions<'_>,
 ) -> WorkerStats {
     let mut stats = WorkerStats::default();
     let mut stop = false;
+    let mut last_reconcile = Instant::now();
     while !stop {
-        let first = match rx.recv_timeout(Duration::from_millis(200)) {
+        if opts.give_up.load(Ordering::Relaxed) {
+            // Bounded: the channel holds at most its capacity.
+            while rx.try_recv().is_ok() {
+                stats.lost_at_stop += 1;
+            }
+            break;
+        }
+        let mut held: Option<Work> = None;
+        if let Some(every) = opts.reconcile_every.filter(|e| last_reconcile.elapsed() >= *e) {
+            // Only when caught up with the channel: a ban still queued here is in the engine's
+            // snapshot but not yet in the kernel, and would be counted as a repair. In a storm
+            // that never lets up, the reconcile runs anyway once four periods have passed.
+            held = rx.try_recv().ok();
+            if held.is_none() || last_reconcile.elapsed() >= every * 4 {
+                last_reconcile = Instant::now();
+                let desired = (opts.desired)();
+                reconcile(banset, &desired, &mut stats, held.is_none());
+            }
+        }
+        let first = match held.map_or_else(|| rx.recv_timeout(Duration::from_millis(200)), Ok) {
             Ok(w) => w,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
@@ -210,7 +319,6 @@ pub fn run(
         let mut adds: Vec<Ban> = Vec::new();
         let mut removes: Vec<IpNet> = Vec::new();
         let mut decisions: Vec<DecisionItem> = Vec::new();
-        let mut blocklist: Option<Vec<IpNet>> = None;
         let mut prune_before: Option<Timestamp> = None;
         let mut flushes: Vec<std::sync::mpsc::SyncSender<Applied>> = Vec::new();
         let mut take = |w: Work, stop: &mut bool| match w {
@@ -219,8 +327,15 @@ pub fn run(
                 merge(&mut adds, &mut removes, actions);
                 flushes.push(ack);
             }
-            Work::Decision(d) => decisions.push(*d),
-            Work::Blocklist(nets) => blocklist = Some(nets),
+            Work::Decision(d) => {
+                // Saturating: the control thread's audit records are not counted.
+                let _ = opts.decisions_in_flight.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |v| Some(v.saturating_sub(1)),
+                );
+                decisions.push(*d)
+            }
             Work::PruneHistory(before) => prune_before = Some(before),
             Work::Stop => *stop = true,
         };
@@ -246,15 +361,6 @@ pub fn run(
             }
         }
         let t0 = std::time::Instant::now();
-        if let Some(nets) = blocklist {
-            match banset.replace_blocklist(&nets) {
-                Ok(()) => log::info!("block list: {} network(s) in the kernel sets", nets.len()),
-                Err(e) => {
-                    stats.kernel_errors += 1;
-                    log::error!("replacing the kernel block list: {e}");
-                }
-            }
-        }
         // Kernel first (the fast path: the source is dropped from now on), then the store;
         // a ban is acknowledged (logged, counted) only once it is durable. A crash between
         // the two loses only an unacknowledged ban: the kernel table is rebuilt at start from
@@ -432,7 +538,14 @@ mod tests {
         std::thread::scope(|s| {
             let w = s.spawn(move || {
                 let mut banset = BanSet::new("sipwall_no_such_table");
-                run(rx, store, &mut banset, &|| Timestamp::from_millis(2000), &d2)
+                let give_up = AtomicBool::new(false);
+                let opts = WorkerOptions {
+                    reconcile_every: None,
+                    desired: &Vec::new,
+                    give_up: &give_up,
+                    decisions_in_flight: &AtomicUsize::new(0),
+                };
+                run(rx, store, &mut banset, &|| Timestamp::from_millis(2000), &d2, opts)
             });
             for (i, actions) in steps.into_iter().enumerate() {
                 let (ack, done) = std::sync::mpsc::sync_channel(1);
@@ -478,6 +591,31 @@ mod tests {
                 assert!(!d.is_durable(&b2), "an uncommitted ban is listed durable");
             });
         }
+    }
+
+    #[test]
+    fn a_worker_told_to_give_up_counts_the_queued_work_as_lost_and_returns() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        for i in 0..5u8 {
+            let b = ban(&format!("203.0.113.{i}/32"), 900_000);
+            tx.send(Work::Bans(vec![BanAction::Add(b)])).unwrap();
+        }
+        // No Stop is ever sent and the sender stays open: only the flag can end the worker.
+        let give_up = AtomicBool::new(true);
+        let mut store = MemStore::default();
+        let mut banset = BanSet::new("sipwall_no_such_table");
+        let opts = WorkerOptions {
+            reconcile_every: None,
+            desired: &Vec::new,
+            give_up: &give_up,
+            decisions_in_flight: &AtomicUsize::new(0),
+        };
+        let durable = DurableBans::new();
+        let stats =
+            run(rx, &mut store, &mut banset, &|| Timestamp::from_millis(2000), &durable, opts);
+        assert_eq!(stats.lost_at_stop, 5);
+        assert!(store.bans.is_empty(), "work applied after the give-up");
+        drop(tx);
     }
 
     #[test]

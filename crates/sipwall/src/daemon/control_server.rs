@@ -1,5 +1,6 @@
-//! The control socket: operator commands (`sipwall ban/unban/bans`) to the running daemon.
-//! Protocol and limits: [`crate::protocol`].
+//! The control socket: operator commands (`sipwall ban/unban/bans/status/reload`) to the
+//! running daemon. Protocol and limits: [`crate::protocol`]; what `status` reads and how
+//! `reload` works: [`super::status`].
 //!
 //! CONTRACT:
 //! * The socket is bound at start, while the daemon still holds all its capabilities, with
@@ -24,6 +25,10 @@
 //!   the store's ban and history rows), and every manual ban and unban is logged with the uid
 //!   and pid and recorded as a decision (`manual.ban` / `manual.unban`, shown by
 //!   `sipwall decisions`; the source column holds the network's first address, port 0).
+//! * `status` locks the engine once, to count; `reload` re-reads the config through the
+//!   `Reloader` SIGHUP uses and answers `ok: false` with the error when the file does not
+//!   load (the old policy stays). `ban` with `extend` moves an active ban's end later, never
+//!   earlier; a ban that is only simulated (observe mode) gives way to an operator's ban.
 //! * The engine is locked only to decide (ban/unban/list), never during I/O. Manual bans and
 //!   unbans go to the ban worker as `Work::Apply`, the same kernel-then-store path as detected
 //!   bans; the answer is sent once the worker reports the batch applied (or after
@@ -42,6 +47,7 @@ use anyhow::Context as _;
 use sipwall_engine::{BanAction, DecisionRecord, Engine, Evidence, Timestamp, Verdict};
 
 use super::ban_worker::{DecisionItem, DurableBans, Work};
+use super::status::{snapshot, Counters, Facts, Rates, Reloader};
 use crate::protocol::{parse_request, read_request, write_line, BanView, Command, Response};
 use crate::time::{human, rfc3339};
 
@@ -141,7 +147,18 @@ pub struct Ctx {
     /// `None` normally; why there is no store when the daemon runs on an in-memory one
     /// (shown by `sipwall bans` as `store: unavailable (in memory): ...`).
     pub store_unavailable: Option<String>,
+    /// Facts fixed at start (mode, backend, ports, simulated families), for `status`.
+    pub facts: Facts,
+    /// The queue threads' published counters.
+    pub counters: Arc<Counters>,
+    /// Packet rates, sampled by the accept loop about once a second.
+    pub rates: Rates,
+    /// The config reloader shared with SIGHUP (None: `reload` is refused).
+    pub reloader: Option<Arc<Reloader>>,
 }
+
+/// How often the accept loop samples the packet counters for the rates of `status`.
+const RATE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Serve until `stop`; the socket file is removed on return.
 pub fn serve(sock: ControlSocket, ctx: Ctx, stop: Arc<AtomicBool>) {
@@ -153,8 +170,14 @@ pub fn serve(sock: ControlSocket, ctx: Ctx, stop: Arc<AtomicBool>) {
     let ctx = Arc::new(ctx);
     let active = Arc::new(AtomicUsize::new(0));
     let mut clients: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut sampled = Instant::now();
+    ctx.rates.sample(&ctx.counters);
     while !stop.load(Ordering::Relaxed) {
         clients.retain(|h| !h.is_finished());
+        if sampled.elapsed() >= RATE_INTERVAL {
+            sampled = Instant::now();
+            ctx.rates.sample(&ctx.counters);
+        }
         match sock.listener.accept() {
             Ok((stream, _)) => {
                 if active.load(Ordering::Acquire) >= MAX_CLIENTS {
@@ -383,7 +406,7 @@ pub fn manual_reason(reason: &str, peer: Peer) -> String {
 pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
     let now = (ctx.clock)();
     match cmd {
-        Command::Ban { net, duration, reason } => {
+        Command::Ban { net, duration, reason, extend } => {
             let reason = manual_reason(&reason, peer);
             let action = {
                 let mut e = lock(&ctx.engine);
@@ -393,13 +416,28 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                          trusted networks are never banned"
                     ));
                 }
-                if let Some(b) = e.bans().find(|b| b.net == net && now < b.until) {
-                    return Response::error(format!(
-                        "{net} is already banned until {} ({}: {}); unban it first to change it",
-                        rfc3339(b.until.as_millis()),
-                        b.rule,
-                        b.reason
-                    ));
+                let mut existing = e.bans().find(|b| b.net == net && now < b.until).cloned();
+                // A simulated ban (observe mode) gives way to an operator's real one.
+                if existing.as_ref().is_some_and(|b| ctx.facts.simulate.ban(b)) {
+                    let _ = e.unban(net);
+                    existing = None;
+                }
+                if let Some(b) = existing {
+                    if !extend {
+                        return Response::error(format!(
+                            "{net} is already banned until {} ({}: {}); unban it first to \
+                             change it, or --extend it",
+                            rfc3339(b.until.as_millis()),
+                            b.rule,
+                            b.reason
+                        ));
+                    }
+                    let extended = match extend_in_engine(ctx, &mut e, b, duration, now, peer) {
+                        Ok(ban) => ban,
+                        Err(resp) => return resp,
+                    };
+                    drop(e); // never wait for the ban worker with the engine locked
+                    return extend_apply(ctx, extended, &reason, now, peer);
                 }
                 e.ban_manual(net, duration, &reason, now)
             };
@@ -471,12 +509,39 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                 Err(e) => Response::error(format!("unbanned {net} in the engine, but: {e}")),
             }
         }
+        Command::Status => Response::status(snapshot(
+            &ctx.facts,
+            &ctx.counters,
+            &ctx.rates,
+            ctx.reloader.as_deref(),
+            &ctx.engine,
+            ctx.store_unavailable.as_deref(),
+            now.as_millis(),
+        )),
+        Command::Reload => {
+            let Some(r) = &ctx.reloader else {
+                return Response::error("this daemon cannot reload (no config file)");
+            };
+            let out = r.reload(&ctx.engine, &ctx.work, &format!("reload by {peer}"));
+            if out.ok {
+                Response::done(out.message, None)
+            } else {
+                Response::error(out.message)
+            }
+        }
         Command::Bans => {
             let mut bans: Vec<BanView> = {
                 let e = lock(&ctx.engine);
                 e.bans()
                     .filter(|b| now < b.until)
-                    .map(|b| BanView { durable: ctx.durable.is_durable(b), ..BanView::of(b) })
+                    .map(|b| {
+                        let simulated = ctx.facts.simulate.ban(b);
+                        BanView {
+                            durable: !simulated && ctx.durable.is_durable(b),
+                            simulated,
+                            ..BanView::of(b)
+                        }
+                    })
                     .collect()
             };
             bans.sort_by(|a, b| a.until_ms.cmp(&b.until_ms).then_with(|| a.net.cmp(&b.net)));
@@ -485,6 +550,75 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                 ctx.store_unavailable.as_ref().map(|why| format!("unavailable (in memory): {why}"));
             r
         }
+    }
+}
+
+/// `ban --extend` of the active ban `old`, in the engine: its end moves to `now + duration`
+/// when that is later (an extension never shortens a ban). `Err` is the answer to give.
+fn extend_in_engine(
+    ctx: &Ctx,
+    e: &mut Engine,
+    old: sipwall_engine::Ban,
+    duration: Duration,
+    now: Timestamp,
+    peer: Peer,
+) -> Result<sipwall_engine::Ban, Response> {
+    let net = old.net;
+    let asked = Timestamp(now.0.saturating_add(duration));
+    if asked <= old.until {
+        return Err(Response::done(
+            format!(
+                "{net} stays banned until {}: already longer than asked (nothing changed)",
+                rfc3339(old.until.as_millis())
+            ),
+            Some(vec![BanView { durable: ctx.durable.is_durable(&old), ..BanView::of(&old) }]),
+        ));
+    }
+    // The engine has no "extend" of its own: lift the ban and put it back with the new end,
+    // keeping its start, count, rule and evidence; the kernel and the store then get one Add
+    // (which replaces the element and the row).
+    let ban = sipwall_engine::Ban {
+        until: asked,
+        reason: format!("{}; extended by {peer}", old.reason),
+        ..old.clone()
+    };
+    let _ = e.unban(net);
+    if !e.restore_ban(ban.clone(), now) {
+        let _ = e.restore_ban(old, now); // nothing changed
+        return Err(Response::error(format!("the engine refused to extend the ban of {net}")));
+    }
+    Ok(ban)
+}
+
+/// `ban --extend`, after the engine: the kernel-then-store path and the audit record.
+fn extend_apply(
+    ctx: &Ctx,
+    ban: sipwall_engine::Ban,
+    reason: &str,
+    now: Timestamp,
+    peer: Peer,
+) -> Response {
+    let (net, until) = (ban.net, rfc3339(ban.until.as_millis()));
+    log::warn!("manual extension of the ban of {net} to {until} by {peer}");
+    match apply(ctx, vec![BanAction::Add(ban.clone())]) {
+        Ok(()) => {
+            audit(
+                ctx,
+                now,
+                net,
+                Verdict::Drop,
+                "manual.extend",
+                format!("ban of {net} extended to {until}: {reason}"),
+            );
+            Response::done(
+                format!("extended the ban of {net} until {until}"),
+                Some(vec![BanView {
+                    durable: ctx.store_unavailable.is_none(),
+                    ..BanView::of(&ban)
+                }]),
+            )
+        }
+        Err(err) => Response::error(format!("extended the ban of {net} in the engine, but: {err}")),
     }
 }
 
@@ -508,6 +642,10 @@ mod tests {
             clock,
             durable: DurableBans::new(),
             store_unavailable: None,
+            facts: Facts::default(),
+            counters: Arc::new(Counters::new(0, 1)),
+            rates: Rates::default(),
+            reloader: None,
         };
         (ctx, rx)
     }
@@ -563,12 +701,96 @@ mod tests {
         assert!(sys::peer_cred(&not_sock).is_err());
     }
 
+    /// `ban --extend` moves the end later, never earlier, keeps the ban's count and rule,
+    /// and hands one Add with the new end to the worker; `status` counts it by rule.
+    #[test]
+    fn extend_lengthens_never_shortens_and_status_counts_bans() {
+        let (ctx, rx) = ctx();
+        let w = worker(rx);
+        let net: ipnet::IpNet = "203.0.113.0/24".parse().unwrap();
+        let ban = |secs, extend| Command::Ban {
+            net,
+            duration: Duration::from_secs(secs),
+            reason: "x".into(),
+            extend,
+        };
+        assert!(execute(ban(600, false), &ctx, ROOT).ok);
+        let longer = execute(ban(3600, true), &ctx, ROOT);
+        assert!(longer.message.as_deref().unwrap().contains("extended"), "{longer:?}");
+        assert_eq!(longer.bans.as_ref().unwrap()[0].until_ms, 1_000_000 + 3_600_000);
+        let shorter = execute(ban(60, true), &ctx, ROOT);
+        assert!(shorter.ok && shorter.message.unwrap().contains("nothing changed"));
+        let listed = execute(Command::Bans, &ctx, ROOT).bans.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].until_ms, listed[0].count), (1_000_000 + 3_600_000, 1));
+        let st = execute(Command::Status, &ctx, ROOT).status.unwrap();
+        assert_eq!(st.bans_active, 1);
+        assert_eq!(st.bans_by_rule.get("manual"), Some(&1));
+        assert_eq!(st.store, "ok");
+        assert_eq!(st.queues.len(), 1);
+        // no config file: reload is refused, not faked
+        assert!(!execute(Command::Reload, &ctx, ROOT).ok);
+        ctx.work.send(Work::Stop).unwrap();
+        let (seen, decided) = w.join().unwrap();
+        assert_eq!(seen.len(), 2, "the first ban and its extension: {seen:?}");
+        assert!(matches!(&seen[1], BanAction::Add(b) if b.until.as_millis() == 4_600_000));
+        assert!(decided.iter().any(|d| d.record.rule == "manual.extend"));
+    }
+
+    /// In observe mode a detected ban is simulated (listed as such, never durable); an
+    /// operator's ban of the same network replaces it with a real one.
+    #[test]
+    fn a_simulated_ban_is_listed_as_such_and_gives_way_to_a_manual_ban() {
+        let (mut ctx, rx) = ctx();
+        let observe = crate::config::parse_enforce("[enforce]\nmode = \"observe\"\n").unwrap();
+        ctx.facts.simulate = super::super::status::Simulate::of(&observe);
+        let w = worker(rx);
+        let net: ipnet::IpNet = "203.0.113.5/32".parse().unwrap();
+        let detected = sipwall_engine::Ban {
+            net,
+            since: clock(),
+            until: Timestamp::from_millis(2_000_000),
+            count: 1,
+            rule: "signature.sipvicious-ua".into(),
+            reason: "scanner".into(),
+            evidence: Evidence::default(),
+            origin: sipwall_engine::BanOrigin::Detection,
+        };
+        assert!(lock(&ctx.engine).restore_ban(detected, clock()));
+        let listed = execute(Command::Bans, &ctx, ROOT).bans.unwrap();
+        assert!(listed[0].simulated && !listed[0].durable, "{listed:?}");
+        let st = execute(Command::Status, &ctx, ROOT).status.unwrap();
+        assert_eq!((st.bans_active, st.bans_simulated), (1, 1));
+        let r = execute(
+            Command::Ban {
+                net,
+                duration: Duration::from_secs(60),
+                reason: String::new(),
+                extend: false,
+            },
+            &ctx,
+            ROOT,
+        );
+        assert!(r.ok, "{r:?}");
+        let listed = execute(Command::Bans, &ctx, ROOT).bans.unwrap();
+        assert_eq!((listed.len(), listed[0].rule.as_str()), (1, "manual"));
+        assert!(!listed[0].simulated);
+        ctx.work.send(Work::Stop).unwrap();
+        let (seen, _) = w.join().unwrap();
+        assert!(matches!(&seen[..], [BanAction::Add(b)] if b.rule == "manual"), "{seen:?}");
+    }
+
     #[test]
     fn ban_list_unban_and_refusals() {
         let (ctx, rx) = ctx();
         let w = worker(rx);
         let net: ipnet::IpNet = "203.0.113.9/32".parse().unwrap();
-        let ban = Command::Ban { net, duration: Duration::from_secs(600), reason: "test".into() };
+        let ban = Command::Ban {
+            net,
+            duration: Duration::from_secs(600),
+            reason: "test".into(),
+            extend: false,
+        };
         let r = execute(ban.clone(), &ctx, ROOT);
         assert!(r.ok, "{r:?}");
         assert!(r.message.unwrap().contains("in the kernel set and the store"));
@@ -579,6 +801,7 @@ mod tests {
                 net: "198.51.100.0/25".parse().unwrap(),
                 duration: Duration::from_secs(60),
                 reason: String::new(),
+                extend: false,
             },
             &ctx,
             ROOT,
@@ -610,6 +833,7 @@ mod tests {
                 net: "203.0.113.0/24".parse().unwrap(),
                 duration: Duration::from_secs(60),
                 reason: String::new(),
+                extend: false,
             },
             &ctx,
             other,
@@ -719,6 +943,7 @@ mod tests {
             net: "203.0.113.9".into(),
             secs: 60,
             reason: "concurrent".into(),
+            extend: false,
         };
         let r = crate::client::call(&path, &ban).unwrap();
         assert!(r.ok, "{r:?}");

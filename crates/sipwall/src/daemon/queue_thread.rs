@@ -8,13 +8,22 @@
 //! rules at its next packet; a packet analysed under the old ones is redone by the engine.
 //! Ban actions and decision records go to the ban worker over a channel, so no store or `nft`
 //! latency ever stalls the queue.
+//!
+//! CONTRACT (judging never waits): a queue thread never blocks on the ban worker. Ban actions
+//! are collected per batch and handed over with `try_send`; when the channel is full they stay
+//! in a small per-thread [`PendingBans`] buffer (coalesced per net, last action wins) and are
+//! retried after the next batch. Past [`PENDING_BANS_MAX`] nets the newest are counted as
+//! overflow and not sent: the engine still holds those bans (their sources are dropped here,
+//! in user space) and the ban worker's periodic reconcile puts them into the kernel. The engine
+//! lock is held only for `decide_analysed` (no I/O, no allocation beyond the engine's own).
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
-use sipwall_engine::{Direction, Engine, Packet, Rules, Transport, Verdict};
+use sipwall_engine::{BanAction, Direction, Engine, Packet, Rules, Transport, Verdict};
 use sipwall_netfilter::{packet, Hook, Queue, QueueVerdict, QueuedPacket, Ruleset, L4};
 
 use super::ban_worker::{DecisionItem, Work};
@@ -32,7 +41,19 @@ pub struct QueueSettings {
     pub record_decisions: bool,
     /// Most TCP connections tracked by this thread.
     pub max_tcp_flows: usize,
+    /// Decision records handed to the ban worker and not yet taken by it, all queue threads
+    /// together; past [`DECISIONS_IN_FLIGHT_MAX`] records are counted and not sent, so a storm
+    /// cannot fill the worker's channel with records (each holds its evidence) and memory.
+    pub decisions_in_flight: Arc<AtomicUsize>,
+    /// Where each queue thread publishes its counters once per batch (`sipwall status`).
+    pub counters: Arc<super::status::Counters>,
+    /// Rule families only simulated (observe mode): their drops are accepted and counted as
+    /// `would_drop`, their bans kept out of the kernel and the store.
+    pub simulate: super::status::Simulate,
 }
+
+/// Most decision records in flight to the ban worker (see [`QueueSettings`]).
+pub const DECISIONS_IN_FLIGHT_MAX: usize = 4096;
 
 /// The direction rule: is a packet inbound (towards the protected side) or outbound? By the
 /// netfilter hook where the kernel saw it; on FORWARD (router mode) by the protected
@@ -75,7 +96,7 @@ impl DirectionRule {
 }
 
 /// Counters of one queue thread.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct InlineStats {
     /// Packets judged.
     pub packets: u64,
@@ -85,6 +106,89 @@ pub struct InlineStats {
     pub unparsed: u64,
     /// Non-first IP fragments (accepted: no transport header).
     pub fragments: u64,
+    /// Would have been dropped by a simulated rule family; accepted.
+    pub would_drop: u64,
+    /// Ban actions not kept because the worker's channel and the pending buffer were full.
+    pub ban_overflow: u64,
+    /// Ban actions still pending when the thread stopped.
+    pub bans_lost_at_stop: u64,
+}
+
+/// Most nets a queue thread holds back while the ban worker's channel is full.
+pub const PENDING_BANS_MAX: usize = 4096;
+
+/// Ban actions a queue thread has not handed to the ban worker yet (bounded, coalesced).
+#[derive(Debug, Default)]
+pub struct PendingBans {
+    actions: Vec<BanAction>,
+    /// Actions added since the last coalescing: a full buffer is coalesced again only after
+    /// a quarter of it is new, so a storm against a full buffer costs O(1) per action, not a
+    /// pass over the whole buffer for every one.
+    fresh: usize,
+    /// Actions not kept because the buffer was full (the engine still holds the bans).
+    pub overflow: u64,
+}
+
+fn action_net(a: &BanAction) -> IpNet {
+    match a {
+        BanAction::Add(b) => b.net,
+        BanAction::Remove(n) => *n,
+    }
+}
+
+impl PendingBans {
+    /// Keep `actions` for the next hand-over; past [`PENDING_BANS_MAX`] they are counted as
+    /// overflow instead.
+    pub fn push(&mut self, actions: Vec<BanAction>) {
+        for a in actions {
+            if self.actions.len() >= PENDING_BANS_MAX && self.fresh >= PENDING_BANS_MAX / 4 {
+                self.coalesce();
+            }
+            if self.actions.len() >= PENDING_BANS_MAX {
+                self.overflow += 1;
+            } else {
+                self.actions.push(a);
+                self.fresh += 1;
+            }
+        }
+    }
+
+    /// One action per net, the last one (the engine's latest decision), in decision order.
+    fn coalesce(&mut self) {
+        let mut seen = HashSet::new();
+        let mut kept: Vec<BanAction> =
+            self.actions.drain(..).rev().filter(|a| seen.insert(action_net(a))).collect();
+        kept.reverse();
+        self.actions = kept;
+        self.fresh = 0;
+    }
+
+    /// Hand everything to the worker without waiting; on a full channel keep it (coalesced)
+    /// for the next try. Returns false when the worker is gone.
+    pub fn flush(&mut self, work: &SyncSender<Work>) -> bool {
+        if self.actions.is_empty() {
+            return true;
+        }
+        match work.try_send(Work::Bans(std::mem::take(&mut self.actions))) {
+            Ok(()) => true,
+            Err(TrySendError::Full(Work::Bans(back))) => {
+                self.actions = back;
+                self.coalesce();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Actions waiting.
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
 }
 
 /// The time of one batch, read when its first packet is judged, i.e. AFTER the blocking
@@ -121,8 +225,11 @@ pub fn run_queue(
     let mut tcp = TcpTracker::new(settings.max_tcp_flows);
     let mut stats = InlineStats::default();
     let mut decision_overflow = 0u64;
+    let mut pending = PendingBans::default();
     let mut rules: Arc<Rules> = lock(&engine).rules().clone();
     let mut clock = BatchClock::new(wall_clock);
+    let published = settings.counters.queue(queue.config_used().num);
+    let mut would_drop = 0u64;
     while !stop.load(Ordering::Relaxed) {
         clock.next_batch();
         queue.process_batch(|qp: &QueuedPacket<'_>| {
@@ -151,17 +258,67 @@ pub fn run_queue(
             let mut judge = |payload: &[u8], transport: Transport| -> bool {
                 let p = Packet { src: view.src, dst: view.dst, transport, direction, payload };
                 let analysis = rules.analyse(&p); // unlocked: the expensive, stateless half
-                let d = {
+                let (mut d, simulated) = {
                     let mut e = lock(&engine);
                     let d = e.decide_analysed(&p, &analysis, now);
                     if !Arc::ptr_eq(&rules, e.rules()) {
                         rules = e.rules().clone(); // reloaded
                     }
-                    d
+                    // Simulated: a drop by a simulated family, or by a ban that is itself
+                    // only simulated (`ban.active` names the ban, not its cause).
+                    let simulated = !settings.simulate.is_empty()
+                        && d.verdict != Verdict::Accept
+                        && d.record.as_ref().is_some_and(|r| {
+                            if r.rule == "ban.active" {
+                                // The engine's peer: the source inbound, the destination
+                                // outbound (answers to a banned scanner are dropped too).
+                                let peer = match direction {
+                                    Direction::Inbound => view.src.ip(),
+                                    _ => view.dst.ip(),
+                                };
+                                e.ban_for(peer, now).is_some_and(|b| settings.simulate.ban(b))
+                            } else {
+                                settings.simulate.covers(r.rule)
+                            }
+                        });
+                    (d, simulated)
                 };
-                if !d.bans.is_empty() {
-                    // Bans matter: block (bounded channel) rather than lose one.
-                    let _ = work.send(Work::Bans(d.bans));
+                let bans = std::mem::take(&mut d.bans);
+                let (bans, simulated_bans) = settings.simulate.split(bans);
+                if !bans.is_empty() {
+                    // Handed over after the batch, never waiting (module contract).
+                    pending.push(bans);
+                }
+                if simulated || simulated_bans > 0 {
+                    if let Some(r) = &mut d.record {
+                        let what = match (simulated, simulated_bans > 0) {
+                            (true, true) => "would drop and ban",
+                            (true, false) => "would drop",
+                            _ => "would ban",
+                        };
+                        r.summary = format!("[{what}: simulated] {}", r.summary);
+                        // A would-ban is rare (once per scanner) and said at info; each
+                        // would-drop only at debug, so a flood cannot flood the log.
+                        if simulated_bans > 0 {
+                            log::info!(
+                                "{what} {} (simulated): {}: {}",
+                                view.src,
+                                r.rule,
+                                r.summary
+                            );
+                        } else {
+                            log::debug!(
+                                "{what} {} (simulated): {}: {}",
+                                view.src,
+                                r.rule,
+                                r.summary
+                            );
+                        }
+                    }
+                }
+                if simulated {
+                    would_drop += 1;
+                    d.verdict = Verdict::Accept;
                 }
                 let drop = d.verdict != Verdict::Accept;
                 if let Some(r) = &d.record {
@@ -176,10 +333,17 @@ pub fn run_queue(
                 }
                 if settings.record_decisions {
                     if let Some(record) = d.record {
-                        let item =
-                            DecisionItem { at: now, src: view.src, verdict: d.verdict, record };
-                        if work.try_send(Work::Decision(Box::new(item))).is_err() {
+                        let in_flight = &settings.decisions_in_flight;
+                        if in_flight.load(Ordering::Relaxed) >= DECISIONS_IN_FLIGHT_MAX {
                             decision_overflow += 1;
+                        } else {
+                            let item =
+                                DecisionItem { at: now, src: view.src, verdict: d.verdict, record };
+                            in_flight.fetch_add(1, Ordering::Relaxed);
+                            if work.try_send(Work::Decision(Box::new(item))).is_err() {
+                                in_flight.fetch_sub(1, Ordering::Relaxed);
+                                decision_overflow += 1;
+                            }
                         }
                     }
                 }
@@ -204,7 +368,32 @@ pub fn run_queue(
             }
             v
         })?;
+        pending.flush(&work);
+        if let Some(c) = published {
+            stats.would_drop = would_drop;
+            c.publish(&stats);
+        }
     }
+    // At stop: a few quick tries; the daemon's stop deadline must not wait on a full channel.
+    for _ in 0..20 {
+        if !pending.flush(&work) || pending.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    if !pending.is_empty() || pending.overflow > 0 {
+        log::warn!(
+            "queue {}: {} ban action(s) never reached the ban worker ({} lost at stop, {} over \
+             the buffer while the worker was busy: those reached the kernel by reconcile, not \
+             the store)",
+            queue.config_used().num,
+            pending.len() as u64 + pending.overflow,
+            pending.len(),
+            pending.overflow
+        );
+    }
+    stats.ban_overflow = pending.overflow;
+    stats.bans_lost_at_stop = pending.len() as u64;
     if decision_overflow > 0 {
         log::warn!(
             "queue {}: {decision_overflow} decision records not stored (worker busy)",
@@ -217,6 +406,73 @@ pub fn run_queue(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn add(net: &str, count: u32) -> BanAction {
+        BanAction::Add(sipwall_engine::Ban {
+            net: net.parse().unwrap(),
+            since: sipwall_engine::Timestamp::from_millis(1000),
+            until: sipwall_engine::Timestamp::from_millis(61_000),
+            count,
+            rule: "test".into(),
+            reason: "storm".into(),
+            evidence: Default::default(),
+            origin: sipwall_engine::BanOrigin::Detection,
+        })
+    }
+
+    #[test]
+    fn pending_bans_never_block_and_stay_bounded() {
+        // A channel of one slot, already full: a blocking send would hang this test.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Work>(1);
+        tx.try_send(Work::Stop).unwrap();
+        let mut p = PendingBans::default();
+        p.push(vec![add("203.0.113.1/32", 1), add("203.0.113.1/32", 2)]);
+        p.push(vec![BanAction::Remove("203.0.113.2/32".parse().unwrap())]);
+        assert!(p.flush(&tx)); // full: kept, coalesced per net
+        assert_eq!(p.len(), 2);
+        assert!(matches!(&p.actions[0], BanAction::Add(b) if b.count == 2));
+        // A storm of distinct nets: bounded, the rest counted.
+        let storm: Vec<BanAction> = (0..PENDING_BANS_MAX as u32 + 100)
+            .map(|i| add(&format!("2001:db8:{:x}::1/128", i % 65536), 1))
+            .collect();
+        p.push(storm);
+        assert_eq!(p.len(), PENDING_BANS_MAX);
+        assert_eq!(p.overflow, 102);
+        // Room again: everything goes in one message, in order.
+        assert!(matches!(rx.recv().unwrap(), Work::Stop));
+        assert!(p.flush(&tx));
+        assert!(p.is_empty());
+        match rx.recv().unwrap() {
+            Work::Bans(a) => {
+                assert_eq!(a.len(), PENDING_BANS_MAX);
+                assert_eq!(action_net(&a[0]), "203.0.113.1/32".parse::<IpNet>().unwrap());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        drop(rx);
+        p.push(vec![add("203.0.113.3/32", 1)]);
+        assert!(!p.flush(&tx)); // worker gone
+    }
+
+    #[test]
+    fn a_full_buffer_of_repeats_coalesces_and_takes_new_nets() {
+        let mut p = PendingBans::default();
+        // One net decided over and over (a source hammering while the worker is busy).
+        p.push((0..PENDING_BANS_MAX as u32).map(|i| add("203.0.113.7/32", i)).collect());
+        assert_eq!(p.len(), PENDING_BANS_MAX);
+        p.push(vec![add("203.0.113.8/32", 1)]); // full: coalesced first, so it fits
+        assert_eq!((p.len(), p.overflow), (2, 0));
+        let last = PENDING_BANS_MAX as u32 - 1;
+        assert!(matches!(&p.actions[0], BanAction::Add(b) if b.count == last));
+        // Full of distinct nets: coalescing frees nothing, further actions are counted.
+        p.push(
+            (0..PENDING_BANS_MAX as u32).map(|i| add(&format!("2001:db8::{i:x}/128"), 1)).collect(),
+        );
+        assert_eq!(p.len(), PENDING_BANS_MAX);
+        let before = p.overflow;
+        p.push(vec![add("198.51.100.1/32", 1)]);
+        assert_eq!(p.overflow, before + 1);
+    }
 
     #[test]
     fn the_batch_time_is_read_at_the_first_packet_not_before_the_receive() {

@@ -1,10 +1,10 @@
 //! One message at a time through the engine, and into the report: the direction rule, the
 //! engine's decision, the bans it set, and the per-source counts.
 //!
-//! TODO(parse once): the engine parses each message again inside `decide`; reusing its parse
-//! needs the engine's `Analysis` to expose the parsed message (method, User-Agent, request
-//! URI and To users, status), which it does not yet. Until then `inspect` parses once here
-//! for the direction and the counts, and the engine parses on its own.
+//! Each message is parsed once: here, because the direction (needed to build the engine's
+//! `Packet`) depends on whether it is a request; the parse is then handed to the engine
+//! (`Rules::analyse_parsed`), which keeps it in its `Analysis`, and the counts read it back
+//! from there (`Analysis::message`).
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
@@ -98,11 +98,16 @@ impl Tally {
     pub(super) fn message(&mut self, pkt: &SipPacket<'_>) {
         let ms = pkt.ts.as_millis() as u64;
         self.observe_time(ms);
-        let msg = Message::parse(pkt.payload).ok();
+        // Parsed once: here for the direction, then handed to the engine, which keeps it.
+        let parsed = Message::parse(pkt.payload);
         let is_request =
-            msg.as_ref().map_or_else(|| !pkt.payload.starts_with(b"SIP/"), |m| m.is_request());
+            parsed.as_ref().map_or_else(|_| !pkt.payload.starts_with(b"SIP/"), |m| m.is_request());
         let direction = self.rule.direction(pkt.src, pkt.dst, is_request);
-        let decision = self.decide(pkt, direction);
+        let packet = self.packet(pkt, direction);
+        let rules = self.engine.rules().clone();
+        let analysis = rules.analyse_parsed(&packet, parsed);
+        let decision = self.engine.decide_analysed(&packet, &analysis, Timestamp(pkt.ts));
+        let msg = analysis.message();
         let peer = peer_of(pkt, direction);
         self.record_bans(&decision.bans, peer);
         let Some(s) = self.source(peer, ms) else {
@@ -113,7 +118,7 @@ impl Tally {
         s.last_seen_ms = s.last_seen_ms.max(ms);
         s.tick(ms);
         count_verdict(s, &decision);
-        count_message(s, msg.as_ref(), direction);
+        count_message(s, msg, direction);
     }
 
     /// The capture's span and message count.
@@ -124,15 +129,13 @@ impl Tally {
         a.messages += 1;
     }
 
-    /// The engine's decision, with the capture's timestamp as the clock.
-    fn decide(&mut self, pkt: &SipPacket<'_>, direction: Direction) -> Decision {
+    /// The engine's view of a captured message.
+    fn packet<'a>(&self, pkt: &SipPacket<'a>, direction: Direction) -> Packet<'a> {
         let transport = match pkt.transport {
             sipwall_capture::Transport::Udp => Transport::Udp,
             sipwall_capture::Transport::Tcp => Transport::Tcp,
         };
-        let packet =
-            Packet { src: pkt.src, dst: pkt.dst, transport, direction, payload: pkt.payload };
-        self.engine.decide(&packet, Timestamp(pkt.ts))
+        Packet { src: pkt.src, dst: pkt.dst, transport, direction, payload: pkt.payload }
     }
 
     /// Bans the engine set: into the report's list, and to the peer's record when it is

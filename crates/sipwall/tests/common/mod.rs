@@ -68,14 +68,24 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The elements of `inet sipwall ban4` in namespace `ns` (addresses as /32, intervals as nets).
+/// The IPv4 bans in the kernel of namespace `ns`: the elements of the address set
+/// `ban_addr4` (as /32) and of the range set `ban_net4` (as nets).
 pub fn kernel_bans(ns: &str) -> Vec<IpNet> {
-    kernel_set(ns, "ban4")
+    let mut v = kernel_set(ns, "ban_addr4");
+    v.extend(kernel_set(ns, "ban_net4"));
+    v
 }
 
-/// The elements of `inet sipwall ban6` in namespace `ns` (addresses as /128, intervals as nets).
+/// The IPv6 bans in the kernel of namespace `ns`: `ban_addr6` (as /128) and `ban_net6`.
 pub fn kernel_bans6(ns: &str) -> Vec<IpNet> {
-    kernel_set(ns, "ban6")
+    let mut v = kernel_set(ns, "ban_addr6");
+    v.extend(kernel_set(ns, "ban_net6"));
+    v
+}
+
+/// Number of elements in the four ban sets of `inet sipwall` in namespace `ns`.
+pub fn kernel_ban_elements(ns: &str) -> usize {
+    kernel_bans(ns).len() + kernel_bans6(ns).len()
 }
 
 /// The address and prefix elements of set `set` of table `inet sipwall` in namespace `ns`.
@@ -91,13 +101,19 @@ pub fn kernel_set(ns: &str, set: &str) -> Vec<IpNet> {
                 nets.push(IpNet::from(s.parse::<IpAddr>().unwrap()));
             } else if let Some(p) = val.get("prefix") {
                 nets.push(format!("{}/{}", p["addr"].as_str().unwrap(), p["len"]).parse().unwrap());
+            } else if let Some(r) = val.get("range").and_then(|r| r.as_array()) {
+                // A segment that is no prefix: its first address stands for it.
+                if let Some(a) = r.first().and_then(|a| a.as_str()) {
+                    nets.push(IpNet::from(a.parse::<IpAddr>().unwrap()));
+                }
             }
         }
     }
     nets
 }
 
-/// Asserts that namespace `ns` holds no nft table and no iptables/ip6tables chain of sipwall.
+/// Asserts that namespace `ns` holds no nft table and no iptables/ip6tables chain of sipwall,
+/// and no empty `ip`/`ip6 filter` table (what `sipwall run --cleanup` leaves).
 pub fn no_rules_left(ns: &str) {
     let (ok, nft) = output(in_ns(ns, 10, "nft", &["list", "ruleset"]));
     assert!(ok, "nft list ruleset in {ns}: {nft}");
@@ -105,6 +121,51 @@ pub fn no_rules_left(ns: &str) {
     for tool in ["iptables-save", "ip6tables-save"] {
         let (_, saved) = output(in_ns(ns, 10, tool, &[]));
         assert!(!saved.contains("SIPWALL"), "{tool} in {ns}: rules left after exit:\n{saved}");
+    }
+    for family in ["ip", "ip6"] {
+        let (_, t) = output(in_ns(ns, 10, "nft", &["-j", "list", "table", family, "filter"]));
+        assert!(
+            !t.contains("\"table\"") || t.contains("\"rule\""),
+            "an empty {family} filter table is left in {ns}:\n{t}"
+        );
+    }
+}
+
+/// Asserts what a clean stop (SIGTERM) leaves in namespace `ns`: no queue rule (no nft queue
+/// chain, no iptables/ip6tables SIPWALL chain, no empty `ip`/`ip6 filter` table), but the table
+/// `inet sipwall` with its four ban sets and its ban-drop chain, so banned sources stay dropped
+/// while no daemon runs.
+pub fn only_bans_left(ns: &str) {
+    queue_rules_gone_bans_kept(ns);
+    // The iptables fallback's `ip`/`ip6 filter` tables go too once empty.
+    for family in ["ip", "ip6"] {
+        let (_, t) = output(in_ns(ns, 10, "nft", &["-j", "list", "table", family, "filter"]));
+        assert!(
+            !t.contains("\"table\"") || t.contains("\"rule\""),
+            "an empty {family} filter table is left in {ns} after stop:\n{t}"
+        );
+    }
+}
+
+/// [`only_bans_left`] without the filter-table check: what `sipwall run --stop-queueing` leaves
+/// after a killed run (it cannot know whether the `ip filter` tables were sipwall's, so it
+/// keeps them; they hold no rule and accept by policy).
+pub fn queue_rules_gone_bans_kept(ns: &str) {
+    let (ok, nft) = output(in_ns(ns, 10, "nft", &["list", "chains", "inet"]));
+    assert!(ok, "nft list chains in {ns}: {nft}");
+    assert!(!nft.contains("chain queue_"), "nft queue chains left in {ns} after stop:\n{nft}");
+    assert!(nft.contains("table inet sipwall"), "the ban table is gone after stop:\n{nft}");
+    for tool in ["iptables-save", "ip6tables-save"] {
+        let (_, saved) = output(in_ns(ns, 10, tool, &[]));
+        assert!(
+            !saved.contains("SIPWALL"),
+            "{tool} in {ns}: queue rules left after stop:\n{saved}"
+        );
+    }
+    for set in ["ban_addr4", "ban_net4", "ban_addr6", "ban_net6"] {
+        let (ok, out) =
+            output(in_ns(ns, 10, "nft", &["-t", "list", "set", "inet", "sipwall", set]));
+        assert!(ok, "set {set} gone after stop in {ns}: {out}");
     }
 }
 
@@ -255,7 +316,9 @@ impl Daemon {
     }
 
     /// SIGTERM and wait (bounded, 15 s) for a clean exit; panics with the log otherwise.
-    pub fn stop(&mut self) {
+    /// Returns how long the stop took.
+    pub fn stop(&mut self) -> Duration {
+        let t0 = Instant::now();
         let mut c = self.child.take().expect("daemon running");
         let st = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
         assert!(st.success());
@@ -263,7 +326,7 @@ impl Daemon {
         loop {
             if let Some(st) = c.try_wait().unwrap() {
                 assert!(st.success(), "sipwall exited with {st}:\n{}", self.log());
-                return;
+                return t0.elapsed();
             }
             if Instant::now() > deadline {
                 let _ = c.kill();
@@ -272,6 +335,30 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// `sipwall run --cleanup` with this daemon's config and socket (bounded, 30 s); panics
+    /// with its output unless it succeeds.
+    pub fn cleanup(&self) {
+        self.run_mode("--cleanup");
+    }
+
+    /// `sipwall run --stop-queueing` (what systemd's ExecStopPost runs), as [`Daemon::cleanup`].
+    pub fn stop_queueing(&self) {
+        self.run_mode("--stop-queueing");
+    }
+
+    fn run_mode(&self, flag: &str) {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns, "timeout", "-s", "KILL", "30"])
+            .arg(env!("CARGO_BIN_EXE_sipwall"))
+            .args(["run", flag, "--config"])
+            .arg(self.dir.join("sipwall.toml"))
+            .arg("--socket")
+            .arg(self.dir.join("control.sock"))
+            .env("RUST_LOG", "info");
+        let (ok, out) = output(c);
+        assert!(ok, "sipwall run {flag} failed:\n{out}");
     }
 
     /// SIGKILL: no chance to clean up (its rules stay, its store must cope).
@@ -311,7 +398,7 @@ pub fn topology(script: &str, env: &[(&str, &str)], arg: &str) -> bool {
 
 /// One end-to-end test's world: a temp dir, the daemon, the tools the test started, and the
 /// namespaces of a topology script. All of it ends on drop, even when the test fails: the
-/// daemon first (so it removes its rules), then the tools, then the namespaces (which takes
+/// daemon first (so it removes its queue rules), then the tools, then the namespaces (which takes
 /// whatever is left inside them).
 pub struct Stage {
     /// Config, state, logs and traces.
