@@ -28,6 +28,7 @@ declare -A APT=(
     [mmdebstrap]=mmdebstrap
     [unshare]=util-linux
     [python3]=python3
+    [curl]=curl
 )
 
 missing=()

@@ -335,6 +335,75 @@ pub struct Config {
     pub enforce: EnforceConfig,
     /// What each block list file contributed, for logs and `check-config`.
     pub blocklists: Vec<(PathBuf, sipwall_engine::policy::BlocklistLoad)>,
+    /// `[api]`: the HTTP API and metrics (defaults when absent: off).
+    pub api: ApiConfig,
+}
+
+/// Default `[api] listen`: loopback only.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9360";
+
+/// `[api]`: the HTTP API and Prometheus metrics (see `crate::api`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Serve the API (default false).
+    pub enabled: bool,
+    /// Address and port (default `127.0.0.1:9360`: loopback only).
+    pub listen: std::net::SocketAddr,
+    /// File holding the bearer token (mode 0600 or stricter). Without it, mutating endpoints
+    /// are refused.
+    pub token_file: Option<PathBuf>,
+    /// Reading endpoints need the token too (default false).
+    pub require_token_for_reads: bool,
+    /// Line of `token_file` in the config file (0: not written), so an unusable token file
+    /// is reported with its key and line at start.
+    #[serde(skip)]
+    pub token_file_line: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            enabled: false,
+            listen: DEFAULT_API_LISTEN.parse().expect("a valid default address"),
+            token_file: None,
+            require_token_for_reads: false,
+            token_file_line: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiDoc {
+    #[serde(default)]
+    api: ApiConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ApiSpans {
+    #[serde(default)]
+    api: std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
+}
+
+/// Parse `[api]`; errors name the key (`api.KEY`) and its line, as [`parse_enforce`] does.
+pub fn parse_api(text: &str) -> anyhow::Result<ApiConfig> {
+    let spans = toml::from_str::<ApiSpans>(text).unwrap_or_default().api;
+    let key_at = |offset: usize| {
+        spans.iter().find(|(_, v)| v.span().contains(&offset)).map(|(k, _)| k.clone())
+    };
+    let doc: ApiDoc = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_at(text, s.start));
+        let key = e.span().and_then(|s| key_at(s.start));
+        let msg = e.message().trim_end();
+        match (line, key) {
+            (Some(l), Some(k)) => anyhow::anyhow!("line {l}: api.{k}: {msg}"),
+            (Some(l), None) => anyhow::anyhow!("line {l}: in [api]: {msg}"),
+            _ => anyhow::anyhow!("in [api]: {msg}"),
+        }
+    })?;
+    let mut api = doc.api;
+    api.token_file_line = spans.get("token_file").map_or(0, |v| line_at(text, v.span().start));
+    Ok(api)
 }
 
 /// Read a regular file of at most `max` bytes as UTF-8 text. Hostile files are refused with
@@ -404,6 +473,11 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     let mut policy = sipwall_engine::Policy::from_toml_str(&text)
         .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
     let enforce = parse_enforce(&text).with_context(|| format!("config {}", path.display()))?;
+    let mut api = parse_api(&text).with_context(|| format!("config {}", path.display()))?;
+    // A relative token file is relative to the config file, like the block lists.
+    if let Some(t) = api.token_file.as_mut().filter(|t| t.is_relative()) {
+        *t = path.parent().unwrap_or(Path::new(".")).join(&*t);
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let mut blocklists = Vec::new();
     for name in policy.blocklist_files.clone() {
@@ -416,7 +490,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
             .map_err(|e| anyhow::anyhow!("block list file {}: {e}", file.display()))?;
         blocklists.push((file, load));
     }
-    Ok(Config { policy, enforce, blocklists })
+    Ok(Config { policy, enforce, blocklists, api })
 }
 
 #[cfg(test)]
@@ -525,6 +599,25 @@ mod tests {
     }
 
     #[test]
+    fn api_defaults_to_off_on_loopback_and_errors_name_key_and_line() {
+        let none = parse_api(TEXT).unwrap();
+        assert!(!none.enabled && !none.require_token_for_reads && none.token_file.is_none());
+        assert!(none.listen.ip().is_loopback(), "{}", none.listen);
+        assert_eq!(none.listen.port(), 9360);
+        let on =
+            parse_api("[bans]\nduration_secs = 60\n[api]\nenabled = true\ntoken_file = \"t\"\n")
+                .unwrap();
+        assert!(on.enabled);
+        assert_eq!(on.token_file_line, 5);
+        let e = parse_api("[api]\nenabled = true\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 3: api.listen"), "{e:#}");
+        let e = parse_api("[api]\nenabeld = true\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 2") && format!("{e:#}").contains("enabeld"));
+        // the engine lets the table be
+        assert!(sipwall_engine::Policy::from_toml_str("[api]\nenabled = true\n").is_ok());
+    }
+
+    #[test]
     fn queue_first_plus_queues_error_names_the_line() {
         let e = parse_enforce("[enforce]\nmode = \"host\"\nqueue_first = 65535\nqueues = 2\n")
             .unwrap_err()
@@ -538,5 +631,7 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/sipwall.example.toml");
         let config = load(&example).unwrap();
         assert_eq!(config.enforce, EnforceConfig::default());
+        // every [api] key it writes is the default (token_file is commented out)
+        assert_eq!(ApiConfig { token_file_line: 0, ..config.api }, ApiConfig::default());
     }
 }

@@ -211,6 +211,8 @@ pub struct Daemon {
     store_unavailable: Option<String>,
     /// The config reloader shared with the control socket (`sipwall reload`).
     reloader: Arc<status::Reloader>,
+    /// The HTTP API's thread (`[api] enabled`).
+    api: Option<JoinHandle<()>>,
 }
 
 /// Open `STATE_DIR/sipwall.db`, creating the directory if needed; when that fails, an
@@ -248,7 +250,7 @@ pub fn open_store_or_memory(
 impl Daemon {
     /// Start-up steps 1-5 of the module docs; on error, what was installed is removed again.
     pub fn start(args: &RunArgs, config: Config) -> anyhow::Result<Daemon> {
-        let Config { policy, enforce, blocklists: _ } = config;
+        let Config { policy, enforce, blocklists: _, api } = config;
         let ruleset = enforce.ruleset(&policy.ports_to_guard())?;
         let state_dir = args.state.clone().unwrap_or_else(|| enforce.state_dir.clone());
         let db = state_dir.join(config::STORE_FILE);
@@ -270,6 +272,9 @@ impl Daemon {
         let socket_path = args.socket.clone().unwrap_or_else(|| enforce.control_socket.clone());
         // Bound before capabilities are dropped; removed when dropped (every return below).
         let control_sock = control_server::ControlSocket::bind(&socket_path)?;
+        // The HTTP API's token and listener (`[api]`), likewise bound before anything is
+        // installed: a bad token file stops the start with its key and line.
+        let api_bound = if api.enabled { Some(crate::api::bind(&api)?) } else { None };
 
         let mut firewall =
             Firewall::install(ruleset.clone()).context("installing the nft table")?;
@@ -391,6 +396,25 @@ impl Daemon {
         for q in queues {
             threads.push(spawn_queue(q, &engine, &work, &settings, &shutdown)?);
         }
+        let api_ready = Arc::new(AtomicBool::new(false));
+        let api_thread = match api_bound {
+            None => None,
+            Some(bound) => {
+                let ctx = control_server::Ctx {
+                    engine: engine.clone(),
+                    work: work.clone(),
+                    clock: wall_clock,
+                    durable: durable.clone(),
+                    store_unavailable: store_unavailable.clone(),
+                    facts: facts.clone(),
+                    counters: counters.clone(),
+                    rates: status::Rates::default(),
+                    reloader: Some(reloader.clone()),
+                };
+                let ready = api_ready.clone();
+                Some(crate::api::spawn(bound, ctx, db.clone(), ready, shutdown.flag())?)
+            }
+        };
         let control = {
             let ctx = control_server::Ctx {
                 engine: engine.clone(),
@@ -410,7 +434,10 @@ impl Daemon {
                 .context("starting the control socket thread")?
         };
         log::info!("sipwall running: {} queue thread(s)", threads.len());
+        // Queues bound and bans restored: `/readyz` answers 200 from now on.
+        api_ready.store(true, Ordering::Relaxed);
         Ok(Daemon {
+            api: api_thread,
             enforce,
             engine,
             work,
@@ -536,6 +563,14 @@ impl Daemon {
             Ok(Err(_)) => log::error!("control socket thread panicked"),
             Err(_) => log::warn!("control socket thread still busy at the stop deadline; left"),
             Ok(Ok(())) => {}
+        }
+        // The HTTP API, like the control thread: a command being served still gets its ban.
+        if let Some(h) = self.api {
+            match join_by(h, deadline) {
+                Ok(Err(_)) => log::error!("HTTP API thread panicked"),
+                Err(_) => log::warn!("HTTP API thread still busy at the stop deadline; left"),
+                Ok(Ok(())) => {}
+            }
         }
         // Never block on a full channel: try until the deadline, then tell the worker to give
         // up on what is queued.

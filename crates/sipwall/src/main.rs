@@ -9,11 +9,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod api;
 mod client;
 mod commands;
 mod config;
 mod daemon;
 mod inspect;
+mod metrics;
 mod protocol;
 mod sd_notify;
 mod time;

@@ -465,6 +465,9 @@ struct Raw {
     /// daemon parses and checks it, the engine only lets it be.
     #[serde(default, rename = "enforce")]
     _enforce: Option<serde::de::IgnoredAny>,
+    /// Likewise the daemon's `[api]` table (HTTP API and metrics).
+    #[serde(default, rename = "api")]
+    _api: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]

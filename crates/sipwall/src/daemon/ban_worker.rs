@@ -328,6 +328,7 @@ pub fn run(
                 flushes.push(ack);
             }
             Work::Decision(d) => {
+                crate::metrics::shared().decision(&d.verdict.to_string(), d.record.rule);
                 // Saturating: the control thread's audit records are not counted.
                 let _ = opts.decisions_in_flight.fetch_update(
                     Ordering::Relaxed,
@@ -374,6 +375,14 @@ pub fn run(
                 Ok(()) => {
                     stats.bans_removed += removes.len() as u64;
                     kernel_in = Some(t0.elapsed());
+                    // /metrics (the scraper reads these; only this thread writes them)
+                    let m = crate::metrics::shared();
+                    if !adds.is_empty() {
+                        m.kernel_set_in(t0.elapsed());
+                    }
+                    for b in &adds {
+                        m.ban_added(&b.rule, &b.origin.to_string());
+                    }
                 }
                 Err(e) => {
                     stats.kernel_errors += 1;
@@ -388,6 +397,7 @@ pub fn run(
                 Ok(()) => {
                     stats.bans_active += adds.len() as u64;
                     stored_in = Some(t0.elapsed());
+                    crate::metrics::shared().store_commit_in(t0.elapsed());
                     durable.mark(&adds);
                 }
                 Err(e) => {

@@ -249,8 +249,17 @@ pub struct Peer {
     pub pid: i32,
 }
 
+impl Peer {
+    /// The HTTP API's caller, who proved the API token (`crate::api`): in the audit trail as
+    /// "api token". pid -1 is never a socket peer's (the kernel reports 0 for an unseen pid).
+    pub const API_TOKEN: Peer = Peer { uid: u32::MAX, pid: -1 };
+}
+
 impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if *self == Peer::API_TOKEN {
+            return f.write_str("api token");
+        }
         write!(f, "uid {} (pid {})", self.uid, self.pid)
     }
 }

@@ -260,7 +260,7 @@ impl Reloader {
         // systemd (Type=notify) sees the reload and its outcome as the unit's status line.
         let _ = crate::sd_notify::reloading();
         let outcome = match config::load(&self.path) {
-            Ok(Config { policy, enforce, blocklists }) => {
+            Ok(Config { policy, enforce, blocklists, .. }) => {
                 for (file, load) in &blocklists {
                     log::info!("{why}: block list {}: {load:?}", file.display());
                 }
