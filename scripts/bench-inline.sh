@@ -229,7 +229,8 @@ for q in 1 2; do
         R[q1_rtt]=$(ping_rtt)
         ip netns exec $ATK timeout 10 "$GEN" send 203.0.113.2 203.0.113.1:5060 "$WORK/scan.sip" 1 0 > /dev/null
         sleep 1
-        ip netns exec $PBX nft list set inet sipwall ban4 | grep -q 203.0.113.2 || { echo "scanner not banned" >&2; cat "$WORK/daemon.log" >&2; exit 1; }
+        # ban_addr4 (addresses in a hash set) since the set split; ban4 in older binaries
+        { ip netns exec $PBX nft list set inet sipwall ban_addr4 2>/dev/null || ip netns exec $PBX nft list set inet sipwall ban4; } | grep -q 203.0.113.2 || { echo "scanner not banned" >&2; cat "$WORK/daemon.log" >&2; exit 1; }
         R[ban_log]=$(grep -o 'in kernel set after [0-9]* us, durable after [0-9]* us' "$WORK/daemon.log" | head -1)
         R[banned]=$(SINK_SECS=4 flood $ATK 203.0.113.2 203.0.113.1:5060 0 8 "$COST_COUNT")
     fi
