@@ -347,29 +347,14 @@ pub struct DecisionQuery {
     pub limit: Option<usize>,
 }
 
-/// Recorded decisions passing `filter`, newest first, read from the store read-only.
+/// Recorded decisions passing `filter`, newest first, in the CLI's JSON form.
 fn read_decisions(
     db: &std::path::Path,
     filter: &crate::commands::decisions::Filter,
     limit: usize,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
-    let store = crate::commands::open_store(db)?;
-    let mut rows = store.recent_decisions(crate::commands::decisions::SCAN_LIMIT)?;
-    rows.retain(|d| filter.keeps(d.at.as_millis(), d.src.ip(), &d.rule));
-    rows.truncate(limit);
-    Ok(rows
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "at_ms": d.at.as_millis(),
-                "src": d.src.to_string(),
-                "verdict": d.verdict,
-                "rule": d.rule,
-                "summary": d.summary,
-                "evidence": d.evidence,
-            })
-        })
-        .collect())
+    let rows = crate::commands::decisions::read(db, filter, limit)?;
+    Ok(rows.iter().map(crate::commands::decisions::to_json).collect())
 }
 
 async fn decisions(State(s): State<Arc<ApiState>>, Query(q): Query<DecisionQuery>) -> HttpResponse {

@@ -95,6 +95,35 @@ impl Filter {
     }
 }
 
+/// The newest `limit` recorded decisions passing `filter`, newest first, from the store opened
+/// read-only: what `sipwall decisions` and the HTTP API's `/api/v1/decisions` both list. The
+/// store answers "the newest N" only, so a filter looks at the newest [`SCAN_LIMIT`].
+pub fn read(
+    db: &std::path::Path,
+    filter: &Filter,
+    limit: usize,
+) -> anyhow::Result<Vec<sipwall_store::StoredDecision>> {
+    if filter.is_empty() {
+        return Ok(open_store(db)?.recent_decisions(limit)?);
+    }
+    let mut rows = open_store(db)?.recent_decisions(SCAN_LIMIT)?;
+    rows.retain(|d| filter.keeps(d.at.as_millis(), d.src.ip(), &d.rule));
+    rows.truncate(limit);
+    Ok(rows)
+}
+
+/// One decision in the JSON form shared by `decisions --format json` and the HTTP API.
+pub fn to_json(d: &sipwall_store::StoredDecision) -> serde_json::Value {
+    serde_json::json!({
+        "at_ms": d.at.as_millis(),
+        "src": d.src.to_string(),
+        "verdict": d.verdict,
+        "rule": d.rule,
+        "summary": d.summary,
+        "evidence": d.evidence,
+    })
+}
+
 /// `sipwall decisions`: read the store directly.
 pub fn decisions(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
     let db = store_path(args.state.as_deref(), args.config.as_deref())?;
@@ -105,30 +134,10 @@ pub fn decisions(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
         args.rule.as_deref(),
         time::now_ms(),
     )?;
-    // The store answers "the newest N" only: filter the newest SCAN_LIMIT here.
-    let rows = if filter.is_empty() {
-        open_store(&db)?.recent_decisions(args.limit)?
-    } else {
-        let mut rows = open_store(&db)?.recent_decisions(SCAN_LIMIT)?;
-        rows.retain(|d| filter.keeps(d.at.as_millis(), d.src.ip(), &d.rule));
-        rows.truncate(args.limit);
-        rows
-    };
+    let rows = read(&db, &filter, args.limit)?;
     match args.format {
         Format::Json => {
-            let v: Vec<_> = rows
-                .iter()
-                .map(|d| {
-                    serde_json::json!({
-                        "at_ms": d.at.as_millis(),
-                        "src": d.src.to_string(),
-                        "verdict": d.verdict,
-                        "rule": d.rule,
-                        "summary": d.summary,
-                        "evidence": d.evidence,
-                    })
-                })
-                .collect();
+            let v: Vec<_> = rows.iter().map(to_json).collect();
             emit(&(serde_json::to_string_pretty(&v)? + "\n"))?;
         }
         Format::Text => {
