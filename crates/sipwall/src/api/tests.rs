@@ -2,7 +2,6 @@
 //! engine and `execute`; only the ban worker is a stand-in (it acknowledges batches: the
 //! kernel and store path is tested by the namespace test `api_http`).
 use std::sync::mpsc;
-use std::sync::Mutex;
 
 use axum::body::Body;
 use axum::http::Request as HttpRequest;
@@ -11,8 +10,7 @@ use sipwall_engine::{Engine, Policy, Timestamp};
 use tower::ServiceExt as _;
 
 use super::*;
-use crate::daemon::ban_worker::{Applied, DurableBans, Work};
-use crate::daemon::status::{Counters, Facts, Rates};
+use crate::daemon::ban_worker::{Applied, Work};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -36,17 +34,7 @@ fn state(reads_need_token: bool) -> (Arc<ApiState>, std::thread::JoinHandle<Vec<
         }
         seen
     });
-    let ctx = Ctx {
-        engine: Arc::new(Mutex::new(Engine::new(policy))),
-        work: tx,
-        clock,
-        durable: DurableBans::new(),
-        store_unavailable: None,
-        facts: Facts::default(),
-        counters: Arc::new(Counters::new(0, 1)),
-        rates: Rates::default(),
-        reloader: None,
-    };
+    let ctx = Ctx::for_tests(Engine::new(policy), tx, clock);
     let s = ApiState {
         ctx,
         token: Some(TOKEN.as_bytes().to_vec()),

@@ -157,6 +157,29 @@ pub struct Ctx {
     pub reloader: Option<Arc<Reloader>>,
 }
 
+#[cfg(test)]
+impl Ctx {
+    /// A context over `engine` for unit tests (control socket and HTTP API alike): a store
+    /// that works, default facts, one queue's counters, no reloader.
+    pub(crate) fn for_tests(
+        engine: Engine,
+        work: SyncSender<Work>,
+        clock: fn() -> Timestamp,
+    ) -> Ctx {
+        Ctx {
+            engine: Arc::new(Mutex::new(engine)),
+            work,
+            clock,
+            durable: DurableBans::new(),
+            store_unavailable: None,
+            facts: Facts::default(),
+            counters: Arc::new(Counters::new(0, 1)),
+            rates: Rates::default(),
+            reloader: None,
+        }
+    }
+}
+
 /// How often the accept loop samples the packet counters for the rates of `status`.
 const RATE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -645,18 +668,7 @@ mod tests {
         let policy =
             Policy::from_toml_str("[trusted]\nnetworks = [\"198.51.100.0/24\"]\n").unwrap();
         let (tx, rx) = mpsc::sync_channel(16);
-        let ctx = Ctx {
-            engine: Arc::new(Mutex::new(Engine::new(policy))),
-            work: tx,
-            clock,
-            durable: DurableBans::new(),
-            store_unavailable: None,
-            facts: Facts::default(),
-            counters: Arc::new(Counters::new(0, 1)),
-            rates: Rates::default(),
-            reloader: None,
-        };
-        (ctx, rx)
+        (Ctx::for_tests(Engine::new(policy), tx, clock), rx)
     }
 
     const ROOT: Peer = Peer { uid: 0, pid: 4242 };
