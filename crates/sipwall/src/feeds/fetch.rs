@@ -590,3 +590,295 @@ pub fn first_list(
     log_refused(&m.refused);
     m.nets
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::sync::atomic::AtomicU8;
+
+    use super::*;
+
+    const GOOD: &str = "# test list\n203.0.113.9\n2001:db8:bad::/48\n192.0.2.0/28 ; scanners\n";
+    const ETAG: &str = "\"v1\"";
+    const LAST_MODIFIED: &str = "Wed, 02 Dec 2026 10:00:00 GMT";
+
+    /// What the test server answers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[repr(u8)]
+    enum Mode {
+        /// 200 with `GOOD`, ETag and Last-Modified; 304 to a request carrying the ETag.
+        Good,
+        /// 500.
+        Error,
+        /// Headers, then one byte of body every 200 ms (at most 25): slower than the timeout.
+        Slow,
+        /// A Content-Length above the limit.
+        Big,
+        /// No Content-Length, a body past the limit (ended by closing).
+        BigUnannounced,
+        /// 200 with an HTML error page.
+        Garbage,
+        /// The connection closed without an answer.
+        Reset,
+    }
+
+    /// A one-connection-at-a-time HTTP/1.1 server on loopback for the fetcher's tests; every
+    /// request head is kept. Stops when dropped (and after 60 s at the latest).
+    struct Server {
+        addr: SocketAddr,
+        mode: Arc<AtomicU8>,
+        heads: Arc<Mutex<Vec<String>>>,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mode = Arc::new(AtomicU8::new(Mode::Good as u8));
+            let heads = Arc::new(Mutex::new(Vec::new()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let (m, h, st) = (mode.clone(), heads.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let end = Instant::now() + Duration::from_secs(60);
+                while !st.load(Ordering::Relaxed) && Instant::now() < end {
+                    match listener.accept() {
+                        Ok((conn, _)) => serve(conn, m.load(Ordering::Relaxed), &h),
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            });
+            Server { addr, mode, heads, stop }
+        }
+        fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+        fn set(&self, m: Mode) {
+            self.mode.store(m as u8, Ordering::Relaxed);
+        }
+        fn last_head(&self) -> String {
+            self.heads.lock().unwrap().last().cloned().unwrap_or_default()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn serve(mut conn: TcpStream, mode: u8, heads: &Mutex<Vec<String>>) {
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while head.len() < 8192 && !head.ends_with(b"\r\n\r\n") {
+            match conn.read(&mut b) {
+                Ok(1) => head.push(b[0]),
+                _ => return,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        heads.lock().unwrap().push(head.clone());
+        let ok = |body: &str, extra: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let answer = match mode {
+            m if m == Mode::Good as u8 => {
+                if head.contains(&format!("if-none-match: {ETAG}")) {
+                    format!("HTTP/1.1 304 Not Modified\r\nETag: {ETAG}\r\nConnection: close\r\n\r\n")
+                } else {
+                    ok(GOOD, &format!("ETag: {ETAG}\r\nLast-Modified: {LAST_MODIFIED}\r\n"))
+                }
+            }
+            m if m == Mode::Error as u8 => {
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string()
+            }
+            m if m == Mode::Slow as u8 => {
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n");
+                for _ in 0..25 {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if conn.write_all(b"1").is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
+            m if m == Mode::Big as u8 => {
+                "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n203.0.113.1\n"
+                    .to_string()
+            }
+            m if m == Mode::BigUnannounced as u8 => {
+                let line = "203.0.113.1\n".repeat(1000);
+                format!("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{line}")
+            }
+            m if m == Mode::Garbage as u8 => ok("<html><body>Service Unavailable</body></html>\n", ""),
+            _ => return, // Reset: close without a word
+        };
+        let _ = conn.write_all(answer.as_bytes());
+    }
+
+    fn nets(s: &Source) -> Vec<String> {
+        s.entries.iter().map(|e| e.net.to_string()).collect()
+    }
+
+    fn feeds(urls: Vec<String>) -> FeedsConfig {
+        FeedsConfig {
+            urls,
+            fetch: FetchConfig { timeout_secs: 1, max_bytes: 4096, ..FetchConfig::default() },
+        }
+    }
+
+    #[test]
+    fn a_list_survives_failing_slow_oversized_and_garbage_downloads_and_uses_its_etag() {
+        let srv = Server::start();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = feeds(vec![srv.url("/voip.txt")]);
+        let mut f = Fetcher::new(&cfg, dir.path());
+        assert!(f.sources().is_empty());
+        let (r, s) = f.refresh(0, 1_000);
+        assert_eq!(r, Refresh::Updated(3, "text"));
+        let good: Vec<String> =
+            ["203.0.113.9/32", "2001:db8:bad::/48", "192.0.2.0/28"].map(String::from).to_vec();
+        assert_eq!(nets(&s.unwrap()), good);
+        assert!(!srv.last_head().contains("if-none-match"), "{}", srv.last_head());
+        // the copy on disk, owner-only
+        let file = copy_path(&dir.path().join(FEEDS_DIR), &cfg.urls[0]);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&file).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+
+        for (m, why) in [
+            (Mode::Error, "HTTP status 500"),
+            (Mode::Slow, "timeout"),
+            (Mode::Big, "max_bytes"),
+            (Mode::BigUnannounced, "max_bytes"),
+            (Mode::Garbage, "not a block list"),
+            (Mode::Reset, "download failed"),
+        ] {
+            srv.set(m);
+            let (r, s) = f.refresh(0, 2_000);
+            match &r {
+                Refresh::Failed(w) => assert!(w.contains(why), "{m:?}: {w}"),
+                r => panic!("{m:?} was taken: {r:?}"),
+            }
+            let s = s.expect("the last good copy stays");
+            assert_eq!((nets(&s), s.fetched_ms), (good.clone(), 1_000), "{m:?}");
+        }
+        // a restart starts from the copy on disk
+        let restarted = Fetcher::new(&cfg, dir.path());
+        assert_eq!(nets(&restarted.sources()[0]), good);
+
+        // conditional: the ETag and Last-Modified go back, 304 keeps the list, its age restarts
+        srv.set(Mode::Good);
+        let (r, s) = f.refresh(0, 3_000);
+        assert_eq!(r, Refresh::NotModified);
+        let head = srv.last_head();
+        assert!(head.contains("if-none-match: \"v1\""), "{head}");
+        assert!(
+            head.contains(&format!("if-modified-since: {}", LAST_MODIFIED.to_ascii_lowercase())),
+            "{head}"
+        );
+        let s = s.unwrap();
+        assert_eq!((nets(&s), s.fetched_ms), (good.clone(), 3_000));
+        assert_eq!(Fetcher::new(&cfg, dir.path()).sources()[0].fetched_ms, 3_000);
+    }
+
+    #[test]
+    fn a_refused_connection_keeps_the_copy_from_disk() {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/list.txt"); // nobody listens any more
+        let dir = tempfile::tempdir().unwrap();
+        let copy = Copy {
+            url: url.clone(),
+            etag: None,
+            last_modified: None,
+            fetched_ms: 500,
+            body: "198.51.100.0/25\n".into(),
+        };
+        store_copy(&dir.path().join(FEEDS_DIR), &copy).unwrap();
+        // a copy of another URL under this name is not taken
+        let mut f = Fetcher::new(&feeds(vec![url.clone()]), dir.path());
+        let (r, s) = f.refresh(0, 9_000);
+        assert!(matches!(&r, Refresh::Failed(w) if w.contains("download failed")), "{r:?}");
+        assert_eq!(nets(&s.unwrap()), ["198.51.100.0/25"]);
+        let other = Fetcher::new(&feeds(vec![format!("{url}?x")]), dir.path());
+        assert!(other.sources().is_empty());
+    }
+
+    /// The allowlist wins over every fetched entry (and says which protected network and
+    /// what it is); entries expire with their list's own time or `max_age`.
+    #[test]
+    fn merge_refuses_protected_entries_and_drops_expired_ones() {
+        let mut policy = sipwall_engine::Policy::from_toml_str(
+            "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n[bans]\nlocal_addresses = [\"192.0.2.200\"]\n",
+        )
+        .unwrap();
+        policy.bans.enabled = true;
+        let mut engine = Engine::new(policy);
+        let _ = engine.set_local_addresses(&["203.0.113.1".parse().unwrap()]);
+        let _ = engine.set_known_good(&["2001:db8:5::7/128".parse().unwrap()]);
+        let protected = engine.protected_networks();
+        assert_eq!(protected.len(), 4, "{protected:?}");
+        let n = |s: &str| s.parse::<IpNet>().unwrap();
+        let e = |s: &str, until_ms: Option<u64>| Entry { net: n(s), until_ms };
+        let sources = vec![
+            Source {
+                url: "https://lists.example/a.txt".into(),
+                entries: vec![
+                    e("198.51.0.0/16", None),        // covers the provider
+                    e("198.51.100.77/32", None),     // inside it
+                    e("203.0.113.0/24", None),       // holds this host
+                    e("192.0.2.200/32", None),       // bans.local_addresses
+                    e("2001:db8:5::/48", None),      // a known-good address
+                    e("192.0.2.0/28", None),         // fine
+                    e("192.0.2.64/28", Some(5_000)), // expired
+                    e("192.0.2.80/28", Some(50_000)),
+                ],
+                fetched_ms: 1_000,
+            },
+            Source {
+                url: "https://lists.example/b.json".into(),
+                entries: vec![e("2001:db8:bad::/48", None)],
+                fetched_ms: 1_000,
+            },
+        ];
+        let m = merge(&[n("192.0.2.128/26")], &sources, &protected, 0, 10_000);
+        let kept: Vec<String> = m.nets.iter().map(|x| x.to_string()).collect();
+        assert_eq!(kept, ["192.0.2.0/28", "192.0.2.80/28", "192.0.2.128/26", "2001:db8:bad::/48"]);
+        assert_eq!(m.expired, 1);
+        assert_eq!(m.next_expiry_ms, Some(50_000));
+        let refused: Vec<(String, String, &str)> =
+            m.refused.iter().map(|r| (r.net.to_string(), r.covers.to_string(), r.what)).collect();
+        assert_eq!(refused.len(), 5, "{refused:?}");
+        assert!(refused.iter().all(|_| m.refused.iter().all(|r| r.url.ends_with("a.txt"))));
+        assert!(refused.contains(&(
+            "198.51.0.0/16".into(),
+            "198.51.100.0/24".into(),
+            "a trusted network ([trusted] networks)"
+        )));
+        assert!(refused.contains(&(
+            "203.0.113.0/24".into(),
+            "203.0.113.1/32".into(),
+            "an address of this host"
+        )));
+        assert!(refused.contains(&(
+            "2001:db8:5::/48".into(),
+            "2001:db8:5::7/128".into(),
+            "a known-good address"
+        )));
+        // max_age: a list not refreshed for longer than it no longer counts
+        let m = merge(&[], &sources, &protected, 5_000, 10_000);
+        assert!(m.nets.is_empty() && m.expired == 9, "{m:?}");
+        let m = merge(&[], &sources, &protected, 60_000, 10_000);
+        assert_eq!(m.next_expiry_ms, Some(50_000));
+        assert_eq!(m.nets.len(), 3);
+    }
+}
