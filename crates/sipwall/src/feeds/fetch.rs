@@ -139,7 +139,7 @@ impl Fetcher {
     }
 
     /// Number of URLs.
-    pub fn len(&self) -> usize {
+    pub fn url_count(&self) -> usize {
         self.copies.len()
     }
 
@@ -412,19 +412,19 @@ pub fn spawn(
     let first = fetcher.sources();
     let stop2 = stop.clone();
     let refresh = Duration::from_secs(feeds.fetch.refresh_secs);
-    if fetcher.len() > 0 {
+    if fetcher.url_count() > 0 {
         std::thread::Builder::new()
             .name("sipwall-fetch".into())
             .spawn(move || {
-                let mut due = vec![Instant::now(); fetcher.len()];
+                let mut due = vec![Instant::now(); fetcher.url_count()];
                 while !stop2.load(Ordering::Relaxed) {
-                    for i in 0..fetcher.len() {
-                        if Instant::now() < due[i] || stop2.load(Ordering::Relaxed) {
+                    for (i, due_at) in due.iter_mut().enumerate() {
+                        if Instant::now() < *due_at || stop2.load(Ordering::Relaxed) {
                             continue;
                         }
                         let (outcome, source) = fetcher.refresh(i, crate::time::now_ms());
                         let url = &fetcher.copies[i].0;
-                        due[i] = Instant::now()
+                        *due_at = Instant::now()
                             + match &outcome {
                                 Refresh::Failed(_) => refresh.min(RETRY_AFTER),
                                 _ => refresh,
