@@ -29,7 +29,7 @@ declare -A APT=(
     [unshare]=util-linux
     [python3]=python3
     [curl]=curl
-    # feeds_netns: `ipset restore` must accept the exported ipset feed
+    # feeds: `ipset restore` must accept the exported ipset feed
     [ipset]=ipset
 )
 

@@ -1,4 +1,7 @@
-//! Block-list feeds against the real tools, in network namespaces:
+//! Block-list feeds with the real binary: `sipwall feed export` from a store when no daemon
+//! answers, and `check-config` naming the key and line of a bad `[blocklist] urls` or
+//! `[blocklist.fetch]` setting (no root needed). Then against the real tools, in network
+//! namespaces:
 //! * out: the `nft` and `ipset` feeds that `sipwall feed export` writes (from a store seeded
 //!   with overlapping IPv4 and IPv6 bans) are accepted by `nft -f` and `ipset restore`, twice
 //!   (a re-import replaces), in a namespace of their own (`swf-export`), and the resulting sets
@@ -93,6 +96,73 @@ fn export(dir: &Path, state: &Path, format: &str) -> std::path::PathBuf {
     file
 }
 
+/// Without a daemon, the export reads the store (read-only) and says so on stderr; plain and
+/// JSON hold the stored bans, overlapping ones merged in the plain list.
+#[test]
+fn export_reads_the_store_when_no_daemon_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = seeded_state(dir.path());
+    let plain = fs::read_to_string(export(dir.path(), &state, "plain")).unwrap();
+    let lines: Vec<&str> = plain.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines,
+        ["198.51.100.7", "203.0.113.0/24", "2001:db8::5", "2001:db8:bad::/48"],
+        "{plain}"
+    );
+    let json = fs::read_to_string(export(dir.path(), &state, "json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["count"], 5, "{json}");
+    let mikrotik = fs::read_to_string(export(dir.path(), &state, "mikrotik")).unwrap();
+    assert!(mikrotik.contains("address=203.0.113.9/32 timeout=2h"), "{mikrotik}");
+    assert!(!mikrotik.contains("quoted") && !mikrotik.contains("reset"), "{mikrotik}");
+    // the store is opened read-only: a missing one is an error naming it, not a new file
+    let empty = dir.path().join("nostate");
+    let out = Command::new(env!("CARGO_BIN_EXE_sipwall"))
+        .args(["feed", "export", "--state"])
+        .arg(&empty)
+        .arg("--socket")
+        .arg(dir.path().join("none.sock"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nostate"));
+    assert!(!empty.exists());
+}
+
+#[test]
+fn check_config_names_the_feed_keys_and_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sipwall.toml");
+    let check = |text: &str| {
+        fs::write(&file, text).unwrap();
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_sipwall")).arg("check-config").arg(&file).output();
+        let out = out.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    for (text, want) in [
+        ("[blocklist]\nurls = [\"file:///etc/passwd\"]\n", "line 2: blocklist.urls"),
+        (
+            "[blocklist]\nurls = []\n[blocklist.fetch]\n\ntimeout_secs = 0\n",
+            "line 5: blocklist.fetch.timeout_secs",
+        ),
+        ("[blocklist.fetch]\nrefresh = 60\n", "unknown field `refresh`"),
+    ] {
+        let (ok, out) = check(text);
+        assert!(!ok && out.contains(want), "{text}\n=> {out}");
+    }
+    let (ok, out) = check("[blocklist]\nurls = [\"https://lists.example.net/voip.txt\"]\n");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(
+            "block list URL https://lists.example.net/voip.txt: fetched by `run` every 3600 s"
+        ),
+        "{out}"
+    );
+}
+
 const INSIDE: [&str; 5] =
     ["203.0.113.77", "203.0.113.9", "198.51.100.7", "2001:db8:bad::1", "2001:db8::5"];
 const OUTSIDE: [&str; 4] = ["203.0.114.1", "198.51.100.8", "2001:db8:bae::1", "2001:db8::6"];
@@ -102,14 +172,10 @@ const OUTSIDE: [&str; 4] = ["203.0.114.1", "198.51.100.8", "2001:db8:bae::1", "2
 fn exported_nft_and_ipset_feeds_load_and_hold_the_bans() {
     assert!(
         is_root(),
-        "feeds_netns needs root: it creates a network namespace (swf-export) and loads nft and \
-         ipset sets in it. Run: sudo -E cargo test -p sipwall --test feeds_netns -- --ignored"
+        "feeds needs root: it creates a network namespace (swf-export) and loads nft and \
+         ipset sets in it. Run: sudo -E cargo test -p sipwall --test feeds -- --ignored"
     );
-    require_tools(
-        "feeds_netns",
-        &["nft", "ipset", "ip"],
-        "apt-get install nftables ipset iproute2",
-    );
+    require_tools("feeds", &["nft", "ipset", "ip"], "apt-get install nftables ipset iproute2");
     let dir = tempfile::tempdir().unwrap();
     let state = seeded_state(dir.path());
     let nft = export(dir.path(), &state, "nft");
@@ -191,14 +257,10 @@ fn reaches_pbx(src: &str) -> bool {
 fn a_source_in_a_fetched_block_list_is_dropped_in_the_kernel() {
     assert!(
         is_root(),
-        "feeds_netns needs root: it creates network namespaces (swf-*) and nftables rules and \
-         runs `sipwall run` in them. Run: sudo -E cargo test -p sipwall --test feeds_netns -- --ignored"
+        "feeds needs root: it creates network namespaces (swf-*) and nftables rules and \
+         runs `sipwall run` in them. Run: sudo -E cargo test -p sipwall --test feeds -- --ignored"
     );
-    require_tools(
-        "feeds_netns",
-        &["nft", "curl", "python3"],
-        "apt-get install nftables curl python3",
-    );
+    require_tools("feeds", &["nft", "curl", "python3"], "apt-get install nftables curl python3");
     let mut env = Stage::new("topology.sh", &[("SWD_PREFIX", "swf-")], PBX);
     assert!(env.up(), "tests/e2e/topology.sh up failed");
     let www = env.path("www");
@@ -253,6 +315,20 @@ fn a_source_in_a_fetched_block_list_is_dropped_in_the_kernel() {
     // the kernel drops the listed source; its neighbour gets through
     assert!(reaches_pbx("203.0.113.6"), "an unlisted source cannot reach the PBX");
     assert!(!reaches_pbx("203.0.113.5"), "the listed source reached the PBX");
+
+    // the running daemon's bans, exported over its control socket
+    let sock = env.path("control.sock");
+    let cli = |args: &[&str]| {
+        let mut c = Command::new("timeout");
+        c.args(["-s", "KILL", "30"]).arg(env!("CARGO_BIN_EXE_sipwall")).args(args);
+        c.arg("--socket").arg(&sock);
+        output(c)
+    };
+    let (ok, out) = cli(&["ban", "203.0.113.8", "--for", "10m", "--reason", "feed test"]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&["feed", "export", "--format", "plain"]);
+    assert!(ok && out.lines().any(|l| l == "203.0.113.8"), "{out}");
+    assert!(!out.contains("no daemon answers"), "{out}");
 
     // the server goes; a restarted daemon keeps the list from its last good copy
     for t in &mut env.tools {
