@@ -19,7 +19,9 @@
 //!    and before any packet is queued;
 //! 4. the block list starts loading on its own thread ([`blocklist_loader`], in batches, with
 //!    progress logged): queues may open while a large list is still loading, since the bans
-//!    are already in place;
+//!    are already in place. It includes the last good copies of the `[blocklist] urls`
+//!    ([`crate::feeds::fetch`]), whose download and merge threads start with the engine
+//!    shared and hand every new union to the same loader;
 //! 5. the queue rules (nft `queue` if the kernel has it, else iptables NFQUEUE; logged), and
 //!    one bound NFQUEUE per queue number;
 //! 6. capabilities reduced to CAP_NET_ADMIN ([`privs`]); then the threads: one per queue, one

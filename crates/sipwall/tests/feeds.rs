@@ -181,6 +181,19 @@ fn exported_nft_and_ipset_feeds_load_and_hold_the_bans() {
     let nft = export(dir.path(), &state, "nft");
     let ipset = export(dir.path(), &state, "ipset");
     let _ns = Ns::new(EXPORT_NS);
+    // an empty feed (no bans) loads too
+    let empty_dir = dir.path().join("empty");
+    fs::create_dir_all(empty_dir.join("state")).unwrap();
+    drop(sipwall_store::Store::open(empty_dir.join("state/sipwall.db")).unwrap());
+    for format in ["nft", "ipset"] {
+        let file = export(&empty_dir, &empty_dir.join("state"), format);
+        let load = match format {
+            "nft" => format!("nft -f {}", file.display()),
+            _ => format!("ipset restore -exist < {}", file.display()),
+        };
+        let (ok, out) = output(in_ns(EXPORT_NS, 20, "sh", &["-c", &load]));
+        assert!(ok, "the empty {format} feed does not load: {out}");
+    }
     for round in 1..=2 {
         let (ok, out) = output(in_ns(EXPORT_NS, 20, "nft", &["-f", nft.to_str().unwrap()]));
         assert!(
