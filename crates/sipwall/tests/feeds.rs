@@ -363,5 +363,16 @@ fn a_source_in_a_fetched_block_list_is_dropped_in_the_kernel() {
     assert!(log.contains(&format!("block list {url}: last good copy")), "{log}");
     assert!(block4().contains(&listed), "the list was lost with its server:\n{log}");
     assert!(!reaches_pbx("203.0.113.5"), "the listed source reached the PBX after the restart");
+    // `sipwall feed status` tells the operator: the last try failed, the copy is in force
+    let state = env.path("state");
+    let (ok, out) = output({
+        let mut c = Command::new("timeout");
+        c.args(["-s", "KILL", "30"]).arg(env!("CARGO_BIN_EXE_sipwall"));
+        c.args(["feed", "status", "--state"]).arg(&state);
+        c
+    });
+    assert!(ok, "{out}");
+    assert!(out.contains(url) && out.contains(": failed: download failed"), "{out}");
+    assert!(out.contains("in force:  3 entries, list of "), "{out}");
     env.daemon.stop();
 }

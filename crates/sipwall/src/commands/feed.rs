@@ -17,6 +17,24 @@ pub enum FeedCommand {
     /// (an `nft -f` file), `ipset` (an `ipset restore` file), `mikrotik` (a RouterOS
     /// script) or `json`. Simulated bans are left out.
     Export(ExportArgs),
+    /// The block lists of `[blocklist] urls` as the daemon last fetched them: each URL's
+    /// last try and its result, and the list in force (entries, from when). Reads
+    /// STATE_DIR/feeds/status.json.
+    Status(StatusArgs),
+}
+
+/// `sipwall feed status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::Format,
+    /// State directory (default: the config's `enforce.state_dir`, else /var/lib/sipwall).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Config file to take `enforce.state_dir` from.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
 }
 
 /// `sipwall feed export`.
@@ -37,7 +55,55 @@ pub struct ExportArgs {
 pub fn main(cmd: FeedCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         FeedCommand::Export(args) => export(args),
+        FeedCommand::Status(args) => status(args),
     }
+}
+
+fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    use crate::feeds::fetch::{UrlStatus, FEEDS_DIR, STATUS_FILE};
+    let db = store_path(args.state.as_deref(), args.config.as_deref())?;
+    let file = db.parent().unwrap_or(std::path::Path::new(".")).join(FEEDS_DIR).join(STATUS_FILE);
+    let text = match crate::config::read_bounded(&file, 1 << 20) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "sipwall: no block-list status ({e:#}): no `[blocklist] urls` fetched yet by                  `sipwall run` with this state directory (see --state)"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let list: Vec<UrlStatus> = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not a block-list status: {e}", file.display()))?;
+    let out = match args.format {
+        super::Format::Json => serde_json::to_string_pretty(&list)? + "\n",
+        super::Format::Text => status_text(&list, time::now_ms()),
+    };
+    emit(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Two lines per URL: its last try, and the list in force.
+pub fn status_text(list: &[crate::feeds::fetch::UrlStatus], now_ms: u64) -> String {
+    let ago = |ms: u64| {
+        let secs = now_ms.saturating_sub(ms) / 1000;
+        format!("{} ({} ago)", time::rfc3339(ms), time::human(std::time::Duration::from_secs(secs)))
+    };
+    let mut out = String::new();
+    for u in list {
+        out += &format!("{}\n", u.url);
+        if u.last_try_ms == 0 {
+            out += &format!("  last try:  {}\n", u.result);
+        } else {
+            out += &format!("  last try:  {}: {}\n", ago(u.last_try_ms), u.result);
+        }
+        match u.copy_ms {
+            Some(ms) => {
+                out += &format!("  in force:  {} entries, list of {}\n", u.entries, ago(ms))
+            }
+            None => out += "  in force:  nothing (no good download yet)\n",
+        }
+    }
+    out
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {

@@ -97,12 +97,33 @@ pub fn copy_path(dir: &Path, url: &str) -> PathBuf {
     dir.join(format!("{h:016x}.json"))
 }
 
+/// File of the fetcher's last word on each URL, in [`FEEDS_DIR`], for `sipwall feed status`.
+pub const STATUS_FILE: &str = "status.json";
+
+/// What `sipwall feed status` shows of one URL, as the fetcher last wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UrlStatus {
+    /// The URL.
+    pub url: String,
+    /// The last download attempt, ms since the epoch (0: none yet in this run).
+    pub last_try_ms: u64,
+    /// Whether it gave a usable answer (a new list or 304).
+    pub ok: bool,
+    /// What it gave: `updated: N entries (FORMAT)`, `not modified`, or the failure.
+    pub result: String,
+    /// Entries of the list in force (the last good copy).
+    pub entries: usize,
+    /// When the list in force was last downloaded or confirmed (None: no good copy yet).
+    pub copy_ms: Option<u64>,
+}
+
 /// A fetcher of the configured URLs: their copies, validators and the HTTP agent.
 pub struct Fetcher {
     cfg: FetchConfig,
     dir: PathBuf,
     agent: ureq::Agent,
     copies: Vec<(String, Option<Copy>)>,
+    status: Vec<UrlStatus>,
 }
 
 impl Fetcher {
@@ -118,12 +139,35 @@ impl Fetcher {
             .user_agent(format!("sipwall/{} (block-list fetch)", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        let copies = feeds
+        let copies: Vec<(String, Option<Copy>)> = feeds
             .urls
             .iter()
             .map(|u| (u.clone(), load_copy(&dir, u, feeds.fetch.max_bytes)))
             .collect();
-        Fetcher { cfg: feeds.fetch.clone(), dir, agent, copies }
+        let mut f = Fetcher { cfg: feeds.fetch.clone(), dir, agent, copies, status: Vec::new() };
+        f.status = f
+            .copies
+            .iter()
+            .map(|(url, c)| UrlStatus {
+                url: url.clone(),
+                last_try_ms: 0,
+                ok: c.is_some(),
+                result: if c.is_some() {
+                    "not tried yet in this run (last good copy from disk)".into()
+                } else {
+                    "not tried yet".into()
+                },
+                entries: c.as_ref().map_or(0, |c| f.source(url, c).entries.len()),
+                copy_ms: c.as_ref().map(|c| c.fetched_ms),
+            })
+            .collect();
+        f
+    }
+
+    /// The last word on each URL (as written to `FEEDS_DIR/status.json`).
+    #[cfg(test)]
+    pub fn status(&self) -> &[UrlStatus] {
+        &self.status
     }
 
     /// The lists in force: each URL's last good copy, parsed.
@@ -190,6 +234,22 @@ impl Fetcher {
             }
         };
         let source = self.copies[i].1.as_ref().map(|c| self.source(&url, c));
+        self.status[i] = UrlStatus {
+            url: url.clone(),
+            last_try_ms: now_ms,
+            ok: !matches!(outcome, Refresh::Failed(_)),
+            result: match &outcome {
+                Refresh::Updated(n, format) => format!("updated: {n} entries ({format})"),
+                Refresh::NotModified => "not modified".into(),
+                Refresh::Failed(why) => format!("failed: {why}"),
+            },
+            entries: source.as_ref().map_or(0, |s| s.entries.len()),
+            copy_ms: self.copies[i].1.as_ref().map(|c| c.fetched_ms),
+        };
+        let status = serde_json::to_vec_pretty(&self.status).unwrap_or_default();
+        if let Err(e) = write_private(&self.dir, STATUS_FILE, &status) {
+            log::warn!("block lists: writing their status: {e:#}");
+        }
         (outcome, source)
     }
 }
@@ -276,14 +336,22 @@ fn load_copy(dir: &Path, url: &str, max_bytes: u64) -> Option<Copy> {
 
 /// Write `copy` to its file: a temporary file (0600) renamed over the old one.
 pub fn store_copy(dir: &Path, copy: &Copy) -> anyhow::Result<()> {
+    let path = copy_path(dir, &copy.url);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("copy.json");
+    write_private(dir, name, &serde_json::to_vec(copy)?)
+}
+
+/// Write `bytes` to `dir/name` (the folder made 0700 if missing) through a temporary file
+/// (0600, synced) renamed over the old one.
+fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
-    let path = copy_path(dir, &copy.url);
-    let tmp = path.with_extension("json.tmp");
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -291,7 +359,7 @@ pub fn store_copy(dir: &Path, copy: &Copy) -> anyhow::Result<()> {
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(&serde_json::to_vec(copy)?)
+    f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
@@ -789,6 +857,17 @@ mod tests {
         let s = s.unwrap();
         assert_eq!((nets(&s), s.fetched_ms), (good.clone(), 3_000));
         assert_eq!(Fetcher::new(&cfg, dir.path()).sources()[0].fetched_ms, 3_000);
+        // what `sipwall feed status` reads
+        let text = std::fs::read_to_string(dir.path().join(FEEDS_DIR).join(STATUS_FILE)).unwrap();
+        let st: Vec<UrlStatus> = serde_json::from_str(&text).unwrap();
+        assert_eq!(st, f.status());
+        assert_eq!((st[0].ok, st[0].entries, st[0].copy_ms), (true, 3, Some(3_000)));
+        assert_eq!(st[0].result, "not modified");
+        srv.set(Mode::Error);
+        let _ = f.refresh(0, 4_000);
+        assert_eq!((f.status()[0].ok, f.status()[0].last_try_ms), (false, 4_000));
+        assert!(f.status()[0].result.contains("HTTP status 500"), "{:?}", f.status());
+        assert_eq!(f.status()[0].entries, 3);
     }
 
     #[test]
