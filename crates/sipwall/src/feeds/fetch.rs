@@ -570,6 +570,8 @@ fn merge_loop(mut s: MergeLoop) {
         }
         if reloaded {
             warn_if_urls_changed(&s.config_path, &s.feeds);
+            // A reload may have trusted more: check against the new allowlist now.
+            protected_at = None;
         }
         match s.fetched_rx.recv_timeout(TICK) {
             Ok((_, src)) => {
