@@ -650,6 +650,9 @@ pub fn first_list(
     feeds: &FeedsConfig,
     engine: &Engine,
 ) -> Vec<IpNet> {
+    if feeds.urls.is_empty() {
+        return configured.to_vec(); // as before: the configured list alone
+    }
     let m = merge(
         configured,
         &fetcher.sources(),
