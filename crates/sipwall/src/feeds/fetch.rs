@@ -875,6 +875,19 @@ mod tests {
         assert_eq!(f.status()[0].entries, 3);
     }
 
+    /// TLS is built in (rustls with its crypto provider: no panic on first use); a server
+    /// that does not speak it is a failed download like any other.
+    #[test]
+    fn https_to_a_plain_server_fails_cleanly() {
+        let srv = Server::start();
+        let dir = tempfile::tempdir().unwrap();
+        let url = srv.url("/voip.txt").replace("http://", "https://");
+        let mut f = Fetcher::new(&feeds(vec![url]), dir.path());
+        let (r, s) = f.refresh(0, 1_000);
+        assert!(matches!(&r, Refresh::Failed(w) if w.contains("download failed")), "{r:?}");
+        assert!(s.is_none());
+    }
+
     #[test]
     fn a_refused_connection_keeps_the_copy_from_disk() {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
