@@ -9,8 +9,8 @@
 //!     outbound requests: an outbound REGISTER answered 2xx, or an outbound initial INVITE
 //!     answered 2xx or 1xx with a To tag. Accepted like a trusted network, never banned.
 //!   - **local user**: the To user of a REGISTER answered 2xx (our registration at an upstream,
-//!     or a phone's registration that the protected side accepted), and the From user of an
-//!     outbound INVITE answered as above.
+//!     or a phone's authenticated registration that the protected side accepted), and the
+//!     From user of an outbound INVITE answered as above.
 //!   - **known-good client** (an address): a source whose request carried digest credentials
 //!     after the protected side challenged it (401/407 on the same Call-ID) and that the
 //!     protected side then answered 2xx. Never inside an automatic aggregate; an exact ban from
@@ -331,6 +331,8 @@ struct Pending {
 /// answer.
 #[derive(Debug)]
 struct Auth {
+    /// Call-ID and CSeq ([`crate::behaviour::attempt_key`]).
+    attempt: u32,
     method: TxMethod,
     user: Short,
     port: u16,
@@ -362,8 +364,9 @@ pub(crate) struct Learner {
     pending: TwoGen<(SocketAddr, u32, u32), Pending>,
     /// (peer, Call-ID hash) -> when the protected side challenged it.
     challenged: TwoGen<(IpAddr, u32), u64>,
-    /// (peer, attempt key) -> the request with credentials.
-    auths: TwoGen<(IpAddr, u32), Auth>,
+    /// peer -> its latest request with credentials (one attempt at a time per source), so an
+    /// outbound 2xx needs parsing only when its peer has one.
+    auths: TwoGen<IpAddr, Auth>,
     trackers: TwoGen<u64, Tracker>,
     campaigns: FastMap<u64, CampaignState>,
     generation: u64,
@@ -559,6 +562,12 @@ impl Learner {
 
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.len() > 0
+    }
+
+    /// True if `peer` sent a request with credentials that awaits its answer.
+    #[inline]
+    pub(crate) fn has_auth(&self, peer: IpAddr) -> bool {
+        self.auths.len() > 0 && self.auths.get(&peer).is_some()
     }
 
     pub(crate) fn status(&self, mode: LearnMode) -> LearnStatus {
@@ -973,8 +982,14 @@ impl Learner {
             .or_else(|| msg.from().and_then(|f| f.uri.user))
             .unwrap_or(b"");
         self.auths.insert(
-            (peer, crate::behaviour::attempt_key(call_id, cseq.number)),
-            Auth { method, user: Short::of(user), port: src.port(), seen_ms: now_ms },
+            peer,
+            Auth {
+                attempt: crate::behaviour::attempt_key(call_id, cseq.number),
+                method,
+                user: Short::of(user),
+                port: src.port(),
+                seen_ms: now_ms,
+            },
         );
     }
 
@@ -992,18 +1007,21 @@ impl Learner {
         };
         let status = msg.status().unwrap_or(0);
         let register = cseq.method == Method::Register;
-        let key = (peer, crate::behaviour::attempt_key(call_id, cseq.number));
-        let auth = match self.auths.get(&key) {
+        let attempt = crate::behaviour::attempt_key(call_id, cseq.number);
+        let auth = match self.auths.get(&peer) {
             Some(a)
-                if tx_method(Some(cseq.method)) == Some(a.method)
+                if a.attempt == attempt
+                    && tx_method(Some(cseq.method)) == Some(a.method)
                     && now_ms >= a.seen_ms
                     && now_ms - a.seen_ms <= p.pending_timeout_ms =>
             {
-                self.auths.remove(&key)
+                self.auths.remove(&peer)
             }
             _ => None,
         };
-        if register {
+        // Only an authenticated registration teaches its user (a PBX that accepts REGISTERs
+        // without a password teaches nothing: its answers are not parsed at all).
+        if register && auth.is_some() {
             if let Some(user) = msg.to().and_then(|t| t.uri.user) {
                 let ev = || {
                     format!(
