@@ -402,6 +402,15 @@ fn clip(mut s: String) -> String {
     s
 }
 
+/// How long the protected side's 2xx to a request with credentials may take: a REGISTER is
+/// answered at once, an INVITE only when someone picks up (RFC 3261 timer C: 3 minutes).
+fn answer_window(m: TxMethod, p: &LearnPolicy) -> u64 {
+    match m {
+        TxMethod::Register => p.pending_timeout_ms,
+        TxMethod::Invite => p.pending_timeout_ms.max(180_000),
+    }
+}
+
 fn method_word(m: TxMethod) -> &'static str {
     match m {
         TxMethod::Register => "REGISTER",
@@ -1013,7 +1022,7 @@ impl Learner {
                 if a.attempt == attempt
                     && tx_method(Some(cseq.method)) == Some(a.method)
                     && now_ms >= a.seen_ms
-                    && now_ms - a.seen_ms <= p.pending_timeout_ms =>
+                    && now_ms - a.seen_ms <= answer_window(a.method, p) =>
             {
                 self.auths.remove(&peer)
             }
