@@ -144,7 +144,8 @@ impl Rules {
     /// and match the signatures, exactly as [`Engine::decide`] would. Needs no per-source
     /// state, so it runs without the engine's lock; [`Engine::decide_analysed`] then does only
     /// the state lookups and updates. Skips the work wherever the decision will not need it
-    /// (unguarded port, keep-alive, TLS, an answer that feeds no counter). Allocates nothing.
+    /// (unguarded port, keep-alive, TLS, an outbound answer that feeds no counter, an outbound
+    /// request learning does not read: see `learn_wants_outbound`). Allocates nothing.
     pub fn analyse<'a>(&self, packet: &Packet<'a>) -> Analysis<'a> {
         let p = packet;
         let pending = Analysis { rules_id: self.id, parsed: Parsed::Pending };

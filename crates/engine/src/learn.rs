@@ -198,6 +198,34 @@ pub struct LearnStatus {
     pub generation: u64,
 }
 
+impl fmt::Display for LearnStatus {
+    /// One line for `status` and the log: `learning off`, `learning, not enforcing yet (no
+    /// upstream learned; 2 local users, 1 known-good client)`, or `learning and enforcing (1
+    /// upstream, ...)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mode == LearnMode::Off {
+            return write!(f, "learning off");
+        }
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let tables = format!(
+            "{}, {}, {}",
+            plural(self.local_users, "local user", "local users"),
+            plural(self.known_good, "known-good client", "known-good clients"),
+            plural(self.campaigns, "active campaign", "active campaigns")
+        );
+        if self.enforcing {
+            write!(
+                f,
+                "learning and enforcing ({}, {tables})",
+                plural(self.upstreams, "upstream", "upstreams")
+            )
+        } else {
+            write!(f, "learning, not enforcing yet (no upstream learned; {tables})")
+        }
+    }
+}
+
 /// Which key a campaign is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -1225,6 +1253,32 @@ fn evict_oldest<K: Ord + Clone + std::hash::Hash + Eq>(map: &mut FastMap<K, Fact
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_reads_well() {
+        let mut st = LearnStatus {
+            mode: LearnMode::Auto,
+            enforcing: false,
+            upstreams: 0,
+            local_users: 2,
+            known_good: 1,
+            pending: 0,
+            campaigns: 0,
+            generation: 3,
+        };
+        assert_eq!(
+            st.to_string(),
+            "learning, not enforcing yet (no upstream learned; 2 local users, 1 known-good client, 0 active campaigns)"
+        );
+        st.enforcing = true;
+        st.upstreams = 1;
+        assert_eq!(
+            st.to_string(),
+            "learning and enforcing (1 upstream, 2 local users, 1 known-good client, 0 active campaigns)"
+        );
+        st.mode = LearnMode::Off;
+        assert_eq!(st.to_string(), "learning off");
+    }
 
     #[test]
     fn fact_keys_read_back() {
