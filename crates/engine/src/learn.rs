@@ -60,7 +60,8 @@ const MAX_EVIDENCE_LEN: usize = 240;
 /// A fact's last-seen move bumps the generation at most this often (persisting callers poll it).
 const TOUCH_BUMP_MS: u64 = 60_000;
 
-/// What a learned fact is about.
+/// What a learned fact is about. Serialised as `{"kind": "upstream" | "user" | "known-good",
+/// "value": ADDR | NAME}`, the same words as its `Display` form.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
@@ -69,6 +70,7 @@ pub enum FactKey {
     /// A learned upstream (registrar, provider, called peer): accepted like a trusted network.
     Upstream(IpAddr),
     /// A learned local user (account or number of the protected side).
+    #[serde(rename = "user")]
     LocalUser(String),
     /// A known-good client (completed digest authentication).
     KnownGood(IpAddr),
@@ -1317,6 +1319,23 @@ mod tests {
         );
         st.mode = LearnMode::Off;
         assert_eq!(st.to_string(), "learning off");
+    }
+
+    #[test]
+    fn fact_keys_serialise_with_the_display_words() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct W {
+            k: FactKey,
+        }
+        for k in [
+            FactKey::Upstream("198.51.100.1".parse().unwrap()),
+            FactKey::LocalUser("100".into()),
+            FactKey::KnownGood("2001:db8::7".parse().unwrap()),
+        ] {
+            let text = toml::to_string(&W { k: k.clone() }).unwrap();
+            assert!(text.contains(&format!("kind = \"{}\"", k.kind())), "{text}");
+            assert_eq!(toml::from_str::<W>(&text).unwrap(), W { k });
+        }
     }
 
     #[test]
