@@ -229,6 +229,8 @@ impl BanTable {
             (ProtectedKind::Local, &policy.bans.local_addresses),
             (ProtectedKind::Local, &self.local),
             (ProtectedKind::KnownGood, &self.known_good),
+            (ProtectedKind::Upstream, &self.upstream),
+            (ProtectedKind::LearnedGood, &self.learned_good),
         ]
         .into_iter()
         .flat_map(|(kind, set)| set.iter().map(move |n| (*n, kind.describe())))

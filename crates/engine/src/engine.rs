@@ -469,8 +469,8 @@ impl Engine {
     }
 
     /// Every network no ban may cover, with what it is ("a trusted network ([trusted]
-    /// networks)", "an address of this host", "a known-good address"): trusted networks,
-    /// `bans.local_addresses`, this host's addresses and the known-good set. A copy (small: the
+    /// networks)", "an address of this host", "a known-good address", "a learned upstream ..."): trusted networks,
+    /// `bans.local_addresses`, this host's addresses, the known-good set and the learned upstreams and known-good clients. A copy (small: the
     /// operator's and the host's networks), so a caller checking many candidates (a fetched
     /// block list) takes the engine's lock only to copy it.
     pub fn protected_networks(&self) -> Vec<(IpNet, &'static str)> {

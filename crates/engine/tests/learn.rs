@@ -510,3 +510,19 @@ fn a_call_answered_after_a_long_ring_still_proves_the_caller() {
         assert_eq!(e.is_known_good(sa(PHONE).ip(), at(3 + ring_ms)), proves, "ring {ring_ms} ms");
     }
 }
+
+/// A learned upstream is among the networks no ban may cover, as every caller that checks a
+/// list of candidates against the allowlist (a fetched block list, a fleet ban) sees them.
+#[test]
+fn a_learned_upstream_is_a_protected_network() {
+    let provider: std::net::IpAddr = "198.51.100.20".parse().unwrap();
+    let mut e = Engine::new(Policy::default());
+    assert!(!e.protected_networks().iter().any(|(n, _)| n.contains(&provider)));
+    replay_flipped(&mut e, &load("phone-register-and-calls"), PROVIDER, 0);
+    let hit = e
+        .protected_networks()
+        .into_iter()
+        .find(|(n, _)| n.contains(&provider))
+        .expect("the learned upstream is protected");
+    assert!(hit.1.contains("learned upstream"), "{hit:?}");
+}
