@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything sipwall's TESTS need on Debian 12, as root: first the build and runtime
 # needs (scripts/install-deps.sh), then the test toolkit: SIPp, tshark/mergecap/editcap,
-# tcpdump, iproute2, SIPVicious, rustfmt and clippy, and for the package test lintian and
+# tcpdump, iproute2, SIPVicious, chromium and chromium-driver (the dashboard's browser test),
+# rustfmt and clippy, and for the package test lintian and
 # mmdebstrap (man and systemd-analyze run inside the Debian 12 root it makes). Used by
 # scripts/test.sh (and so by CI); never by the quick start. Idempotent; fails loudly, naming
 # what is missing.
@@ -29,6 +30,9 @@ declare -A APT=(
     [unshare]=util-linux
     [python3]=python3
     [curl]=curl
+    # crates/sipwall/tests/dashboard_browser.rs: the dashboard in a real headless browser
+    [chromium]=chromium
+    [chromedriver]=chromium-driver
 )
 
 missing=()

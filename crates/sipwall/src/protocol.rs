@@ -395,6 +395,98 @@ pub fn read_response_line(r: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
     Ok(resp)
 }
 
+/// What the dashboard (`GET /`) shows, in one answer of `GET /api/v1/dashboard`: the
+/// daemon's [`Status`] (observe mode included), its active bans, the attack timeline of the
+/// last hour, the top sources of that hour, the newest decisions and the learned entries.
+/// The timeline, top sources and recent decisions are read from the store's recorded
+/// decisions (so they survive a restart); live updates come over `GET /api/v1/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    /// The status snapshot.
+    pub status: Status,
+    /// Active bans (simulated ones marked).
+    pub bans: Vec<BanView>,
+    /// One bucket per minute of the last hour, oldest first ([`TIMELINE_BUCKETS`]).
+    pub timeline: Vec<TimelineBucket>,
+    /// Sources with the most recorded decisions in the last hour, most first (at most
+    /// [`TOP_SOURCES`]).
+    pub top_sources: Vec<SourceCount>,
+    /// The newest recorded decisions, newest first.
+    pub recent: Vec<DecisionView>,
+    /// Entries the daemon learned from traffic (networks or agents it now treats as known).
+    /// Always empty until learning exists in the engine: the dashboard's "Learned" panel shows
+    /// this list, so learning only has to fill it (in `api::dashboard::learned`).
+    #[serde(default)]
+    pub learned: Vec<LearnedEntry>,
+    /// Why the recorded decisions could not be read, when they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
+}
+
+/// Minutes in the dashboard's timeline.
+pub const TIMELINE_BUCKETS: usize = 60;
+/// Sources in the dashboard's top list.
+pub const TOP_SOURCES: usize = 10;
+
+/// Recorded decisions in one minute.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineBucket {
+    /// Start of the minute, ms since the epoch.
+    pub start_ms: u64,
+    /// Packets dropped or rejected.
+    pub dropped: u64,
+    /// Drops only simulated (observe mode or a simulated family): accepted.
+    pub simulated: u64,
+}
+
+/// One source of the top list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCount {
+    /// Address.
+    pub ip: String,
+    /// Recorded decisions in the last hour.
+    pub decisions: u64,
+    /// The newest one's time, ms since the epoch.
+    pub last_ms: u64,
+    /// Its rule.
+    pub last_rule: String,
+    /// Its sentence.
+    pub last_summary: String,
+    /// An active ban holds it.
+    pub banned: bool,
+}
+
+/// A recorded decision as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionView {
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+    /// Source address.
+    pub src: String,
+    /// Verdict (`drop`, `reject 403`; `accept` for a simulated drop or an operator record).
+    pub verdict: String,
+    /// Rule id.
+    pub rule: String,
+    /// The sentence.
+    pub summary: String,
+    /// Only simulated: nothing was dropped.
+    pub simulated: bool,
+}
+
+/// Something the daemon learned from traffic. The shape learning is expected to fill; no
+/// entry exists yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedEntry {
+    /// What was learned: an address, a network or a User-Agent.
+    pub subject: String,
+    /// Its kind (`source`, `network`, `user-agent`, ...).
+    pub kind: String,
+    /// Why, in a sentence.
+    pub reason: String,
+    /// Since when, ms since the epoch.
+    pub since_ms: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

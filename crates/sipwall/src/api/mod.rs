@@ -26,7 +26,10 @@
 //! `GET /api/v1/bans?ip=&rule=&origin=`, `POST /api/v1/bans` (`{"net","secs","reason"}`),
 //! `POST /api/v1/bans/extend`, `DELETE /api/v1/bans/{net}` (or `?net=`),
 //! `GET /api/v1/decisions?ip=&since=&rule=&limit=`, `GET /api/v1/sources/{ip}`,
-//! `POST /api/v1/reload`, `GET /api/v1/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! `POST /api/v1/reload`, `GET /api/v1/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`;
+//! the live dashboard: `GET /` (page, script and style sheet: no token), `GET
+//! /api/v1/dashboard` (its data) and `GET /api/v1/events` (server-sent events), see
+//! [`dashboard`] and [`events`].
 use std::net::{IpAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +50,8 @@ use crate::daemon::control_server::{execute, Ctx, Peer};
 use crate::protocol::{self, BanView, Command, Response};
 
 pub mod auth;
+pub mod dashboard;
+pub mod events;
 pub mod limit;
 
 /// Most threads doing blocking work for the API at once.
@@ -66,6 +71,8 @@ pub struct ApiState {
     pub db: PathBuf,
     /// Set once the queues are bound and the bans restored (`/readyz`).
     pub ready: Arc<AtomicBool>,
+    /// Set when the daemon stops: open event streams end (a graceful shutdown waits for them).
+    pub stop: Arc<AtomicBool>,
 }
 
 /// The bound listener and its settings, made at start (before capabilities are dropped).
@@ -114,7 +121,7 @@ pub fn spawn(
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let Bound { listener, token, reads_need_token } = bound;
     let addr = listener.local_addr()?;
-    let state = Arc::new(ApiState { ctx, token, reads_need_token, db, ready });
+    let state = Arc::new(ApiState { ctx, token, reads_need_token, db, ready, stop: stop.clone() });
     std::thread::Builder::new()
         .name("sipwall-api".into())
         .spawn(move || {
@@ -171,10 +178,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/api/v1/dashboard", get(dashboard::data))
+        .route("/api/v1/events", get(dashboard::stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/", get(dashboard::page))
+        .route("/assets/dashboard.js", get(dashboard::script))
+        .route("/assets/dashboard.css", get(dashboard::style))
         .merge(guarded)
         .layer(DefaultBodyLimit::max(protocol::MAX_REQUEST))
         .with_state(state)

@@ -41,6 +41,7 @@ fn state(reads_need_token: bool) -> (Arc<ApiState>, std::thread::JoinHandle<Vec<
         reads_need_token,
         db: PathBuf::from("/nonexistent/sipwall.db"),
         ready: Arc::new(AtomicBool::new(false)),
+        stop: Arc::new(AtomicBool::new(false)),
     };
     (Arc::new(s), worker)
 }
@@ -192,4 +193,47 @@ fn the_default_listen_address_is_loopback() {
     let bound = bind(&ApiConfig { listen: "127.0.0.1:0".parse().unwrap(), ..cfg }).unwrap();
     assert!(bound.local_addr().unwrap().ip().is_loopback());
     assert!(bound.token.is_none());
+}
+
+#[test]
+fn the_dashboard_page_is_open_its_data_and_events_are_reads() {
+    rt().block_on(async {
+        let (s, worker) = state(true);
+        // The page and its assets carry no data: served without the token, under a CSP.
+        let req = HttpRequest::builder().uri("/").body(Body::empty()).unwrap();
+        let resp = router(s.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let csp = resp.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_string();
+        assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
+        for path in ["/assets/dashboard.js", "/assets/dashboard.css"] {
+            assert_eq!(call(&s, "GET", path, None, None).await.0, StatusCode::OK, "{path}");
+        }
+        let (_, css) = call(&s, "GET", "/assets/dashboard.css", None, None).await;
+        assert!(css.contains(dashboard::REPORT_CSS), "the report's look is shared");
+        // Data and events are reads: the token when reads need it.
+        for path in ["/api/v1/dashboard", "/api/v1/events"] {
+            assert_eq!(call(&s, "GET", path, None, None).await.0, StatusCode::UNAUTHORIZED);
+        }
+        let (code, text) = call(&s, "GET", "/api/v1/dashboard", Some(TOKEN), None).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        let d: protocol::Dashboard = serde_json::from_str(&text).unwrap();
+        assert_eq!(d.timeline.len(), protocol::TIMELINE_BUCKETS);
+        assert!(d.learned.is_empty());
+        assert!(!d.status.observe);
+        assert!(d.store_error.is_some(), "no store at /nonexistent: said so, not hidden");
+        // The event stream answers as server-sent events and ends when the daemon stops.
+        let req = HttpRequest::builder()
+            .uri("/api/v1/events")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = router(s.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+        s.stop.store(true, Ordering::Relaxed);
+        let ended = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect()).await;
+        assert!(ended.is_ok(), "the event stream did not end at stop");
+        let _ = s.ctx.work.send(Work::Stop);
+        worker.join().unwrap();
+    });
 }
