@@ -94,6 +94,9 @@ enum Command {
     /// Make the running daemon re-read its config; errors are printed, exit 1 (the daemon
     /// keeps its current policy).
     Reload(commands::status::ReloadArgs),
+    /// Trust a network at run time, stop trusting it, or list trusted networks (talks to the
+    /// running daemon; kept in its store; the config's `[trusted] networks` stay the baseline).
+    Trust(commands::trust::TrustArgs),
     /// Write man pages or shell completions generated from this CLI (used by packaging).
     #[command(hide = true)]
     Generate(commands::generate::GenerateArgs),
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::status(args),
         Command::Reload(args) => commands::status::reload(args),
         Command::Generate(args) => commands::generate::main(args),
+        Command::Trust(args) => commands::trust::trust(args),
     };
     match result {
         Ok(code) => code,

@@ -8,7 +8,9 @@
 //! client sends ONE JSON request line and reads ONE JSON response line, then both close.
 //! * requests: `{"cmd":"ban","net":"203.0.113.9/32","secs":600,"reason":"text"}` (with
 //!   `"extend":true` to lengthen an existing ban), `{"cmd":"unban","net":"203.0.113.9"}`,
-//!   `{"cmd":"bans"}`, `{"cmd":"status"}`, `{"cmd":"reload"}`; unknown fields are errors;
+//!   `{"cmd":"bans"}`, `{"cmd":"status"}`, `{"cmd":"reload"}`,
+//!   `{"cmd":"trust-add","net":"203.0.113.0/24","reason":"text"}`, `{"cmd":"trust-del",...}`,
+//!   `{"cmd":"trust-list"}`; unknown fields are errors;
 //! * responses: `{"ok":true,"message":...,"bans":[...]}`, `{"ok":true,"status":{...}}` (see
 //!   [`Status`]) or `{"ok":false,"error":"..."}`.
 //!
@@ -65,6 +67,24 @@ pub enum Request {
     /// Re-read the config file (as SIGHUP does) and answer with the outcome: on an error the
     /// daemon keeps its current policy and the response is `ok: false` with the error.
     Reload,
+    /// Trust `net` at run time (kept in the store; the config's networks stay the baseline).
+    #[serde(rename = "trust-add")]
+    TrustAdd {
+        /// Address or network.
+        net: String,
+        /// Why (shown in `sipwall trust list`).
+        #[serde(default)]
+        reason: String,
+    },
+    /// Stop trusting `net` (a run-time entry, exactly as listed).
+    #[serde(rename = "trust-del")]
+    TrustDel {
+        /// Address or network.
+        net: String,
+    },
+    /// List trusted networks: the config's and the run-time ones.
+    #[serde(rename = "trust-list")]
+    TrustList,
 }
 
 /// A request, checked.
@@ -89,6 +109,31 @@ pub enum Command {
     Status,
     /// Reload the config.
     Reload,
+    /// Trust a network at run time.
+    TrustAdd {
+        /// Network (host bits cleared).
+        net: IpNet,
+        /// Why.
+        reason: String,
+    },
+    /// Stop trusting a run-time network.
+    TrustDel(IpNet),
+    /// List trusted networks.
+    TrustList,
+}
+
+/// One trusted network as listed (`sipwall trust list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustView {
+    /// Network.
+    pub net: String,
+    /// `config` (`[trusted] networks`, the baseline) or `runtime` (`sipwall trust add`).
+    pub origin: String,
+    /// Since when (run-time entries), ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// Why, with who asked for a run-time entry.
+    pub reason: String,
 }
 
 /// One active ban as shown to operators.
@@ -163,6 +208,9 @@ pub struct Response {
     /// The answer to `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Box<Status>>,
+    /// The answer to `trust-list` (and to `trust-add`/`trust-del`: the list after the change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted: Option<Vec<TrustView>>,
 }
 
 /// What `sipwall status` reports: one snapshot of the running daemon. Built by the daemon
@@ -376,6 +424,19 @@ pub fn parse_request(line: &[u8]) -> anyhow::Result<Command> {
         Request::Bans => Command::Bans,
         Request::Status => Command::Status,
         Request::Reload => Command::Reload,
+        Request::TrustAdd { net, reason } => {
+            anyhow::ensure!(
+                reason.chars().count() <= MAX_REASON,
+                "reason longer than {MAX_REASON} characters"
+            );
+            anyhow::ensure!(
+                !reason.chars().any(char::is_control),
+                "reason holds control characters"
+            );
+            Command::TrustAdd { net: parse_net(&net)?, reason: reason.trim().to_string() }
+        }
+        Request::TrustDel { net } => Command::TrustDel(parse_net(&net)?),
+        Request::TrustList => Command::TrustList,
     })
 }
 
@@ -523,6 +584,17 @@ mod tests {
         assert_eq!(cmd(r#"{"cmd":"bans"}"#).unwrap(), Command::Bans);
         assert_eq!(cmd(r#"{"cmd":"status"}"#).unwrap(), Command::Status);
         assert_eq!(cmd(r#"{"cmd":"reload"}"#).unwrap(), Command::Reload);
+        assert_eq!(
+            cmd(r#"{"cmd":"trust-add","net":"203.0.113.0/24","reason":" lab "}"#).unwrap(),
+            Command::TrustAdd { net: "203.0.113.0/24".parse().unwrap(), reason: "lab".into() }
+        );
+        assert_eq!(
+            cmd(r#"{"cmd":"trust-del","net":"2001:db8::1"}"#).unwrap(),
+            Command::TrustDel("2001:db8::1/128".parse().unwrap())
+        );
+        assert_eq!(cmd(r#"{"cmd":"trust-list"}"#).unwrap(), Command::TrustList);
+        assert!(cmd(r#"{"cmd":"trust-add","net":"203.0.113.7/24"}"#).is_err(), "host bits");
+        assert!(cmd(r#"{"cmd":"trust-add","net":"203.0.113.7","reason":"a\tb"}"#).is_err());
         assert!(matches!(
             cmd(r#"{"cmd":"ban","net":"203.0.113.9","secs":60,"extend":true}"#).unwrap(),
             Command::Ban { extend: true, .. }

@@ -26,7 +26,8 @@
 //! `GET /api/v1/bans?ip=&rule=&origin=`, `POST /api/v1/bans` (`{"net","secs","reason"}`),
 //! `POST /api/v1/bans/extend`, `DELETE /api/v1/bans/{net}` (or `?net=`),
 //! `GET /api/v1/decisions?ip=&since=&rule=&limit=`, `GET /api/v1/sources/{ip}`,
-//! `POST /api/v1/reload`, `GET /api/v1/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`;
+//! `GET /api/v1/trust`, `POST /api/v1/trust` (`{"net","reason"}`), `DELETE
+//! /api/v1/trust/{net}` (or `?net=`), `POST /api/v1/reload`, `GET /api/v1/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`;
 //! the live dashboard: `GET /` (page, script and style sheet: no token), `GET
 //! /api/v1/dashboard` (its data) and `GET /api/v1/events` (server-sent events), see
 //! [`dashboard`] and [`events`].
@@ -178,6 +179,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/api/v1/trust", get(list_trust).post(add_trust).delete(del_trust_query))
+        .route("/api/v1/trust/{net}", delete(del_trust))
         .route("/api/v1/dashboard", get(dashboard::data))
         .route("/api/v1/events", get(dashboard::stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
@@ -335,6 +338,47 @@ async fn delete_ban_query(
     Query(q): Query<NetQuery>,
 ) -> HttpResponse {
     unban(&s, &q.net).await
+}
+
+async fn list_trust(State(s): State<Arc<ApiState>>) -> HttpResponse {
+    reply(run(&s, Command::TrustList).await, StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// `POST /api/v1/trust` with `{"net","reason"}`, checked as the socket's `trust-add`.
+async fn add_trust(
+    State(s): State<Arc<ApiState>>,
+    Json(body): Json<serde_json::Value>,
+) -> HttpResponse {
+    let serde_json::Value::Object(mut m) = body else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            Response::error("the body must be a JSON object {\"net\",\"reason\"}"),
+        );
+    };
+    m.insert("cmd".into(), "trust-add".into());
+    let line = serde_json::to_vec(&m).unwrap_or_default();
+    match protocol::parse_request(&line) {
+        Ok(cmd) => reply(run(&s, cmd).await, StatusCode::CONFLICT),
+        Err(e) => answer(StatusCode::BAD_REQUEST, Response::error(format!("{e:#}"))),
+    }
+}
+
+async fn untrust(s: &Arc<ApiState>, net: &str) -> HttpResponse {
+    match protocol::parse_net(net) {
+        Ok(n) => reply(run(s, Command::TrustDel(n)).await, StatusCode::NOT_FOUND),
+        Err(e) => answer(StatusCode::BAD_REQUEST, Response::error(format!("{e:#}"))),
+    }
+}
+
+async fn del_trust(State(s): State<Arc<ApiState>>, Path(net): Path<String>) -> HttpResponse {
+    untrust(&s, &net).await
+}
+
+async fn del_trust_query(
+    State(s): State<Arc<ApiState>>,
+    Query(q): Query<NetQuery>,
+) -> HttpResponse {
+    untrust(&s, &q.net).await
 }
 
 async fn reload(State(s): State<Arc<ApiState>>) -> HttpResponse {

@@ -21,6 +21,7 @@ pub mod check_config;
 pub mod decisions;
 pub mod generate;
 pub mod status;
+pub mod trust;
 
 /// Where the client finds the daemon.
 #[derive(Debug, Clone, clap::Args)]
