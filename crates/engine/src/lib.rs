@@ -55,7 +55,7 @@ pub use decision::{
     Ban, BanAction, BanOrigin, Decision, DecisionRecord, Direction, Evidence, Packet,
     ParseNameError, RuleId, Timestamp, Transport, Verdict,
 };
-pub use engine::{human_duration, Analysis, BanError, Engine, EngineStats, Rules};
+pub use engine::{human_duration, Analysis, BanError, Engine, EngineStats, Rules, SourceCounters};
 pub use netset::NetSet;
 pub use policy::{Action, BlocklistLoad, Policy, PolicyError, PolicyWarning};
 pub use signatures::{signatures_markdown, Signature, BUILTIN};

@@ -86,6 +86,18 @@ pub fn learned(_ctx: &crate::daemon::control_server::Ctx) -> Vec<LearnedEntry> {
     Vec::new()
 }
 
+/// The learned entry covering `ip`, for `/api/v1/sources/{ip}`. Learning does not exist
+/// yet: always None.
+pub fn learned_status(
+    ctx: &crate::daemon::control_server::Ctx,
+    ip: std::net::IpAddr,
+) -> Option<LearnedEntry> {
+    learned(ctx).into_iter().find(|l| {
+        l.subject.parse::<ipnet::IpNet>().is_ok_and(|n| n.contains(&ip))
+            || l.subject.parse::<std::net::IpAddr>().is_ok_and(|a| a == ip)
+    })
+}
+
 /// A stored decision as the dashboard shows it.
 pub fn view(d: &sipwall_store::StoredDecision) -> DecisionView {
     DecisionView {

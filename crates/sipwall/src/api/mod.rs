@@ -434,7 +434,10 @@ async fn decisions(State(s): State<Arc<ApiState>>, Query(q): Query<DecisionQuery
 }
 
 /// `GET /api/v1/sources/{ip}`: the bans holding it, its offence history (escalation count and
-/// last ban end of the networks holding it) and its recent decisions with their sentences.
+/// last ban end of the networks holding it), the engine's per-source counters (`counters`,
+/// null when the engine does not track it; `tracked`), its learned status (`learned`: the
+/// learned entry covering it, null while learning does not exist) and its recent decisions
+/// with their sentences.
 async fn source(State(s): State<Arc<ApiState>>, Path(ip): Path<String>) -> HttpResponse {
     let Ok(addr) = ip.parse::<IpAddr>() else {
         return answer(
@@ -442,6 +445,15 @@ async fn source(State(s): State<Arc<ApiState>>, Path(ip): Path<String>) -> HttpR
             Response::error(format!("'{ip}' is not an IP address")),
         );
     };
+    // The engine's per-source state: one short lock, off the runtime's thread.
+    let ctx_state = s.clone();
+    let counters = tokio::task::spawn_blocking(move || {
+        let now = (ctx_state.ctx.clock)();
+        crate::daemon::lock(&ctx_state.ctx.engine).source_counters(addr, now)
+    })
+    .await
+    .ok()
+    .flatten();
     let listed = run(&s, Command::Bans).await;
     let bans: Vec<BanView> =
         listed.bans.map(|b| protocol::bans_containing(b, addr)).unwrap_or_default();
@@ -478,6 +490,9 @@ async fn source(State(s): State<Arc<ApiState>>, Path(ip): Path<String>) -> HttpR
         "banned": !bans.is_empty(),
         "bans": bans,
         "offences": offences,
+        "tracked": counters.is_some(),
+        "counters": counters,
+        "learned": dashboard::learned_status(&s.ctx, addr),
         "decisions": decisions,
         "store_error": store_error,
     }))

@@ -237,3 +237,31 @@ fn the_dashboard_page_is_open_its_data_and_events_are_reads() {
         worker.join().unwrap();
     });
 }
+
+#[test]
+fn a_source_shows_the_engines_counters_and_its_learned_status() {
+    rt().block_on(async {
+        let (s, worker) = state(false);
+        let msg = b"REGISTER sip:100@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.7:5070;branch=z9hG4bK-1\r\nFrom: <sip:100@192.0.2.10>;tag=a1\r\nTo: <sip:100@192.0.2.10>\r\nCall-ID: c1@203.0.113.7\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let p = sipwall_engine::Packet {
+            src: "203.0.113.7:5070".parse().unwrap(),
+            dst: "192.0.2.10:5060".parse().unwrap(),
+            transport: sipwall_engine::Transport::Udp,
+            direction: sipwall_engine::Direction::Inbound,
+            payload: msg,
+        };
+        crate::daemon::lock(&s.ctx.engine).decide(&p, clock());
+        let (code, text) = call(&s, "GET", "/api/v1/sources/203.0.113.7", None, None).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["tracked"], true, "{text}");
+        assert_eq!(v["counters"]["total_requests"], 1, "{text}");
+        assert_eq!(v["counters"]["distinct_users_in_window"], 1, "{text}");
+        assert!(v["learned"].is_null(), "{text}");
+        let (_, text) = call(&s, "GET", "/api/v1/sources/203.0.113.8", None, None).await;
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((v["tracked"].clone(), v["counters"].clone()), (false.into(), serde_json::Value::Null));
+        let _ = s.ctx.work.send(Work::Stop);
+        worker.join().unwrap();
+    });
+}
