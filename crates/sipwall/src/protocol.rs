@@ -513,7 +513,7 @@ pub struct SourceCount {
     pub last_rule: String,
     /// Its sentence.
     pub last_summary: String,
-    /// An active ban holds it.
+    /// An active ban that is not only simulated holds it.
     pub banned: bool,
 }
 

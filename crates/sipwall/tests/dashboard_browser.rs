@@ -9,7 +9,9 @@
 //!   the kernel set and the page;
 //! * the browser's console holds no error (read from ChromeDriver's browser log, whose
 //!   capture is first proven to work with a probe message);
-//! * a screenshot is saved under `target/tmp/dashboard-browser/` (path printed).
+//! * a screenshot is saved under `target/tmp/dashboard-browser/` (path printed);
+//! * restarted in observe mode, the page says OBSERVING, and a second scanner's decision
+//!   appears live marked simulated while the kernel bans nothing.
 //!
 //! Why `fantoccini`: it is a plain async WebDriver client over hyper (already built for the
 //! API's tests' dependencies), without TLS here (`default-features = false`: ChromeDriver is
@@ -48,13 +50,18 @@ const SCANNER: &str = "203.0.113.5";
 /// Set when the test runs again inside the PBX namespace (the browser half); its value is the
 /// test's directory.
 const INNER: &str = "SIPWALL_BROWSER_INNER";
+/// Which browser half: `enforce` (default) or `observe`.
+const PHASE: &str = "SIPWALL_BROWSER_PHASE";
+/// The scanner of the observe phase.
+const OBSERVED: &str = "203.0.113.6";
 const TEST: &str = "dashboard_in_a_real_browser";
 
 #[test]
 #[ignore = "needs root, network namespaces, SIPVicious, chromium and chromium-driver: run by scripts/test.sh"]
 fn dashboard_in_a_real_browser() {
     if let Some(dir) = std::env::var_os(INNER) {
-        return browser_half(Path::new(&dir));
+        let observe = std::env::var(PHASE).is_ok_and(|p| p == "observe");
+        return browser_half(Path::new(&dir), observe);
     }
     assert!(
         is_root(),
@@ -71,35 +78,50 @@ fn dashboard_in_a_real_browser() {
     let token = env.path("api.token");
     fs::write(&token, format!("{TOKEN}\n")).unwrap();
     fs::set_permissions(&token, fs::Permissions::from_mode(0o600)).unwrap();
-    let config = format!(
-        "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n\n[ports]\nguarded = [5060]\n\n\
-         [enforce]\nmode = \"host\"\nqueues = 1\n\n\
-         [api]\nenabled = true\ntoken_file = \"{}\"\n",
-        token.display()
-    );
-    fs::write(env.path("sipwall.toml"), &config).unwrap();
+    let config = |mode: &str| {
+        format!(
+            "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n\n[ports]\nguarded = [5060]\n\n\
+             [enforce]\nmode = \"{mode}\"\nqueues = 1\n\n\
+             [api]\nenabled = true\ntoken_file = \"{}\"\n",
+            token.display()
+        )
+    };
+    fs::write(env.path("sipwall.toml"), config("host")).unwrap();
     env.daemon.start();
-    let _leftovers = NamespaceSweep { ns: PBX, spare: env.daemon.pid() };
-
-    // The browser half, in the PBX namespace (bounded; its output is shown as it runs).
-    let status = Command::new("ip")
-        .args(["netns", "exec", PBX, "timeout", "-s", "KILL", "240"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", TEST, "--include-ignored", "--nocapture", "--test-threads=1"])
-        .env(INNER, env.dir.path())
-        .stdin(Stdio::null())
-        .status()
-        .expect("re-running the test in the PBX namespace");
-    assert!(status.success(), "the browser half failed ({status}); daemon log:\n{}", {
-        tail(&env.daemon.log(), 40)
-    });
+    let mut sweep = NamespaceSweep { ns: PBX, spare: env.daemon.pid() };
+    browser(&env, "enforce");
     // Seen from outside too: the unban took the scanner out of the kernel set.
     let scanner = IpNet::from(SCANNER.parse::<std::net::IpAddr>().unwrap());
     assert!(!kernel_set(PBX, "ban_addr4").contains(&scanner), "{SCANNER} is still banned");
     let log = env.daemon.log();
     assert!(log.contains("manual ban") || log.contains("ban lifted"), "{}", tail(&log, 30));
     env.daemon.stop();
+
+    // Observe mode: shown as such, decisions simulated, nothing in the kernel.
+    fs::write(env.path("sipwall.toml"), config("observe")).unwrap();
+    env.daemon.start();
+    sweep.spare = env.daemon.pid();
+    browser(&env, "observe");
+    let observed = IpNet::from(OBSERVED.parse::<std::net::IpAddr>().unwrap());
+    assert!(!kernel_set(PBX, "ban_addr4").contains(&observed), "observe mode banned {OBSERVED}");
+    env.daemon.stop();
     env.daemon.cleanup();
+}
+
+/// Run a browser half (`phase`) in the PBX namespace (bounded; its output shown as it runs).
+fn browser(env: &Stage, phase: &str) {
+    let status = Command::new("ip")
+        .args(["netns", "exec", PBX, "timeout", "-s", "KILL", "240"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--include-ignored", "--nocapture", "--test-threads=1"])
+        .env(INNER, env.dir.path())
+        .env(PHASE, phase)
+        .stdin(Stdio::null())
+        .status()
+        .expect("re-running the test in the PBX namespace");
+    assert!(status.success(), "the {phase} browser half failed ({status}); daemon log:\n{}", {
+        tail(&env.daemon.log(), 40)
+    });
 }
 
 /// Kills what a failed run may leave in namespace `ns` (ChromeDriver, Chromium), except the
@@ -167,7 +189,7 @@ fn artefacts() -> PathBuf {
     d
 }
 
-fn browser_half(dir: &Path) {
+fn browser_half(dir: &Path, observe: bool) {
     let _driver = Driver::start(dir);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -190,7 +212,12 @@ fn browser_half(dir: &Path) {
             .connect(&format!("http://127.0.0.1:{DRIVER_PORT}"))
             .await
             .expect("a WebDriver session with headless chromium");
-        drive(&client).await;
+        if observe {
+            drive_observe(&client).await;
+        } else {
+            drive(&client).await;
+        }
+        no_console_errors(&client).await;
         client.close().await.expect("closing the browser");
     });
 }
@@ -295,8 +322,47 @@ async fn drive(c: &Client) {
         "{}",
         page_text(c).await
     );
+}
 
-    // No console errors. First prove the browser log reaches us, with a probe.
+/// The page in observe mode: the banner, and a scan's decision marked simulated, live.
+async fn drive_observe(c: &Client) {
+    c.goto(DASHBOARD).await.expect("opening the dashboard");
+    assert!(
+        eventually(c, "!!document.body.dataset.loaded", Duration::from_secs(10)).await,
+        "the dashboard never rendered its data:\n{}",
+        page_text(c).await
+    );
+    assert!(
+        eventually(
+            c,
+            "document.getElementById('live').className === 'live'",
+            Duration::from_secs(10)
+        )
+        .await,
+        "the event stream never connected"
+    );
+    assert_eq!(js(c, "document.getElementById('observe').hidden").await, false, "no banner");
+    assert_eq!(js(c, "document.getElementById('mode-tag').textContent").await, "OBSERVING");
+    let (_, out) = output(in_ns(
+        ATTACKER,
+        90,
+        "sipvicious_svmap",
+        &["-b", OBSERVED, "-x", OBSERVED, "203.0.113.1"],
+    ));
+    eprintln!("--- svmap (observed)\n{}", tail(&out, 8));
+    let simulated = format!(
+        "[...document.querySelectorAll('#decisions tr.fresh[data-src=\"{OBSERVED}\"] .tag.sim')].length > 0"
+    );
+    let seen = eventually(c, &simulated, Duration::from_secs(2)).await;
+    let shot = c.screenshot().await.expect("a screenshot");
+    let path = artefacts().join("dashboard-observe.png");
+    fs::write(&path, &shot).unwrap();
+    println!("dashboard screenshot (observe mode): {}", path.display());
+    assert!(seen, "the simulated decision was not on the page within 2 s:\n{}", page_text(c).await);
+}
+
+/// No console errors. First prove the browser log reaches us, with a probe.
+async fn no_console_errors(c: &Client) {
     js(c, "console.error('sipwall-console-probe') || true").await;
     let session = c.session_id().await.unwrap().expect("a session id");
     let log = browser_log(&session);

@@ -158,9 +158,11 @@ pub fn summarize(
     let mut top: Vec<SourceCount> = by_src.into_values().collect();
     top.sort_by(|a, b| b.decisions.cmp(&a.decisions).then(b.last_ms.cmp(&a.last_ms)));
     top.truncate(TOP_SOURCES);
+    // A simulated ban (observe mode) drops nothing: not "banned" here.
+    let real: Vec<BanView> = bans.iter().filter(|b| !b.simulated).cloned().collect();
     for s in &mut top {
         if let Ok(ip) = s.ip.parse() {
-            s.banned = !protocol::bans_containing(bans.to_vec(), ip).is_empty();
+            s.banned = !protocol::bans_containing(real.clone(), ip).is_empty();
         }
     }
     (timeline, top)
