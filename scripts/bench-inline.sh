@@ -18,9 +18,17 @@
 #      a full backlog at, with the sender idle (one sender on this VM cannot outrun a queue
 #      thread, so flat-out runs measure the sender). Median of DRAINS runs, 1 and 2 queues;
 #      with 1 queue, daemon and sink pinned to one CPU each (see drain_once).
+#   7. operations: what a Prometheus scraper (GET /metrics once a second) and a connected
+#      dashboard (its page and data, and the open server-sent event stream) add to the inline
+#      per-packet cost. One daemon with [api] on; OPS_PAIRS pairs of paced floods (OPS_RATE
+#      pkt/s, every packet judged), each pair one flood without and one with the clients, in
+#      alternating order (interleaved: drift of the machine hits both arms alike). Reported:
+#      the daemon's own CPU per packet and the whole machine's path CPU per packet, median
+#      ratio and the spread over the pairs. ONLY_OPS=1 runs this part alone.
 # Prints a Markdown table (paste into docs/BENCHMARKS.md) and leaves nothing behind.
 # Usage (as root): scripts/bench-inline.sh [COUNT] (default 300000 packets per run;
-# env: COST_COUNT 1000000 for the banned and send-only runs, BURST 40000, DRAINS 3)
+# env: COST_COUNT 1000000 for the banned and send-only runs, BURST 40000, DRAINS 3,
+# OPS_PAIRS 7, OPS_RATE 100000, ONLY_OPS 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench-inline.sh: run as root (namespaces, firewall rules)" >&2; exit 1; }
@@ -38,9 +46,11 @@ cargo build -q --release -p sipwall-netfilter --example udpflood
 BIN="$TGT/release/sipwall"; GEN="$TGT/release/examples/udpflood"
 WORK="$(mktemp -d)"
 DAEMON_PID=""
+OPS_CLIENTS=()
 export TIMES="$WORK/send.times"
 
 cleanup() {
+    for c in "${OPS_CLIENTS[@]}"; do kill "$c" 2>/dev/null || true; done
     [ -n "$DAEMON_PID" ] && kill -TERM "$DAEMON_PID" 2>/dev/null && sleep 1
     bash tests/e2e/topology.sh down || true
     rm -rf "$WORK"
@@ -136,8 +146,8 @@ ping_rtt() {
     kill $echo 2>/dev/null || true; wait $echo 2>/dev/null || true
 }
 
-start_daemon() { # QUEUES
-    printf '[trusted]\nnetworks = ["198.51.100.0/24"]\n[enforce]\nqueues = %s\nrecord_decisions = false\n' "$1" > "$WORK/sipwall.toml"
+start_daemon() { # QUEUES [EXTRA_TOML]
+    printf '[trusted]\nnetworks = ["198.51.100.0/24"]\n[enforce]\nqueues = %s\nrecord_decisions = false\n%b' "$1" "${2:-}" > "$WORK/sipwall.toml"
     rm -f "$WORK/daemon.log"
     ip netns exec $PBX ${PIN:-} "$BIN" run --config "$WORK/sipwall.toml" --state "$WORK/state" 2> "$WORK/daemon.log" &
     DAEMON_PID=$!
@@ -198,6 +208,86 @@ ladder() {
 }
 declare -A R
 BG=$(background)
+
+# 7. operations arm (see the header). The clients run in the PBX namespace, where the API
+# listens on loopback; they are started and ended by PID around each "watched" flood.
+OPS_PAIRS="${OPS_PAIRS:-7}"; OPS_RATE="${OPS_RATE:-100000}"
+ops_clients_start() {
+    local api=http://127.0.0.1:9360
+    ip netns exec $PBX timeout 300 bash -c 'while :; do curl -s -o /dev/null "$0/metrics"; sleep 1; done' "$api" &
+    OPS_CLIENTS+=($!)
+    ip netns exec $PBX timeout 300 curl -sN -o /dev/null "$api/api/v1/events" &
+    OPS_CLIENTS+=($!)
+    # the dashboard as a browser loads it: page, script, style, data
+    ip netns exec $PBX timeout 20 curl -s -o /dev/null -o /dev/null -o /dev/null -o /dev/null \
+        "$api/" "$api/assets/dashboard.js" "$api/assets/dashboard.css" "$api/api/v1/dashboard"
+    sleep 0.5
+}
+ops_clients_stop() {
+    for c in "${OPS_CLIENTS[@]}"; do kill "$c" 2>/dev/null || true; wait "$c" 2>/dev/null || true; done
+    OPS_CLIENTS=()
+}
+# user+sys ticks of the daemon's threads whose name starts with one of the given prefixes
+# (comm is cut at 15 characters: sipwall-q0, sipwall-api, tokio-runtime-w)
+thread_ticks() {
+    local t sum=0 c
+    for t in /proc/"$DAEMON_PID"/task/*; do
+        c=$(cat "$t/comm" 2>/dev/null) || continue
+        for p in "$@"; do
+            case "$c" in "$p"*) sum=$((sum + $(awk '{print $14+$15}' "$t/stat" 2>/dev/null || echo 0))) ;; esac
+        done
+    done
+    echo "$sum"
+}
+# ops_flood -> flood's fields, then the queue thread's and the API threads' us per packet
+ops_flood() {
+    local q0 a0 out
+    q0=$(thread_ticks sipwall-q); a0=$(thread_ticks sipwall-api tokio-runtime-w)
+    out=$(flood $PROV 198.51.100.2 198.51.100.1:5060 "$OPS_RATE" 8)
+    echo "$out $(awk -v q="$(( $(thread_ticks sipwall-q) - q0 ))" -v a="$(( $(thread_ticks sipwall-api tokio-runtime-w) - a0 ))" -v n="$COUNT" \
+        'BEGIN{printf "%.3f %.4f", q / 100 * 1e6 / n, a / 100 * 1e6 / n}')"
+}
+ops_arm() {
+    start_daemon 1 '[api]\nenabled = true\n'
+    local i quiet watched
+    : > "$WORK/ops"
+    for i in $(seq 1 "$OPS_PAIRS"); do
+        if [ $((i % 2)) = 1 ]; then
+            quiet=$(ops_flood)
+            ops_clients_start; watched=$(ops_flood); ops_clients_stop
+        else
+            ops_clients_start; watched=$(ops_flood); ops_clients_stop
+            quiet=$(ops_flood)
+        fi
+        echo "  ops pair $i: quiet $quiet | watched $watched" >&2
+        echo "$quiet $watched" >> "$WORK/ops"
+    done
+    stop_daemon
+    # columns: quiet pps recv loss path daemon sender queue api, watched the same (9-16)
+    awk -v n="$OPS_PAIRS" -v rate="$OPS_RATE" '
+        function med(a, k,   t, i, j, x) { for (i = 1; i <= k; i++) t[i] = a[i];
+            for (i = 2; i <= k; i++) { x = t[i]; for (j = i - 1; j >= 1 && t[j] > x; j--) t[j+1] = t[j]; t[j+1] = x }
+            return (k % 2) ? t[(k+1)/2] : (t[k/2] + t[k/2+1]) / 2 }
+        function lo(a, k,   i, m) { m = a[1]; for (i = 2; i <= k; i++) if (a[i] < m) m = a[i]; return m }
+        function hi(a, k,   i, m) { m = a[1]; for (i = 2; i <= k; i++) if (a[i] > m) m = a[i]; return m }
+        { k++; qd[k] = $5; wd[k] = $13; qp[k] = $4; wp[k] = $12; ql[k] = $3; wl[k] = $11;
+          qq[k] = $7; wq[k] = $15; qa[k] = $8; wa[k] = $16;
+          rd[k] = ($5 > 0) ? $13 / $5 : 0; rp[k] = ($4 > 0) ? $12 / $4 : 0;
+          rq[k] = ($7 > 0) ? $15 / $7 : 0; ra[k] = ($13 > 0) ? $16 / $13 : 0 }
+        END {
+          printf "| operations: daemon CPU per packet (us), paced %d pkt/s, 1 queue, %d interleaved pairs: median (min-max) | no client %.3f (%.3f-%.3f) | /metrics each 1 s + dashboard and event stream open %.3f (%.3f-%.3f) | **ratio %.3f** (pairs %.3f-%.3f) |\n", rate, n, med(qd,k), lo(qd,k), hi(qd,k), med(wd,k), lo(wd,k), hi(wd,k), med(rd,k), lo(rd,k), hi(rd,k)
+          printf "| operations: queue thread CPU per packet (us), same floods | no client %.3f (%.3f-%.3f) | with clients %.3f (%.3f-%.3f) | **ratio %.3f** (pairs %.3f-%.3f) |\n", med(qq,k), lo(qq,k), hi(qq,k), med(wq,k), lo(wq,k), hi(wq,k), med(rq,k), lo(rq,k), hi(rq,k)
+          printf "| operations: the API threads (sipwall-api + its blocking pool) CPU per packet (us), same floods | no client %.4f (max %.4f) | with clients %.4f (max %.4f) | **%.2f %%** of the daemon per packet (pairs max %.2f %%) |\n", med(qa,k), hi(qa,k), med(wa,k), hi(wa,k), med(ra,k) * 100, hi(ra,k) * 100
+          printf "| operations: whole-machine path CPU per packet (us), same floods | no client %.2f (%.2f-%.2f) | with clients %.2f (%.2f-%.2f) | ratio %.3f (pairs %.3f-%.3f); loss max %.2f %% / %.2f %% |\n", med(qp,k), lo(qp,k), hi(qp,k), med(wp,k), lo(wp,k), hi(wp,k), med(rp,k), lo(rp,k), hi(rp,k), hi(ql,k), hi(wl,k)
+        }' "$WORK/ops"
+}
+R[ops]=$(ops_arm)
+if [ "${ONLY_OPS:-0}" = 1 ]; then
+    echo "| measure | baseline | with | ratio |"
+    echo "|---|---|---|---|"
+    echo "${R[ops]}"
+    exit 0
+fi
 R[base_flat]=$(flood $PROV 198.51.100.2 198.51.100.1:5060 0 8)
 R[base_paced]=$(ladder base)
 R[base_atk]=$(flood $ATK 203.0.113.2 203.0.113.1:5060 0 8)
@@ -265,3 +355,4 @@ echo "| receiving side's CPU per packet = path - send only (us): delivered / que
 echo "| banned flood ($COST_COUNT packets) measured pkt/s dropped vs the same sender's send-only rate | send only $(f sendonly 1) | dropped $(f banned 1) | $(ratio "$(f banned 1)" "$(f sendonly 1)") of the sender's ceiling |"
 dr() { echo "${R[$1]}" | awk '{print $1}'; }
 echo "| queue drain: $BURST packets queued with the daemon stopped, then judged and delivered: pkt/s (median of $DRAINS; all runs) / received / judged | direct, no sipwall: $(dr base_drain) ($(f base_drain 4)) / $(f base_drain 2) | 1 queue: **$(dr q1_drain)** ($(f q1_drain 4)) / $(f q1_drain 2) / $(f q1_drain 3); 2 queues: **$(dr q2_drain)** ($(f q2_drain 4)) / $(f q2_drain 2) / $(f q2_drain 3) | 1 queue $(ratio "$(dr q1_drain)" 250000)x the 250k target |"
+echo "${R[ops]}"

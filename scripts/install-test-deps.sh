@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything sipwall's TESTS need on Debian 12, as root: first the build and runtime
 # needs (scripts/install-deps.sh), then the test toolkit: SIPp, tshark/mergecap/editcap,
-# tcpdump, iproute2, ipset, SIPVicious, rustfmt and clippy, and for the package test lintian and
+# tcpdump, iproute2, ipset, SIPVicious, chromium and chromium-driver (the dashboard's browser test),
+# rustfmt and clippy, and for the package test lintian and
 # mmdebstrap (man and systemd-analyze run inside the Debian 12 root it makes). Used by
 # scripts/test.sh (and so by CI); never by the quick start. Idempotent; fails loudly, naming
 # what is missing.
@@ -31,6 +32,9 @@ declare -A APT=(
     [curl]=curl
     # feeds: `ipset restore` must accept the exported ipset feed
     [ipset]=ipset
+    # crates/sipwall/tests/dashboard_browser.rs: the dashboard in a real headless browser
+    [chromium]=chromium
+    [chromedriver]=chromium-driver
 )
 
 missing=()

@@ -1437,6 +1437,50 @@ impl Engine {
         let w = self.rules.policy.behaviour.enumeration.window_ms;
         self.sources.get(&canonical(ip)).map_or(0, |s| s.distinct_users(now.as_millis(), w))
     }
+
+    /// What the engine tracks of `ip` at `now` (None: not tracked), each behaviour counter
+    /// over its own window, as the ban thresholds see it. Read-only, O(1): for operators'
+    /// "what do you know about this address" (`/api/v1/sources/{ip}`).
+    pub fn source_counters(&self, ip: IpAddr, now: Timestamp) -> Option<SourceCounters> {
+        let s = self.sources.get(&canonical(ip))?;
+        let b = &self.rules.policy.behaviour;
+        let t = now.as_millis();
+        Some(SourceCounters {
+            first_seen_ms: s.first_seen_ms,
+            last_seen_ms: s.last_seen_ms,
+            total_requests: u64::from(s.total_requests),
+            requests_in_window: s.requests.estimate(t, b.flood.window_ms),
+            distinct_users_in_window: s.distinct_users(t, b.enumeration.window_ms),
+            auth_failures_in_window: s.auth_failures.estimate(t, b.auth_failures.window_ms),
+            challenges_in_window: s.challenges.estimate(t, b.challenges.window_ms),
+            not_found_in_window: s.not_found.estimate(t, b.not_found.window_ms),
+            invites_in_window: s.invites.estimate(t, b.untrusted_invites.window_ms),
+        })
+    }
+}
+
+/// The engine's per-source state of one address ([`Engine::source_counters`]); each
+/// `*_in_window` counts over the window of the behaviour rule of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SourceCounters {
+    /// First packet seen since it was tracked, ms since the epoch.
+    pub first_seen_ms: u64,
+    /// Last packet seen, ms since the epoch.
+    pub last_seen_ms: u64,
+    /// Requests seen since it was tracked.
+    pub total_requests: u64,
+    /// Requests (flood window).
+    pub requests_in_window: u32,
+    /// Distinct target users (enumeration window).
+    pub distinct_users_in_window: u32,
+    /// Failed authentications answered to it.
+    pub auth_failures_in_window: u32,
+    /// First challenges answered to it.
+    pub challenges_in_window: u32,
+    /// 404/480/484 answered to it.
+    pub not_found_in_window: u32,
+    /// New INVITEs from it.
+    pub invites_in_window: u32,
 }
 
 /// svmap's tag data is the scanned address and port in hex (`7f0000013b56` = 127.0.0.1:15190).
@@ -1464,6 +1508,33 @@ fn seen_of<'a>(x: &Fields<'a>) -> Seen<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn source_counters_show_what_the_thresholds_see() {
+        let mut e = Engine::new(Policy::from_toml_str("").unwrap());
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(e.source_counters(ip, Timestamp::from_millis(1_000)), None);
+        for (i, user) in ["100", "101", "102"].iter().enumerate() {
+            let msg = format!(
+                "REGISTER sip:{user}@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.7:5070;branch=z9hG4bK-{i}\r\nFrom: <sip:{user}@192.0.2.10>;tag=a{i}\r\nTo: <sip:{user}@192.0.2.10>\r\nCall-ID: c{i}@203.0.113.7\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+            );
+            let p = Packet {
+                src: "203.0.113.7:5070".parse().unwrap(),
+                dst: "192.0.2.10:5060".parse().unwrap(),
+                transport: Transport::Udp,
+                direction: Direction::Inbound,
+                payload: msg.as_bytes(),
+            };
+            e.decide(&p, Timestamp::from_millis(1_000 + i as u64));
+        }
+        let c = e.source_counters(ip, Timestamp::from_millis(1_010)).expect("tracked");
+        assert_eq!((c.first_seen_ms, c.last_seen_ms), (1_000, 1_002));
+        assert_eq!(c.total_requests, 3);
+        assert_eq!(c.requests_in_window, 3);
+        assert_eq!(c.distinct_users_in_window, 3);
+        assert_eq!(c.auth_failures_in_window, 0);
+    }
+
     use super::*;
 
     #[test]

@@ -72,7 +72,7 @@ pub use decision::{
     Ban, BanAction, BanOrigin, Decision, DecisionRecord, Direction, Evidence, Packet,
     ParseNameError, RuleId, Timestamp, Transport, Verdict,
 };
-pub use engine::{human_duration, Analysis, BanError, Engine, EngineStats, Rules};
+pub use engine::{human_duration, Analysis, BanError, Engine, EngineStats, Rules, SourceCounters};
 pub use learn::{
     fingerprint, fingerprint_label, Campaign, CampaignKind, FactKey, LearnError, LearnStatus,
     LearnedFact,

@@ -75,6 +75,7 @@ pub mod privs;
 pub mod queue_thread;
 pub mod status;
 pub mod tcp;
+pub mod trust;
 
 use crate::config::{self, Config, EnforceConfig};
 use crate::time::wall_clock;
@@ -267,6 +268,9 @@ impl Daemon {
         let now = wall_clock();
         let blocklist: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();
         log_policy_warnings("", &policy);
+        // Run-time trust (`sipwall trust add`) on top of the config's, before any ban is back.
+        let trust = Arc::new(trust::RuntimeTrust::load(&store, &policy, &db, &store_unavailable));
+        let policy = trust.merged(policy);
         let mut engine = Engine::new(policy);
         // Before the stored bans come back: none of them may cover this host.
         local_addrs::log_lifted(&engine.set_local_addresses(&local_addrs::read_logged()));
@@ -357,11 +361,10 @@ impl Daemon {
             args.config.clone(),
             shutdown.flag(),
         )?;
-        let reloader = Arc::new(status::Reloader::new(
-            args.config.clone(),
-            enforce.clone(),
-            blocklist_tx.clone(),
-        ));
+        let reloader = Arc::new(
+            status::Reloader::new(args.config.clone(), enforce.clone(), blocklist_tx.clone())
+                .with_trust(trust.clone()),
+        );
         let mut threads = Vec::new();
         for q in queues {
             threads.push(spawn_queue(q, &engine, &work, &settings, &shutdown)?);
@@ -377,6 +380,7 @@ impl Daemon {
             counters: counters.clone(),
             rates: status::Rates::default(),
             reloader: Some(reloader.clone()),
+            trust: trust.clone(),
         };
         let api_ready = Arc::new(AtomicBool::new(false));
         let api_thread = match api_bound {

@@ -99,6 +99,9 @@ enum Command {
     /// MikroTik, JSON).
     #[command(subcommand)]
     Feed(commands::feed::FeedCommand),
+    /// Trust a network at run time, stop trusting it, or list trusted networks (talks to the
+    /// running daemon; kept in its store; the config's `[trusted] networks` stay the baseline).
+    Trust(commands::trust::TrustArgs),
     /// Write man pages or shell completions generated from this CLI (used by packaging).
     #[command(hide = true)]
     Generate(commands::generate::GenerateArgs),
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         Command::Reload(args) => commands::status::reload(args),
         Command::Generate(args) => commands::generate::main(args),
         Command::Feed(cmd) => commands::feed::main(cmd),
+        Command::Trust(args) => commands::trust::trust(args),
     };
     match result {
         Ok(code) => code,

@@ -8,7 +8,9 @@
 //! client sends ONE JSON request line and reads ONE JSON response line, then both close.
 //! * requests: `{"cmd":"ban","net":"203.0.113.9/32","secs":600,"reason":"text"}` (with
 //!   `"extend":true` to lengthen an existing ban), `{"cmd":"unban","net":"203.0.113.9"}`,
-//!   `{"cmd":"bans"}`, `{"cmd":"status"}`, `{"cmd":"reload"}`; unknown fields are errors;
+//!   `{"cmd":"bans"}`, `{"cmd":"status"}`, `{"cmd":"reload"}`,
+//!   `{"cmd":"trust-add","net":"203.0.113.0/24","reason":"text"}`, `{"cmd":"trust-del",...}`,
+//!   `{"cmd":"trust-list"}`; unknown fields are errors;
 //! * responses: `{"ok":true,"message":...,"bans":[...]}`, `{"ok":true,"status":{...}}` (see
 //!   [`Status`]) or `{"ok":false,"error":"..."}`.
 //!
@@ -65,6 +67,24 @@ pub enum Request {
     /// Re-read the config file (as SIGHUP does) and answer with the outcome: on an error the
     /// daemon keeps its current policy and the response is `ok: false` with the error.
     Reload,
+    /// Trust `net` at run time (kept in the store; the config's networks stay the baseline).
+    #[serde(rename = "trust-add")]
+    TrustAdd {
+        /// Address or network.
+        net: String,
+        /// Why (shown in `sipwall trust list`).
+        #[serde(default)]
+        reason: String,
+    },
+    /// Stop trusting `net` (a run-time entry, exactly as listed).
+    #[serde(rename = "trust-del")]
+    TrustDel {
+        /// Address or network.
+        net: String,
+    },
+    /// List trusted networks: the config's and the run-time ones.
+    #[serde(rename = "trust-list")]
+    TrustList,
 }
 
 /// A request, checked.
@@ -89,6 +109,31 @@ pub enum Command {
     Status,
     /// Reload the config.
     Reload,
+    /// Trust a network at run time.
+    TrustAdd {
+        /// Network (host bits cleared).
+        net: IpNet,
+        /// Why.
+        reason: String,
+    },
+    /// Stop trusting a run-time network.
+    TrustDel(IpNet),
+    /// List trusted networks.
+    TrustList,
+}
+
+/// One trusted network as listed (`sipwall trust list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustView {
+    /// Network.
+    pub net: String,
+    /// `config` (`[trusted] networks`, the baseline) or `runtime` (`sipwall trust add`).
+    pub origin: String,
+    /// Since when (run-time entries), ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// Why, with who asked for a run-time entry.
+    pub reason: String,
 }
 
 /// One active ban as shown to operators.
@@ -163,6 +208,9 @@ pub struct Response {
     /// The answer to `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Box<Status>>,
+    /// The answer to `trust-list` (and to `trust-add`/`trust-del`: the list after the change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted: Option<Vec<TrustView>>,
 }
 
 /// What `sipwall status` reports: one snapshot of the running daemon. Built by the daemon
@@ -376,6 +424,19 @@ pub fn parse_request(line: &[u8]) -> anyhow::Result<Command> {
         Request::Bans => Command::Bans,
         Request::Status => Command::Status,
         Request::Reload => Command::Reload,
+        Request::TrustAdd { net, reason } => {
+            anyhow::ensure!(
+                reason.chars().count() <= MAX_REASON,
+                "reason longer than {MAX_REASON} characters"
+            );
+            anyhow::ensure!(
+                !reason.chars().any(char::is_control),
+                "reason holds control characters"
+            );
+            Command::TrustAdd { net: parse_net(&net)?, reason: reason.trim().to_string() }
+        }
+        Request::TrustDel { net } => Command::TrustDel(parse_net(&net)?),
+        Request::TrustList => Command::TrustList,
     })
 }
 
@@ -393,6 +454,98 @@ pub fn read_response_line(r: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
     let mut resp = Vec::new();
     r.take(MAX_RESPONSE).read_until(b'\n', &mut resp)?;
     Ok(resp)
+}
+
+/// What the dashboard (`GET /`) shows, in one answer of `GET /api/v1/dashboard`: the
+/// daemon's [`Status`] (observe mode included), its active bans, the attack timeline of the
+/// last hour, the top sources of that hour, the newest decisions and the learned entries.
+/// The timeline, top sources and recent decisions are read from the store's recorded
+/// decisions (so they survive a restart); live updates come over `GET /api/v1/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    /// The status snapshot.
+    pub status: Status,
+    /// Active bans (simulated ones marked).
+    pub bans: Vec<BanView>,
+    /// One bucket per minute of the last hour, oldest first ([`TIMELINE_BUCKETS`]).
+    pub timeline: Vec<TimelineBucket>,
+    /// Sources with the most recorded decisions in the last hour, most first (at most
+    /// [`TOP_SOURCES`]).
+    pub top_sources: Vec<SourceCount>,
+    /// The newest recorded decisions, newest first.
+    pub recent: Vec<DecisionView>,
+    /// Entries the daemon learned from traffic (networks or agents it now treats as known).
+    /// Always empty until learning exists in the engine: the dashboard's "Learned" panel shows
+    /// this list, so learning only has to fill it (in `api::dashboard::learned`).
+    #[serde(default)]
+    pub learned: Vec<LearnedEntry>,
+    /// Why the recorded decisions could not be read, when they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
+}
+
+/// Minutes in the dashboard's timeline.
+pub const TIMELINE_BUCKETS: usize = 60;
+/// Sources in the dashboard's top list.
+pub const TOP_SOURCES: usize = 10;
+
+/// Recorded decisions in one minute.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineBucket {
+    /// Start of the minute, ms since the epoch.
+    pub start_ms: u64,
+    /// Packets dropped or rejected.
+    pub dropped: u64,
+    /// Drops only simulated (observe mode or a simulated family): accepted.
+    pub simulated: u64,
+}
+
+/// One source of the top list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCount {
+    /// Address.
+    pub ip: String,
+    /// Recorded decisions in the last hour.
+    pub decisions: u64,
+    /// The newest one's time, ms since the epoch.
+    pub last_ms: u64,
+    /// Its rule.
+    pub last_rule: String,
+    /// Its sentence.
+    pub last_summary: String,
+    /// An active ban that is not only simulated holds it.
+    pub banned: bool,
+}
+
+/// A recorded decision as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionView {
+    /// When, ms since the epoch.
+    pub at_ms: u64,
+    /// Source address.
+    pub src: String,
+    /// Verdict (`drop`, `reject 403`; `accept` for a simulated drop or an operator record).
+    pub verdict: String,
+    /// Rule id.
+    pub rule: String,
+    /// The sentence.
+    pub summary: String,
+    /// Only simulated: nothing was dropped.
+    pub simulated: bool,
+}
+
+/// Something the daemon learned from traffic. The shape learning is expected to fill; no
+/// entry exists yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedEntry {
+    /// What was learned: an address, a network or a User-Agent.
+    pub subject: String,
+    /// Its kind (`source`, `network`, `user-agent`, ...).
+    pub kind: String,
+    /// Why, in a sentence.
+    pub reason: String,
+    /// Since when, ms since the epoch.
+    pub since_ms: u64,
 }
 
 #[cfg(test)]
@@ -431,6 +584,17 @@ mod tests {
         assert_eq!(cmd(r#"{"cmd":"bans"}"#).unwrap(), Command::Bans);
         assert_eq!(cmd(r#"{"cmd":"status"}"#).unwrap(), Command::Status);
         assert_eq!(cmd(r#"{"cmd":"reload"}"#).unwrap(), Command::Reload);
+        assert_eq!(
+            cmd(r#"{"cmd":"trust-add","net":"203.0.113.0/24","reason":" lab "}"#).unwrap(),
+            Command::TrustAdd { net: "203.0.113.0/24".parse().unwrap(), reason: "lab".into() }
+        );
+        assert_eq!(
+            cmd(r#"{"cmd":"trust-del","net":"2001:db8::1"}"#).unwrap(),
+            Command::TrustDel("2001:db8::1/128".parse().unwrap())
+        );
+        assert_eq!(cmd(r#"{"cmd":"trust-list"}"#).unwrap(), Command::TrustList);
+        assert!(cmd(r#"{"cmd":"trust-add","net":"203.0.113.7/24"}"#).is_err(), "host bits");
+        assert!(cmd(r#"{"cmd":"trust-add","net":"203.0.113.7","reason":"a\tb"}"#).is_err());
         assert!(matches!(
             cmd(r#"{"cmd":"ban","net":"203.0.113.9","secs":60,"extend":true}"#).unwrap(),
             Command::Ban { extend: true, .. }

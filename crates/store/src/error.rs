@@ -176,6 +176,18 @@ pub enum StoreError {
         /// Cause.
         cause: DbError,
     },
+    /// [`Store::add_trusted`](crate::Store::add_trusted) / `remove_trusted` failed.
+    #[error("{what} trusted network {net} in {path}: {cause}")]
+    Trust {
+        /// "adding" or "removing".
+        what: &'static str,
+        /// Network.
+        net: IpNet,
+        /// Database path.
+        path: PathBuf,
+        /// Cause.
+        cause: DbError,
+    },
     /// [`Store::record_decision`](crate::Store::record_decision) / `record_decisions` failed.
     #[error("recording decision on {src} in {path}: {cause}")]
     RecordDecision {
@@ -203,6 +215,7 @@ impl StoreError {
             | StoreError::ReadBan { path, .. }
             | StoreError::Load { path, .. }
             | StoreError::Prune { path, .. }
+            | StoreError::Trust { path, .. }
             | StoreError::RecordDecision { path, .. } => path,
         }
     }
@@ -221,6 +234,7 @@ impl StoreError {
             | StoreError::ReadBan { cause, .. }
             | StoreError::Load { cause, .. }
             | StoreError::Prune { cause, .. }
+            | StoreError::Trust { cause, .. }
             | StoreError::RecordDecision { cause, .. } => Some(cause),
         }
     }

@@ -114,7 +114,7 @@ pub use error::{DbError, StoreError};
 pub use ipnet::IpNet;
 pub use schema::SCHEMA_VERSION;
 pub use store::{
-    Offence, Prune, Store, StoredDecision, DEFAULT_BUSY_TIMEOUT, DEFAULT_DECISION_CAP,
+    Offence, Prune, Store, StoredDecision, TrustedNet, DEFAULT_BUSY_TIMEOUT, DEFAULT_DECISION_CAP,
 };
 
 pub use sipwall_engine::Timestamp;

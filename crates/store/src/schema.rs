@@ -60,6 +60,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX decisions_at ON decisions(at_ms);
     "#,
+    // v2: networks trusted at run time (`sipwall trust add`), on top of the config's
+    // `[trusted] networks`, which stay the baseline and are never stored here.
+    r#"
+    CREATE TABLE trusted (
+        net       TEXT PRIMARY KEY NOT NULL,
+        since_ms  INTEGER NOT NULL,
+        reason    TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Newest schema version this build writes.

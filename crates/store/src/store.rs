@@ -45,6 +45,17 @@ pub enum Prune {
     OlderThan(Timestamp),
 }
 
+/// A network trusted at run time (`sipwall trust add`), kept across restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedNet {
+    /// Network (normalised with `trunc`).
+    pub net: IpNet,
+    /// When it was trusted.
+    pub since: Timestamp,
+    /// Why, and who asked (`... ; trusted by uid 0 (pid 1234)`).
+    pub reason: String,
+}
+
 /// How often a network has been banned, kept after its ban expired (for escalation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offence {
@@ -367,6 +378,79 @@ impl Store {
                 cause: e.into(),
             })?;
         Ok(count.map_or(0, clamp_u32))
+    }
+
+    /// Trust `net` from `since` (a run-time trust; the config's networks are not stored).
+    /// Returns false, changing nothing, when it is trusted here already.
+    pub fn add_trusted(
+        &mut self,
+        net: IpNet,
+        since: Timestamp,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let net = net.trunc();
+        let n = self
+            .conn
+            .execute(
+                "INSERT INTO trusted (net, since_ms, reason) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(net) DO NOTHING",
+                params![net.to_string(), ms(since), reason],
+            )
+            .map_err(|e| StoreError::Trust {
+                what: "adding",
+                net,
+                path: self.path.clone(),
+                cause: e.into(),
+            })?;
+        Ok(n > 0)
+    }
+
+    /// Stop trusting `net` (exactly as added). Returns whether it was there.
+    pub fn remove_trusted(&mut self, net: IpNet) -> Result<bool, StoreError> {
+        let net = net.trunc();
+        let n = self
+            .conn
+            .execute("DELETE FROM trusted WHERE net = ?1", [net.to_string()])
+            .map_err(|e| StoreError::Trust {
+                what: "removing",
+                net,
+                path: self.path.clone(),
+                cause: e.into(),
+            })?;
+        Ok(n > 0)
+    }
+
+    /// Every run-time trusted network, ordered by network text.
+    pub fn load_trusted(&self) -> Result<Vec<TrustedNet>, StoreError> {
+        let err = |cause: DbError| StoreError::Load {
+            what: "trusted networks",
+            path: self.path.clone(),
+            cause,
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT net, since_ms, reason FROM trusted ORDER BY net")
+            .map_err(|e| err(e.into()))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let net: String = r.get(0)?;
+                let since: i64 = r.get(1)?;
+                let reason: String = r.get(2)?;
+                let bad = |d: String| decode("trusted", format!("net {net}"), d);
+                Ok((|| {
+                    Ok(TrustedNet {
+                        net: parse_net(&net).map_err(bad)?,
+                        since: ts(since).map_err(bad)?,
+                        reason,
+                    })
+                })())
+            })
+            .map_err(|e| err(e.into()))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row.map_err(|e| err(e.into()))?.map_err(err)?);
+        }
+        Ok(out)
     }
 
     /// Every network's offence count, so the engine can keep escalating after a restart.
@@ -732,6 +816,26 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn trusted_networks_are_kept_and_removed_exactly() {
+        let mut st = Store::open_in_memory().unwrap();
+        let net: IpNet = "203.0.113.0/24".parse().unwrap();
+        let t = Timestamp::from_millis(5_000);
+        assert!(st.load_trusted().unwrap().is_empty());
+        assert!(st.add_trusted(net, t, "provider B; trusted by uid 0 (pid 1)").unwrap());
+        assert!(!st.add_trusted(net, t, "again").unwrap(), "a second add changes nothing");
+        let v6: IpNet = "2001:db8::/32".parse().unwrap();
+        assert!(st.add_trusted(v6, t, "").unwrap());
+        let all = st.load_trusted().unwrap();
+        assert_eq!(all.len(), 2);
+        let first = all.iter().find(|t| t.net == net).unwrap();
+        assert_eq!(first.reason, "provider B; trusted by uid 0 (pid 1)");
+        assert_eq!(first.since, t);
+        assert!(!st.remove_trusted("203.0.113.7/32".parse().unwrap()).unwrap(), "exact only");
+        assert!(st.remove_trusted(net).unwrap());
+        assert_eq!(st.load_trusted().unwrap().len(), 1);
+    }
+
     use super::*;
 
     /// The durability argument in the crate docs rests on these two settings.

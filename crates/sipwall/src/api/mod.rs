@@ -26,9 +26,14 @@
 //! `GET /api/v1/bans?ip=&rule=&origin=`, `POST /api/v1/bans` (`{"net","secs","reason"}`),
 //! `POST /api/v1/bans/extend`, `DELETE /api/v1/bans/{net}` (or `?net=`),
 //! `GET /api/v1/decisions?ip=&since=&rule=&limit=`, `GET /api/v1/sources/{ip}`,
-//! `POST /api/v1/reload`, `GET /api/v1/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`,
+//! `GET /api/v1/trust`, `POST /api/v1/trust` (`{"net","reason"}`), `DELETE
+//! /api/v1/trust/{net}` (or `?net=`), `POST /api/v1/reload`, `GET /api/v1/status`, `GET
+//! /healthz`, `GET /readyz`, `GET /metrics`,
 //! `GET /api/v1/feed?format=plain|nft|ipset|mikrotik|json` (also `/api/v1/feed.txt`, `.nft`,
-//! `.ipset`, `.rsc`, `.json`: the active bans as a block-list feed, see `feed.rs`).
+//! `.ipset`, `.rsc`, `.json`: the active bans as a block-list feed, see `feed.rs`);
+//! the live dashboard: `GET /` (page, script and style sheet: no token), `GET
+//! /api/v1/dashboard` (its data) and `GET /api/v1/events` (server-sent events), see
+//! [`dashboard`] and [`events`].
 use std::net::{IpAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +54,8 @@ use crate::daemon::control_server::{execute, Ctx, Peer};
 use crate::protocol::{self, BanView, Command, Response};
 
 pub mod auth;
+pub mod dashboard;
+pub mod events;
 pub mod feed;
 pub mod limit;
 
@@ -69,6 +76,8 @@ pub struct ApiState {
     pub db: PathBuf,
     /// Set once the queues are bound and the bans restored (`/readyz`).
     pub ready: Arc<AtomicBool>,
+    /// Set when the daemon stops: open event streams end (a graceful shutdown waits for them).
+    pub stop: Arc<AtomicBool>,
 }
 
 /// The bound listener and its settings, made at start (before capabilities are dropped).
@@ -117,7 +126,7 @@ pub fn spawn(
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let Bound { listener, token, reads_need_token } = bound;
     let addr = listener.local_addr()?;
-    let state = Arc::new(ApiState { ctx, token, reads_need_token, db, ready });
+    let state = Arc::new(ApiState { ctx, token, reads_need_token, db, ready, stop: stop.clone() });
     std::thread::Builder::new()
         .name("sipwall-api".into())
         .spawn(move || {
@@ -180,10 +189,17 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/feed.ipset", get(feed::ipset))
         .route("/api/v1/feed.rsc", get(feed::mikrotik))
         .route("/api/v1/feed.json", get(feed::json))
+        .route("/api/v1/trust", get(list_trust).post(add_trust).delete(del_trust_query))
+        .route("/api/v1/trust/{net}", delete(del_trust))
+        .route("/api/v1/dashboard", get(dashboard::data))
+        .route("/api/v1/events", get(dashboard::stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/", get(dashboard::page))
+        .route("/assets/dashboard.js", get(dashboard::script))
+        .route("/assets/dashboard.css", get(dashboard::style))
         .merge(guarded)
         .layer(DefaultBodyLimit::max(protocol::MAX_REQUEST))
         .with_state(state)
@@ -334,6 +350,47 @@ async fn delete_ban_query(
     unban(&s, &q.net).await
 }
 
+async fn list_trust(State(s): State<Arc<ApiState>>) -> HttpResponse {
+    reply(run(&s, Command::TrustList).await, StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// `POST /api/v1/trust` with `{"net","reason"}`, checked as the socket's `trust-add`.
+async fn add_trust(
+    State(s): State<Arc<ApiState>>,
+    Json(body): Json<serde_json::Value>,
+) -> HttpResponse {
+    let serde_json::Value::Object(mut m) = body else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            Response::error("the body must be a JSON object {\"net\",\"reason\"}"),
+        );
+    };
+    m.insert("cmd".into(), "trust-add".into());
+    let line = serde_json::to_vec(&m).unwrap_or_default();
+    match protocol::parse_request(&line) {
+        Ok(cmd) => reply(run(&s, cmd).await, StatusCode::CONFLICT),
+        Err(e) => answer(StatusCode::BAD_REQUEST, Response::error(format!("{e:#}"))),
+    }
+}
+
+async fn untrust(s: &Arc<ApiState>, net: &str) -> HttpResponse {
+    match protocol::parse_net(net) {
+        Ok(n) => reply(run(s, Command::TrustDel(n)).await, StatusCode::NOT_FOUND),
+        Err(e) => answer(StatusCode::BAD_REQUEST, Response::error(format!("{e:#}"))),
+    }
+}
+
+async fn del_trust(State(s): State<Arc<ApiState>>, Path(net): Path<String>) -> HttpResponse {
+    untrust(&s, &net).await
+}
+
+async fn del_trust_query(
+    State(s): State<Arc<ApiState>>,
+    Query(q): Query<NetQuery>,
+) -> HttpResponse {
+    untrust(&s, &q.net).await
+}
+
 async fn reload(State(s): State<Arc<ApiState>>) -> HttpResponse {
     reply(run(&s, Command::Reload).await, StatusCode::UNPROCESSABLE_ENTITY)
 }
@@ -387,7 +444,10 @@ async fn decisions(State(s): State<Arc<ApiState>>, Query(q): Query<DecisionQuery
 }
 
 /// `GET /api/v1/sources/{ip}`: the bans holding it, its offence history (escalation count and
-/// last ban end of the networks holding it) and its recent decisions with their sentences.
+/// last ban end of the networks holding it), the engine's per-source counters (`counters`,
+/// null when the engine does not track it; `tracked`), its learned status (`learned`: the
+/// learned entry covering it, null while learning does not exist) and its recent decisions
+/// with their sentences.
 async fn source(State(s): State<Arc<ApiState>>, Path(ip): Path<String>) -> HttpResponse {
     let Ok(addr) = ip.parse::<IpAddr>() else {
         return answer(
@@ -395,6 +455,15 @@ async fn source(State(s): State<Arc<ApiState>>, Path(ip): Path<String>) -> HttpR
             Response::error(format!("'{ip}' is not an IP address")),
         );
     };
+    // The engine's per-source state: one short lock, off the runtime's thread.
+    let ctx_state = s.clone();
+    let counters = tokio::task::spawn_blocking(move || {
+        let now = (ctx_state.ctx.clock)();
+        crate::daemon::lock(&ctx_state.ctx.engine).source_counters(addr, now)
+    })
+    .await
+    .ok()
+    .flatten();
     let listed = run(&s, Command::Bans).await;
     let bans: Vec<BanView> =
         listed.bans.map(|b| protocol::bans_containing(b, addr)).unwrap_or_default();
@@ -431,6 +500,9 @@ async fn source(State(s): State<Arc<ApiState>>, Path(ip): Path<String>) -> HttpR
         "banned": !bans.is_empty(),
         "bans": bans,
         "offences": offences,
+        "tracked": counters.is_some(),
+        "counters": counters,
+        "learned": dashboard::learned_status(&s.ctx, addr),
         "decisions": decisions,
         "store_error": store_error,
     }))

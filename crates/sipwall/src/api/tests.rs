@@ -41,6 +41,7 @@ fn state(reads_need_token: bool) -> (Arc<ApiState>, std::thread::JoinHandle<Vec<
         reads_need_token,
         db: PathBuf::from("/nonexistent/sipwall.db"),
         ready: Arc::new(AtomicBool::new(false)),
+        stop: Arc::new(AtomicBool::new(false)),
     };
     (Arc::new(s), worker)
 }
@@ -228,6 +229,77 @@ fn the_feed_is_served_in_every_format() {
         let (s, worker) = state(true);
         assert_eq!(call(&s, "GET", "/api/v1/feed", None, None).await.0, StatusCode::UNAUTHORIZED);
         assert_eq!(call(&s, "GET", "/api/v1/feed.nft", Some(TOKEN), None).await.0, StatusCode::OK);
+        let _ = s.ctx.work.send(Work::Stop);
+        worker.join().unwrap();
+    });
+}
+
+#[test]
+fn the_dashboard_page_is_open_its_data_and_events_are_reads() {
+    rt().block_on(async {
+        let (s, worker) = state(true);
+        // The page and its assets carry no data: served without the token, under a CSP.
+        let req = HttpRequest::builder().uri("/").body(Body::empty()).unwrap();
+        let resp = router(s.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let csp = resp.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_string();
+        assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
+        for path in ["/assets/dashboard.js", "/assets/dashboard.css"] {
+            assert_eq!(call(&s, "GET", path, None, None).await.0, StatusCode::OK, "{path}");
+        }
+        let (_, css) = call(&s, "GET", "/assets/dashboard.css", None, None).await;
+        assert!(css.contains(dashboard::REPORT_CSS), "the report's look is shared");
+        // Data and events are reads: the token when reads need it.
+        for path in ["/api/v1/dashboard", "/api/v1/events"] {
+            assert_eq!(call(&s, "GET", path, None, None).await.0, StatusCode::UNAUTHORIZED);
+        }
+        let (code, text) = call(&s, "GET", "/api/v1/dashboard", Some(TOKEN), None).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        let d: protocol::Dashboard = serde_json::from_str(&text).unwrap();
+        assert_eq!(d.timeline.len(), protocol::TIMELINE_BUCKETS);
+        assert!(d.learned.is_empty());
+        assert!(!d.status.observe);
+        assert!(d.store_error.is_some(), "no store at /nonexistent: said so, not hidden");
+        // The event stream answers as server-sent events and ends when the daemon stops.
+        let req = HttpRequest::builder()
+            .uri("/api/v1/events")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = router(s.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+        s.stop.store(true, Ordering::Relaxed);
+        let ended = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect()).await;
+        assert!(ended.is_ok(), "the event stream did not end at stop");
+        let _ = s.ctx.work.send(Work::Stop);
+        worker.join().unwrap();
+    });
+}
+
+#[test]
+fn a_source_shows_the_engines_counters_and_its_learned_status() {
+    rt().block_on(async {
+        let (s, worker) = state(false);
+        let msg = b"REGISTER sip:100@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.7:5070;branch=z9hG4bK-1\r\nFrom: <sip:100@192.0.2.10>;tag=a1\r\nTo: <sip:100@192.0.2.10>\r\nCall-ID: c1@203.0.113.7\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let p = sipwall_engine::Packet {
+            src: "203.0.113.7:5070".parse().unwrap(),
+            dst: "192.0.2.10:5060".parse().unwrap(),
+            transport: sipwall_engine::Transport::Udp,
+            direction: sipwall_engine::Direction::Inbound,
+            payload: msg,
+        };
+        crate::daemon::lock(&s.ctx.engine).decide(&p, clock());
+        let (code, text) = call(&s, "GET", "/api/v1/sources/203.0.113.7", None, None).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["tracked"], true, "{text}");
+        assert_eq!(v["counters"]["total_requests"], 1, "{text}");
+        assert_eq!(v["counters"]["distinct_users_in_window"], 1, "{text}");
+        assert!(v["learned"].is_null(), "{text}");
+        let (_, text) = call(&s, "GET", "/api/v1/sources/203.0.113.8", None, None).await;
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((v["tracked"].clone(), v["counters"].clone()), (false.into(), serde_json::Value::Null));
         let _ = s.ctx.work.send(Work::Stop);
         worker.join().unwrap();
     });

@@ -22,6 +22,7 @@ pub mod decisions;
 pub mod feed;
 pub mod generate;
 pub mod status;
+pub mod trust;
 
 /// Where the client finds the daemon.
 #[derive(Debug, Clone, clap::Args)]

@@ -329,6 +329,8 @@ pub fn run(
             }
             Work::Decision(d) => {
                 crate::metrics::shared().decision(&d.verdict.to_string(), d.record.rule);
+                // The dashboard's live stream (never waits: `api::events`).
+                crate::api::events::publish_decision(&d);
                 // Saturating: the control thread's audit records are not counted.
                 let _ = opts.decisions_in_flight.fetch_update(
                     Ordering::Relaxed,
@@ -383,6 +385,7 @@ pub fn run(
                     for b in &adds {
                         m.ban_added(&b.rule, &b.origin.to_string());
                     }
+                    crate::api::events::publish_bans(&adds, &removes);
                 }
                 Err(e) => {
                     stats.kernel_errors += 1;

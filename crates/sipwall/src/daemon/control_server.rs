@@ -155,6 +155,8 @@ pub struct Ctx {
     pub rates: Rates,
     /// The config reloader shared with SIGHUP (None: `reload` is refused).
     pub reloader: Option<Arc<Reloader>>,
+    /// Run-time trust (`trust add|del|list`), shared with the reloader.
+    pub trust: Arc<super::trust::RuntimeTrust>,
 }
 
 #[cfg(test)]
@@ -176,6 +178,11 @@ impl Ctx {
             counters: Arc::new(Counters::new(0, 1)),
             rates: Rates::default(),
             reloader: None,
+            trust: Arc::new(super::trust::RuntimeTrust::new(
+                &sipwall_engine::Policy::from_toml_str("").expect("the default policy"),
+                Vec::new(),
+                None,
+            )),
         }
     }
 }
@@ -561,6 +568,60 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                 Response::error(out.message)
             }
         }
+        Command::TrustAdd { net, reason } => {
+            let reason = if reason.is_empty() {
+                format!("trusted by {peer}")
+            } else {
+                format!("{reason}; trusted by {peer}")
+            };
+            let lifted = match ctx.trust.add(&ctx.engine, net, &reason, now) {
+                Ok(l) => l,
+                Err(e) => return Response::error(e),
+            };
+            log::warn!("{net} trusted at run time: {reason}; {} ban(s) lifted", lifted.len());
+            let n = lifted.len();
+            let applied = if lifted.is_empty() { Ok(()) } else { apply(ctx, lifted) };
+            audit(ctx, now, net, Verdict::Accept, "manual.trust", format!("{net} {reason}"));
+            let durable = if ctx.trust.durable() {
+                "kept in the store"
+            } else {
+                "NOT durable: the store is unavailable"
+            };
+            let mut r = match applied {
+                Ok(()) => Response::done(
+                    format!("trusted {net} ({durable}); {n} ban(s) it covers lifted"),
+                    None,
+                ),
+                Err(e) => Response::error(format!(
+                    "trusted {net} ({durable}), but lifting the {n} ban(s) it covers: {e}"
+                )),
+            };
+            r.trusted = Some(ctx.trust.list());
+            r
+        }
+        Command::TrustDel(net) => {
+            if let Err(e) = ctx.trust.del(&ctx.engine, net) {
+                return Response::error(e);
+            }
+            log::warn!("{net} no longer trusted at run time (by {peer})");
+            audit(
+                ctx,
+                now,
+                net,
+                Verdict::Accept,
+                "manual.untrust",
+                format!("{net} no longer trusted, by {peer}"),
+            );
+            let mut r = Response::done(format!("{net} is no longer trusted"), None);
+            r.trusted = Some(ctx.trust.list());
+            r
+        }
+        Command::TrustList => {
+            let list = ctx.trust.list();
+            let mut r = Response::done(format!("{} trusted network(s)", list.len()), None);
+            r.trusted = Some(list);
+            r
+        }
         Command::Bans => {
             let mut bans: Vec<BanView> = {
                 let e = lock(&ctx.engine);
@@ -587,6 +648,8 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
 
 /// `ban --extend` of the active ban `old`, in the engine: its end moves to `now + duration`
 /// when that is later (an extension never shortens a ban). `Err` is the answer to give.
+// The error IS the operator's answer, on a rare path: boxing it would only add noise.
+#[allow(clippy::result_large_err)]
 fn extend_in_engine(
     ctx: &Ctx,
     e: &mut Engine,

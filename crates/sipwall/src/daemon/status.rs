@@ -236,16 +236,31 @@ pub struct Reloader {
     /// The block-list loader thread: each reload hands it the new list (loaded in batches,
     /// off the ban path).
     blocklist: std::sync::mpsc::Sender<Vec<ipnet::IpNet>>,
+    /// Run-time trust, added to every reloaded policy (`super::trust`).
+    trust: Option<std::sync::Arc<super::trust::RuntimeTrust>>,
 }
 
 impl Reloader {
+    /// Keep run-time trust (`sipwall trust add`) on top of every reloaded config.
+    pub fn with_trust(mut self, trust: std::sync::Arc<super::trust::RuntimeTrust>) -> Reloader {
+        self.trust = Some(trust);
+        self
+    }
+
     /// For the config file at `path`, whose `[enforce]` the daemon started with.
     pub fn new(
         path: PathBuf,
         enforce: EnforceConfig,
         blocklist: std::sync::mpsc::Sender<Vec<ipnet::IpNet>>,
     ) -> Reloader {
-        Reloader { path, enforce, last: Mutex::new(None), busy: Mutex::new(()), blocklist }
+        Reloader {
+            path,
+            enforce,
+            last: Mutex::new(None),
+            busy: Mutex::new(()),
+            blocklist,
+            trust: None,
+        }
     }
 
     /// Re-read the file and replace the engine's policy (bans and behaviour state kept), or
@@ -277,7 +292,10 @@ impl Reloader {
                 // gained, are lifted in the kernel and the store.
                 let (mut lifted, local) = {
                     let mut e = lock(engine);
-                    let lifted = e.reload(policy);
+                    let lifted = match &self.trust {
+                        Some(t) => t.reload_engine(&mut e, policy),
+                        None => e.reload(policy),
+                    };
                     (lifted, e.set_local_addresses(&addrs))
                 };
                 super::local_addrs::log_lifted(&local);

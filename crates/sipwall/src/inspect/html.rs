@@ -26,26 +26,8 @@ fn esc(s: &str) -> String {
     o
 }
 
-const STYLE: &str = r#"
-body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330;background:#f7f8fa}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
-.sub{color:#5b6475}
-.cards{display:flex;gap:12px;flex-wrap:wrap;margin:16px 0}
-.card{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:10px 16px;min-width:140px}
-.card b{display:block;font-size:24px}
-.card.bad b{color:#c62828} .card.good b{color:#2e7d32}
-table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}
-th,td{border-bottom:1px solid #e5e8ee;padding:5px 8px;text-align:left;vertical-align:top}
-th{background:#eef1f5;position:sticky;top:0}
-tr.scanner td:first-child{border-left:4px solid #c62828} tr.ok td:first-child{border-left:4px solid #2e7d32}
-.tag{display:inline-block;padding:0 6px;border-radius:4px;font-size:11px;color:#fff}
-.tag.s{background:#c62828}.tag.b{background:#6a1b9a}.tag.o{background:#2e7d32}
-svg{background:#fff;border:1px solid #dde1e8;border-radius:8px}
-svg text{font:11px ui-monospace,monospace;fill:#333}
-.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:-2px}
-input{padding:5px 8px;margin:0 0 8px;width:280px;border:1px solid #c8cdd6;border-radius:4px}
-.err{color:#c62828}
-"#;
+/// The report's style sheet, shared with the live dashboard (`api::dashboard`).
+const STYLE: &str = include_str!("../../assets/report.css");
 
 const SCRIPT: &str = r#"
 function filterRows(q){q=q.toLowerCase();for(const tr of document.querySelectorAll('#sources tbody tr')){tr.style.display=tr.textContent.toLowerCase().includes(q)?'':'none';}}
