@@ -71,6 +71,7 @@ pub mod control_server;
 pub mod local_addrs;
 pub mod privs;
 pub mod queue_thread;
+pub mod shield;
 pub mod status;
 pub mod tcp;
 
@@ -341,6 +342,7 @@ impl Daemon {
             decisions_in_flight: decisions_in_flight.clone(),
             counters: counters.clone(),
             simulate: facts.simulate.clone(),
+            shield: (!enforce.observe()).then(|| Arc::new(shield::Shield::new())),
         };
         let reloader = Arc::new(status::Reloader::new(
             args.config.clone(),

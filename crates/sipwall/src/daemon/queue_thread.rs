@@ -28,6 +28,7 @@ use sipwall_netfilter::{packet, Hook, Queue, QueueVerdict, QueuedPacket, Ruleset
 
 use super::ban_worker::{DecisionItem, Work};
 use super::lock;
+use super::shield::{self, AnswerKind, Shield};
 use super::tcp::TcpTracker;
 use crate::time::wall_clock;
 use sipwall_engine::Timestamp;
@@ -50,6 +51,9 @@ pub struct QueueSettings {
     /// Rule families only simulated (observe mode): their drops are accepted and counted as
     /// `would_drop`, their bans kept out of the kernel and the store.
     pub simulate: super::status::Simulate,
+    /// The enumeration shield ([`super::shield`]), shared by the queue threads; None in
+    /// observe mode (nothing is changed on the wire then).
+    pub shield: Option<Arc<Shield>>,
 }
 
 /// Most decision records in flight to the ban worker (see [`QueueSettings`]).
@@ -112,6 +116,8 @@ pub struct InlineStats {
     pub ban_overflow: u64,
     /// Ban actions still pending when the thread stopped.
     pub bans_lost_at_stop: u64,
+    /// "No such user" answers replaced by a challenge (enumeration shield).
+    pub shielded: u64,
 }
 
 /// Most nets a queue thread holds back while the ban worker's channel is full.
@@ -214,6 +220,42 @@ impl<C: Fn() -> Timestamp> BatchClock<C> {
     }
 }
 
+/// The enumeration shield's hook for an accepted outbound UDP packet: when it is a "no such
+/// user" answer to a peer the engine does not vouch for, write the packet carrying the forged
+/// challenge into `rewrite` and return true. Costs one status-code comparison for every other
+/// packet; the engine is locked only for a "no such user" answer, and only to ask about the
+/// peer, never while forging or rebuilding.
+fn shield_rewrite(
+    shield: Option<&Shield>,
+    engine: &Mutex<Engine>,
+    view: &packet::PacketView<'_>,
+    original: &[u8],
+    forged: &mut Vec<u8>,
+    rewrite: &mut Vec<u8>,
+) -> bool {
+    let Some(shield) = shield else { return false };
+    if shield::answer_kind(view.payload) != Some(AnswerKind::NoSuchUser) {
+        return false;
+    }
+    if lock(engine).vouches_for(view.dst.ip()) {
+        return false;
+    }
+    if !shield.forge(view.src.ip(), view.payload, forged) {
+        return false;
+    }
+    match packet::rebuild_udp(original, forged, rewrite) {
+        Ok(()) => {
+            log::debug!("shield: {} -> {}: 404 answered as a challenge", view.src, view.dst);
+            true
+        }
+        Err(e) => {
+            log::debug!("shield: {} -> {}: not rewritten: {e}", view.src, view.dst);
+            rewrite.clear();
+            false
+        }
+    }
+}
+
 /// Run one queue until `stop`. Returns its counters, or the queue error that ended it.
 pub fn run_queue(
     mut queue: Queue,
@@ -230,9 +272,11 @@ pub fn run_queue(
     let mut clock = BatchClock::new(wall_clock);
     let published = settings.counters.queue(queue.config_used().num);
     let mut would_drop = 0u64;
+    // The forged answer before it is put into a packet; grows once, then reused.
+    let mut forged: Vec<u8> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         clock.next_batch();
-        queue.process_batch(|qp: &QueuedPacket<'_>| {
+        queue.process_batch_rewriting(|qp: &QueuedPacket<'_>, rewrite: &mut Vec<u8>| {
             // Inside the callback: the receive has returned, a packet is here.
             let now = clock.now();
             let now_ms = now.as_millis();
@@ -331,6 +375,15 @@ pub fn run_queue(
                         r.summary
                     );
                 }
+                if !drop && direction == Direction::Outbound {
+                    if let Some(shield) = &settings.shield {
+                        // A real challenge from the protected side: the form to copy. Off the
+                        // engine lock (the shield has its own).
+                        if shield::answer_kind(payload) == Some(AnswerKind::Challenge) {
+                            shield.learn(view.src.ip(), payload);
+                        }
+                    }
+                }
                 if settings.record_decisions {
                     if let Some(record) = d.record {
                         let in_flight = &settings.decisions_in_flight;
@@ -358,6 +411,18 @@ pub fn run_queue(
                 _ => {
                     if judge(view.payload, Transport::Udp) {
                         QueueVerdict::Drop
+                    } else if direction == Direction::Outbound
+                        && shield_rewrite(
+                            settings.shield.as_deref(),
+                            &engine,
+                            &view,
+                            qp.payload,
+                            &mut forged,
+                            rewrite,
+                        )
+                    {
+                        stats.shielded += 1;
+                        QueueVerdict::AcceptRewritten
                     } else {
                         QueueVerdict::Accept
                     }
