@@ -68,6 +68,7 @@ use sipwall_netfilter::{BanSet, DesiredBan, Firewall, Queue, QueueConfig, QueueE
 
 pub mod ban_worker;
 pub mod control_server;
+pub mod learned;
 pub mod local_addrs;
 pub mod privs;
 pub mod queue_thread;
@@ -270,6 +271,14 @@ impl Daemon {
         // Before the stored bans come back: none of them may cover this host.
         local_addrs::log_lifted(&engine.set_local_addresses(&local_addrs::read_logged()));
         let restored = restore_state(&mut engine, &mut store, now)?;
+        // The shield's challenge forms and the learned facts, before any queue opens.
+        let shield = (!enforce.observe()).then(|| Arc::new(shield::Shield::new()));
+        let (learned_back, _facts) = learned::restore(&store, shield.as_deref());
+        log::info!(
+            "learned state restored: {} shield template(s), {} fact(s)",
+            learned_back.templates,
+            learned_back.facts
+        );
         let socket_path = args.socket.clone().unwrap_or_else(|| enforce.control_socket.clone());
         // Bound before capabilities are dropped; removed when dropped (every return below).
         let control_sock = control_server::ControlSocket::bind(&socket_path)?;
@@ -342,7 +351,7 @@ impl Daemon {
             decisions_in_flight: decisions_in_flight.clone(),
             counters: counters.clone(),
             simulate: facts.simulate.clone(),
-            shield: (!enforce.observe()).then(|| Arc::new(shield::Shield::new())),
+            shield,
         };
         let reloader = Arc::new(status::Reloader::new(
             args.config.clone(),

@@ -220,6 +220,39 @@ impl<C: Fn() -> Timestamp> BatchClock<C> {
     }
 }
 
+/// Hand a new challenge form to the ban worker to store (best effort: on a full channel the
+/// next new form is stored instead; the running shield has it either way).
+fn learned_template(
+    work: &SyncSender<Work>,
+    host: std::net::IpAddr,
+    challenge: &[u8],
+    at: Timestamp,
+) {
+    let method = sipwall_sip::Message::parse(challenge)
+        .ok()
+        .and_then(|m| m.cseq())
+        .and_then(|c| shield::method_name(c.method));
+    if let Some(method) = method {
+        let write = super::learned::LearnedWrite::ShieldTemplate {
+            host,
+            method,
+            template: challenge.to_vec(),
+            at,
+        };
+        let _ = work.try_send(Work::Learned(write));
+    }
+}
+
+/// Whose challenges a template is: this host's own answers (OUTPUT) all share one key, since
+/// a PBX answers from whichever of its addresses faces the peer; a forwarded answer (router
+/// mode) is its sender's.
+fn shield_host(hook: Hook, src: SocketAddr) -> std::net::IpAddr {
+    match hook {
+        Hook::LocalOut => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        _ => src.ip(),
+    }
+}
+
 /// The enumeration shield's hook for an accepted outbound UDP packet: when it is a "no such
 /// user" answer to a peer the engine does not vouch for, write the packet carrying the forged
 /// challenge into `rewrite` and return true. Costs one status-code comparison for every other
@@ -229,7 +262,7 @@ fn shield_rewrite(
     shield: Option<&Shield>,
     engine: &Mutex<Engine>,
     view: &packet::PacketView<'_>,
-    original: &[u8],
+    qp: &QueuedPacket<'_>,
     forged: &mut Vec<u8>,
     rewrite: &mut Vec<u8>,
 ) -> bool {
@@ -240,10 +273,10 @@ fn shield_rewrite(
     if lock(engine).vouches_for(view.dst.ip()) {
         return false;
     }
-    if !shield.forge(view.src.ip(), view.payload, forged) {
+    if !shield.forge(shield_host(qp.hook, view.src), view.payload, forged) {
         return false;
     }
-    match packet::rebuild_udp(original, forged, rewrite) {
+    match packet::rebuild_udp(qp.payload, forged, rewrite) {
         Ok(()) => {
             log::debug!("shield: {} -> {}: 404 answered as a challenge", view.src, view.dst);
             true
@@ -380,7 +413,12 @@ pub fn run_queue(
                         // A real challenge from the protected side: the form to copy. Off the
                         // engine lock (the shield has its own).
                         if shield::answer_kind(payload) == Some(AnswerKind::Challenge) {
-                            shield.learn(view.src.ip(), payload);
+                            let host = shield_host(qp.hook, view.src);
+                            if shield.learn(host, payload) == Some(true) {
+                                // A new form (rare): made durable by the ban worker, never
+                                // waited for.
+                                learned_template(&work, host, payload, now);
+                            }
                         }
                     }
                 }
@@ -416,7 +454,7 @@ pub fn run_queue(
                             settings.shield.as_deref(),
                             &engine,
                             &view,
-                            qp.payload,
+                            qp,
                             &mut forged,
                             rewrite,
                         )

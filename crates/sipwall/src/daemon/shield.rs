@@ -15,7 +15,9 @@
 //!   ([`Shield::forge`]): its Via, From, To (with the PBX's tag), Call-ID and CSeq lines are
 //!   the 404's, every other line is the template's, and the nonce is fresh, with the template
 //!   nonce's length and alphabet (hex stays hex, digits stay digits, case kept). Without a
-//!   template for that method the host's template of another method is used; without any,
+//!   template for that method the host's template of another method is used in this method's
+//!   usual form (401 + WWW-Authenticate for REGISTER and OPTIONS, 407 + Proxy-Authenticate for
+//!   INVITE: a PBX's forms differ by method, its realm and header shape do not); without any,
 //!   the 404 itself becomes a `401 Unauthorized` (REGISTER, OPTIONS) or
 //!   `407 Proxy Authentication Required` (INVITE) with a Digest challenge whose realm is the
 //!   To host, algorithm MD5: right for most PBXs, and replaced by the real form from the
@@ -86,6 +88,40 @@ fn slot(method: Method<'_>) -> Option<Slot> {
 #[derive(Debug, Default)]
 struct HostTemplates {
     by_method: [Vec<u8>; 3],
+    /// [`shape_of`] each template: a new challenge of the same shape is not a new form.
+    shapes: [u64; 3],
+}
+
+/// A challenge's form: every line but the transaction's own (Via, From, To, Call-ID, CSeq),
+/// with the nonce left out. Two challenges of the same form differ only in those.
+fn shape_of(challenge: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let nonce = nonce_span(challenge);
+    if let Some((first, it, body)) = lines(challenge) {
+        h.write(challenge.get(..first).unwrap_or_default());
+        let base = challenge.as_ptr() as usize;
+        for line in it.filter(|l| !is_transaction_header(l)) {
+            let off = line.as_ptr() as usize - base;
+            match nonce {
+                Some((a, b)) if a >= off && b <= off + line.len() => {
+                    h.write(line.get(..a - off).unwrap_or_default());
+                    h.write(line.get(b - off..).unwrap_or_default());
+                }
+                _ => h.write(line),
+            }
+        }
+        h.write(challenge.get(body..).unwrap_or_default());
+    }
+    h.finish()
+}
+
+/// A method the shield keeps a template for, by name (as the store keeps it).
+pub fn method_name(method: Method<'_>) -> Option<&'static str> {
+    slot(method).map(|s| match s {
+        Slot::Register => "REGISTER",
+        Slot::Invite => "INVITE",
+        Slot::Options => "OPTIONS",
+    })
 }
 
 /// The shared shield: templates per host, and the nonce generator. One per daemon, shared by
@@ -132,16 +168,19 @@ impl Shield {
 
     /// Keep `challenge` (an outbound 401/407 from `host`) as the template of its CSeq method,
     /// if it is one worth copying: parseable, a REGISTER/INVITE/OPTIONS challenge, a Digest
-    /// nonce in its WWW-/Proxy-Authenticate. Returns whether it was kept.
-    pub fn learn(&self, host: IpAddr, challenge: &[u8]) -> bool {
+    /// nonce in its WWW-/Proxy-Authenticate. Returns None when it was not kept, else whether
+    /// its form is new for this host and method (worth storing: the same form with another
+    /// nonce and transaction is not).
+    pub fn learn(&self, host: IpAddr, challenge: &[u8]) -> Option<bool> {
         if challenge.len() > MAX_TEMPLATE {
-            return false;
+            return None;
         }
-        let Ok(msg) = Message::parse(challenge) else { return false };
-        let Some(s) = msg.cseq().and_then(|c| slot(c.method)) else { return false };
+        let msg = Message::parse(challenge).ok()?;
+        let s = msg.cseq().and_then(|c| slot(c.method))?;
         if !matches!(msg.status(), Some(401 | 407)) || nonce_span(challenge).is_none() {
-            return false;
+            return None;
         }
+        let shape = shape_of(challenge);
         let mut hosts = lock(&self.hosts);
         if hosts.len() >= MAX_HOSTS && !hosts.contains_key(&host) {
             // Bounded: forget one host (a router guarding more PBXs than this is unusual, and
@@ -150,10 +189,13 @@ impl Shield {
                 hosts.remove(&k);
             }
         }
-        let t = &mut hosts.entry(host).or_default().by_method[s as usize];
+        let h = hosts.entry(host).or_default();
+        let new = h.by_method[s as usize].is_empty() || h.shapes[s as usize] != shape;
+        let t = &mut h.by_method[s as usize];
         t.clear();
         t.extend_from_slice(challenge);
-        true
+        h.shapes[s as usize] = shape;
+        Some(new)
     }
 
     /// Write into `out` the challenge that replaces `answer` (an outbound 404/484/604 from
@@ -170,16 +212,19 @@ impl Shield {
             return false;
         }
         let hosts = lock(&self.hosts);
+        // The host's challenge for this method; else its challenge for another method, in
+        // this method's usual form (status and header name), keeping its realm, algorithm
+        // and header shape; else the usual form built from the answer itself.
         let template = hosts.get(&host).and_then(|h| {
             let own = &h.by_method[s as usize];
             if !own.is_empty() {
-                Some(own)
+                Some((own, None))
             } else {
-                h.by_method.iter().find(|t| !t.is_empty())
+                h.by_method.iter().find(|t| !t.is_empty()).map(|t| (t, Some(s)))
             }
         });
         let ok = match template {
-            Some(t) => from_template(t, answer, out),
+            Some((t, convert)) => from_template(t, convert, answer, out),
             None => {
                 drop(hosts);
                 from_answer(&msg, s, answer, out)
@@ -298,14 +343,39 @@ fn is_content_length(line: &[u8]) -> bool {
     n.eq_ignore_ascii_case(b"content-length") || n.eq_ignore_ascii_case(b"l")
 }
 
-/// The template with the answer's transaction lines in place of its own.
-fn from_template(template: &[u8], answer: &[u8], out: &mut Vec<u8>) -> bool {
+/// The usual challenge of a method: chan_sip and most PBXs answer REGISTER (and OPTIONS)
+/// with 401 + WWW-Authenticate and INVITE with 407 + Proxy-Authenticate.
+fn usual_form(s: Slot) -> (&'static [u8], &'static [u8]) {
+    match s {
+        Slot::Invite => (b"SIP/2.0 407 Proxy Authentication Required", b"Proxy-Authenticate"),
+        _ => (b"SIP/2.0 401 Unauthorized", b"WWW-Authenticate"),
+    }
+}
+
+fn is_authenticate(line: &[u8]) -> bool {
+    let n = name_of(line);
+    n.eq_ignore_ascii_case(b"www-authenticate") || n.eq_ignore_ascii_case(b"proxy-authenticate")
+}
+
+/// The template with the answer's transaction lines in place of its own; with `convert`, in
+/// that method's [`usual_form`] (status line and authenticate header name).
+fn from_template(template: &[u8], convert: Option<Slot>, answer: &[u8], out: &mut Vec<u8>) -> bool {
     let Some((t_first, t_lines, t_body)) = lines(template) else { return false };
     let Some(status_line) = template.get(..t_first) else { return false };
-    out.extend_from_slice(status_line);
+    match convert {
+        Some(s) => {
+            out.extend_from_slice(usual_form(s).0);
+            out.extend_from_slice(line_end(status_line));
+        }
+        None => out.extend_from_slice(status_line),
+    }
     let mut placed = false;
     for line in t_lines {
-        if is_transaction_header(line) {
+        if let (Some(s), true) = (convert, is_authenticate(line)) {
+            let colon = line.iter().position(|&b| b == b':').unwrap_or(0);
+            out.extend_from_slice(usual_form(s).1);
+            out.extend_from_slice(line.get(colon..).unwrap_or_default());
+        } else if is_transaction_header(line) {
             if !placed {
                 placed = true;
                 let Some((_, a, _)) = lines(answer) else { return false };
@@ -323,6 +393,15 @@ fn from_template(template: &[u8], answer: &[u8], out: &mut Vec<u8>) -> bool {
     let Some(rest) = template.get(t_body - line_end_len(template, t_body)..) else { return false };
     out.extend_from_slice(rest);
     true
+}
+
+/// The line end of `line` (CRLF or LF).
+fn line_end(line: &[u8]) -> &'static [u8] {
+    if line.ends_with(b"\r\n") {
+        b"\r\n"
+    } else {
+        b"\n"
+    }
 }
 
 /// Length of the empty line that ends at `body` (CRLF or LF).
@@ -369,10 +448,7 @@ fn from_answer(msg: &Message<'_>, s: Slot, answer: &[u8], out: &mut Vec<u8>) -> 
 fn nonce_span(msg: &[u8]) -> Option<(usize, usize)> {
     let (_, mut it, _) = lines(msg)?;
     let base = msg.as_ptr() as usize;
-    let line = it.find(|l| {
-        let n = name_of(l);
-        n.eq_ignore_ascii_case(b"www-authenticate") || n.eq_ignore_ascii_case(b"proxy-authenticate")
-    })?;
+    let line = it.find(|l| is_authenticate(l))?;
     let off = line.as_ptr() as usize - base;
     let lower_find = |hay: &[u8], needle: &[u8]| {
         hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))

@@ -46,7 +46,7 @@ fn only_status_codes_that_matter_are_looked_at() {
 #[test]
 fn with_a_learned_challenge_the_404_becomes_that_challenge_for_this_transaction() {
     let s = Shield::new();
-    assert!(s.learn(pbx(), CHALLENGE_REGISTER));
+    assert!(s.learn(pbx(), CHALLENGE_REGISTER).is_some());
     let mut out = Vec::new();
     assert!(s.forge(pbx(), NOT_FOUND_REGISTER, &mut out));
     // The same header lines, in the same order, as a real user's challenge.
@@ -121,14 +121,42 @@ fn without_a_template_the_404_becomes_the_usual_challenge_of_its_method() {
 #[test]
 fn another_methods_template_of_the_same_host_is_used_before_the_default() {
     let s = Shield::new();
-    assert!(s.learn(pbx(), CHALLENGE_REGISTER));
+    assert!(s.learn(pbx(), CHALLENGE_REGISTER).is_some());
     let mut out = Vec::new();
     assert!(s.forge(pbx(), NOT_FOUND_INVITE, &mut out));
-    assert_eq!(Message::parse(&out).unwrap().cseq().unwrap().method, Method::Invite);
-    assert!(String::from_utf8_lossy(&out).contains("realm=\"asterisk\""));
+    let m = Message::parse(&out).unwrap();
+    assert_eq!(m.cseq().unwrap().method, Method::Invite);
+    // The INVITE form (a PBX answers INVITE with 407), the REGISTER challenge's realm/shape.
+    assert_eq!(m.status(), Some(407));
+    let auth = String::from_utf8_lossy(header(&out, "Proxy-Authenticate")).into_owned();
+    assert!(
+        auth.starts_with("Proxy-Authenticate: Digest algorithm=MD5, realm=\"asterisk\""),
+        "{auth}"
+    );
+    assert_eq!(
+        names(&out),
+        names(CHALLENGE_REGISTER).iter().map(|n| n.replace("Www", "Proxy")).collect::<Vec<_>>()
+    );
+    // OPTIONS takes the REGISTER form as is.
+    assert!(s.forge(pbx(), NOT_FOUND_OPTIONS, &mut out));
+    assert_eq!(Message::parse(&out).unwrap().status(), Some(401));
     // Another host has learned nothing: the default form.
     assert!(s.forge("192.0.2.11".parse().unwrap(), NOT_FOUND_INVITE, &mut out));
     assert!(String::from_utf8_lossy(&out).contains("realm=\"127.0.0.1\""));
+}
+
+#[test]
+fn a_new_nonce_or_transaction_is_not_a_new_form_but_a_new_realm_is() {
+    let s = Shield::new();
+    assert_eq!(s.learn(pbx(), CHALLENGE_REGISTER), Some(true));
+    assert_eq!(s.learn(pbx(), CHALLENGE_REGISTER), Some(false));
+    let mut other = Vec::new();
+    assert!(s.forge(pbx(), NOT_FOUND_REGISTER, &mut other)); // same form, new nonce
+    assert_eq!(s.learn(pbx(), &other), Some(false));
+    let realm = String::from_utf8_lossy(CHALLENGE_REGISTER).replace("asterisk", "pbx.example");
+    assert_eq!(s.learn(pbx(), realm.as_bytes()), Some(true));
+    assert_eq!(method_name(Method::Invite), Some("INVITE"));
+    assert_eq!(method_name(Method::Bye), None);
 }
 
 #[test]
@@ -143,8 +171,8 @@ fn what_the_shield_does_not_touch() {
     assert!(!s.forge(pbx(), no_call_id.as_bytes(), &mut out));
     // A 401 without a Digest nonce is no template.
     let no_nonce = String::from_utf8_lossy(CHALLENGE_REGISTER).replace("nonce=", "once=");
-    assert!(!s.learn(pbx(), no_nonce.as_bytes()));
-    assert!(!s.learn(pbx(), NOT_FOUND_REGISTER));
+    assert!(s.learn(pbx(), no_nonce.as_bytes()).is_none());
+    assert!(s.learn(pbx(), NOT_FOUND_REGISTER).is_none());
     assert_eq!(s.hosts(), 0);
 }
 
@@ -161,7 +189,7 @@ fn hostile_bytes_never_panic_and_the_table_stays_bounded() {
     }
     // Folded and bare-LF lines, a token nonce.
     let odd = b"SIP/2.0 407 Proxy Authentication Required\nVia: SIP/2.0/UDP 203.0.113.9\n ;branch=z9hG4bK1\nFrom: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: x\nCSeq: 1 INVITE\nProxy-Authenticate: Digest realm=x,nonce=AbC-123\n\n";
-    assert!(s.learn(pbx(), odd));
+    assert!(s.learn(pbx(), odd).is_some());
     assert_eq!(nonce(odd), b"AbC-123");
     assert!(s.forge(pbx(), NOT_FOUND_INVITE, &mut out));
     let n = nonce(&out);
@@ -169,11 +197,11 @@ fn hostile_bytes_never_panic_and_the_table_stays_bounded() {
     assert!(n[..3].iter().all(u8::is_ascii_alphabetic) && n[4..].iter().all(u8::is_ascii_digit));
     for i in 0..(MAX_HOSTS as u32 + 50) {
         let host = IpAddr::from([198, 51, (i >> 8) as u8, i as u8]);
-        assert!(s.learn(host, CHALLENGE_REGISTER));
+        assert!(s.learn(host, CHALLENGE_REGISTER).is_some());
     }
     assert_eq!(s.hosts(), MAX_HOSTS);
     let huge = [CHALLENGE_REGISTER, &vec![b'x'; MAX_TEMPLATE][..]].concat();
-    assert!(!s.learn(pbx(), &huge));
+    assert!(s.learn(pbx(), &huge).is_none());
 }
 
 #[test]
