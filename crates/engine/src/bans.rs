@@ -8,8 +8,11 @@
 //! * Repeat offenders: the n-th ban of a network within `forget_after` of its last ban lasts
 //!   `duration x factor^(n-1)`, capped at `max_duration`.
 //! * PROTECTED addresses are never covered by a ban: trusted networks, `bans.local_addresses`,
-//!   the host's own addresses ([`BanTable::set_local`]) and known-good addresses
-//!   ([`BanTable::set_known_good`]). An automatic ban of such an address is not made; an
+//!   the host's own addresses ([`BanTable::set_local`]), known-good addresses
+//!   ([`BanTable::set_known_good`]) and what the engine LEARNED ([`BanTable::protect_learned`]:
+//!   upstreams and known-good clients, see `learn.rs`). One exception: a learned known-good
+//!   client may still get an EXACT address ban from a signature (`signature.*` rules), never
+//!   one from behaviour, a campaign or an aggregate. An automatic ban of such an address is not made; an
 //!   automatic aggregate that would cover one is SPLIT into the largest CIDR blocks of the
 //!   range that avoid every protected address (at most [`MAX_SPLIT_PIECES`] blocks, else no
 //!   aggregate: the address bans stay). Splitting keeps the storm protection of the range for
@@ -63,6 +66,10 @@ pub(crate) enum ProtectedKind {
     Trusted,
     Local,
     KnownGood,
+    /// A learned upstream.
+    Upstream,
+    /// A learned known-good client (completed digest authentication).
+    LearnedGood,
 }
 
 impl ProtectedKind {
@@ -71,6 +78,8 @@ impl ProtectedKind {
             ProtectedKind::Trusted => "a trusted network ([trusted] networks)",
             ProtectedKind::Local => "an address of this host",
             ProtectedKind::KnownGood => "a known-good address",
+            ProtectedKind::Upstream => "a learned upstream (sipwall learned)",
+            ProtectedKind::LearnedGood => "a learned known-good client (sipwall learned)",
         }
     }
 }
@@ -96,6 +105,10 @@ pub(crate) struct BanTable {
     local: NetSet,
     /// Known-good addresses, from the caller.
     known_good: NetSet,
+    /// Learned upstreams (exact addresses).
+    upstream: NetSet,
+    /// Learned known-good clients (exact addresses).
+    learned_good: NetSet,
     /// (second of packet time, automatic address bans made in it).
     rate: (u64, u32),
     pub(crate) refused: u64,
@@ -150,6 +163,41 @@ impl BanTable {
         self.drop_protected(policy)
     }
 
+    /// Protect (`on`) or stop protecting a learned address. Returns `Remove` actions for bans
+    /// now covering it (a known-good client keeps an exact signature ban).
+    pub(crate) fn protect_learned(
+        &mut self,
+        kind: ProtectedKind,
+        ip: IpAddr,
+        on: bool,
+        policy: &Policy,
+    ) -> Vec<BanAction> {
+        let set = match kind {
+            ProtectedKind::Upstream => &mut self.upstream,
+            ProtectedKind::LearnedGood => &mut self.learned_good,
+            _ => return Vec::new(),
+        };
+        let net = IpNet::from(canonical(ip));
+        if !on {
+            set.remove(net);
+            return Vec::new();
+        }
+        if !set.insert(net) || self.bans.is_empty() {
+            return Vec::new();
+        }
+        self.drop_protected(policy)
+    }
+
+    /// The protection that stops a ban of `net` by `rule`, if any: every protected overlap,
+    /// except a learned known-good client under an exact signature ban.
+    fn blocking(&self, net: IpNet, rule: &str, policy: &Policy) -> Option<(ProtectedKind, IpNet)> {
+        self.protected_overlap(net, policy).filter(|(kind, _)| {
+            !(*kind == ProtectedKind::LearnedGood
+                && is_host(&net)
+                && rule.starts_with("signature."))
+        })
+    }
+
     /// The first protected network that `net` overlaps, and what kind it is.
     pub(crate) fn protected_overlap(
         &self,
@@ -161,6 +209,8 @@ impl BanTable {
             (ProtectedKind::Local, &policy.bans.local_addresses),
             (ProtectedKind::Local, &self.local),
             (ProtectedKind::KnownGood, &self.known_good),
+            (ProtectedKind::Upstream, &self.upstream),
+            (ProtectedKind::LearnedGood, &self.learned_good),
         ]
         .into_iter()
         .find_map(|(kind, set)| set.first_overlapping(net).map(|m| (kind, m)))
@@ -170,7 +220,14 @@ impl BanTable {
     /// `MAX_SPLIT_PIECES` (the split would be too fragmented anyway).
     fn protected_in(&self, range: IpNet, policy: &Policy) -> Option<Vec<IpNet>> {
         let mut out = Vec::new();
-        for set in [&policy.trusted, &policy.bans.local_addresses, &self.local, &self.known_good] {
+        for set in [
+            &policy.trusted,
+            &policy.bans.local_addresses,
+            &self.local,
+            &self.known_good,
+            &self.upstream,
+            &self.learned_good,
+        ] {
             if let Some(m) = set.find(range.network()).filter(|m| m.contains(&range)) {
                 out.push(m); // contains the whole range
                 continue;
@@ -350,7 +407,7 @@ impl BanTable {
     ) -> Vec<BanAction> {
         let mut out = Vec::new();
         let net = req.net.trunc();
-        if self.protected_overlap(net, policy).is_some() {
+        if self.blocking(net, req.rule, policy).is_some() {
             self.protected_skipped += 1;
             return out;
         }
@@ -536,7 +593,7 @@ impl BanTable {
     pub(crate) fn restore(&mut self, ban: Ban, now: Timestamp, policy: &Policy) -> bool {
         let net = ban.net.trunc();
         if ban.until <= now
-            || self.protected_overlap(net, policy).is_some()
+            || self.blocking(net, &ban.rule, policy).is_some()
             || self.bans.contains_key(&net)
             || self.bans.len() >= policy.max_bans
         {
@@ -608,9 +665,9 @@ impl BanTable {
     pub(crate) fn drop_protected(&mut self, policy: &Policy) -> Vec<BanAction> {
         let mut hit: Vec<IpNet> = self
             .bans
-            .keys()
-            .filter(|n| self.protected_overlap(**n, policy).is_some())
-            .copied()
+            .values()
+            .filter(|b| self.blocking(b.net, &b.rule, policy).is_some())
+            .map(|b| b.net)
             .collect();
         hit.sort_unstable();
         hit.into_iter()

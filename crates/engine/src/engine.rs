@@ -2,16 +2,24 @@
 //!
 //! Order of checks for a packet (the first that applies decides):
 //! 1. port not guarded (and not a tripwire) -> accept, untouched;
-//! 2. peer in a trusted network -> accept (a hostile-looking request is recorded as an oddity
-//!    with rule `trusted.oddity`, never acted on: UDP sources can be forged);
+//! 0. learning (`[learn] mode = "auto"`, before everything else, acting on nothing): outbound
+//!    REGISTER/initial INVITE open pending transactions, inbound answers complete them
+//!    (upstreams, local users), outbound 401/407 and 2xx complete authentications (known-good
+//!    clients); see `learn.rs`;
+//! 2. peer in a trusted network, or a learned upstream -> accept (a hostile-looking request is
+//!    recorded as an oddity with rule `trusted.oddity`, never acted on: UDP sources can be
+//!    forged);
 //! 3. peer under an active ban -> `actions.banned` (also our answers to it: silence);
 //! 4. peer on a block list -> `actions.blocklist`;
 //! 5. outbound answers: 401/403/407 and 404/480/484 feed the peer's behaviour counters; one that
 //!    reaches a threshold bans the peer and is itself dropped;
 //! 6. inbound to a tripwire port (anything but a keep-alive) -> ban;
 //! 7. keep-alives accepted; malformed payloads -> `actions.malformed` (User-Agent still checked);
-//! 8. requests: signatures, then behaviour (flood, enumeration, untrusted INVITEs) -> ban;
-//!    then trusted-only mode and direct-call rules -> drop without a ban.
+//! 8. requests: signatures, then campaigns (a new source's first INVITE/OPTIONS sharing a
+//!    target user or fingerprint with a campaign), then behaviour (flood, enumeration,
+//!    untrusted INVITEs) -> ban; then trusted-only mode, direct-call rules and the
+//!    unsolicited-INVITE rule (`ghost.unsolicited-invite`, once an upstream is learned) -> drop
+//!    without a ban.
 //!
 //! The peer is the source of an inbound packet and the destination of an outbound one.
 use std::net::IpAddr;
@@ -22,13 +30,15 @@ use std::time::Duration;
 use ipnet::IpNet;
 use sipwall_sip::{Host, Message, Method, ParseError};
 
+use crate::bans::ProtectedKind;
 use crate::bans::{BanRequest, BanTable};
 use crate::behaviour::{attempt_key, SourceState, SourceTable};
 use crate::decision::*;
 use crate::fasthash::{hash32, FastSet};
+use crate::learn::{Campaign, Change, FactKey, LearnError, LearnStatus, LearnedFact, Learner};
 use crate::netset::canonical;
 use crate::netset::NetSet;
-use crate::policy::{Action, Behaviour, Policy, Threshold};
+use crate::policy::{Action, Behaviour, LearnMode, Policy, Threshold};
 use crate::signatures::{Fields, Hits, Matcher};
 
 /// Counters for metrics.
@@ -98,6 +108,7 @@ pub struct Engine {
     rules: Arc<Rules>,
     sources: SourceTable,
     bans: BanTable,
+    learn: Learner,
     stats: EngineStats,
 }
 
@@ -142,10 +153,13 @@ impl Rules {
             if inbound { (p.src.ip(), p.dst.port()) } else { (p.dst.ip(), p.src.port()) };
         let tripwire = inbound && self.policy.tripwire_ports.contains(&local_port);
         let guarded = &self.policy.guarded_ports;
+        let learn_out = !inbound
+            && self.policy.learn.mode == LearnMode::Auto
+            && learn_wants_outbound(p.payload);
         if (!tripwire && !guarded.is_empty() && !guarded.contains(&local_port))
             || p.transport == Transport::Tls
             || is_keepalive(p.payload)
-            || (!inbound && answer_kind(p.payload).is_none())
+            || (!inbound && answer_kind(p.payload).is_none() && !learn_out)
         {
             return pending;
         }
@@ -240,6 +254,13 @@ enum AnswerKind {
     Forbidden,
     /// 404/480/484: no such user.
     NotFound,
+}
+
+/// Outbound messages learning reads: REGISTER and INVITE requests, 2xx answers (completed
+/// registrations and authentications). 401/407 are read anyway (behaviour counters).
+#[inline]
+fn learn_wants_outbound(p: &[u8]) -> bool {
+    p.starts_with(b"REGISTER ") || p.starts_with(b"INVITE ") || p.starts_with(b"SIP/2.0 2")
 }
 
 /// The counter `p` feeds, or None for every other message (requests, other statuses).
@@ -394,6 +415,7 @@ impl Engine {
     pub fn new(policy: Policy) -> Self {
         Engine {
             sources: SourceTable::new(policy.max_tracked_sources),
+            learn: Learner::new(&policy.learn),
             rules: Arc::new(Rules::new(policy)),
             bans: BanTable::default(),
             stats: EngineStats::default(),
@@ -416,6 +438,8 @@ impl Engine {
     pub fn reload(&mut self, policy: Policy) -> Vec<BanAction> {
         self.rules = Arc::new(Rules::new(policy));
         self.sources.set_cap(self.rules.policy.max_tracked_sources);
+        self.learn.resize(&self.rules.policy.learn);
+        self.sync_learned_protection();
         self.bans.drop_protected(&self.rules.policy)
     }
 
@@ -507,7 +531,48 @@ impl Engine {
         if !tripwire && !guarded.is_empty() && !guarded.contains(&local_port) {
             return Decision::accept();
         }
-        if self.rules.policy.trusted.contains_ip(peer) {
+        let learning = self.rules.policy.learn.mode == LearnMode::Auto;
+        let mut learn_slot = Parsed::Pending;
+        let mut unbans = Vec::new();
+        let parsed = if learning
+            && p.transport != Transport::Tls
+            && if inbound {
+                self.learn.has_pending() && p.payload.starts_with(b"SIP/2.0 ")
+            } else {
+                learn_wants_outbound(p.payload) || answer_kind(p.payload).is_some()
+            } {
+            let parsed = Self::complete(&self.rules, parsed, &mut learn_slot, p, peer);
+            if let Parsed::Other(msg) = parsed {
+                unbans = self.learn_from(p, msg, peer, inbound, now);
+            }
+            parsed
+        } else {
+            parsed
+        };
+        let mut d = self.decide_checks(p, parsed, peer, inbound, tripwire, local_port, now);
+        if !unbans.is_empty() {
+            // Learning made an address protected: lift the bans now covering it.
+            d.bans.extend(unbans);
+        }
+        d
+    }
+
+    /// Everything after learning: the checks in the module's order.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decide_checks<'a>(
+        &mut self,
+        p: &Packet<'a>,
+        parsed: &Parsed<'a>,
+        peer: IpAddr,
+        inbound: bool,
+        tripwire: bool,
+        local_port: u16,
+        now: Timestamp,
+    ) -> Decision {
+        if self.rules.policy.trusted.contains_ip(peer)
+            || (self.rules.policy.learn.mode == LearnMode::Auto && self.learn.is_upstream(peer))
+        {
             return self.trusted(p, parsed, peer, inbound);
         }
         if let Some(d) = self.banned_or_blocked(p, peer, inbound, now) {
@@ -527,7 +592,7 @@ impl Engine {
         }
         let mut slot = Parsed::Pending;
         match Self::complete(&self.rules, parsed, &mut slot, p, peer) {
-            Parsed::Request(msg, x, hits) => self.request(msg, x, hits, peer, now),
+            Parsed::Request(msg, x, hits) => self.request(msg, x, hits, p.src, now),
             Parsed::Other(_) | Parsed::Pending => Decision::accept(), // an answer to our request
             &Parsed::Malformed(e, hits) => self.malformed(e, hits, peer, now),
         }
@@ -732,19 +797,211 @@ impl Engine {
         msg: &Message<'_>,
         x: &Fields<'_>,
         hits: &Hits,
-        peer: IpAddr,
+        src: std::net::SocketAddr,
         now: Timestamp,
     ) -> Decision {
+        let peer = canonical(src.ip());
         let seen = seen_of(x);
         if hits.score >= self.rules.policy.ban_score {
             return self.signature_ban(hits, &seen, peer, now);
         }
         let initial_invite =
             seen.method == Some(Method::Invite) && x.to.is_none_or(|t| t.tag.is_none());
+        let lp = &self.rules.policy.learn;
+        if lp.mode == LearnMode::Auto {
+            let now_ms = now.as_millis();
+            if matches!(x.method, Some(Method::Register | Method::Invite))
+                && (msg.authorization().is_some() || msg.proxy_authorization().is_some())
+            {
+                self.learn.inbound_credentials(msg, src, now_ms, lp);
+            }
+            if lp.campaign.enabled
+                && (initial_invite || x.method == Some(Method::Options))
+                && self.sources.get(&peer).is_none()
+                && !self.learn.is_known_good(peer, now_ms, lp)
+            {
+                if let Some(c) = self.learn.campaign_observe(peer, seen.target, msg, now_ms, lp) {
+                    return self.campaign_ban(&c, &seen, peer, now);
+                }
+            }
+        }
         if let Some(d) = self.behaviour(msg, x, &seen, initial_invite, peer, now) {
             return d;
         }
-        self.call_policy(x, &seen, initial_invite, peer)
+        self.call_policy(x, &seen, initial_invite, peer, now)
+    }
+
+    /// A new source's first request belongs to a campaign: ban it at once.
+    fn campaign_ban(
+        &mut self,
+        c: &Campaign,
+        seen: &Seen<'_>,
+        peer: IpAddr,
+        now: Timestamp,
+    ) -> Decision {
+        let lp = &self.rules.policy.learn.campaign;
+        let mut ev = seen.evidence();
+        ev.counters.push(("campaign_sources".into(), c.sources));
+        ev.counters.push((
+            "campaign_seconds".into(),
+            (c.last_seen.as_millis().saturating_sub(c.first_seen.as_millis())) / 1000,
+        ));
+        let what = match c.kind {
+            crate::learn::CampaignKind::TargetUser => format!("the same target user {}", c.key),
+            crate::learn::CampaignKind::Fingerprint => {
+                format!("the same message fingerprint {} ({})", c.key, c.label)
+            }
+        };
+        let core = format!(
+            "{} as one of {} new sources sending {what} (campaign: {} or more new sources within {}s)",
+            seen.sentence(peer),
+            c.sources,
+            lp.sources,
+            lp.window_ms / 1000
+        );
+        self.ban(peer, c.kind.rule(), self.rules.policy.actions.behaviour, true, ev, core, now)
+    }
+
+    /// What one parsed message teaches (step 0). Returns `Remove` actions for bans that now
+    /// cover a newly protected address.
+    fn learn_from(
+        &mut self,
+        p: &Packet<'_>,
+        msg: &Message<'_>,
+        peer: IpAddr,
+        inbound: bool,
+        now: Timestamp,
+    ) -> Vec<BanAction> {
+        let lp = &self.rules.policy.learn;
+        let now_ms = now.as_millis();
+        let change = if inbound {
+            if msg.is_request() {
+                return Vec::new();
+            }
+            self.learn.inbound_answer(msg, p.src, now_ms, lp)
+        } else if msg.is_request() {
+            self.learn.outbound_request(msg, p.dst, now_ms);
+            Change::Nothing
+        } else {
+            match msg.status() {
+                Some(401 | 407) => {
+                    self.learn.outbound_challenge(msg, peer, now_ms);
+                    Change::Nothing
+                }
+                Some(200..=299) => self.learn.outbound_success(msg, peer, now_ms, lp),
+                _ => Change::Nothing,
+            }
+        };
+        self.apply_change(change)
+    }
+
+    fn apply_change(&mut self, change: Change) -> Vec<BanAction> {
+        let policy = &self.rules.policy;
+        match change {
+            Change::Nothing => Vec::new(),
+            Change::NewUpstream(ip) => {
+                // Its source state is moot now: it is accepted like a trusted network.
+                self.sources.remove(&ip);
+                self.bans.protect_learned(ProtectedKind::Upstream, ip, true, policy)
+            }
+            Change::NewKnownGood(ip) => {
+                self.bans.protect_learned(ProtectedKind::LearnedGood, ip, true, policy)
+            }
+        }
+    }
+
+    /// Make the ban table's learned sets equal the learner's facts (after reload/forget).
+    fn sync_learned_protection(&mut self) {
+        let policy = &self.rules.policy;
+        for f in self.learn.facts() {
+            let _ = match f.key {
+                FactKey::Upstream(ip) => {
+                    self.bans.protect_learned(ProtectedKind::Upstream, ip, true, policy)
+                }
+                FactKey::KnownGood(ip) => {
+                    self.bans.protect_learned(ProtectedKind::LearnedGood, ip, true, policy)
+                }
+                FactKey::LocalUser(_) => Vec::new(),
+            };
+        }
+    }
+
+    // ------------------------------------------------------------------ learned facts (API)
+
+    /// What learning is doing: mode, whether the unsolicited-INVITE rule is in force yet
+    /// ("learning, not enforcing yet" while `enforcing` is false), table sizes, and a
+    /// generation that changes whenever the facts do (persist when it moves).
+    pub fn learn_status(&self) -> LearnStatus {
+        self.learn.status(self.rules.policy.learn.mode)
+    }
+
+    /// Every learned fact (upstreams, local users, known-good clients), sorted by key: for
+    /// listing and for persisting. Known-good clients past their time are listed until
+    /// [`Engine::expire`] removes them; [`LearnedFact::expires`] says when.
+    pub fn learned(&self) -> Vec<LearnedFact> {
+        self.learn.facts()
+    }
+
+    /// Put back a persisted fact at start (before or after [`Engine::restore_ban`]). Skipped
+    /// (None) when it has expired at `now` or its table is full; otherwise the `Remove`
+    /// actions of bans that now cover a protected address (usually none).
+    pub fn restore_learned(&mut self, fact: LearnedFact, now: Timestamp) -> Option<Vec<BanAction>> {
+        let change = self.learn.restore(fact, now.as_millis(), &self.rules.policy.learn)?;
+        Some(self.apply_change(change))
+    }
+
+    /// Pin a fact: never evicted, never forgotten. A fact not learned yet is created with
+    /// "pinned by the operator" as its evidence (so an operator can name an upstream before it
+    /// is seen). Returns `Remove` actions of bans now covering a protected address.
+    pub fn pin_learned(
+        &mut self,
+        key: FactKey,
+        now: Timestamp,
+    ) -> Result<Vec<BanAction>, LearnError> {
+        let change = self.learn.pin(key, true, now.as_millis(), &self.rules.policy.learn)?;
+        Ok(self.apply_change(change))
+    }
+
+    /// Unpin a fact: it ages like a learned one again, from `now`.
+    pub fn unpin_learned(&mut self, key: FactKey, now: Timestamp) -> Result<(), LearnError> {
+        self.learn.pin(key, false, now.as_millis(), &self.rules.policy.learn).map(|_| ())
+    }
+
+    /// Forget a fact (pinned or not); an address stops being protected at once.
+    pub fn forget_learned(&mut self, key: &FactKey) -> Result<LearnedFact, LearnError> {
+        let f = self.learn.forget(key)?;
+        let policy = &self.rules.policy;
+        match f.key {
+            FactKey::Upstream(ip) => {
+                self.bans.protect_learned(ProtectedKind::Upstream, ip, false, policy);
+            }
+            FactKey::KnownGood(ip) => {
+                self.bans.protect_learned(ProtectedKind::LearnedGood, ip, false, policy);
+            }
+            FactKey::LocalUser(_) => {}
+        }
+        Ok(f)
+    }
+
+    /// Active campaigns at `now`, most sources first.
+    pub fn campaigns(&self, now: Timestamp) -> Vec<Campaign> {
+        self.learn.campaigns(now.as_millis(), self.rules.policy.learn.campaign.hold_ms)
+    }
+
+    /// True if `ip` is a learned (or pinned) upstream. In `mode = "off"` upstreams are kept
+    /// but not used: this still answers from the table.
+    pub fn is_learned_upstream(&self, ip: IpAddr) -> bool {
+        self.learn.is_upstream(canonical(ip))
+    }
+
+    /// True if `ip` is a known-good client at `now`.
+    pub fn is_known_good(&self, ip: IpAddr, now: Timestamp) -> bool {
+        self.learn.is_known_good(canonical(ip), now.as_millis(), &self.rules.policy.learn)
+    }
+
+    /// Entries held by the learner's tables together (bounded by `[learn]` capacities).
+    pub fn learn_footprint(&self) -> usize {
+        self.learn.footprint()
     }
 
     /// Step 7, behaviour: count the request in the source's windows (flood, distinct users,
@@ -835,6 +1092,7 @@ impl Engine {
         seen: &Seen<'_>,
         initial_invite: bool,
         peer: IpAddr,
+        now: Timestamp,
     ) -> Decision {
         let method = seen.method.map(|m| m.as_bytes()).unwrap_or(b"");
         if self.rules.policy.trusted_only
@@ -873,8 +1131,56 @@ impl Engine {
                     }),
                 };
             }
+            if let Some(d) = self.unsolicited_invite(x, seen, peer, now) {
+                return d;
+            }
         }
         Decision::accept()
+    }
+
+    /// `ghost.unsolicited-invite`: in auto mode once an upstream is learned, a new INVITE from
+    /// a source that is not trusted, upstream (both accepted before) or known-good is a ghost
+    /// call when its request-URI is an IP literal or names no learned or configured local user.
+    fn unsolicited_invite(
+        &self,
+        x: &Fields<'_>,
+        seen: &Seen<'_>,
+        peer: IpAddr,
+        now: Timestamp,
+    ) -> Option<Decision> {
+        let lp = &self.rules.policy.learn;
+        if lp.mode != LearnMode::Auto
+            || !self.learn.has_upstream()
+            || self.learn.is_known_good(peer, now.as_millis(), lp)
+        {
+            return None;
+        }
+        let ru = x.ruri;
+        let ip_host = matches!(ru.and_then(|u| u.host), Some(Host::Ip(_)));
+        let user = ru.and_then(|u| u.user);
+        let local =
+            user.is_some_and(|u| self.rules.local_users.contains(u) || self.learn.is_local_user(u));
+        if !ip_host && local {
+            return None;
+        }
+        let why = if ip_host {
+            "its request-URI is an IP literal"
+        } else {
+            "its request-URI names no learned or configured local user"
+        };
+        Some(Decision {
+            verdict: self.rules.policy.actions.direct_call.verdict(true),
+            bans: Vec::new(),
+            record: Some(DecisionRecord {
+                rule: "ghost.unsolicited-invite",
+                evidence: seen.evidence(),
+                summary: format!(
+                    "{}: unsolicited INVITE ({why}) from a source that is not trusted, not a \
+                     learned upstream and not a known-good client: dropped as a ghost call",
+                    seen.sentence(peer)
+                ),
+            }),
+        })
     }
 
     fn signature_ban(
@@ -1047,8 +1353,20 @@ impl Engine {
         self.bans.restore_offence(net, count, last_until, now, &self.rules.policy)
     }
 
-    /// Remove expired bans; returns their Remove actions.
+    /// Remove expired bans (returns their Remove actions), and forget expired learned facts
+    /// (known-good clients past `known_good_secs`, upstreams and users past
+    /// `forget_after_secs`, never pinned ones) and ended campaigns.
     pub fn expire(&mut self, now: Timestamp) -> Vec<BanAction> {
+        let policy = &self.rules.policy;
+        let gone = self.learn.expire(now.as_millis(), &policy.learn);
+        if !gone.is_empty() {
+            // Rebuild both learned sets from what is left (an address may be in one only).
+            for ip in gone {
+                self.bans.protect_learned(ProtectedKind::Upstream, ip, false, policy);
+                self.bans.protect_learned(ProtectedKind::LearnedGood, ip, false, policy);
+            }
+            self.sync_learned_protection();
+        }
         self.bans.expire(now, &self.rules.policy)
     }
 

@@ -26,3 +26,11 @@ pub(crate) fn hash32(bytes: &[u8]) -> u32 {
     // Never 0: 0 marks an empty slot in the fixed-size tables.
     ((h >> 32) as u32 ^ h as u32) | 1
 }
+
+/// 64-bit hash of a byte string under the per-process seed (Call-IDs and branches of pending
+/// transactions: compared by hash, so they need no allocation).
+#[inline]
+pub(crate) fn hash64(bytes: &[u8]) -> u64 {
+    static STATE: OnceLock<FastState> = OnceLock::new();
+    STATE.get_or_init(FastState::default).hash_one(bytes)
+}

@@ -12,8 +12,13 @@
 //! * Memory is bounded: per-source state is capped at `limits.max_tracked_sources`
 //!   (least recently seen evicted first, [`BYTES_PER_SOURCE`] bytes each); bans at
 //!   `limits.max_bans`; offence history at `limits.max_ban_history`.
-//! * Trusted sources are never banned and never dropped by detection. No ban ever covers a
-//!   trusted network, a local address or a known-good address (see `bans.rs`).
+//! * Trusted sources (and learned upstreams) are never banned and never dropped by detection.
+//!   No ban ever covers a trusted network, a local address, a known-good address or a learned
+//!   upstream; a learned known-good client is never inside an automatic aggregate (an exact
+//!   signature ban still applies). See `bans.rs` and `learn.rs`.
+//! * Learning acts only on evidence a forged packet cannot give (`learn.rs`): answers from the
+//!   exact address and port of a request the protected side sent, matching its transaction,
+//!   and 2xx answers the protected side itself sent.
 //! * Several threads, one engine: the stateless half of a decision (parse, fields, signature
 //!   scan: most of its cost) is [`Rules::analyse`] on the shared, immutable [`Rules`]; only
 //!   [`Engine::decide_analysed`] needs `&mut Engine` (per-source state, bans). Together they
@@ -37,7 +42,16 @@
 //! engine.expire(now) -> Vec<BanAction>;            // removals of expired bans
 //! engine.bans() -> iterator of &Ban;  engine.restore_ban(ban, now) // from the store at start
 //! engine.reload(policy) -> Vec<BanAction>;           // keeps bans and behaviour state
+//!
+//! // learning ([learn], module `learn`): facts proved by the protected side's own traffic
+//! engine.learn_status() -> LearnStatus;             // mode, enforcing?, sizes, generation
+//! engine.learned() -> Vec<LearnedFact>;             // sorted; persist when generation moves
+//! engine.restore_learned(fact, now) -> Option<Vec<BanAction>>;  // at start, from the store
+//! engine.pin_learned(key, now)? ; engine.unpin_learned(key, now)? ; engine.forget_learned(&key)?
+//! engine.campaigns(now) -> Vec<Campaign>;           // active distributed scans
 //! ```
+//! A decision may carry `BanAction::Remove`s besides its verdict: when a packet taught that an
+//! address is an upstream or a known-good client, bans now covering it are lifted.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
@@ -46,6 +60,7 @@ mod behaviour;
 mod decision;
 mod engine;
 mod fasthash;
+pub mod learn;
 mod netset;
 pub mod policy;
 pub mod signatures;
@@ -56,6 +71,13 @@ pub use decision::{
     ParseNameError, RuleId, Timestamp, Transport, Verdict,
 };
 pub use engine::{human_duration, Analysis, BanError, Engine, EngineStats, Rules};
+pub use learn::{
+    fingerprint, fingerprint_label, Campaign, CampaignKind, FactKey, LearnError, LearnStatus,
+    LearnedFact,
+};
 pub use netset::NetSet;
-pub use policy::{Action, BlocklistLoad, Policy, PolicyError, PolicyWarning};
+pub use policy::{
+    Action, BlocklistLoad, CampaignPolicy, LearnMode, LearnPolicy, Policy, PolicyError,
+    PolicyWarning,
+};
 pub use signatures::{signatures_markdown, Signature, BUILTIN};

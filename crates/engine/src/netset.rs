@@ -72,6 +72,13 @@ impl NetSet {
         self.nets.insert(net)
     }
 
+    /// Remove a network (exact member, host bits cleared). Returns false if absent. The
+    /// prefix length stays in the look-up list (one more probe at most until the next insert
+    /// of that length would have added it anyway).
+    pub fn remove(&mut self, net: IpNet) -> bool {
+        self.nets.remove(&net.trunc())
+    }
+
     /// Number of networks.
     pub fn len(&self) -> usize {
         self.nets.len()

@@ -85,6 +85,35 @@ pub mod defaults {
     pub const MAX_BAN_HISTORY: usize = 100_000;
     /// Largest distinct-user threshold (fixed-size per-source table).
     pub const MAX_ENUM_THRESHOLD: u32 = crate::behaviour::USER_SLOTS as u32;
+    /// `[learn] known_good_secs`: a client that completed digest authentication stays
+    /// known-good this long after its last success.
+    pub const LEARN_KNOWN_GOOD_SECS: u64 = 7 * 86_400;
+    /// `[learn] forget_after_secs`: learned upstreams and users not seen for this long are
+    /// forgotten (unless pinned).
+    pub const LEARN_FORGET_SECS: u64 = 30 * 86_400;
+    /// `[learn] pending_timeout_secs`: an outbound request waits this long for its answer
+    /// (RFC 3261 timer B/F: 64 x T1).
+    pub const LEARN_PENDING_SECS: u64 = 32;
+    /// `[learn] max_pending`: outbound transactions awaiting an answer.
+    pub const LEARN_MAX_PENDING: usize = 4096;
+    /// `[learn] max_upstreams`.
+    pub const LEARN_MAX_UPSTREAMS: usize = 256;
+    /// `[learn] max_users`.
+    pub const LEARN_MAX_USERS: usize = 10_000;
+    /// `[learn] max_known_good`.
+    pub const LEARN_MAX_KNOWN_GOOD: usize = 4096;
+    /// `[learn.campaign] sources`: distinct new sources that make a campaign.
+    pub const CAMPAIGN_SOURCES: u32 = 10;
+    /// Largest `[learn.campaign] sources` (fixed-size per-key table).
+    pub const MAX_CAMPAIGN_SOURCES: u32 = crate::learn::CAMPAIGN_SLOTS as u32;
+    /// `[learn.campaign] window_secs`.
+    pub const CAMPAIGN_WINDOW_SECS: u64 = 300;
+    /// `[learn.campaign] hold_secs`: a campaign stays active this long after its last source.
+    pub const CAMPAIGN_HOLD_SECS: u64 = 3600;
+    /// `[learn.campaign] max_tracked`: keys (target users, fingerprints) counted at once.
+    pub const CAMPAIGN_MAX_TRACKED: usize = 4096;
+    /// `[learn.campaign] max_campaigns`: active campaigns kept.
+    pub const CAMPAIGN_MAX: usize = 256;
 }
 
 /// A config or block list error. Config errors name the dotted key and the line.
@@ -269,6 +298,60 @@ pub struct Actions {
     pub malformed: Action,
 }
 
+/// `[learn] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LearnMode {
+    /// Learn upstreams, local users, known-good clients and campaigns from the wire; the
+    /// unsolicited-INVITE rule takes effect once an upstream has been learned (or pinned).
+    Auto,
+    /// Learn nothing; no unsolicited-INVITE rule, no campaigns, upstreams not accepted. Facts
+    /// restored or pinned are kept (and listed), and their addresses stay out of automatic
+    /// bans.
+    Off,
+}
+
+/// `[learn.campaign]`: distributed scans (see `learn.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignPolicy {
+    /// Campaign detection on.
+    pub enabled: bool,
+    /// Distinct new sources with one key (target user or fingerprint) that make a campaign.
+    pub sources: u32,
+    /// Window the sources must fall in, ms.
+    pub window_ms: u64,
+    /// A campaign stays active this long after its last source, ms.
+    pub hold_ms: u64,
+    /// Keys counted at once (bounded under a spoofed-source flood).
+    pub max_tracked: usize,
+    /// Active campaigns kept.
+    pub max_campaigns: usize,
+}
+
+/// `[learn]`: what sipwall learns from the wire (see `learn.rs` and ARCHITECTURE.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnPolicy {
+    /// `auto` or `off`.
+    pub mode: LearnMode,
+    /// A known-good client stays known-good this long after its last authenticated success, ms.
+    pub known_good_ms: u64,
+    /// Learned upstreams and users not seen for this long are forgotten (pinned ones never);
+    /// 0 = never.
+    pub forget_after_ms: u64,
+    /// An outbound request waits this long for the answer that teaches, ms.
+    pub pending_timeout_ms: u64,
+    /// Outbound transactions awaiting an answer (and challenges/credentials remembered).
+    pub max_pending: usize,
+    /// Learned upstreams kept.
+    pub max_upstreams: usize,
+    /// Learned local users kept.
+    pub max_users: usize,
+    /// Known-good clients kept.
+    pub max_known_good: usize,
+    /// Campaigns.
+    pub campaign: CampaignPolicy,
+}
+
 /// The validated policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -308,6 +391,8 @@ pub struct Policy {
     pub max_bans: usize,
     /// Max offence history entries.
     pub max_ban_history: usize,
+    /// `[learn]`.
+    pub learn: LearnPolicy,
     /// Accepted but risky settings (see [`Policy::warnings`]).
     warnings: Vec<PolicyWarning>,
 }
@@ -704,6 +789,33 @@ mod tests {
     }
 
     #[test]
+    fn learn_table_defaults_and_errors() {
+        let p = Policy::default();
+        assert_eq!(p.learn.mode, LearnMode::Auto);
+        assert_eq!(p.learn.known_good_ms, defaults::LEARN_KNOWN_GOOD_SECS * 1000);
+        assert_eq!(p.learn.campaign.sources, defaults::CAMPAIGN_SOURCES);
+        let p = Policy::from_toml_str(
+            "[learn]\nmode = \"off\"\nknown_good_secs = 3600\n[learn.campaign]\nsources = 5\n",
+        )
+        .unwrap();
+        assert_eq!(p.learn.mode, LearnMode::Off);
+        assert_eq!(p.learn.known_good_ms, 3_600_000);
+        assert_eq!(p.learn.campaign.sources, 5);
+        assert_eq!(
+            err("[learn]\nmode = \"maybe\"\n"),
+            ("learn.mode".into(), 2, "`maybe`: expected \"auto\" or \"off\"".into())
+        );
+        assert_eq!(
+            err("[learn]\n\n[learn.campaign]\nsources = 33\n"),
+            ("learn.campaign.sources".into(), 4, "33 is out of range 2..=32".into())
+        );
+        let (key, line, _) = err("[learn]\nmode = \"auto\"\nlearn_everything = true\n");
+        assert_eq!((key.as_str(), line), ("learn.learn_everything", 3));
+        let (key, line, _) = err("[learn.campaign]\nwindow = 5\n");
+        assert_eq!((key.as_str(), line), ("learn.campaign.window", 2));
+    }
+
+    #[test]
     fn example_config_parses_to_the_defaults() {
         let text = include_str!("../../../config/sipwall.example.toml");
         let p = Policy::from_toml_str(text).expect("example config is valid");
@@ -719,6 +831,7 @@ mod tests {
         );
         assert_eq!(p.trusted_only, d.trusted_only);
         assert_eq!(p.block_ip_calls, d.block_ip_calls);
+        assert_eq!(p.learn, d.learn);
     }
 
     #[test]
@@ -770,6 +883,17 @@ mod tests {
             "max_tracked_sources",
             "max_bans",
             "max_ban_history",
+            "mode",
+            "known_good_secs",
+            "pending_timeout_secs",
+            "max_pending",
+            "max_upstreams",
+            "max_users",
+            "max_known_good",
+            "sources",
+            "hold_secs",
+            "max_tracked",
+            "max_campaigns",
         ] {
             let needle = format!("\n{key} =");
             let commented = format!("\n# {key} =");

@@ -6,8 +6,8 @@ use toml::Spanned;
 
 use super::defaults as d;
 use super::{
-    parse_canonical_net, Action, Actions, BanPolicy, Behaviour, CustomSignature, Policy,
-    PolicyError, PolicyWarning, SigField, SigMatch, Threshold,
+    parse_canonical_net, Action, Actions, BanPolicy, Behaviour, CampaignPolicy, CustomSignature,
+    LearnMode, LearnPolicy, Policy, PolicyError, PolicyWarning, SigField, SigMatch, Threshold,
 };
 use crate::netset::NetSet;
 
@@ -26,6 +26,7 @@ pub(super) fn policy(text: &str) -> Result<Policy, PolicyError> {
     let behaviour = behaviour(&c, raw.behaviour)?;
     let bans = bans(&c, raw.bans)?;
     let (max_tracked_sources, max_bans, max_ban_history) = limits(&c, raw.limits)?;
+    let learn = learn(&c, raw.learn)?;
     Ok(Policy {
         trusted,
         trusted_only,
@@ -45,6 +46,7 @@ pub(super) fn policy(text: &str) -> Result<Policy, PolicyError> {
         max_tracked_sources,
         max_bans,
         max_ban_history,
+        learn,
         warnings,
     })
 }
@@ -438,6 +440,115 @@ fn limits(c: &Ctx<'_>, raw: RawLimits) -> Result<(usize, usize, usize), PolicyEr
     ))
 }
 
+/// `[learn]` and `[learn.campaign]`.
+fn learn(c: &Ctx<'_>, raw: RawLearn) -> Result<LearnPolicy, PolicyError> {
+    let mode = match raw.mode {
+        None => LearnMode::Auto,
+        Some(m) => match m.get_ref().trim() {
+            "auto" => LearnMode::Auto,
+            "off" => LearnMode::Off,
+            other => {
+                return Err(c.err(
+                    "learn.mode",
+                    m.span().start,
+                    format!("`{other}`: expected \"auto\" or \"off\""),
+                ))
+            }
+        },
+    };
+    let secs = |key: &str, v: S<i64>, default: u64, lo: i64, hi: i64| -> Result<u64, PolicyError> {
+        Ok(c.int(key, v, default as i64, lo, hi)? as u64 * 1000)
+    };
+    let count = |key: &str, v: S<i64>, default: usize, lo: i64, hi: i64| {
+        c.int(key, v, default as i64, lo, hi).map(|x| x as usize)
+    };
+    let cp = raw.campaign;
+    Ok(LearnPolicy {
+        mode,
+        known_good_ms: secs(
+            "learn.known_good_secs",
+            raw.known_good_secs,
+            d::LEARN_KNOWN_GOOD_SECS,
+            60,
+            365 * 86_400,
+        )?,
+        forget_after_ms: secs(
+            "learn.forget_after_secs",
+            raw.forget_after_secs,
+            d::LEARN_FORGET_SECS,
+            0,
+            10 * 365 * 86_400,
+        )?,
+        pending_timeout_ms: secs(
+            "learn.pending_timeout_secs",
+            raw.pending_timeout_secs,
+            d::LEARN_PENDING_SECS,
+            1,
+            300,
+        )?,
+        max_pending: count(
+            "learn.max_pending",
+            raw.max_pending,
+            d::LEARN_MAX_PENDING,
+            16,
+            1_000_000,
+        )?,
+        max_upstreams: count(
+            "learn.max_upstreams",
+            raw.max_upstreams,
+            d::LEARN_MAX_UPSTREAMS,
+            1,
+            100_000,
+        )?,
+        max_users: count("learn.max_users", raw.max_users, d::LEARN_MAX_USERS, 1, 1_000_000)?,
+        max_known_good: count(
+            "learn.max_known_good",
+            raw.max_known_good,
+            d::LEARN_MAX_KNOWN_GOOD,
+            1,
+            100_000,
+        )?,
+        campaign: CampaignPolicy {
+            enabled: c.bool(cp.enabled, true),
+            sources: c.int(
+                "learn.campaign.sources",
+                cp.sources,
+                d::CAMPAIGN_SOURCES as i64,
+                2,
+                d::MAX_CAMPAIGN_SOURCES as i64,
+            )? as u32,
+            window_ms: secs(
+                "learn.campaign.window_secs",
+                cp.window_secs,
+                d::CAMPAIGN_WINDOW_SECS,
+                1,
+                86_400,
+            )?,
+            hold_ms: secs(
+                "learn.campaign.hold_secs",
+                cp.hold_secs,
+                d::CAMPAIGN_HOLD_SECS,
+                1,
+                30 * 86_400,
+            )?,
+            max_tracked: count(
+                "learn.campaign.max_tracked",
+                cp.max_tracked,
+                d::CAMPAIGN_MAX_TRACKED,
+                16,
+                1_000_000,
+            )?,
+            max_campaigns: count(
+                "learn.campaign.max_campaigns",
+                cp.max_campaigns,
+                d::CAMPAIGN_MAX,
+                1,
+                100_000,
+            )?,
+        },
+    })
+}
+
 type S<T> = Option<Spanned<T>>;
 
 #[derive(Deserialize, Default)]
@@ -461,6 +572,8 @@ struct Raw {
     bans: RawBans,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    learn: RawLearn,
     /// The daemon's `[enforce]` table shares the file (one config for every mode); the
     /// daemon parses and checks it, the engine only lets it be.
     #[serde(default, rename = "enforce")]
@@ -599,6 +712,32 @@ struct RawLimits {
     max_tracked_sources: S<i64>,
     max_bans: S<i64>,
     max_ban_history: S<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLearn {
+    mode: S<String>,
+    known_good_secs: S<i64>,
+    forget_after_secs: S<i64>,
+    pending_timeout_secs: S<i64>,
+    max_pending: S<i64>,
+    max_upstreams: S<i64>,
+    max_users: S<i64>,
+    max_known_good: S<i64>,
+    #[serde(default)]
+    campaign: RawCampaign,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCampaign {
+    enabled: S<bool>,
+    sources: S<i64>,
+    window_secs: S<i64>,
+    hold_secs: S<i64>,
+    max_tracked: S<i64>,
+    max_campaigns: S<i64>,
 }
 
 // ---------------------------------------------------------------- validation helpers
