@@ -215,6 +215,8 @@ pub struct Daemon {
     reloader: Arc<status::Reloader>,
     /// The HTTP API's thread (`[api] enabled`).
     api: Option<JoinHandle<()>>,
+    /// Writes the engine's learned facts to the store when they change.
+    learned: learned::Persist,
 }
 
 /// Open `STATE_DIR/sipwall.db`, creating the directory if needed; when that fails, an
@@ -270,15 +272,18 @@ impl Daemon {
         let mut engine = Engine::new(policy);
         // Before the stored bans come back: none of them may cover this host.
         local_addrs::log_lifted(&engine.set_local_addresses(&local_addrs::read_logged()));
-        let restored = restore_state(&mut engine, &mut store, now)?;
-        // The shield's challenge forms and the learned facts, before any queue opens.
+        // The shield's challenge forms and the learned facts, before any queue opens, and the
+        // facts before the stored bans (none comes back over a learned upstream).
         let shield = (!enforce.observe()).then(|| Arc::new(shield::Shield::new()));
-        let (learned_back, _facts) = learned::restore(&store, shield.as_deref());
+        let (learned_back, facts) = learned::restore(&store, shield.as_deref());
+        let taken = learned::restore_into(&mut engine, &facts, now);
         log::info!(
-            "learned state restored: {} shield template(s), {} fact(s)",
+            "learned state restored: {} shield template(s), {taken} of {} stored fact(s); {}",
             learned_back.templates,
-            learned_back.facts
+            learned_back.facts,
+            crate::protocol::LearnSummary::of(&engine.learn_status()).line()
         );
+        let restored = restore_state(&mut engine, &mut store, now)?;
         let socket_path = args.socket.clone().unwrap_or_else(|| enforce.control_socket.clone());
         // Bound before capabilities are dropped; removed when dropped (every return below).
         let control_sock = control_server::ControlSocket::bind(&socket_path)?;
@@ -411,6 +416,7 @@ impl Daemon {
             expired_pending: Vec::new(),
             store_unavailable,
             reloader,
+            learned: learned::Persist::default(),
         })
     }
 
@@ -431,6 +437,7 @@ impl Daemon {
             if self.reload.swap(false, Ordering::Relaxed) {
                 self.reload_config();
             }
+            self.learned.tick(&self.engine, &self.work);
             if last_expire.elapsed() >= expire_every {
                 last_expire = Instant::now();
                 let removed = lock(&self.engine).expire(wall_clock());
@@ -445,6 +452,8 @@ impl Daemon {
                 let _ = self.work.try_send(Work::PruneHistory(before));
             }
         }
+        // What was learned since the last tick reaches the store before the worker stops.
+        self.learned.tick(&self.engine, &self.work);
         if self.shutdown.failed() {
             log::error!("a queue thread failed; shutting down");
         }

@@ -97,6 +97,9 @@ enum Command {
     /// Write man pages or shell completions generated from this CLI (used by packaging).
     #[command(hide = true)]
     Generate(commands::generate::GenerateArgs),
+    /// What the daemon learned from the wire (upstreams, local users, known-good clients);
+    /// `learned pin|forget ENTRY` keeps or drops one.
+    Learned(commands::learned::LearnedArgs),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::status(args),
         Command::Reload(args) => commands::status::reload(args),
         Command::Generate(args) => commands::generate::main(args),
+        Command::Learned(args) => commands::learned::learned(args),
     };
     match result {
         Ok(code) => code,

@@ -65,6 +65,21 @@ pub enum Request {
     /// Re-read the config file (as SIGHUP does) and answer with the outcome: on an error the
     /// daemon keeps its current policy and the response is `ok: false` with the error.
     Reload,
+    /// List what the daemon learned ([`LearnedView`]).
+    Learned,
+    /// Pin a learned fact (`upstream ADDR`, `user NAME`, `known-good ADDR`): it never expires;
+    /// a fact not learned yet is created.
+    #[serde(rename = "learned-pin")]
+    LearnedPin {
+        /// The fact.
+        entry: String,
+    },
+    /// Forget a learned fact (pinned or not).
+    #[serde(rename = "learned-forget")]
+    LearnedForget {
+        /// The fact.
+        entry: String,
+    },
 }
 
 /// A request, checked.
@@ -89,6 +104,12 @@ pub enum Command {
     Status,
     /// Reload the config.
     Reload,
+    /// List learned facts.
+    Learned,
+    /// Pin a learned fact.
+    LearnedPin(sipwall_engine::FactKey),
+    /// Forget a learned fact.
+    LearnedForget(sipwall_engine::FactKey),
 }
 
 /// One active ban as shown to operators.
@@ -163,6 +184,103 @@ pub struct Response {
     /// The answer to `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Box<Status>>,
+    /// The answer to `learned` (and to a pin or forget: the listing after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Box<LearnedView>>,
+}
+
+/// What the daemon learned from the wire (`sipwall learned`, `GET /api/v1/learned`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedView {
+    /// `[learn] mode`: `auto` or `off`.
+    pub mode: String,
+    /// True once the unsolicited-INVITE rule is in force (auto mode and an upstream learned
+    /// or pinned); false: learning, not enforcing yet.
+    pub enforcing: bool,
+    /// Every fact, by kind then value.
+    pub facts: Vec<LearnedFactView>,
+}
+
+/// One learned fact as shown to operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedFactView {
+    /// `upstream`, `user` or `known-good`.
+    pub kind: String,
+    /// The address or user.
+    pub value: String,
+    /// First seen, ms since the epoch.
+    pub first_seen_ms: u64,
+    /// Last confirmed, ms since the epoch.
+    pub last_seen_ms: u64,
+    /// When it will be forgotten (absent: pinned or never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+    /// Which transaction proved it.
+    pub evidence: String,
+    /// Pinned by an operator.
+    pub pinned: bool,
+}
+
+impl LearnedFactView {
+    /// From an engine fact and the policy that ages it.
+    pub fn of(f: &sipwall_engine::LearnedFact, policy: &sipwall_engine::LearnPolicy) -> Self {
+        LearnedFactView {
+            kind: f.key.kind().to_string(),
+            value: f.key.value(),
+            first_seen_ms: f.first_seen.as_millis(),
+            last_seen_ms: f.last_seen.as_millis(),
+            expires_ms: f.expires(policy).map(|t| t.as_millis()),
+            evidence: f.evidence.clone(),
+            pinned: f.pinned,
+        }
+    }
+}
+
+/// `status`'s summary of learning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnSummary {
+    /// `auto` or `off`.
+    pub mode: String,
+    /// False: learning, not enforcing yet (no upstream learned or pinned).
+    pub enforcing: bool,
+    /// Learned upstreams.
+    pub upstreams: u64,
+    /// Learned local users.
+    pub local_users: u64,
+    /// Known-good clients.
+    pub known_good: u64,
+    /// Active campaigns.
+    pub campaigns: u64,
+}
+
+impl LearnSummary {
+    /// From the engine's status.
+    pub fn of(s: &sipwall_engine::LearnStatus) -> Self {
+        LearnSummary {
+            mode: format!("{:?}", s.mode).to_lowercase(),
+            enforcing: s.enforcing,
+            upstreams: s.upstreams as u64,
+            local_users: s.local_users as u64,
+            known_good: s.known_good as u64,
+            campaigns: s.campaigns as u64,
+        }
+    }
+
+    /// One line for people and the log: `learning: auto, enforcing (1 upstream, ...)` or
+    /// `learning: auto, learning, not enforcing yet (...)`.
+    pub fn line(&self) -> String {
+        let state = if self.mode == "off" {
+            "off"
+        } else if self.enforcing {
+            "enforcing the unsolicited-INVITE rule"
+        } else {
+            "learning, not enforcing yet (no upstream learned)"
+        };
+        format!(
+            "{state}: {} upstream(s), {} local user(s), {} known-good client(s), {} campaign(s)",
+            self.upstreams, self.local_users, self.known_good, self.campaigns
+        )
+    }
 }
 
 /// What `sipwall status` reports: one snapshot of the running daemon. Built by the daemon
@@ -209,6 +327,9 @@ pub struct Status {
     /// The last config reload (SIGHUP or `sipwall reload`); none since start when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reload: Option<ReloadStatus>,
+    /// Learning (`[learn]`): mode, enforcing or not yet, fact counts. Absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn: Option<LearnSummary>,
 }
 
 /// Counters of one queue.
@@ -376,6 +497,16 @@ pub fn parse_request(line: &[u8]) -> anyhow::Result<Command> {
         Request::Bans => Command::Bans,
         Request::Status => Command::Status,
         Request::Reload => Command::Reload,
+        Request::Learned => Command::Learned,
+        Request::LearnedPin { entry } => Command::LearnedPin(parse_fact(&entry)?),
+        Request::LearnedForget { entry } => Command::LearnedForget(parse_fact(&entry)?),
+    })
+}
+
+/// A learned fact as an operator names it: `upstream ADDR`, `user NAME`, `known-good ADDR`.
+pub fn parse_fact(entry: &str) -> anyhow::Result<sipwall_engine::FactKey> {
+    entry.parse().map_err(|e| {
+        anyhow::anyhow!("{e} (name a fact as `upstream ADDR`, `user NAME` or `known-good ADDR`)")
     })
 }
 
@@ -531,5 +662,23 @@ mod tests {
         assert_eq!(nets("203.0.113.9"), ["203.0.113.9/32"]);
         assert_eq!(nets("203.0.113.10"), Vec::<String>::new());
         assert_eq!(nets("2001:db8:1::5"), ["2001:db8::/32"]);
+    }
+
+    #[test]
+    fn learned_requests_name_a_fact_and_parse_to_its_key() {
+        use sipwall_engine::FactKey;
+        let c = parse_request(br#"{"cmd":"learned"}"#).unwrap();
+        assert_eq!(c, Command::Learned);
+        let c = parse_request(br#"{"cmd":"learned-pin","entry":"upstream 198.51.100.2"}"#).unwrap();
+        assert_eq!(c, Command::LearnedPin(FactKey::Upstream("198.51.100.2".parse().unwrap())));
+        let c = parse_request(br#"{"cmd":"learned-forget","entry":"user 100"}"#).unwrap();
+        assert_eq!(c, Command::LearnedForget(FactKey::LocalUser("100".into())));
+        let e = parse_request(br#"{"cmd":"learned-pin","entry":"gateway 1"}"#).unwrap_err();
+        assert!(e.to_string().contains("upstream ADDR"), "{e}");
+        assert!(parse_request(br#"{"cmd":"learned-pin"}"#).is_err());
+        let s = LearnSummary { mode: "auto".into(), ..LearnSummary::default() };
+        assert!(s.line().starts_with("learning, not enforcing yet"), "{}", s.line());
+        let s = LearnSummary { enforcing: true, upstreams: 1, ..s };
+        assert!(s.line().contains("1 upstream(s)"));
     }
 }

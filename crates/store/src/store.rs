@@ -482,6 +482,49 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the `learned` table exactly `facts` (in one transaction: all or nothing), for a
+    /// daemon that persists its engine's facts whenever they change. Returns rows deleted.
+    pub fn replace_learned(&mut self, facts: &[LearnedFact]) -> Result<usize, StoreError> {
+        let key = format!("({} facts)", facts.len());
+        let path = &self.path;
+        let err = |cause: DbError| StoreError::WriteLearned {
+            what: "learned facts",
+            key: key.as_str().into(),
+            path: path.clone(),
+            cause,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| err(e.into()))?;
+        let before: i64 = tx
+            .query_row("SELECT count(*) FROM learned", [], |r| r.get(0))
+            .map_err(|e| err(e.into()))?;
+        tx.execute("DELETE FROM learned", []).map_err(|e| err(e.into()))?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO learned
+                     (kind, key, first_seen_ms, last_seen_ms, evidence, pinned)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(|e| err(e.into()))?;
+            for f in facts {
+                st.execute(params![
+                    f.kind,
+                    f.key,
+                    ms(f.first_seen),
+                    ms(f.last_seen),
+                    f.evidence,
+                    f.pinned as i64
+                ])
+                .map_err(|e| err(e.into()))?;
+            }
+        }
+        tx.commit().map_err(|e| err(e.into()))?;
+        Ok(usize::try_from(before).unwrap_or(0).saturating_sub(facts.len()))
+    }
+
     /// Pins (`true`) or unpins a learned fact. Returns false when there is no such fact.
     pub fn pin_learned(&mut self, kind: &str, key: &str, pinned: bool) -> Result<bool, StoreError> {
         let n = self

@@ -93,3 +93,17 @@ fn a_version_1_store_is_migrated_to_the_learned_tables() {
     s.record_learned(&fact("user", "101", 1, 1, "x")).unwrap();
     assert_eq!(s.load_learned().unwrap().len(), 1);
 }
+
+#[test]
+fn replacing_the_learned_facts_is_all_or_nothing_and_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sipwall.db");
+    let mut s = Store::open(&path).unwrap();
+    s.record_learned(&fact("user", "100", 1, 1, "a")).unwrap();
+    s.record_learned(&fact("user", "101", 1, 1, "b")).unwrap();
+    let now = [fact("upstream", "198.51.100.2", 5, 6, "c"), fact("user", "101", 1, 7, "d")];
+    assert_eq!(s.replace_learned(&now).unwrap(), 0);
+    drop(s);
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.load_learned().unwrap(), now.to_vec());
+}

@@ -26,7 +26,9 @@
 //! `GET /api/v1/bans?ip=&rule=&origin=`, `POST /api/v1/bans` (`{"net","secs","reason"}`),
 //! `POST /api/v1/bans/extend`, `DELETE /api/v1/bans/{net}` (or `?net=`),
 //! `GET /api/v1/decisions?ip=&since=&rule=&limit=`, `GET /api/v1/sources/{ip}`,
-//! `POST /api/v1/reload`, `GET /api/v1/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! `POST /api/v1/reload`, `GET /api/v1/status`, `GET /api/v1/learned`, `POST /api/v1/learned`
+//! (`{"pin":"upstream 198.51.100.2"}` or `{"forget":"user 100"}`), `GET /healthz`,
+//! `GET /readyz`, `GET /metrics`.
 use std::net::{IpAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -170,6 +172,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/sources/{ip}", get(source))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/learned", get(learned).post(learned_change))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
@@ -323,6 +326,35 @@ async fn delete_ban_query(
     Query(q): Query<NetQuery>,
 ) -> HttpResponse {
     unban(&s, &q.net).await
+}
+
+async fn learned(State(s): State<Arc<ApiState>>) -> HttpResponse {
+    reply(run(&s, Command::Learned).await, StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// `POST /api/v1/learned`: exactly one of `pin` or `forget`, naming a fact.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LearnedChange {
+    pin: Option<String>,
+    forget: Option<String>,
+}
+
+async fn learned_change(
+    State(s): State<Arc<ApiState>>,
+    Json(body): Json<serde_json::Value>,
+) -> HttpResponse {
+    let cmd = serde_json::from_value::<LearnedChange>(body)
+        .map_err(|e| anyhow::anyhow!("bad request: {e}"))
+        .and_then(|c| match (c.pin, c.forget) {
+            (Some(p), None) => Ok(Command::LearnedPin(protocol::parse_fact(&p)?)),
+            (None, Some(f)) => Ok(Command::LearnedForget(protocol::parse_fact(&f)?)),
+            _ => Err(anyhow::anyhow!("give exactly one of \"pin\" or \"forget\"")),
+        });
+    match cmd {
+        Ok(cmd) => reply(run(&s, cmd).await, StatusCode::NOT_FOUND),
+        Err(e) => answer(StatusCode::BAD_REQUEST, Response::error(format!("{e:#}"))),
+    }
 }
 
 async fn reload(State(s): State<Arc<ApiState>>) -> HttpResponse {

@@ -193,3 +193,47 @@ fn the_default_listen_address_is_loopback() {
     assert!(bound.local_addr().unwrap().ip().is_loopback());
     assert!(bound.token.is_none());
 }
+
+#[test]
+fn learned_facts_are_listed_pinned_and_forgotten_over_the_api() {
+    rt().block_on(async {
+        let (s, worker) = state(false);
+        let (code, text) = call(&s, "GET", "/api/v1/learned", None, None).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["learned"]["facts"].as_array().unwrap().len(), 0);
+        assert_eq!(v["learned"]["enforcing"], false, "{text}");
+        let pin = r#"{"pin":"upstream 198.51.100.2"}"#;
+        let (code, _) = call(&s, "POST", "/api/v1/learned", None, Some(pin)).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        let (code, text) = call(&s, "POST", "/api/v1/learned", Some(TOKEN), Some(pin)).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let fact = &v["learned"]["facts"][0];
+        assert_eq!(
+            (fact["kind"].as_str(), fact["value"].as_str()),
+            (Some("upstream"), Some("198.51.100.2"))
+        );
+        assert_eq!(fact["pinned"], true);
+        // A pinned upstream puts the unsolicited-INVITE rule in force.
+        assert_eq!(v["learned"]["enforcing"], true, "{text}");
+        for bad in [
+            r#"{"pin":"upstream nowhere"}"#,
+            r#"{"pin":"user 1","forget":"user 1"}"#,
+            r#"{"drop":"x"}"#,
+        ] {
+            let (code, text) = call(&s, "POST", "/api/v1/learned", Some(TOKEN), Some(bad)).await;
+            assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {text}");
+        }
+        let forget = r#"{"forget":"upstream 198.51.100.2"}"#;
+        let (code, text) = call(&s, "POST", "/api/v1/learned", Some(TOKEN), Some(forget)).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        assert!(text.contains("\"facts\":[]"), "{text}");
+        let (code, text) = call(&s, "POST", "/api/v1/learned", Some(TOKEN), Some(forget)).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{text}");
+        let (_, text) = call(&s, "GET", "/api/v1/status", None, None).await;
+        assert!(text.contains("\"learn\":{\"mode\":\"auto\""), "{text}");
+        drop(s);
+        let _ = worker;
+    });
+}

@@ -20,6 +20,7 @@ pub mod bans;
 pub mod check_config;
 pub mod decisions;
 pub mod generate;
+pub mod learned;
 pub mod status;
 
 /// Where the client finds the daemon.

@@ -8,10 +8,17 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use sipwall_engine::Timestamp;
+use std::sync::mpsc::SyncSender;
+use std::sync::Mutex;
+
+use sipwall_engine::{BanAction, Engine, FactKey, Timestamp};
 use sipwall_store::{LearnedFact, Store};
 
+use super::ban_worker::Work;
+use super::control_server::Peer;
+use super::lock;
 use super::shield::Shield;
+use crate::protocol::{Command, LearnSummary, LearnedFactView, LearnedView, Response};
 
 /// One write of learned state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,24 +34,8 @@ pub enum LearnedWrite {
         /// When it was seen.
         at: Timestamp,
     },
-    /// A fact learned or confirmed.
-    Fact(LearnedFact),
-    /// An operator pinned (or unpinned) a fact.
-    Pin {
-        /// Kind of fact.
-        kind: String,
-        /// The fact.
-        key: String,
-        /// Pinned or not.
-        pinned: bool,
-    },
-    /// An operator forgot a fact.
-    Forget {
-        /// Kind of fact.
-        kind: String,
-        /// The fact.
-        key: String,
-    },
+    /// The engine's facts changed: the store's table becomes exactly these.
+    Facts(Vec<LearnedFact>),
 }
 
 impl fmt::Display for LearnedWrite {
@@ -53,11 +44,7 @@ impl fmt::Display for LearnedWrite {
             LearnedWrite::ShieldTemplate { host, method, .. } => {
                 write!(f, "shield template of {host} for {method}")
             }
-            LearnedWrite::Fact(l) => write!(f, "learned {} {}", l.kind, l.key),
-            LearnedWrite::Pin { kind, key, pinned } => {
-                write!(f, "{} of learned {kind} {key}", if *pinned { "pin" } else { "unpin" })
-            }
-            LearnedWrite::Forget { kind, key } => write!(f, "forgetting learned {kind} {key}"),
+            LearnedWrite::Facts(facts) => write!(f, "{} learned fact(s)", facts.len()),
         }
     }
 }
@@ -69,12 +56,8 @@ impl LearnedWrite {
             LearnedWrite::ShieldTemplate { host, method, template, at } => {
                 store.save_shield_template(*host, method, template, *at)?
             }
-            LearnedWrite::Fact(fact) => store.record_learned(fact)?,
-            LearnedWrite::Pin { kind, key, pinned } => {
-                store.pin_learned(kind, key, *pinned)?;
-            }
-            LearnedWrite::Forget { kind, key } => {
-                store.forget_learned(kind, key)?;
+            LearnedWrite::Facts(facts) => {
+                store.replace_learned(facts)?;
             }
         }
         Ok(())
@@ -117,4 +100,121 @@ pub fn restore(store: &Store, shield: Option<&Shield>) -> (Restored, Vec<Learned
     };
     r.facts = facts.len();
     (r, facts)
+}
+
+/// The engine's fact in the store's shape (kind and value as `FactKey` prints them).
+pub fn to_store(f: &sipwall_engine::LearnedFact) -> LearnedFact {
+    LearnedFact {
+        kind: f.key.kind().to_string(),
+        key: f.key.value(),
+        first_seen: f.first_seen,
+        last_seen: f.last_seen,
+        evidence: f.evidence.clone(),
+        pinned: f.pinned,
+    }
+}
+
+/// The store's fact back in the engine's shape; None for a row this build cannot read.
+pub fn from_store(f: &LearnedFact) -> Option<sipwall_engine::LearnedFact> {
+    let key: FactKey = format!("{} {}", f.kind, f.key).parse().ok()?;
+    Some(sipwall_engine::LearnedFact {
+        key,
+        first_seen: f.first_seen,
+        last_seen: f.last_seen,
+        evidence: f.evidence.clone(),
+        pinned: f.pinned,
+    })
+}
+
+/// Put stored facts into the engine (at start, before the stored bans so none comes back
+/// over a learned upstream or known-good client). Returns how many were taken.
+pub fn restore_into(engine: &mut Engine, facts: &[LearnedFact], now: Timestamp) -> usize {
+    let mut taken = 0;
+    for f in facts {
+        match from_store(f) {
+            Some(fact) => taken += usize::from(engine.restore_learned(fact, now).is_some()),
+            None => {
+                log::warn!("stored learned fact '{} {}' not understood: skipped", f.kind, f.key)
+            }
+        }
+    }
+    taken
+}
+
+/// Persists the engine's facts when they change: the supervise loop calls [`Persist::tick`]
+/// about once a second; a changed generation hands the whole (bounded) table to the ban
+/// worker, which writes it in one transaction.
+#[derive(Debug, Default)]
+pub struct Persist {
+    saved: Option<u64>,
+    enforcing: Option<bool>,
+}
+
+impl Persist {
+    /// Check the engine; send its facts when they changed. Logs the move from "learning" to
+    /// "enforcing" (and back) once.
+    pub fn tick(&mut self, engine: &Mutex<Engine>, work: &SyncSender<Work>) {
+        let (status, facts) = {
+            let e = lock(engine);
+            let status = e.learn_status();
+            let facts = (self.saved != Some(status.generation)).then(|| e.learned());
+            (status, facts)
+        };
+        if self.enforcing != Some(status.enforcing) {
+            if self.enforcing.is_some() || status.enforcing {
+                log::info!("learning: {}", LearnSummary::of(&status).line());
+            }
+            self.enforcing = Some(status.enforcing);
+        }
+        if let Some(facts) = facts {
+            let rows = facts.iter().map(to_store).collect();
+            if work.try_send(Work::Learned(LearnedWrite::Facts(rows))).is_ok() {
+                self.saved = Some(status.generation);
+            }
+        }
+    }
+}
+
+/// `learned`, `learned pin`, `learned forget` for the control socket and the HTTP API.
+pub fn execute(
+    cmd: Command,
+    engine: &Mutex<Engine>,
+    work: &SyncSender<Work>,
+    now: Timestamp,
+    peer: Peer,
+) -> Response {
+    let (message, removals): (String, Vec<BanAction>) = match cmd {
+        Command::LearnedPin(key) => match lock(engine).pin_learned(key.clone(), now) {
+            Ok(removals) => {
+                log::info!("learned {key} pinned by {peer}");
+                (format!("pinned {key}"), removals)
+            }
+            Err(e) => return Response::error(e),
+        },
+        Command::LearnedForget(key) => match lock(engine).forget_learned(&key) {
+            Ok(_) => {
+                log::info!("learned {key} forgotten by {peer}");
+                (format!("forgot {key}"), Vec::new())
+            }
+            Err(e) => return Response::error(e),
+        },
+        _ => (String::new(), Vec::new()),
+    };
+    if !removals.is_empty() {
+        // Bans lifted because the pinned address is protected now: kernel and store too.
+        let _ = work.try_send(Work::Bans(removals));
+    }
+    let view = {
+        let e = lock(engine);
+        let status = e.learn_status();
+        let policy = &e.policy().learn;
+        LearnedView {
+            mode: LearnSummary::of(&status).mode,
+            enforcing: status.enforcing,
+            facts: e.learned().iter().map(|f| LearnedFactView::of(f, policy)).collect(),
+        }
+    };
+    let message =
+        if message.is_empty() { format!("{} learned fact(s)", view.facts.len()) } else { message };
+    Response { learned: Some(Box::new(view)), ..Response::done(message, None) }
 }
