@@ -3,6 +3,8 @@
 //!
 //! Mix: the recorded phone and provider exchanges (requests in, answers out, calls, 401
 //! challenges, OPTIONS keepalives) spread over 100 000 sources, plus 5% CRLF keep-alives.
+//! The same decide with `[learn] mode = "off"`, in the same run: the baseline for learning's
+//! cost (docs/BENCHMARKS.md, "Learning").
 //! Separately: the first packet of a scanner (signature match, ban, record); and 1 and 2
 //! threads sharing one engine, locking it per batch (as the daemon did) or analysing unlocked
 //! and locking per packet (as it does now).
@@ -81,20 +83,29 @@ fn bench(c: &mut Criterion) {
     };
 
     let policy = Policy::from_toml_str("[limits]\nmax_tracked_sources = 120000\n").unwrap();
-    let mut engine = Engine::new(policy.clone());
     // Make 100k sources active before measuring.
     let reg = &msgs[0].1;
-    for i in 0..SOURCES {
-        let p = Packet {
-            src: addr(i),
-            dst: pbx(),
-            transport: Transport::Udp,
-            direction: Direction::Inbound,
-            payload: reg,
-        };
-        engine.decide(&p, Timestamp::from_millis(1_000));
-    }
-    assert_eq!(engine.tracked_sources(), SOURCES as usize);
+    let warm = |engine: &mut Engine| {
+        for i in 0..SOURCES {
+            let p = Packet {
+                src: addr(i),
+                dst: pbx(),
+                transport: Transport::Udp,
+                direction: Direction::Inbound,
+                payload: reg,
+            };
+            engine.decide(&p, Timestamp::from_millis(1_000));
+        }
+        assert_eq!(engine.tracked_sources(), SOURCES as usize);
+    };
+    let mut engine = Engine::new(policy.clone());
+    warm(&mut engine);
+    // The same with `[learn] mode = "off"`: the baseline of learning's cost, same run.
+    let mut engine_off = Engine::new(
+        Policy::from_toml_str("[limits]\nmax_tracked_sources = 120000\n[learn]\nmode = \"off\"\n")
+            .unwrap(),
+    );
+    warm(&mut engine_off);
 
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -137,6 +148,26 @@ fn bench(c: &mut Criterion) {
         })
     });
     assert_eq!(engine.stats().bans_added, 0, "the legitimate mix must not ban");
+    let mut t_off = 2_000u64;
+    g.bench_function("decide (100k active sources, legit mix, learning off)", |b| {
+        b.iter(|| {
+            let mut accepted = 0usize;
+            for it in &items {
+                t_off += 1;
+                let p = Packet {
+                    src: it.src,
+                    dst: it.dst,
+                    transport: Transport::Udp,
+                    direction: it.direction,
+                    payload: payload(it),
+                };
+                let d = engine_off.decide(black_box(&p), Timestamp::from_millis(t_off));
+                accepted += (d.verdict == sipwall_engine::Verdict::Accept) as usize;
+            }
+            accepted
+        })
+    });
+    assert!(engine_off.learned().is_empty());
     g.finish();
 
     // Queue threads sharing one engine (the daemon's situation): the same mix split by source

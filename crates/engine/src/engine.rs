@@ -730,8 +730,13 @@ impl Engine {
         let seen = seen_of(x);
         let mut ev = seen.evidence();
         ev.signatures = self.hit_ids(hits);
+        let what = if self.rules.policy.trusted.contains_ip(peer) {
+            "is trusted"
+        } else {
+            "is a learned upstream"
+        };
         let summary = format!(
-            "{} matching {}: accepted, {peer} is trusted (never blocked; the source may be forged)",
+            "{} matching {}: accepted, {peer} {what} (never blocked; the source may be forged)",
             seen.sentence(peer),
             ev.signatures.join(", ")
         );

@@ -542,6 +542,26 @@ impl Policy {
             self.bans.max_duration_ms / 1000
         );
         s += &format!(
+            "learning: {}\n",
+            match self.learn.mode {
+                LearnMode::Auto => format!(
+                    "auto (upstreams, local users, known-good clients for {}; unsolicited \
+                     INVITEs dropped once an upstream is learned; campaigns: {})",
+                    crate::engine::human_duration(self.learn.known_good_ms),
+                    if self.learn.campaign.enabled {
+                        format!(
+                            "{} new sources within {} s",
+                            self.learn.campaign.sources,
+                            self.learn.campaign.window_ms / 1000
+                        )
+                    } else {
+                        "off".to_string()
+                    }
+                ),
+                LearnMode::Off => "off".to_string(),
+            }
+        );
+        s += &format!(
             "limits: {} tracked sources (~{} MiB), {} bans\n",
             self.max_tracked_sources,
             self.max_tracked_sources * crate::behaviour::BYTES_PER_SOURCE / (1 << 20),

@@ -80,7 +80,38 @@ fn our_registration_and_calls_teach_the_upstream_and_our_users() {
     let svmap = load("svmap-options");
     let d = e.decide(&inbound(PROVIDER, &svmap.datagrams[0].bytes), at(6000));
     assert_eq!(d.verdict, Verdict::Accept);
-    assert_eq!(d.record.unwrap().rule, "trusted.oddity");
+    let rec = d.record.unwrap();
+    assert_eq!(rec.rule, "trusted.oddity");
+    assert!(rec.summary.contains("198.51.100.20 is a learned upstream"), "{}", rec.summary);
+}
+
+/// Until an upstream is learned, learning changes no decision on any recorded scenario
+/// (scanners and legitimate traffic alike): the same verdicts, rules and bans as with
+/// `[learn] mode = "off"`.
+#[test]
+fn without_an_upstream_every_recorded_scenario_decides_as_before() {
+    let mut names: Vec<String> = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 20);
+    let off = Policy::from_toml_str("[learn]\nmode = \"off\"\n").unwrap();
+    for name in names {
+        let sc = load(&name);
+        for ua in [Ua::AsRecorded, Ua::Forged] {
+            let mut a = Engine::new(Policy::default());
+            let mut b = Engine::new(off.clone());
+            let ra = replay(&mut a, &sc, "203.0.113.5:5060", ua, 0);
+            let rb = replay(&mut b, &sc, "203.0.113.5:5060", ua, 0);
+            assert!(!a.learn_status().enforcing, "{name}");
+            for ((_, x), (_, y)) in ra.decisions.iter().zip(&rb.decisions) {
+                assert_eq!(x.verdict, y.verdict, "{name}");
+                assert_eq!(x.record.as_ref().map(|r| r.rule), y.record.as_ref().map(|r| r.rule));
+                assert_eq!(x.bans, y.bans, "{name}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -463,3 +463,111 @@ fn a_report_into_a_closed_pipe_exits_quietly_and_still_writes_the_page() {
     let html = std::fs::read_to_string(&page).expect("the HTML page was not written");
     assert!(html.contains("203.0.113.10"), "page without the scanner");
 }
+
+/// A recorded message of the engine's scenario fixtures (real SIPp traffic, CRLF).
+fn scenario_msg(scenario: &str, n: &str) -> Vec<u8> {
+    let dir = root().join("crates/engine/tests/scenarios").join(scenario);
+    let name = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|f| f.starts_with(&format!("{n}-")))
+        .unwrap();
+    std::fs::read(dir.join(name)).unwrap()
+}
+
+/// A capture of a PBX (192.0.2.10) that registers to its provider (198.51.100.20) and calls
+/// out through it: the recorded phone scenario as the PBX's own traffic (its `in` messages are
+/// the PBX's, its `out` messages the provider's answers). Then a botnet: 30 addresses, one clean
+/// INVITE each (a phone's User-Agent, no tool tell) to extension 202 at the PBX's address; and
+/// the provider's own INVITE.
+fn trunk_and_botnet_capture(path: &Path) {
+    let (pbx, provider) = ([192, 0, 2, 10], [198, 51, 100, 20]);
+    let base = 1_795_800_000u32;
+    let dir = root().join("crates/engine/tests/scenarios/phone-register-and-calls");
+    let meta = std::fs::read_to_string(dir.join("meta.txt")).unwrap();
+    let mut records: Vec<Datagram> = Vec::new();
+    for line in meta.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let bytes = std::fs::read(dir.join(format!("{}-{}.sip", f[0], f[1]))).unwrap();
+        let ms: u32 = f[2].parse().unwrap();
+        let (src, dst) = if f[1] == "in" { (pbx, provider) } else { (provider, pbx) };
+        records.push((base + ms / 1000, (ms % 1000) * 1000, src, 5060, dst, 5060, bytes));
+    }
+    let invite = String::from_utf8(scenario_msg("phone-register-and-calls", "009")).unwrap();
+    let invite = invite.replace("User-Agent", "X-Ignored").replacen(
+        "Content-Type",
+        "User-Agent: Yealink SIP-T46S 66.86.0.15\r\nContent-Type",
+        1,
+    );
+    for i in 0..30u32 {
+        let call = invite.replace("1-23427@", &format!("{i:02}-bot@"));
+        let src = [203, 0, 113, 100 + i as u8];
+        records.push((base + 10 + i, 0, src, 5060, pbx, 5060, call.into_bytes()));
+    }
+    let prov = scenario_msg("provider-invites-and-options", "011");
+    records.push((base + 60, 0, provider, 5060, pbx, 5060, prov));
+    write_pcap(path, &records);
+}
+
+#[test]
+fn inspect_reports_what_would_be_learned_and_the_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("trunk.pcap");
+    trunk_and_botnet_capture(&cap);
+    let cap = cap.to_str().unwrap();
+    let v = json(&["--local", "192.0.2.10", cap]);
+    let l = &v["learning"];
+    assert_eq!(l["mode"], "auto");
+    assert_eq!(l["enforcing"], true, "{l}");
+    let facts: Vec<(String, String)> = l["learned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap().into(), f["value"].as_str().unwrap().into()))
+        .collect();
+    let want = [("upstream", "198.51.100.20"), ("user", "201"), ("user", "sipp")];
+    assert_eq!(facts, want.map(|(k, v)| (k.to_string(), v.to_string())), "{l}");
+    let up = &l["learned"][0];
+    assert!(
+        up["evidence"].as_str().unwrap().contains("sent to 198.51.100.20:5060 answered 200 by it"),
+        "{up}"
+    );
+    // The campaign: ten bots made it (nine ghost calls dropped first), the rest were banned.
+    let camps = l["campaigns"].as_array().unwrap();
+    let by_user = camps.iter().find(|c| c["kind"] == "target-user").expect("a campaign");
+    assert_eq!(by_user["key"], "202");
+    assert!(by_user["sources"].as_u64().unwrap() >= 10, "{by_user}");
+    // No bot rang: each is a scanner; the provider is not, its INVITE accepted.
+    for s in v["sources"].as_array().unwrap() {
+        let addr = s["address"].as_str().unwrap();
+        if addr == "198.51.100.20" {
+            assert_eq!(s["scanner"], false, "{s}");
+            assert_eq!(s["dropped"], 0);
+        } else {
+            assert!(addr.starts_with("203.0.113."), "{addr}");
+            assert_eq!(s["scanner"], true, "{s}");
+            assert_eq!(s["accepted"], 0, "{s}");
+            let rules: Vec<&String> = s["reasons"].as_object().unwrap().keys().collect();
+            assert!(
+                rules.iter().any(|r| {
+                    ["ghost.unsolicited-invite", "campaign.target-user", "ban.active"]
+                        .contains(&r.as_str())
+                }),
+                "{s}"
+            );
+        }
+    }
+    // Text and HTML say the same.
+    let out = inspect(&["--local", "192.0.2.10", "--html", &format!("{cap}.html"), cap]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Learned from the traffic: 3 facts (an upstream was learned"), "{text}");
+    assert!(text.contains("  upstream   198.51.100.20"), "{text}");
+    assert!(text.contains("Campaigns: "), "{text}");
+    let html = std::fs::read_to_string(format!("{cap}.html")).unwrap();
+    assert!(html.contains("<h2>Campaigns</h2>") && html.contains("<td>198.51.100.20</td>"));
+    // Without the protected side's address, inspect cannot tell our REGISTER from one sent
+    // to us (both ends use port 5060): nothing is learned, and it says so.
+    let v = json(&[cap]);
+    assert_eq!(v["learning"]["enforcing"], false);
+}

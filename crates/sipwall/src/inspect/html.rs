@@ -118,6 +118,8 @@ pub fn page(a: &Analysis) -> String {
         let _ = writeln!(o, "</tbody></table>");
     }
 
+    learning_html(&mut o, a);
+
     let _ = writeln!(
         o,
         "<h2>Sources, most dangerous first</h2><input id=\"filter\" placeholder=\"filter: address, agent, rule...\" oninput=\"filterRows(this.value)\">\
@@ -271,4 +273,57 @@ fn timeline(o: &mut String, a: &Analysis) {
             a.sources.len() - LANES
         );
     }
+}
+
+/// Learned facts and campaigns.
+fn learning_html(o: &mut String, a: &Analysis) {
+    let l = &a.learning;
+    let _ = writeln!(o, "<h2>Learned from the traffic</h2>");
+    if l.mode == "off" {
+        let _ = writeln!(o, "<p>Learning is off (<code>[learn] mode</code>).</p>");
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "<p>{}</p>",
+        if l.enforcing {
+            "An upstream was learned: unsolicited INVITEs are dropped as ghost calls."
+        } else {
+            "No upstream learned: the unsolicited-INVITE rule would not be enforcing yet."
+        }
+    );
+    if l.learned.is_empty() {
+        let _ = writeln!(o, "<p>Nothing learned.</p>");
+    } else {
+        let _ = writeln!(o, "<table><thead><tr><th>kind</th><th>value</th><th>first / last seen</th><th>evidence</th></tr></thead><tbody>");
+        for f in &l.learned {
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&f.kind),
+                esc(&f.value),
+                esc(&crate::time::span_millis(f.first_seen_ms, f.last_seen_ms)),
+                esc(&f.evidence)
+            );
+        }
+        let _ = writeln!(o, "</tbody></table>");
+    }
+    let _ = writeln!(o, "<h2>Campaigns</h2>");
+    if l.campaigns.is_empty() {
+        let _ = writeln!(o, "<p>None.</p>");
+        return;
+    }
+    let _ = writeln!(o, "<table><thead><tr><th>kind</th><th>key</th><th>what</th><th>new sources</th><th>first / last seen</th></tr></thead><tbody>");
+    for c in &l.campaigns {
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.kind),
+            esc(&c.key),
+            esc(&c.label),
+            c.sources,
+            esc(&crate::time::span_millis(c.first_seen_ms, c.last_seen_ms))
+        );
+    }
+    let _ = writeln!(o, "</tbody></table>");
 }

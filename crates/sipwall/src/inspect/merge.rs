@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use sipwall_capture::{CaptureReader, Limits};
-use sipwall_engine::{Engine, Policy};
+use sipwall_engine::{Engine, LearnMode, Policy, Timestamp};
 
-use super::model::{Analysis, FileReport, SourceReport};
+use super::model::{
+    Analysis, CampaignReport, FileReport, LearnedReport, LearningReport, SourceReport,
+};
 use super::tally::{DirectionRule, Tally};
 
 /// Called with the bytes read so far (all files) as the read progresses.
@@ -114,6 +116,7 @@ pub fn analyse(
             last_ms: None,
             sources: Vec::new(),
             bans: Vec::new(),
+            learning: Default::default(),
         },
     };
     let mut inputs: Vec<Input> = captures.iter().map(|p| Input::open(p, ports)).collect();
@@ -143,10 +146,51 @@ pub fn analyse(
         }
     }
     progress(inputs.iter().map(Input::position).sum());
-    let Tally { sources, mut analysis, .. } = tally;
+    let Tally { sources, mut analysis, engine, .. } = tally;
+    analysis.learning = learning(&engine, analysis.last_ms.unwrap_or(0));
     analysis.files = inputs.into_iter().map(|i| i.file).collect();
     let mut list: Vec<SourceReport> = sources.into_values().collect();
     list.sort_by(|a, b| b.danger().cmp(&a.danger()).then(a.address.cmp(&b.address)));
     analysis.sources = list;
     analysis
+}
+
+/// What the engine learned over the captures, and the campaigns active at their end.
+fn learning(engine: &Engine, last_ms: u64) -> LearningReport {
+    let st = engine.learn_status();
+    LearningReport {
+        mode: match st.mode {
+            LearnMode::Auto => "auto",
+            LearnMode::Off => "off",
+        }
+        .to_string(),
+        enforcing: st.enforcing,
+        learned: engine
+            .learned()
+            .into_iter()
+            .map(|f| LearnedReport {
+                kind: f.key.kind().to_string(),
+                value: f.key.value(),
+                first_seen_ms: f.first_seen.as_millis(),
+                last_seen_ms: f.last_seen.as_millis(),
+                evidence: f.evidence,
+            })
+            .collect(),
+        campaigns: engine
+            .campaigns(Timestamp::from_millis(last_ms))
+            .into_iter()
+            .map(|c| CampaignReport {
+                kind: match c.kind {
+                    sipwall_engine::CampaignKind::TargetUser => "target-user",
+                    sipwall_engine::CampaignKind::Fingerprint => "fingerprint",
+                }
+                .to_string(),
+                key: c.key,
+                label: c.label,
+                sources: c.sources,
+                first_seen_ms: c.first_seen.as_millis(),
+                last_seen_ms: c.last_seen.as_millis(),
+            })
+            .collect(),
+    }
 }

@@ -152,6 +152,43 @@ impl SourceReport {
     }
 }
 
+/// One fact the engine's learning would have learned from the captures (`[learn]`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LearnedReport {
+    /// `upstream`, `user` or `known-good`.
+    pub kind: String,
+    /// The address or the user.
+    pub value: String,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    /// Which transaction proved it.
+    pub evidence: String,
+}
+
+/// A campaign (many new sources sharing a target user or a fingerprint) seen in the captures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CampaignReport {
+    /// `target-user` or `fingerprint`.
+    pub kind: String,
+    /// The user, or the fingerprint in hex.
+    pub key: String,
+    pub label: String,
+    pub sources: u64,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+}
+
+/// What learning made of the captures.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LearningReport {
+    /// `auto` or `off` (`[learn] mode`).
+    pub mode: String,
+    /// Whether the unsolicited-INVITE rule was in force by the end (an upstream was learned).
+    pub enforcing: bool,
+    pub learned: Vec<LearnedReport>,
+    pub campaigns: Vec<CampaignReport>,
+}
+
 /// The whole analysis.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Analysis {
@@ -163,6 +200,8 @@ pub struct Analysis {
     pub last_ms: Option<u64>,
     pub sources: Vec<SourceReport>,
     pub bans: Vec<BanReport>,
+    /// Learned facts and campaigns (the same learning `sipwall run` does).
+    pub learning: LearningReport,
 }
 
 impl Analysis {

@@ -80,6 +80,7 @@ pub fn text(a: &Analysis) -> String {
             b.reason
         );
     }
+    learning_text(&mut o, a);
     if a.unitemised_messages > 0 {
         let _ = writeln!(
             o,
@@ -131,6 +132,45 @@ pub fn text(a: &Analysis) -> String {
     o
 }
 
+/// The learning section: what would have been learned, and the campaigns.
+fn learning_text(o: &mut String, a: &Analysis) {
+    let l = &a.learning;
+    if l.mode == "off" {
+        let _ = writeln!(o, "Learning: off ([learn] mode)");
+        return;
+    }
+    let state = if l.enforcing {
+        "an upstream was learned: unsolicited INVITEs are ghost calls"
+    } else {
+        "no upstream learned: not enforcing the unsolicited-INVITE rule"
+    };
+    let _ = writeln!(o, "Learned from the traffic: {} facts ({state})", l.learned.len());
+    for f in &l.learned {
+        let _ = writeln!(
+            o,
+            "  {:<10} {:<20} {}: {}",
+            f.kind,
+            f.value,
+            crate::time::span_millis(f.first_seen_ms, f.last_seen_ms),
+            f.evidence
+        );
+    }
+    if !l.campaigns.is_empty() {
+        let _ = writeln!(o, "Campaigns: {}", l.campaigns.len());
+        for c in &l.campaigns {
+            let _ = writeln!(
+                o,
+                "  {} {} ({}): {} new sources, {}",
+                c.kind,
+                c.key,
+                c.label,
+                c.sources,
+                crate::time::span_millis(c.first_seen_ms, c.last_seen_ms)
+            );
+        }
+    }
+}
+
 /// One JSON document.
 pub fn json(a: &Analysis) -> anyhow::Result<String> {
     let mut s = serde_json::to_string_pretty(&serde_json::json!({
@@ -142,6 +182,7 @@ pub fn json(a: &Analysis) -> anyhow::Result<String> {
         "bans": a.bans,
         "sources": a.sources,
         "unitemised_messages": a.unitemised_messages,
+        "learning": a.learning,
     }))?;
     s.push('\n');
     Ok(s)
