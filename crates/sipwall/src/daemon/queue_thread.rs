@@ -612,4 +612,43 @@ mod tests {
         let ephemeral: SocketAddr = "192.0.2.10:40000".parse().unwrap();
         assert_eq!(c2.direction(Hook::Forward, out, ephemeral, L4::Udp), Direction::Outbound);
     }
+
+    #[test]
+    fn the_shield_rewrites_a_404_to_an_unvouched_peer_only() {
+        let policy =
+            sipwall_engine::Policy::from_toml_str("[trusted]\nnetworks = [\"198.51.100.0/24\"]\n")
+                .unwrap();
+        let engine = Mutex::new(Engine::new(policy));
+        let shield = Shield::new();
+        let answer =
+            b"SIP/2.0 404 Not Found\r\nVia: SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bK-1\r\n\
+            From: <sip:7@192.0.2.10>;tag=1\r\nTo: <sip:7@192.0.2.10>;tag=as1\r\nCall-ID: 42\r\n\
+            CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let pbx: SocketAddr = "192.0.2.10:5060".parse().unwrap();
+        let (mut forged, mut rewrite) = (Vec::new(), Vec::new());
+        let mut run = |peer: &str, hook: Hook| {
+            let pkt = packet::build_udp_v4(pbx, peer.parse().unwrap(), answer);
+            let view = packet::parse(&pkt).unwrap();
+            let qp = QueuedPacket { id: 1, hook, payload: &pkt, truncated: false };
+            let done =
+                shield_rewrite(Some(&shield), &engine, &view, &qp, &mut forged, &mut rewrite);
+            (done, rewrite.clone())
+        };
+        let (done, pkt) = run("203.0.113.9:5060", Hook::LocalOut);
+        assert!(done);
+        let v = packet::parse(&pkt).unwrap();
+        assert!(v.payload.starts_with(b"SIP/2.0 401 Unauthorized\r\n"));
+        assert_eq!((v.src, v.dst.to_string().as_str()), (pbx, "203.0.113.9:5060"));
+        // A trusted peer keeps its 404; so does this host's own address.
+        assert!(!run("198.51.100.2:5060", Hook::LocalOut).0);
+        lock(&engine).set_local_addresses(&["192.0.2.10".parse().unwrap()]);
+        assert!(!run("192.0.2.10:5070", Hook::LocalOut).0);
+        // Without a shield (observe mode) nothing changes.
+        let pkt = packet::build_udp_v4(pbx, "203.0.113.9:5060".parse().unwrap(), answer);
+        let view = packet::parse(&pkt).unwrap();
+        let qp = QueuedPacket { id: 1, hook: Hook::LocalOut, payload: &pkt, truncated: false };
+        assert!(!shield_rewrite(None, &engine, &view, &qp, &mut forged, &mut rewrite));
+        assert_eq!(shield_host(Hook::LocalOut, pbx), std::net::IpAddr::from([0u16; 8]));
+        assert_eq!(shield_host(Hook::Forward, pbx), pbx.ip());
+    }
 }
