@@ -2,7 +2,8 @@
 //!
 //! Start-up order (each step only after the previous one succeeded):
 //! 1. config: the engine's policy and `[enforce]` (see [`crate::config`]), checked up front;
-//! 2. the store (`STATE_DIR/sipwall.db`), and the engine with every unexpired stored ban and
+//! 2. the store (`STATE_DIR/sipwall.db`), and the engine with the stored learned facts and the
+//!    shield with its stored challenge forms ([`learned`]), then every unexpired stored ban and
 //!    the stored offence history (so repeat offenders keep escalating across restarts). A
 //!    store that cannot be opened (corrupt file, read-only or missing state directory) does
 //!    NOT stop the start: fail open is the promise, and a host without sipwall is unprotected.

@@ -8,9 +8,12 @@
 //! client sends ONE JSON request line and reads ONE JSON response line, then both close.
 //! * requests: `{"cmd":"ban","net":"203.0.113.9/32","secs":600,"reason":"text"}` (with
 //!   `"extend":true` to lengthen an existing ban), `{"cmd":"unban","net":"203.0.113.9"}`,
-//!   `{"cmd":"bans"}`, `{"cmd":"status"}`, `{"cmd":"reload"}`; unknown fields are errors;
+//!   `{"cmd":"bans"}`, `{"cmd":"status"}`, `{"cmd":"reload"}`, `{"cmd":"learned"}`,
+//!   `{"cmd":"learned-pin","entry":"upstream 198.51.100.2"}`,
+//!   `{"cmd":"learned-forget","entry":"user 100"}`; unknown fields are errors;
 //! * responses: `{"ok":true,"message":...,"bans":[...]}`, `{"ok":true,"status":{...}}` (see
-//!   [`Status`]) or `{"ok":false,"error":"..."}`.
+//!   [`Status`]), `{"ok":true,"learned":{...}}` (see [`LearnedView`]) or
+//!   `{"ok":false,"error":"..."}`.
 //!
 //! Limits (so a stuck or hostile client cannot wedge the daemon): a request is at most
 //! [`MAX_REQUEST`] bytes, must arrive whole within the server's deadline, and is checked here
