@@ -447,8 +447,12 @@ impl Queue {
                     QueueVerdict::AcceptRewritten
                         if !self.rewrite.is_empty() && self.rewrite.len() <= 0xffff =>
                     {
-                        // Before the batch accept below, which would otherwise cover this id
-                        // with the original bytes.
+                        // The accepts so far first (the kernel reinjects in verdict order, so
+                        // the batch keeps its order), then this one with its new bytes, before
+                        // the batch accept below could cover it with the original ones.
+                        if let Some(upto) = max_accept.take() {
+                            verdict_msg(&mut self.out, true, q, upto, NF_ACCEPT);
+                        }
                         self.stats.rewritten += 1;
                         verdict_with_payload_msg(&mut self.out, q, id, &self.rewrite);
                     }
