@@ -495,6 +495,13 @@ pub fn run_queue(
             pending.overflow
         );
     }
+    if stats.shielded > 0 {
+        log::info!(
+            "queue {}: {} \"no such user\" answer(s) sent as challenges (enumeration shield)",
+            queue.config_used().num,
+            stats.shielded
+        );
+    }
     stats.ban_overflow = pending.overflow;
     stats.bans_lost_at_stop = pending.len() as u64;
     if decision_overflow > 0 {
