@@ -128,6 +128,25 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    let mut t_off = 2_000u64;
+    g.bench_function("decide (100k active sources, legit mix, learning off)", |b| {
+        b.iter(|| {
+            let mut accepted = 0usize;
+            for it in &items {
+                t_off += 1;
+                let p = Packet {
+                    src: it.src,
+                    dst: it.dst,
+                    transport: Transport::Udp,
+                    direction: it.direction,
+                    payload: payload(it),
+                };
+                let d = engine_off.decide(black_box(&p), Timestamp::from_millis(t_off));
+                accepted += (d.verdict == sipwall_engine::Verdict::Accept) as usize;
+            }
+            accepted
+        })
+    });
     let mut t = 2_000u64;
     g.bench_function("decide (100k active sources, legit mix)", |b| {
         b.iter(|| {
@@ -148,25 +167,6 @@ fn bench(c: &mut Criterion) {
         })
     });
     assert_eq!(engine.stats().bans_added, 0, "the legitimate mix must not ban");
-    let mut t_off = 2_000u64;
-    g.bench_function("decide (100k active sources, legit mix, learning off)", |b| {
-        b.iter(|| {
-            let mut accepted = 0usize;
-            for it in &items {
-                t_off += 1;
-                let p = Packet {
-                    src: it.src,
-                    dst: it.dst,
-                    transport: Transport::Udp,
-                    direction: it.direction,
-                    payload: payload(it),
-                };
-                let d = engine_off.decide(black_box(&p), Timestamp::from_millis(t_off));
-                accepted += (d.verdict == sipwall_engine::Verdict::Accept) as usize;
-            }
-            accepted
-        })
-    });
     assert!(engine_off.learned().is_empty());
     g.finish();
 

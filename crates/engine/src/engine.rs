@@ -144,7 +144,8 @@ impl Rules {
     /// and match the signatures, exactly as [`Engine::decide`] would. Needs no per-source
     /// state, so it runs without the engine's lock; [`Engine::decide_analysed`] then does only
     /// the state lookups and updates. Skips the work wherever the decision will not need it
-    /// (unguarded port, keep-alive, TLS, an answer that feeds no counter). Allocates nothing.
+    /// (unguarded port, keep-alive, TLS, an outbound answer that feeds no counter, an outbound
+    /// request learning does not read: see `learn_wants_outbound`). Allocates nothing.
     pub fn analyse<'a>(&self, packet: &Packet<'a>) -> Analysis<'a> {
         let p = packet;
         let pending = Analysis { rules_id: self.id, parsed: Parsed::Pending };
@@ -256,11 +257,13 @@ enum AnswerKind {
     NotFound,
 }
 
-/// Outbound messages learning reads: REGISTER and INVITE requests, 2xx answers (completed
-/// registrations and authentications). 401/407 are read anyway (behaviour counters).
+/// Outbound requests learning reads: REGISTER and INVITE (they open pending transactions).
+/// An outbound 2xx is read only when its peer has a request with credentials awaiting its
+/// answer (known under the engine's lock: [`Engine::decide`] parses it then); 401/407 are
+/// read anyway (behaviour counters).
 #[inline]
 fn learn_wants_outbound(p: &[u8]) -> bool {
-    p.starts_with(b"REGISTER ") || p.starts_with(b"INVITE ") || p.starts_with(b"SIP/2.0 2")
+    p.starts_with(b"REGISTER ") || p.starts_with(b"INVITE ")
 }
 
 /// The counter `p` feeds, or None for every other message (requests, other statuses).
@@ -539,7 +542,9 @@ impl Engine {
             && if inbound {
                 self.learn.has_pending() && p.payload.starts_with(b"SIP/2.0 ")
             } else {
-                learn_wants_outbound(p.payload) || answer_kind(p.payload).is_some()
+                answer_kind(p.payload).is_some()
+                    || learn_wants_outbound(p.payload)
+                    || (p.payload.starts_with(b"SIP/2.0 2") && self.learn.has_auth(peer))
             } {
             let parsed = Self::complete(&self.rules, parsed, &mut learn_slot, p, peer);
             if let Parsed::Other(msg) = parsed {
@@ -812,12 +817,14 @@ impl Engine {
         }
         let initial_invite =
             seen.method == Some(Method::Invite) && x.to.is_none_or(|t| t.tag.is_none());
+        // A REGISTER or INVITE with digest credentials (behaviour counts failed ones; learning
+        // remembers it until the protected side's answer).
+        let credentials = matches!(x.method, Some(Method::Register | Method::Invite))
+            && (msg.authorization().is_some() || msg.proxy_authorization().is_some());
         let lp = &self.rules.policy.learn;
         if lp.mode == LearnMode::Auto {
             let now_ms = now.as_millis();
-            if matches!(x.method, Some(Method::Register | Method::Invite))
-                && (msg.authorization().is_some() || msg.proxy_authorization().is_some())
-            {
+            if credentials {
                 self.learn.inbound_credentials(msg, src, now_ms, lp);
             }
             if lp.campaign.enabled
@@ -830,7 +837,7 @@ impl Engine {
                 }
             }
         }
-        if let Some(d) = self.behaviour(msg, x, &seen, initial_invite, peer, now) {
+        if let Some(d) = self.behaviour(msg, x, &seen, initial_invite, credentials, peer, now) {
             return d;
         }
         self.call_policy(x, &seen, initial_invite, peer, now)
@@ -1011,12 +1018,14 @@ impl Engine {
 
     /// Step 7, behaviour: count the request in the source's windows (flood, distinct users,
     /// new INVITEs) and ban the source that reaches a threshold.
+    #[allow(clippy::too_many_arguments)]
     fn behaviour(
         &mut self,
         msg: &Message<'_>,
         x: &Fields<'_>,
         seen: &Seen<'_>,
         initial_invite: bool,
+        credentials: bool,
         peer: IpAddr,
         now: Timestamp,
     ) -> Option<Decision> {
@@ -1024,8 +1033,6 @@ impl Engine {
         let b = &self.rules.policy.behaviour;
         let st = self.sources.touch(peer, now_ms);
         st.total_requests = st.total_requests.saturating_add(1);
-        let credentials = matches!(x.method, Some(Method::Register | Method::Invite))
-            && (msg.authorization().is_some() || msg.proxy_authorization().is_some());
         if credentials {
             if let (Some(c), Some(s)) = (x.call_id, msg.cseq()) {
                 st.note_credentials(attempt_key(c, s.number));

@@ -9,8 +9,8 @@
 //!     outbound requests: an outbound REGISTER answered 2xx, or an outbound initial INVITE
 //!     answered 2xx or 1xx with a To tag. Accepted like a trusted network, never banned.
 //!   - **local user**: the To user of a REGISTER answered 2xx (our registration at an upstream,
-//!     or a phone's registration that the protected side accepted), and the From user of an
-//!     outbound INVITE answered as above.
+//!     or a phone's authenticated registration that the protected side accepted), and the
+//!     From user of an outbound INVITE answered as above.
 //!   - **known-good client** (an address): a source whose request carried digest credentials
 //!     after the protected side challenged it (401/407 on the same Call-ID) and that the
 //!     protected side then answered 2xx. Never inside an automatic aggregate; an exact ban from
@@ -198,6 +198,34 @@ pub struct LearnStatus {
     pub generation: u64,
 }
 
+impl fmt::Display for LearnStatus {
+    /// One line for `status` and the log: `learning off`, `learning, not enforcing yet (no
+    /// upstream learned; 2 local users, 1 known-good client)`, or `learning and enforcing (1
+    /// upstream, ...)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mode == LearnMode::Off {
+            return write!(f, "learning off");
+        }
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let tables = format!(
+            "{}, {}, {}",
+            plural(self.local_users, "local user", "local users"),
+            plural(self.known_good, "known-good client", "known-good clients"),
+            plural(self.campaigns, "active campaign", "active campaigns")
+        );
+        if self.enforcing {
+            write!(
+                f,
+                "learning and enforcing ({}, {tables})",
+                plural(self.upstreams, "upstream", "upstreams")
+            )
+        } else {
+            write!(f, "learning, not enforcing yet (no upstream learned; {tables})")
+        }
+    }
+}
+
 /// Which key a campaign is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -331,6 +359,8 @@ struct Pending {
 /// answer.
 #[derive(Debug)]
 struct Auth {
+    /// Call-ID and CSeq ([`crate::behaviour::attempt_key`]).
+    attempt: u32,
     method: TxMethod,
     user: Short,
     port: u16,
@@ -362,8 +392,9 @@ pub(crate) struct Learner {
     pending: TwoGen<(SocketAddr, u32, u32), Pending>,
     /// (peer, Call-ID hash) -> when the protected side challenged it.
     challenged: TwoGen<(IpAddr, u32), u64>,
-    /// (peer, attempt key) -> the request with credentials.
-    auths: TwoGen<(IpAddr, u32), Auth>,
+    /// peer -> its latest request with credentials (one attempt at a time per source), so an
+    /// outbound 2xx needs parsing only when its peer has one.
+    auths: TwoGen<IpAddr, Auth>,
     trackers: TwoGen<u64, Tracker>,
     campaigns: FastMap<u64, CampaignState>,
     generation: u64,
@@ -397,6 +428,15 @@ fn clip(mut s: String) -> String {
         s.push('…');
     }
     s
+}
+
+/// How long the protected side's 2xx to a request with credentials may take: a REGISTER is
+/// answered at once, an INVITE only when someone picks up (RFC 3261 timer C: 3 minutes).
+fn answer_window(m: TxMethod, p: &LearnPolicy) -> u64 {
+    match m {
+        TxMethod::Register => p.pending_timeout_ms,
+        TxMethod::Invite => p.pending_timeout_ms.max(180_000),
+    }
 }
 
 fn method_word(m: TxMethod) -> &'static str {
@@ -559,6 +599,12 @@ impl Learner {
 
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.len() > 0
+    }
+
+    /// True if `peer` sent a request with credentials that awaits its answer.
+    #[inline]
+    pub(crate) fn has_auth(&self, peer: IpAddr) -> bool {
+        self.auths.len() > 0 && self.auths.get(&peer).is_some()
     }
 
     pub(crate) fn status(&self, mode: LearnMode) -> LearnStatus {
@@ -973,8 +1019,14 @@ impl Learner {
             .or_else(|| msg.from().and_then(|f| f.uri.user))
             .unwrap_or(b"");
         self.auths.insert(
-            (peer, crate::behaviour::attempt_key(call_id, cseq.number)),
-            Auth { method, user: Short::of(user), port: src.port(), seen_ms: now_ms },
+            peer,
+            Auth {
+                attempt: crate::behaviour::attempt_key(call_id, cseq.number),
+                method,
+                user: Short::of(user),
+                port: src.port(),
+                seen_ms: now_ms,
+            },
         );
     }
 
@@ -992,18 +1044,21 @@ impl Learner {
         };
         let status = msg.status().unwrap_or(0);
         let register = cseq.method == Method::Register;
-        let key = (peer, crate::behaviour::attempt_key(call_id, cseq.number));
-        let auth = match self.auths.get(&key) {
+        let attempt = crate::behaviour::attempt_key(call_id, cseq.number);
+        let auth = match self.auths.get(&peer) {
             Some(a)
-                if tx_method(Some(cseq.method)) == Some(a.method)
+                if a.attempt == attempt
+                    && tx_method(Some(cseq.method)) == Some(a.method)
                     && now_ms >= a.seen_ms
-                    && now_ms - a.seen_ms <= p.pending_timeout_ms =>
+                    && now_ms - a.seen_ms <= answer_window(a.method, p) =>
             {
-                self.auths.remove(&key)
+                self.auths.remove(&peer)
             }
             _ => None,
         };
-        if register {
+        // Only an authenticated registration teaches its user (a PBX that accepts REGISTERs
+        // without a password teaches nothing: its answers are not parsed at all).
+        if register && auth.is_some() {
             if let Some(user) = msg.to().and_then(|t| t.uri.user) {
                 let ev = || {
                     format!(
@@ -1198,6 +1253,32 @@ fn evict_oldest<K: Ord + Clone + std::hash::Hash + Eq>(map: &mut FastMap<K, Fact
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_reads_well() {
+        let mut st = LearnStatus {
+            mode: LearnMode::Auto,
+            enforcing: false,
+            upstreams: 0,
+            local_users: 2,
+            known_good: 1,
+            pending: 0,
+            campaigns: 0,
+            generation: 3,
+        };
+        assert_eq!(
+            st.to_string(),
+            "learning, not enforcing yet (no upstream learned; 2 local users, 1 known-good client, 0 active campaigns)"
+        );
+        st.enforcing = true;
+        st.upstreams = 1;
+        assert_eq!(
+            st.to_string(),
+            "learning and enforcing (1 upstream, 2 local users, 1 known-good client, 0 active campaigns)"
+        );
+        st.mode = LearnMode::Off;
+        assert_eq!(st.to_string(), "learning off");
+    }
 
     #[test]
     fn fact_keys_read_back() {

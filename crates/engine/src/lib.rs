@@ -8,7 +8,9 @@
 //! * Every packet gets a [`Decision`]: a [`Verdict`], any [`BanAction`]s for the enforcer, and for
 //!   anything but a plain accept a [`DecisionRecord`] (rule id, evidence, a readable sentence).
 //!   A trusted source's hostile-looking request is accepted WITH a record (`trusted.oddity`).
-//! * The accept path allocates nothing (tested with a counting allocator).
+//! * The accept path allocates nothing (tested with a counting allocator); learning a NEW fact
+//!   (an upstream, a local user, a known-good client) allocates its record once, refreshing it
+//!   does not.
 //! * Memory is bounded: per-source state is capped at `limits.max_tracked_sources`
 //!   (least recently seen evicted first, [`BYTES_PER_SOURCE`] bytes each); bans at
 //!   `limits.max_bans`; offence history at `limits.max_ban_history`.

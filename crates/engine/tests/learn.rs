@@ -473,3 +473,28 @@ fn tcp_and_ipv6_learn_the_same_way() {
     e.decide(&back, at(5));
     assert_eq!(upstream_of(&e), vec!["2001:db8:1::20"]);
 }
+
+#[test]
+fn a_call_answered_after_a_long_ring_still_proves_the_caller() {
+    let sc = load("phone-register-and-calls");
+    let inv1 = msg(&sc, 9);
+    let c407 = replace(&msg(&sc, 2), "401 Unauthorized", "407 Proxy Authentication Required");
+    let c407 = replace(&c407, "1-23370@", "1-23427@");
+    let c407 = replace(&c407, "CSeq: 1 REGISTER", "CSeq: 1 INVITE");
+    let c407 = replace(&c407, "WWW-Authenticate", "Proxy-Authenticate");
+    let inv2 = replace(&inv1, "CSeq: 1 INVITE", "CSeq: 2 INVITE");
+    let inv2 = replace(
+        &inv2,
+        "Content-Type",
+        "Proxy-Authorization: Digest username=\"201\",realm=\"asterisk\",nonce=\"f207126381bb1607\",uri=\"sip:202@127.0.0.1:15190\",response=\"bc57ed6a01e9e9a99f229757f0a7d914\",algorithm=MD5\r\nContent-Type",
+    );
+    let ok = replace(&msg(&sc, 12), "CSeq: 1 INVITE", "CSeq: 2 INVITE");
+    for (ring_ms, proves) in [(60_000, true), (200_000, false)] {
+        let mut e = Engine::new(Policy::default());
+        e.decide(&inbound(PHONE, &inv1), at(0));
+        e.decide(&outbound(PHONE, &c407), at(1));
+        e.decide(&inbound(PHONE, &inv2), at(2));
+        e.decide(&outbound(PHONE, &ok), at(2 + ring_ms));
+        assert_eq!(e.is_known_good(sa(PHONE).ip(), at(3 + ring_ms)), proves, "ring {ring_ms} ms");
+    }
+}

@@ -201,7 +201,10 @@ fn count_verdict(s: &mut SourceReport, decision: &Decision) {
         Verdict::Drop => s.dropped += 1,
         Verdict::Reject(_) => s.rejected += 1,
     }
-    if decision.verdict != Verdict::Accept || !decision.bans.is_empty() {
+    // A decision may also lift bans (learning made an address protected): not a scanner's.
+    if decision.verdict != Verdict::Accept
+        || decision.bans.iter().any(|b| matches!(b, BanAction::Add(_)))
+    {
         s.scanner = true;
     }
     if let Some(rec) = &decision.record {
