@@ -188,6 +188,11 @@ impl BanTable {
         self.drop_protected(policy)
     }
 
+    /// Learned addresses protected (upstreams and known-good clients).
+    pub(crate) fn learned_len(&self) -> usize {
+        self.upstream.len() + self.learned_good.len()
+    }
+
     /// The protection that stops a ban of `net` by `rule`, if any: every protected overlap,
     /// except a learned known-good client under an exact signature ban.
     fn blocking(&self, net: IpNet, rule: &str, policy: &Policy) -> Option<(ProtectedKind, IpNet)> {

@@ -442,6 +442,7 @@ impl Engine {
         self.rules = Arc::new(Rules::new(policy));
         self.sources.set_cap(self.rules.policy.max_tracked_sources);
         self.learn.resize(&self.rules.policy.learn);
+        self.unprotect_evicted();
         self.sync_learned_protection();
         self.bans.drop_protected(&self.rules.policy)
     }
@@ -908,6 +909,7 @@ impl Engine {
     }
 
     fn apply_change(&mut self, change: Change) -> Vec<BanAction> {
+        self.unprotect_evicted();
         let policy = &self.rules.policy;
         match change {
             Change::Nothing => Vec::new(),
@@ -918,6 +920,23 @@ impl Engine {
             }
             Change::NewKnownGood(ip) => {
                 self.bans.protect_learned(ProtectedKind::LearnedGood, ip, true, policy)
+            }
+        }
+    }
+
+    /// Stop protecting the addresses the learner evicted to make room (so the ban table's
+    /// learned sets stay as bounded as the learner's tables).
+    fn unprotect_evicted(&mut self) {
+        let policy = &self.rules.policy;
+        for c in self.learn.take_evicted() {
+            match c {
+                Change::NewUpstream(ip) if !self.learn.is_upstream(ip) => {
+                    self.bans.protect_learned(ProtectedKind::Upstream, ip, false, policy);
+                }
+                Change::NewKnownGood(ip) if !self.learn.has_known_good_entry(ip) => {
+                    self.bans.protect_learned(ProtectedKind::LearnedGood, ip, false, policy);
+                }
+                _ => {}
             }
         }
     }
@@ -1011,9 +1030,10 @@ impl Engine {
         self.learn.is_known_good(canonical(ip), now.as_millis(), &self.rules.policy.learn)
     }
 
-    /// Entries held by the learner's tables together (bounded by `[learn]` capacities).
+    /// Entries held for learning: the learner's tables and the ban table's sets of learned
+    /// (protected) addresses, together (bounded by the `[learn]` capacities).
     pub fn learn_footprint(&self) -> usize {
-        self.learn.footprint()
+        self.learn.footprint() + self.bans.learned_len()
     }
 
     /// Step 7, behaviour: count the request in the source's windows (flood, distinct users,

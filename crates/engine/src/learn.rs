@@ -60,7 +60,8 @@ const MAX_EVIDENCE_LEN: usize = 240;
 /// A fact's last-seen move bumps the generation at most this often (persisting callers poll it).
 const TOUCH_BUMP_MS: u64 = 60_000;
 
-/// What a learned fact is about.
+/// What a learned fact is about. Serialised as `{"kind": "upstream" | "user" | "known-good",
+/// "value": ADDR | NAME}`, the same words as its `Display` form.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
@@ -69,6 +70,7 @@ pub enum FactKey {
     /// A learned upstream (registrar, provider, called peer): accepted like a trusted network.
     Upstream(IpAddr),
     /// A learned local user (account or number of the protected side).
+    #[serde(rename = "user")]
     LocalUser(String),
     /// A known-good client (completed digest authentication).
     KnownGood(IpAddr),
@@ -398,6 +400,9 @@ pub(crate) struct Learner {
     trackers: TwoGen<u64, Tracker>,
     campaigns: FastMap<u64, CampaignState>,
     generation: u64,
+    /// Addresses evicted from the upstream or known-good table since the engine last took
+    /// them ([`Learner::take_evicted`]): the ban table stops protecting them.
+    evicted: Vec<Change>,
 }
 
 /// What a learning step changed, for the engine to keep the ban table's protected sets in step.
@@ -560,6 +565,7 @@ impl Learner {
             trackers: TwoGen::new(p.campaign.max_tracked),
             campaigns: FastMap::default(),
             generation: 0,
+            evicted: Vec::new(),
         }
     }
 
@@ -574,10 +580,32 @@ impl Learner {
         if self.trackers.half != (p.campaign.max_tracked / 2).max(1) {
             self.trackers = TwoGen::new(p.campaign.max_tracked);
         }
-        while self.upstreams.len() > p.max_upstreams && evict_oldest(&mut self.upstreams) {}
-        while self.users.len() > p.max_users && evict_oldest(&mut self.users) {}
-        while self.good.len() > p.max_known_good && evict_oldest(&mut self.good) {}
+        while self.upstreams.len() > p.max_upstreams && self.evict(Table::Upstreams) {}
+        while self.users.len() > p.max_users && self.evict(Table::Users) {}
+        while self.good.len() > p.max_known_good && self.evict(Table::Good) {}
         self.generation += 1;
+    }
+
+    /// Make room in a table: evict its least recently seen unpinned fact. False if all pinned.
+    fn evict(&mut self, t: Table) -> bool {
+        let gone = match t {
+            Table::Upstreams => evict_oldest(&mut self.upstreams).map(Change::NewUpstream),
+            Table::Users => evict_oldest(&mut self.users).map(|_| Change::Nothing),
+            Table::Good => evict_oldest(&mut self.good).map(Change::NewKnownGood),
+        };
+        match gone {
+            Some(Change::Nothing) => true,
+            Some(c) => {
+                self.evicted.push(c);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Addresses evicted since the last call (as the `Change` that once protected them).
+    pub(crate) fn take_evicted(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.evicted)
     }
 
     pub(crate) fn has_upstream(&self) -> bool {
@@ -591,6 +619,11 @@ impl Learner {
 
     pub(crate) fn is_known_good(&self, ip: IpAddr, now_ms: u64, p: &LearnPolicy) -> bool {
         self.good.get(&ip).is_some_and(|f| f.pinned || now_ms < f.last_ms + p.known_good_ms)
+    }
+
+    /// True if `ip` has a known-good entry (expired or not).
+    pub(crate) fn has_known_good_entry(&self, ip: IpAddr) -> bool {
+        self.good.contains_key(&ip)
     }
 
     pub(crate) fn is_local_user(&self, user: &[u8]) -> bool {
@@ -650,11 +683,7 @@ impl Learner {
             return false;
         }
         if map_len >= cap {
-            let evicted = match key {
-                FactKey::Upstream(_) => evict_oldest(&mut self.upstreams),
-                FactKey::LocalUser(_) => evict_oldest(&mut self.users),
-                FactKey::KnownGood(_) => evict_oldest(&mut self.good),
-            };
+            let evicted = self.evict(Table::of(key));
             if !evicted {
                 return false; // all pinned
             }
@@ -809,11 +838,7 @@ impl Learner {
             FactKey::KnownGood(_) => (self.good.len(), p.max_known_good),
         };
         if len >= cap {
-            let ok = match key {
-                FactKey::Upstream(_) => evict_oldest(&mut self.upstreams),
-                FactKey::LocalUser(_) => evict_oldest(&mut self.users),
-                FactKey::KnownGood(_) => evict_oldest(&mut self.good),
-            };
+            let ok = self.evict(Table::of(&key));
             if !ok {
                 return Err(LearnError::PinTableFull { key });
             }
@@ -1237,16 +1262,32 @@ impl Tracker {
     }
 }
 
-/// Remove the least recently seen unpinned fact (ties: smallest key). False if all pinned.
-fn evict_oldest<K: Ord + Clone + std::hash::Hash + Eq>(map: &mut FastMap<K, Fact>) -> bool {
+/// Remove the least recently seen unpinned fact (ties: smallest key); returns its key, None
+/// if all are pinned.
+fn evict_oldest<K: Ord + Clone + std::hash::Hash + Eq>(map: &mut FastMap<K, Fact>) -> Option<K> {
     let victim = map
         .iter()
         .filter(|(_, f)| !f.pinned)
         .min_by(|(ka, a), (kb, b)| a.last_ms.cmp(&b.last_ms).then_with(|| ka.cmp(kb)))
-        .map(|(k, _)| k.clone());
-    match victim {
-        Some(k) => map.remove(&k).is_some(),
-        None => false,
+        .map(|(k, _)| k.clone())?;
+    map.remove(&victim).map(|_| victim)
+}
+
+/// The three fact tables.
+#[derive(Clone, Copy)]
+enum Table {
+    Upstreams,
+    Users,
+    Good,
+}
+
+impl Table {
+    fn of(key: &FactKey) -> Table {
+        match key {
+            FactKey::Upstream(_) => Table::Upstreams,
+            FactKey::LocalUser(_) => Table::Users,
+            FactKey::KnownGood(_) => Table::Good,
+        }
     }
 }
 
@@ -1278,6 +1319,23 @@ mod tests {
         );
         st.mode = LearnMode::Off;
         assert_eq!(st.to_string(), "learning off");
+    }
+
+    #[test]
+    fn fact_keys_serialise_with_the_display_words() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct W {
+            k: FactKey,
+        }
+        for k in [
+            FactKey::Upstream("198.51.100.1".parse().unwrap()),
+            FactKey::LocalUser("100".into()),
+            FactKey::KnownGood("2001:db8::7".parse().unwrap()),
+        ] {
+            let text = toml::to_string(&W { k: k.clone() }).unwrap();
+            assert!(text.contains(&format!("kind = \"{}\"", k.kind())), "{text}");
+            assert_eq!(toml::from_str::<W>(&text).unwrap(), W { k });
+        }
     }
 
     #[test]

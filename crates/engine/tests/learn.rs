@@ -340,7 +340,19 @@ fn two_hundred_clean_invites_from_two_hundred_addresses_ring_nothing() {
         let call = replace(&invite, "1-23427@", &format!("{i:03}-bot@"));
         let d = e.decide(&inbound(&src, &call), at(10_000 + u64::from(i) * 50));
         assert_ne!(d.verdict, Verdict::Accept, "INVITE {i} rang");
-        *rules.entry(d.record.unwrap().rule).or_insert(0) += 1;
+        let rec = d.record.unwrap();
+        if i == 9 {
+            assert!(
+                rec.summary.ends_with(
+                    "as one of 10 new sources sending the same target user 202 (campaign: 10 or \
+                     more new sources within 300s): banned for 1h"
+                ),
+                "{}",
+                rec.summary
+            );
+            assert!(rec.evidence.counters.contains(&("campaign_sources".into(), 10)));
+        }
+        *rules.entry(rec.rule).or_insert(0) += 1;
     }
     assert_eq!(rules.get("ghost.unsolicited-invite"), Some(&9), "{rules:?}");
     assert_eq!(rules.get("campaign.target-user"), Some(&191), "{rules:?}");

@@ -117,7 +117,8 @@ fn learner_state_is_bounded_under_a_spoofed_flood() {
          [limits]\nmax_tracked_sources = 1000\n[bans]\nenabled = false\n",
     )
     .unwrap();
-    let bound = 3 * 64 + 64 + 4 + 8 + 16 + 4;
+    // Learner tables, plus the ban table's learned sets (as many as upstreams + known-good).
+    let bound = 3 * 64 + 64 + 4 + 8 + 16 + 4 + 4 + 8;
     let mut e = Engine::new(policy);
     let p = phone();
     let (reg, challenge, with_auth, ok, invite) = (&p[0].1, &p[1].1, &p[2].1, &p[3].1, &p[8].1);
