@@ -28,6 +28,8 @@ declare -A APT=(
     [lintian]=lintian
     [mmdebstrap]=mmdebstrap
     [unshare]=util-linux
+    # python3 also runs the PBX-like peers and walkers of e2e_shield and e2e_learn
+    # (tests/e2e/*.py, standard library only)
     [python3]=python3
     [curl]=curl
     # feeds: `ipset restore` must accept the exported ipset feed

@@ -477,6 +477,13 @@ impl Engine {
         self.bans.protected_all(&self.rules.policy)
     }
 
+    /// Does sipwall vouch for `ip`: a trusted network, a local or known-good address (the
+    /// protected addresses no ban covers)? The enumeration shield leaves answers to these
+    /// peers untouched.
+    pub fn vouches_for(&self, ip: IpAddr) -> bool {
+        self.bans.protected_overlap(IpNet::from(canonical(ip)), &self.rules.policy).is_some()
+    }
+
     /// Decide on one packet at time `now`.
     pub fn decide(&mut self, packet: &Packet<'_>, now: Timestamp) -> Decision {
         self.decide_analysed(packet, &Analysis::none(), now)

@@ -65,6 +65,9 @@ pub enum PacketError {
     /// A header field with an impossible value (IPv4 header or total length, TCP offset).
     #[error("malformed packet: {0}")]
     Malformed(WireError),
+    /// [`rebuild_udp`] does not rewrite this packet shape (which one, and why).
+    #[error("not rewritable: {0}")]
+    NotRewritable(&'static str),
 }
 
 impl From<WireError> for PacketError {
@@ -97,6 +100,98 @@ pub fn parse(packet: &[u8]) -> Result<PacketView<'_>, PacketError> {
         tcp,
         payload: p.transport.payload(),
     })
+}
+
+/// Largest IP packet a rewrite may produce (the IPv4 total length and the UDP length are 16
+/// bits; the IPv6 payload length too, without jumbograms).
+pub const MAX_REWRITTEN_PACKET: usize = 0xffff;
+
+/// Write into `out` the UDP packet `original` (IPv4 or IPv6, as queued) with its UDP payload
+/// replaced by `payload`: the IP header is kept (addresses, TTL/hop limit, TOS/traffic class,
+/// identification, flags), the ports are kept, and every length and checksum is recomputed
+/// (IPv4 total length and header checksum; IPv6 payload length; UDP length and checksum over
+/// the pseudo-header, `0xffff` for a computed zero, as RFC 768/8200 say). The kernel copies a
+/// replacement as is and marks it `CHECKSUM_NONE`, so the receiver checks exactly these sums.
+///
+/// Refused, `out` left empty: anything but UDP; an IPv4 fragment (offset or more-fragments:
+/// the rest of the datagram would no longer match); IPv4 options are kept, but IPv6 extension
+/// headers are refused (a Routing header changes the pseudo-header's destination, and a
+/// Fragment header would be wrong after the change); a result over [`MAX_REWRITTEN_PACKET`].
+/// Allocation-free once `out` has grown to the largest packet written.
+pub fn rebuild_udp(original: &[u8], payload: &[u8], out: &mut Vec<u8>) -> Result<(), PacketError> {
+    out.clear();
+    let p = sipwall_wire::parse_packet(original)?;
+    if !matches!(p.transport, Transport::Udp(_)) {
+        return Err(PacketError::NotRewritable("not UDP"));
+    }
+    let version = original.first().map_or(0, |b| b >> 4);
+    let ip_len = match version {
+        4 => {
+            let ihl = usize::from(original[0] & 0x0f) * 4;
+            let frag = u16::from_be_bytes([original[6], original[7]]);
+            if frag & 0x3fff != 0 {
+                return Err(PacketError::NotRewritable("IPv4 fragment"));
+            }
+            ihl
+        }
+        6 => {
+            if original.get(6) != Some(&17) {
+                return Err(PacketError::NotRewritable("IPv6 extension headers"));
+            }
+            40
+        }
+        v => return Err(PacketError::Version(v)),
+    };
+    let udp_len = 8 + payload.len();
+    let total = ip_len + udp_len;
+    if total > MAX_REWRITTEN_PACKET {
+        return Err(PacketError::NotRewritable("replacement over 65535 bytes"));
+    }
+    // The view checked that the IP header and the 8-byte UDP header are all there.
+    out.extend_from_slice(&original[..ip_len + 4]); // IP header, source and destination ports
+    out.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(payload);
+    let mut sum = 0u32;
+    if version == 4 {
+        out[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        out[10..12].copy_from_slice(&[0, 0]);
+        let header_sum = !fold(ones_sum(0, &out[..ip_len]));
+        out[10..12].copy_from_slice(&header_sum.to_be_bytes());
+        sum = ones_sum(sum, &out[12..20]); // source, destination
+        sum += 17 + udp_len as u32;
+    } else {
+        out[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        sum = ones_sum(sum, &out[8..40]);
+        sum += udp_len as u32 + 17;
+    }
+    sum = ones_sum(sum, &out[ip_len..]);
+    let udp_sum = match !fold(sum) {
+        0 => 0xffff,
+        s => s,
+    };
+    out[ip_len + 6..ip_len + 8].copy_from_slice(&udp_sum.to_be_bytes());
+    Ok(())
+}
+
+/// One's-complement sum of big-endian 16-bit words (an odd last byte padded with zero),
+/// added to `sum` without folding (a u32 holds 65535 words of carries: enough for 64 KiB).
+fn ones_sum(mut sum: u32, bytes: &[u8]) -> u32 {
+    let mut chunks = bytes.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
 }
 
 /// Build an IPv4/UDP packet (checksums zero): for tests and the benchmark generator.
@@ -160,6 +255,84 @@ mod tests {
         assert_eq!(v.src, SocketAddr::new(IpAddr::V6(src), 5061));
         assert_eq!(v.tcp, Some(TcpInfo { seq: 77, syn: false, fin: false, rst: false }));
         assert_eq!(v.payload, b"INVITE");
+    }
+
+    fn check_udp_sums(pkt: &[u8], payload: &[u8]) {
+        use etherparse::{IpHeaders, UdpHeader};
+        let (ip, rest) = IpHeaders::from_slice(pkt).expect("IP header");
+        let (udp, body) = UdpHeader::from_slice(rest.payload).expect("UDP header");
+        assert_eq!(body, payload);
+        assert_eq!(usize::from(udp.length), 8 + payload.len());
+        let want = match &ip {
+            IpHeaders::Ipv4(h, _) => {
+                assert_eq!(usize::from(h.total_len), pkt.len());
+                assert_eq!(h.header_checksum, h.calc_header_checksum(), "IPv4 header checksum");
+                udp.calc_checksum_ipv4_raw(h.source, h.destination, payload).unwrap()
+            }
+            IpHeaders::Ipv6(h, _) => {
+                assert_eq!(usize::from(h.payload_length), pkt.len() - 40);
+                udp.calc_checksum_ipv6_raw(h.source, h.destination, payload).unwrap()
+            }
+        };
+        assert_eq!(udp.checksum, want, "UDP checksum");
+    }
+
+    #[test]
+    fn rebuild_udp_grows_and_shrinks_with_valid_lengths_and_checksums() {
+        let src: SocketAddr = "192.0.2.10:5060".parse().unwrap();
+        let dst: SocketAddr = "203.0.113.9:5070".parse().unwrap();
+        let mut orig = build_udp_v4(src, dst, b"SIP/2.0 404 Not Found\r\n\r\n");
+        orig[8] = 63; // TTL kept
+        orig[1] = 0xb8; // DSCP EF kept
+        let mut out = Vec::new();
+        for new in
+            [&b"SIP/2.0 401 Unauthorized\r\nWWW-Authenticate: Digest x\r\n\r\n"[..], b"x", b""]
+        {
+            rebuild_udp(&orig, new, &mut out).unwrap();
+            check_udp_sums(&out, new);
+            assert_eq!((out[1], out[8]), (0xb8, 63));
+            let v = parse(&out).unwrap();
+            assert_eq!((v.src, v.dst, v.payload), (src, dst, new));
+        }
+        // An odd-length payload and a checksum that computes to zero must still verify.
+        for n in 0..64 {
+            let new = vec![b'a' + (n % 26) as u8; n as usize + 1];
+            rebuild_udp(&orig, &new, &mut out).unwrap();
+            check_udp_sums(&out, &new);
+        }
+    }
+
+    #[test]
+    fn rebuild_udp_ipv6_and_refusals() {
+        let mut v6 = v6_udp_behind(17, &[], b"SIP/2.0 404 Not Found\r\n\r\n");
+        v6[7] = 50;
+        let mut out = Vec::new();
+        let new = b"SIP/2.0 407 Proxy Authentication Required\r\n\r\n";
+        rebuild_udp(&v6, new, &mut out).unwrap();
+        check_udp_sums(&out, new);
+        assert_eq!(out[7], 50);
+        // Refused shapes leave `out` empty.
+        let dst_opts: &[u8] = &[17, 0, 1, 4, 0, 0, 0, 0];
+        let ext = v6_udp_behind(60, &[dst_opts], b"SIP/2.0 404 Not Found\r\n\r\n");
+        assert_eq!(
+            rebuild_udp(&ext, new, &mut out),
+            Err(PacketError::NotRewritable("IPv6 extension headers"))
+        );
+        assert!(out.is_empty());
+        let mut frag =
+            build_udp_v4("192.0.2.1:5060".parse().unwrap(), "203.0.113.9:1".parse().unwrap(), b"x");
+        frag[6] = 0x20; // more fragments
+        assert_eq!(
+            rebuild_udp(&frag, new, &mut out),
+            Err(PacketError::NotRewritable("IPv4 fragment"))
+        );
+        let ok =
+            build_udp_v4("192.0.2.1:5060".parse().unwrap(), "203.0.113.9:1".parse().unwrap(), b"x");
+        let huge = vec![b'x'; MAX_REWRITTEN_PACKET];
+        assert!(rebuild_udp(&ok, &huge, &mut out).is_err());
+        for n in 0..ok.len() {
+            let _ = rebuild_udp(&ok[..n], new, &mut out);
+        }
     }
 
     #[test]

@@ -80,6 +80,12 @@ pub enum QueueVerdict {
     Accept,
     /// Drop it.
     Drop,
+    /// Accept it with the packet the callback of [`Queue::process_batch_rewriting`] wrote into
+    /// its rewrite buffer instead of the queued bytes (a whole layer-3 packet whose lengths
+    /// and checksums the writer made valid: the kernel copies it as is and marks it
+    /// `CHECKSUM_NONE`). Answered with its own verdict message, never in a batch verdict. An
+    /// empty buffer, or a packet over 65535 bytes, is a plain accept.
+    AcceptRewritten,
 }
 
 /// One packet as queued by the kernel: the network-layer packet (IPv4 or IPv6 header first).
@@ -189,6 +195,8 @@ pub struct QueueStats {
     pub truncated: u64,
     /// Netlink messages that were not packets (ignored).
     pub other_messages: u64,
+    /// Packets accepted with a replacement payload ([`QueueVerdict::AcceptRewritten`]).
+    pub rewritten: u64,
 }
 
 /// A bound NFQUEUE.
@@ -198,6 +206,8 @@ pub struct Queue {
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
     out: MsgBuf,
+    /// Replacement packet written by a `process_batch_rewriting` callback.
+    rewrite: Vec<u8>,
     seq: u32,
     rcvbuf_effective: usize,
     stats: QueueStats,
@@ -216,6 +226,19 @@ fn verdict_msg(out: &mut MsgBuf, batch: bool, queue: u16, id: u32, verdict: u32)
     hdr[..4].copy_from_slice(&verdict.to_be_bytes());
     hdr[4..].copy_from_slice(&id.to_be_bytes());
     out.attr(NFQA_VERDICT_HDR, &hdr);
+    out.finish(start);
+}
+
+/// One accept verdict carrying a replacement packet (`NFQA_PAYLOAD` next to the verdict
+/// header): the kernel's `nfqnl_mangle` trims or grows the packet to `packet.len()` and copies
+/// it over. Always an individual verdict: a batch verdict cannot carry a payload.
+fn verdict_with_payload_msg(out: &mut MsgBuf, queue: u16, id: u32, packet: &[u8]) {
+    let start = out.start((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT, NLM_F_REQUEST, 0, queue);
+    let mut hdr = [0u8; 8];
+    hdr[..4].copy_from_slice(&NF_ACCEPT.to_be_bytes());
+    hdr[4..].copy_from_slice(&id.to_be_bytes());
+    out.attr(NFQA_VERDICT_HDR, &hdr);
+    out.attr(NFQA_PAYLOAD, packet);
     out.finish(start);
 }
 
@@ -273,6 +296,7 @@ impl Queue {
             bufs: (0..batch).map(|_| vec![0u8; bufsize]).collect(),
             lens: vec![0; batch],
             out: MsgBuf::new(batch * 32 + 64, 0),
+            rewrite: Vec::new(),
             seq: 1,
             rcvbuf_effective,
             stats: QueueStats::default(),
@@ -379,6 +403,17 @@ impl Queue {
         &mut self,
         mut decide: impl FnMut(&QueuedPacket<'_>) -> QueueVerdict,
     ) -> Result<usize, QueueError> {
+        self.process_batch_rewriting(|p, _| decide(p))
+    }
+
+    /// [`Queue::process_batch`] where `decide` may also replace a packet: it writes the new
+    /// layer-3 packet into the buffer it is given (empty at each call, capacity kept between
+    /// calls, so the path allocates nothing once warm) and returns
+    /// [`QueueVerdict::AcceptRewritten`].
+    pub fn process_batch_rewriting(
+        &mut self,
+        mut decide: impl FnMut(&QueuedPacket<'_>, &mut Vec<u8>) -> QueueVerdict,
+    ) -> Result<usize, QueueError> {
         let q = self.cfg.num;
         let n = sys::recv_many(&self.fd, &mut self.bufs, &mut self.lens)
             .map_err(|source| QueueError::Recv { queue: q, source })?;
@@ -405,13 +440,27 @@ impl Queue {
                 if truncated {
                     self.stats.truncated += 1;
                 }
-                let verdict = decide(&QueuedPacket { id, hook, payload, truncated });
+                self.rewrite.clear();
+                let verdict =
+                    decide(&QueuedPacket { id, hook, payload, truncated }, &mut self.rewrite);
                 match verdict {
+                    QueueVerdict::AcceptRewritten
+                        if !self.rewrite.is_empty() && self.rewrite.len() <= 0xffff =>
+                    {
+                        // The accepts so far first (the kernel reinjects in verdict order, so
+                        // the batch keeps its order), then this one with its new bytes, before
+                        // the batch accept below could cover it with the original ones.
+                        if let Some(upto) = max_accept.take() {
+                            verdict_msg(&mut self.out, true, q, upto, NF_ACCEPT);
+                        }
+                        self.stats.rewritten += 1;
+                        verdict_with_payload_msg(&mut self.out, q, id, &self.rewrite);
+                    }
                     QueueVerdict::Drop => {
                         self.stats.dropped += 1;
                         verdict_msg(&mut self.out, false, q, id, NF_DROP);
                     }
-                    QueueVerdict::Accept => {
+                    QueueVerdict::Accept | QueueVerdict::AcceptRewritten => {
                         // Ids grow monotonically per queue; one batch verdict covers them all.
                         max_accept = Some(max_accept.map_or(id, |m: u32| m.max(id)));
                     }
@@ -454,6 +503,22 @@ mod tests {
         assert_eq!(u16::from_ne_bytes(out[22..24].try_into().unwrap()), NFQA_VERDICT_HDR);
         assert_eq!(&out[24..28], &1u32.to_be_bytes());
         assert_eq!(&out[28..32], &0x01020304u32.to_be_bytes());
+    }
+
+    #[test]
+    fn verdict_with_payload_carries_the_packet_after_the_verdict_header() {
+        let mut m = MsgBuf::new(64, 0);
+        verdict_with_payload_msg(&mut m, 7, 42, b"abcde");
+        let out = m.buf;
+        // nlmsghdr 16 + nfgenmsg 4 + verdict attr 12 + payload attr 4+5 padded to 12
+        assert_eq!(out.len(), 16 + 4 + 12 + 12);
+        assert_eq!(u32::from_ne_bytes(out[0..4].try_into().unwrap()) as usize, out.len());
+        assert_eq!(u16::from_ne_bytes(out[4..6].try_into().unwrap()), (3 << 8) | 1);
+        assert_eq!(&out[24..28], &NF_ACCEPT.to_be_bytes());
+        assert_eq!(&out[28..32], &42u32.to_be_bytes());
+        assert_eq!(u16::from_ne_bytes(out[32..34].try_into().unwrap()), 9);
+        assert_eq!(u16::from_ne_bytes(out[34..36].try_into().unwrap()), NFQA_PAYLOAD);
+        assert_eq!(&out[36..41], b"abcde");
     }
 
     #[test]

@@ -145,6 +145,67 @@ fn queued_packets_get_the_consumers_verdicts() {
     assert_eq!(stats.dropped, 10);
 }
 
+/// What the rewriting consumer makes of message `i` (as sent: `ok i`): longer, shorter or
+/// unchanged, so lengths move both ways within one batch.
+fn rewritten(i: usize) -> String {
+    match i % 3 {
+        0 => format!("rewritten {i} {}", "x".repeat(i * 7)),
+        1 => format!("{i}"),
+        _ => format!("ok {i}"),
+    }
+}
+
+#[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
+fn a_verdict_can_carry_a_replacement_packet_with_valid_lengths_and_checksums() {
+    fresh_netns();
+    let mut fw = Firewall::install(ruleset(4)).unwrap();
+    fw.enable_queue(None).unwrap();
+    let mut q = Queue::open(QueueConfig::new(4)).expect("bind queue 4");
+    let rx = receiver();
+    let rx6 = UdpSocket::bind("[::1]:5060").unwrap();
+    rx6.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let consumer = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+            q.process_batch_rewriting(|p, out| {
+                let v = sipwall_netfilter::packet::parse(p.payload).unwrap();
+                let text = String::from_utf8_lossy(v.payload).into_owned();
+                let i: usize = text.trim_start_matches("ok ").parse().unwrap();
+                if i % 3 == 2 {
+                    return QueueVerdict::Accept;
+                }
+                sipwall_netfilter::packet::rebuild_udp(p.payload, rewritten(i).as_bytes(), out)
+                    .unwrap();
+                QueueVerdict::AcceptRewritten
+            })
+            .unwrap();
+        }
+        q.stats()
+    });
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx6 = UdpSocket::bind("[::1]:0").unwrap();
+    for i in 0..30 {
+        tx.send_to(format!("ok {i}").as_bytes(), "127.0.0.1:5060").unwrap();
+    }
+    for i in 30..36 {
+        tx6.send_to(format!("ok {i}").as_bytes(), "[::1]:5060").unwrap();
+    }
+    // The receiving stack checks every checksum (the kernel marks a replacement
+    // CHECKSUM_NONE): a wrong one would be dropped, not delivered.
+    let got = recv_all(&rx);
+    let got6 = recv_all(&rx6);
+    stop.store(true, Ordering::Relaxed);
+    let stats = consumer.join().unwrap();
+    assert_eq!(got, (0..30).map(rewritten).collect::<Vec<_>>());
+    assert_eq!(got6, (30..36).map(rewritten).collect::<Vec<_>>());
+    assert_eq!(stats.packets, 36);
+    assert_eq!(stats.rewritten, 24);
+    fw.remove().unwrap();
+}
+
 #[test]
 #[ignore = "needs root and network namespaces: run by scripts/test.sh"]
 fn fail_open_without_a_consumer_and_fail_closed_drops() {

@@ -187,8 +187,9 @@
     fill('decisions', state.recent.map((d) => decisionRow(d, false)), 'no decision recorded yet', 5);
   }
   function renderLearned() {
-    fill('learned', (state.learned || []).map((l) => row([l.subject, l.kind, l.reason, rfc3339(l.since_ms)])),
-      'nothing learned (learning is not active in this daemon)', 4);
+    fill('learned', (state.learned || []).map((l) => row([l.value, l.kind, l.evidence,
+      rfc3339(l.first_seen_ms), rfc3339(l.last_seen_ms), l.pinned ? 'pinned' : ''])),
+      'nothing learned yet', 6);
   }
   function render() {
     renderStatus(state.status);

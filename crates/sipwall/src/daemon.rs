@@ -2,7 +2,8 @@
 //!
 //! Start-up order (each step only after the previous one succeeded):
 //! 1. config: the engine's policy and `[enforce]` (see [`crate::config`]), checked up front;
-//! 2. the store (`STATE_DIR/sipwall.db`), and the engine with every unexpired stored ban and
+//! 2. the store (`STATE_DIR/sipwall.db`), and the engine with the stored learned facts and the
+//!    shield with its stored challenge forms ([`learned`]), then every unexpired stored ban and
 //!    the stored offence history (so repeat offenders keep escalating across restarts). A
 //!    store that cannot be opened (corrupt file, read-only or missing state directory) does
 //!    NOT stop the start: fail open is the promise, and a host without sipwall is unprotected.
@@ -70,9 +71,11 @@ use sipwall_netfilter::{BanSet, DesiredBan, Firewall, Queue, QueueConfig, QueueE
 
 pub mod ban_worker;
 pub mod control_server;
+pub mod learned;
 pub mod local_addrs;
 pub mod privs;
 pub mod queue_thread;
+pub mod shield;
 pub mod status;
 pub mod tcp;
 pub mod trust;
@@ -216,6 +219,8 @@ pub struct Daemon {
     reloader: Arc<status::Reloader>,
     /// The HTTP API's thread (`[api] enabled`).
     api: Option<JoinHandle<()>>,
+    /// Writes the engine's learned facts to the store when they change.
+    learned: learned::Persist,
 }
 
 /// Open `STATE_DIR/sipwall.db`, creating the directory if needed; when that fails, an
@@ -274,6 +279,17 @@ impl Daemon {
         let mut engine = Engine::new(policy);
         // Before the stored bans come back: none of them may cover this host.
         local_addrs::log_lifted(&engine.set_local_addresses(&local_addrs::read_logged()));
+        // The shield's challenge forms and the learned facts, before any queue opens, and the
+        // facts before the stored bans (none comes back over a learned upstream).
+        let shield = (!enforce.observe()).then(|| Arc::new(shield::Shield::new()));
+        let (learned_back, facts) = learned::restore(&store, shield.as_deref());
+        let taken = learned::restore_into(&mut engine, &facts, now);
+        log::info!(
+            "learned state restored: {} shield template(s), {taken} of {} stored fact(s); {}",
+            learned_back.templates,
+            learned_back.facts,
+            crate::protocol::LearnSummary::of(&engine.learn_status()).line()
+        );
         let restored = restore_state(&mut engine, &mut store, now)?;
         let socket_path = args.socket.clone().unwrap_or_else(|| enforce.control_socket.clone());
         // Bound before capabilities are dropped; removed when dropped (every return below).
@@ -350,6 +366,7 @@ impl Daemon {
             decisions_in_flight: decisions_in_flight.clone(),
             counters: counters.clone(),
             simulate: facts.simulate.clone(),
+            shield,
         };
         // Fetched block lists merge with the configured one (each reload's) on their own threads.
         let blocklist_tx = crate::feeds::fetch::spawn(
@@ -419,6 +436,7 @@ impl Daemon {
             expired_pending: Vec::new(),
             store_unavailable,
             reloader,
+            learned: learned::Persist::default(),
         })
     }
 
@@ -439,6 +457,7 @@ impl Daemon {
             if self.reload.swap(false, Ordering::Relaxed) {
                 self.reload_config();
             }
+            self.learned.tick(&self.engine, &self.work);
             if last_expire.elapsed() >= expire_every {
                 last_expire = Instant::now();
                 let removed = lock(&self.engine).expire(wall_clock());
@@ -453,6 +472,8 @@ impl Daemon {
                 let _ = self.work.try_send(Work::PruneHistory(before));
             }
         }
+        // What was learned since the last tick reaches the store before the worker stops.
+        self.learned.tick(&self.engine, &self.work);
         if self.shutdown.failed() {
             log::error!("a queue thread failed; shutting down");
         }

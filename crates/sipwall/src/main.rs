@@ -105,6 +105,9 @@ enum Command {
     /// Write man pages or shell completions generated from this CLI (used by packaging).
     #[command(hide = true)]
     Generate(commands::generate::GenerateArgs),
+    /// What the daemon learned from the wire (upstreams, local users, known-good clients);
+    /// `learned pin|forget ENTRY` keeps or drops one.
+    Learned(commands::learned::LearnedArgs),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +126,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::main(args),
         Command::Feed(cmd) => commands::feed::main(cmd),
         Command::Trust(args) => commands::trust::trust(args),
+        Command::Learned(args) => commands::learned::learned(args),
     };
     match result {
         Ok(code) => code,

@@ -10,9 +10,12 @@
 //!   `"extend":true` to lengthen an existing ban), `{"cmd":"unban","net":"203.0.113.9"}`,
 //!   `{"cmd":"bans"}`, `{"cmd":"status"}`, `{"cmd":"reload"}`,
 //!   `{"cmd":"trust-add","net":"203.0.113.0/24","reason":"text"}`, `{"cmd":"trust-del",...}`,
-//!   `{"cmd":"trust-list"}`; unknown fields are errors;
+//!   `{"cmd":"trust-list"}`, `{"cmd":"learned"}`,
+//!   `{"cmd":"learned-pin","entry":"upstream 198.51.100.2"}`,
+//!   `{"cmd":"learned-forget","entry":"user 100"}`; unknown fields are errors;
 //! * responses: `{"ok":true,"message":...,"bans":[...]}`, `{"ok":true,"status":{...}}` (see
-//!   [`Status`]) or `{"ok":false,"error":"..."}`.
+//!   [`Status`]), `{"ok":true,"learned":{...}}` (see [`LearnedView`]) or
+//!   `{"ok":false,"error":"..."}`.
 //!
 //! Limits (so a stuck or hostile client cannot wedge the daemon): a request is at most
 //! [`MAX_REQUEST`] bytes, must arrive whole within the server's deadline, and is checked here
@@ -85,6 +88,21 @@ pub enum Request {
     /// List trusted networks: the config's and the run-time ones.
     #[serde(rename = "trust-list")]
     TrustList,
+    /// List what the daemon learned ([`LearnedView`]).
+    Learned,
+    /// Pin a learned fact (`upstream ADDR`, `user NAME`, `known-good ADDR`): it never expires;
+    /// a fact not learned yet is created.
+    #[serde(rename = "learned-pin")]
+    LearnedPin {
+        /// The fact.
+        entry: String,
+    },
+    /// Forget a learned fact (pinned or not).
+    #[serde(rename = "learned-forget")]
+    LearnedForget {
+        /// The fact.
+        entry: String,
+    },
 }
 
 /// A request, checked.
@@ -120,6 +138,12 @@ pub enum Command {
     TrustDel(IpNet),
     /// List trusted networks.
     TrustList,
+    /// List learned facts.
+    Learned,
+    /// Pin a learned fact.
+    LearnedPin(sipwall_engine::FactKey),
+    /// Forget a learned fact.
+    LearnedForget(sipwall_engine::FactKey),
 }
 
 /// One trusted network as listed (`sipwall trust list`).
@@ -211,6 +235,103 @@ pub struct Response {
     /// The answer to `trust-list` (and to `trust-add`/`trust-del`: the list after the change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted: Option<Vec<TrustView>>,
+    /// The answer to `learned` (and to a pin or forget: the listing after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Box<LearnedView>>,
+}
+
+/// What the daemon learned from the wire (`sipwall learned`, `GET /api/v1/learned`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedView {
+    /// `[learn] mode`: `auto` or `off`.
+    pub mode: String,
+    /// True once the unsolicited-INVITE rule is in force (auto mode and an upstream learned
+    /// or pinned); false: learning, not enforcing yet.
+    pub enforcing: bool,
+    /// Every fact, by kind then value.
+    pub facts: Vec<LearnedFactView>,
+}
+
+/// One learned fact as shown to operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedFactView {
+    /// `upstream`, `user` or `known-good`.
+    pub kind: String,
+    /// The address or user.
+    pub value: String,
+    /// First seen, ms since the epoch.
+    pub first_seen_ms: u64,
+    /// Last confirmed, ms since the epoch.
+    pub last_seen_ms: u64,
+    /// When it will be forgotten (absent: pinned or never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+    /// Which transaction proved it.
+    pub evidence: String,
+    /// Pinned by an operator.
+    pub pinned: bool,
+}
+
+impl LearnedFactView {
+    /// From an engine fact and the policy that ages it.
+    pub fn of(f: &sipwall_engine::LearnedFact, policy: &sipwall_engine::LearnPolicy) -> Self {
+        LearnedFactView {
+            kind: f.key.kind().to_string(),
+            value: f.key.value(),
+            first_seen_ms: f.first_seen.as_millis(),
+            last_seen_ms: f.last_seen.as_millis(),
+            expires_ms: f.expires(policy).map(|t| t.as_millis()),
+            evidence: f.evidence.clone(),
+            pinned: f.pinned,
+        }
+    }
+}
+
+/// `status`'s summary of learning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnSummary {
+    /// `auto` or `off`.
+    pub mode: String,
+    /// False: learning, not enforcing yet (no upstream learned or pinned).
+    pub enforcing: bool,
+    /// Learned upstreams.
+    pub upstreams: u64,
+    /// Learned local users.
+    pub local_users: u64,
+    /// Known-good clients.
+    pub known_good: u64,
+    /// Active campaigns.
+    pub campaigns: u64,
+}
+
+impl LearnSummary {
+    /// From the engine's status.
+    pub fn of(s: &sipwall_engine::LearnStatus) -> Self {
+        LearnSummary {
+            mode: format!("{:?}", s.mode).to_lowercase(),
+            enforcing: s.enforcing,
+            upstreams: s.upstreams as u64,
+            local_users: s.local_users as u64,
+            known_good: s.known_good as u64,
+            campaigns: s.campaigns as u64,
+        }
+    }
+
+    /// One line for people and the log: `learning: auto, enforcing (1 upstream, ...)` or
+    /// `learning: auto, learning, not enforcing yet (...)`.
+    pub fn line(&self) -> String {
+        let state = if self.mode == "off" {
+            "off"
+        } else if self.enforcing {
+            "enforcing the unsolicited-INVITE rule"
+        } else {
+            "learning, not enforcing yet (no upstream learned)"
+        };
+        format!(
+            "{state}: {} upstream(s), {} local user(s), {} known-good client(s), {} campaign(s)",
+            self.upstreams, self.local_users, self.known_good, self.campaigns
+        )
+    }
 }
 
 /// What `sipwall status` reports: one snapshot of the running daemon. Built by the daemon
@@ -257,6 +378,9 @@ pub struct Status {
     /// The last config reload (SIGHUP or `sipwall reload`); none since start when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reload: Option<ReloadStatus>,
+    /// Learning (`[learn]`): mode, enforcing or not yet, fact counts. Absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn: Option<LearnSummary>,
 }
 
 /// Counters of one queue.
@@ -437,6 +561,16 @@ pub fn parse_request(line: &[u8]) -> anyhow::Result<Command> {
         }
         Request::TrustDel { net } => Command::TrustDel(parse_net(&net)?),
         Request::TrustList => Command::TrustList,
+        Request::Learned => Command::Learned,
+        Request::LearnedPin { entry } => Command::LearnedPin(parse_fact(&entry)?),
+        Request::LearnedForget { entry } => Command::LearnedForget(parse_fact(&entry)?),
+    })
+}
+
+/// A learned fact as an operator names it: `upstream ADDR`, `user NAME`, `known-good ADDR`.
+pub fn parse_fact(entry: &str) -> anyhow::Result<sipwall_engine::FactKey> {
+    entry.parse().map_err(|e| {
+        anyhow::anyhow!("{e} (name a fact as `upstream ADDR`, `user NAME` or `known-good ADDR`)")
     })
 }
 
@@ -474,11 +608,9 @@ pub struct Dashboard {
     pub top_sources: Vec<SourceCount>,
     /// The newest recorded decisions, newest first.
     pub recent: Vec<DecisionView>,
-    /// Entries the daemon learned from traffic (networks or agents it now treats as known).
-    /// Always empty until learning exists in the engine: the dashboard's "Learned" panel shows
-    /// this list, so learning only has to fill it (in `api::dashboard::learned`).
+    /// What the daemon learned from the wire (the facts of `sipwall learned`).
     #[serde(default)]
-    pub learned: Vec<LearnedEntry>,
+    pub learned: Vec<LearnedFactView>,
     /// Why the recorded decisions could not be read, when they could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<String>,
@@ -532,20 +664,6 @@ pub struct DecisionView {
     pub summary: String,
     /// Only simulated: nothing was dropped.
     pub simulated: bool,
-}
-
-/// Something the daemon learned from traffic. The shape learning is expected to fill; no
-/// entry exists yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LearnedEntry {
-    /// What was learned: an address, a network or a User-Agent.
-    pub subject: String,
-    /// Its kind (`source`, `network`, `user-agent`, ...).
-    pub kind: String,
-    /// Why, in a sentence.
-    pub reason: String,
-    /// Since when, ms since the epoch.
-    pub since_ms: u64,
 }
 
 #[cfg(test)]
@@ -695,5 +813,23 @@ mod tests {
         assert_eq!(nets("203.0.113.9"), ["203.0.113.9/32"]);
         assert_eq!(nets("203.0.113.10"), Vec::<String>::new());
         assert_eq!(nets("2001:db8:1::5"), ["2001:db8::/32"]);
+    }
+
+    #[test]
+    fn learned_requests_name_a_fact_and_parse_to_its_key() {
+        use sipwall_engine::FactKey;
+        let c = parse_request(br#"{"cmd":"learned"}"#).unwrap();
+        assert_eq!(c, Command::Learned);
+        let c = parse_request(br#"{"cmd":"learned-pin","entry":"upstream 198.51.100.2"}"#).unwrap();
+        assert_eq!(c, Command::LearnedPin(FactKey::Upstream("198.51.100.2".parse().unwrap())));
+        let c = parse_request(br#"{"cmd":"learned-forget","entry":"user 100"}"#).unwrap();
+        assert_eq!(c, Command::LearnedForget(FactKey::LocalUser("100".into())));
+        let e = parse_request(br#"{"cmd":"learned-pin","entry":"gateway 1"}"#).unwrap_err();
+        assert!(e.to_string().contains("upstream ADDR"), "{e}");
+        assert!(parse_request(br#"{"cmd":"learned-pin"}"#).is_err());
+        let s = LearnSummary { mode: "auto".into(), ..LearnSummary::default() };
+        assert!(s.line().starts_with("learning, not enforcing yet"), "{}", s.line());
+        let s = LearnSummary { enforcing: true, upstreams: 1, ..s };
+        assert!(s.line().contains("1 upstream(s)"));
     }
 }

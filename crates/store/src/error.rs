@@ -188,6 +188,18 @@ pub enum StoreError {
         /// Cause.
         cause: DbError,
     },
+    /// Writing a learned fact or a shield template failed.
+    #[error("recording {what} {key} in {path}: {cause}")]
+    WriteLearned {
+        /// "learned fact", "pin of learned fact", "removal of learned fact" or "shield template".
+        what: &'static str,
+        /// The fact (`kind key`) or template (`host method`).
+        key: Box<str>,
+        /// Database path.
+        path: PathBuf,
+        /// Cause.
+        cause: DbError,
+    },
     /// [`Store::record_decision`](crate::Store::record_decision) / `record_decisions` failed.
     #[error("recording decision on {src} in {path}: {cause}")]
     RecordDecision {
@@ -210,6 +222,7 @@ impl StoreError {
             | StoreError::SchemaTooNew { path, .. }
             | StoreError::Migrate { path, .. }
             | StoreError::RecordBan { path, .. }
+            | StoreError::WriteLearned { path, .. }
             | StoreError::RecordBans { path, .. }
             | StoreError::RemoveBan { path, .. }
             | StoreError::ReadBan { path, .. }
@@ -229,6 +242,7 @@ impl StoreError {
             StoreError::Open { cause, .. }
             | StoreError::Migrate { cause, .. }
             | StoreError::RecordBan { cause, .. }
+            | StoreError::WriteLearned { cause, .. }
             | StoreError::RecordBans { cause, .. }
             | StoreError::RemoveBan { cause, .. }
             | StoreError::ReadBan { cause, .. }

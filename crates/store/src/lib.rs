@@ -114,7 +114,8 @@ pub use error::{DbError, StoreError};
 pub use ipnet::IpNet;
 pub use schema::SCHEMA_VERSION;
 pub use store::{
-    Offence, Prune, Store, StoredDecision, TrustedNet, DEFAULT_BUSY_TIMEOUT, DEFAULT_DECISION_CAP,
+    LearnedFact, Offence, Prune, Store, StoredDecision, TrustedNet, DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_DECISION_CAP, MAX_SHIELD_TEMPLATE,
 };
 
 pub use sipwall_engine::Timestamp;

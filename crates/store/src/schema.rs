@@ -69,6 +69,31 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         reason    TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // v3: what the daemon learned from the wire. `learned`: one row per fact (kind: `upstream`,
+    // `user`, `known_good`, ...; key: its canonical text), with first and last seen, the
+    // evidence that taught it (readable text), and whether the operator pinned it (a pinned
+    // fact never expires). `shield_templates`: the last real challenge of each PBX host and
+    // request method, the form the enumeration shield answers a "no such user" with, so the
+    // first walker after a restart already gets the PBX's own realm.
+    r#"
+    CREATE TABLE learned (
+        kind          TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms  INTEGER NOT NULL,
+        evidence      TEXT NOT NULL,
+        pinned        INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE shield_templates (
+        host      TEXT NOT NULL,
+        method    TEXT NOT NULL,
+        at_ms     INTEGER NOT NULL,
+        template  BLOB NOT NULL,
+        PRIMARY KEY (host, method)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Newest schema version this build writes.

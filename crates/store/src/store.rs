@@ -67,6 +67,26 @@ pub struct Offence {
     pub last_until: Timestamp,
 }
 
+/// Largest shield template stored (a real challenge is well under 1 KB).
+pub const MAX_SHIELD_TEMPLATE: usize = 4096;
+
+/// A fact the daemon learned from the wire (see the `learned` table in the schema).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedFact {
+    /// What it is: `upstream`, `user`, `known_good`, ...
+    pub kind: String,
+    /// The fact itself in canonical text (an address, a network, a user name).
+    pub key: String,
+    /// When it was first learned.
+    pub first_seen: Timestamp,
+    /// When it was last confirmed.
+    pub last_seen: Timestamp,
+    /// What taught it, readable (e.g. "REGISTER 2xx from 198.51.100.2:5060, Call-ID ...").
+    pub evidence: String,
+    /// Pinned by the operator: never expires.
+    pub pinned: bool,
+}
+
 /// A decision read back by [`Store::recent_decisions`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDecision {
@@ -506,6 +526,218 @@ impl Store {
         tx.execute("DELETE FROM offences WHERE last_until_ms < ?1", [ms(before)]).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(n)
+    }
+
+    // ---- learned facts and shield templates ----------------------------------------------
+
+    /// Records a learned fact, or refreshes it: a new row keeps `first_seen`; an existing one
+    /// keeps its first seen and pin and takes `last_seen` and `evidence`. Durable (fsynced)
+    /// when it returns, like every write: callers batch their refreshes (a fact seen again
+    /// within a minute need not be written again).
+    pub fn record_learned(&mut self, fact: &LearnedFact) -> Result<(), StoreError> {
+        let key = format!("{} {}", fact.kind, fact.key);
+        let path = &self.path;
+        let err = |cause: DbError| StoreError::WriteLearned {
+            what: "learned fact",
+            key: key.as_str().into(),
+            path: path.clone(),
+            cause,
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO learned (kind, key, first_seen_ms, last_seen_ms, evidence, pinned)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (kind, key) DO UPDATE SET
+                   last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
+                   evidence = excluded.evidence,
+                   pinned = max(pinned, excluded.pinned)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    fact.kind,
+                    fact.key,
+                    ms(fact.first_seen),
+                    ms(fact.last_seen),
+                    fact.evidence,
+                    fact.pinned as i64
+                ])
+            })
+            .map_err(|e| err(e.into()))?;
+        Ok(())
+    }
+
+    /// Makes the `learned` table exactly `facts` (in one transaction: all or nothing), for a
+    /// daemon that persists its engine's facts whenever they change. Returns rows deleted.
+    pub fn replace_learned(&mut self, facts: &[LearnedFact]) -> Result<usize, StoreError> {
+        let key = format!("({} facts)", facts.len());
+        let path = &self.path;
+        let err = |cause: DbError| StoreError::WriteLearned {
+            what: "learned facts",
+            key: key.as_str().into(),
+            path: path.clone(),
+            cause,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| err(e.into()))?;
+        let before: i64 = tx
+            .query_row("SELECT count(*) FROM learned", [], |r| r.get(0))
+            .map_err(|e| err(e.into()))?;
+        tx.execute("DELETE FROM learned", []).map_err(|e| err(e.into()))?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO learned
+                     (kind, key, first_seen_ms, last_seen_ms, evidence, pinned)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(|e| err(e.into()))?;
+            for f in facts {
+                st.execute(params![
+                    f.kind,
+                    f.key,
+                    ms(f.first_seen),
+                    ms(f.last_seen),
+                    f.evidence,
+                    f.pinned as i64
+                ])
+                .map_err(|e| err(e.into()))?;
+            }
+        }
+        tx.commit().map_err(|e| err(e.into()))?;
+        Ok(usize::try_from(before).unwrap_or(0).saturating_sub(facts.len()))
+    }
+
+    /// Pins (`true`) or unpins a learned fact. Returns false when there is no such fact.
+    pub fn pin_learned(&mut self, kind: &str, key: &str, pinned: bool) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE learned SET pinned = ?3 WHERE kind = ?1 AND key = ?2",
+                params![kind, key, pinned as i64],
+            )
+            .map_err(|e| StoreError::WriteLearned {
+                what: "pin of learned fact",
+                key: format!("{kind} {key}").into(),
+                path: self.path.clone(),
+                cause: e.into(),
+            })?;
+        Ok(n > 0)
+    }
+
+    /// Forgets a learned fact (pinned or not). Returns false when there was none.
+    pub fn forget_learned(&mut self, kind: &str, key: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM learned WHERE kind = ?1 AND key = ?2", params![kind, key])
+            .map_err(|e| StoreError::WriteLearned {
+                what: "removal of learned fact",
+                key: format!("{kind} {key}").into(),
+                path: self.path.clone(),
+                cause: e.into(),
+            })?;
+        Ok(n > 0)
+    }
+
+    /// Every learned fact, by kind then key.
+    pub fn load_learned(&self) -> Result<Vec<LearnedFact>, StoreError> {
+        let err = |cause: DbError| StoreError::Load {
+            what: "learned facts",
+            path: self.path.clone(),
+            cause,
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, key, first_seen_ms, last_seen_ms, evidence, pinned FROM learned
+                 ORDER BY kind, key",
+            )
+            .map_err(|e| err(e.into()))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let kind: String = r.get(0)?;
+                let key: String = r.get(1)?;
+                let first: i64 = r.get(2)?;
+                let last: i64 = r.get(3)?;
+                let evidence: String = r.get(4)?;
+                let pinned: i64 = r.get(5)?;
+                Ok((kind, key, first, last, evidence, pinned))
+            })
+            .map_err(|e| err(e.into()))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, key, first, last, evidence, pinned) = row.map_err(|e| err(e.into()))?;
+            let bad = |d: String| err(decode("learned", format!("{kind} {key}"), d));
+            out.push(LearnedFact {
+                first_seen: ts(first).map_err(bad)?,
+                last_seen: ts(last).map_err(bad)?,
+                kind,
+                key,
+                evidence,
+                pinned: pinned != 0,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Keeps `template` as the shield's challenge form of `host` for `method` (replacing the
+    /// previous one). Templates over [`MAX_SHIELD_TEMPLATE`] bytes are refused.
+    pub fn save_shield_template(
+        &mut self,
+        host: IpAddr,
+        method: &str,
+        template: &[u8],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let err = |cause: DbError| StoreError::WriteLearned {
+            what: "shield template",
+            key: format!("{host} {method}").into(),
+            path: self.path.clone(),
+            cause,
+        };
+        if template.len() > MAX_SHIELD_TEMPLATE {
+            return Err(err(DbError::Decode {
+                table: "shield_templates",
+                key: format!("{host} {method}"),
+                detail: format!("{} bytes, over {MAX_SHIELD_TEMPLATE}", template.len()),
+            }));
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO shield_templates (host, method, at_ms, template)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| st.execute(params![host.to_string(), method, ms(at), template]))
+            .map_err(|e| err(e.into()))?;
+        Ok(())
+    }
+
+    /// Every stored shield template: (host, method, template).
+    pub fn load_shield_templates(&self) -> Result<Vec<(IpAddr, String, Vec<u8>)>, StoreError> {
+        let err = |cause: DbError| StoreError::Load {
+            what: "shield templates",
+            path: self.path.clone(),
+            cause,
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT host, method, template FROM shield_templates ORDER BY host")
+            .map_err(|e| err(e.into()))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?))
+            })
+            .map_err(|e| err(e.into()))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (host, method, template) = row.map_err(|e| err(e.into()))?;
+            let host: IpAddr = host.parse().map_err(|e| {
+                err(decode("shield_templates", format!("{host} {method}"), format!("{e}")))
+            })?;
+            out.push((host, method, template));
+        }
+        Ok(out)
     }
 
     // ---- decisions -----------------------------------------------------------------------

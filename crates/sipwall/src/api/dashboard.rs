@@ -30,7 +30,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{answer, events, run, ApiState};
 use crate::protocol::{
-    self, BanView, Command, Dashboard, DecisionView, LearnedEntry, Response, SourceCount,
+    self, BanView, Command, Dashboard, DecisionView, LearnedFactView, Response, SourceCount,
     TimelineBucket, TIMELINE_BUCKETS, TOP_SOURCES,
 };
 
@@ -80,21 +80,22 @@ pub async fn style() -> HttpResponse {
     asset("text/css; charset=utf-8", format!("{REPORT_CSS}\n{DASHBOARD_CSS}"))
 }
 
-/// The learned entries to show. Learning does not exist yet: always empty (see
-/// [`protocol::Dashboard::learned`]).
-pub fn learned(_ctx: &crate::daemon::control_server::Ctx) -> Vec<LearnedEntry> {
-    Vec::new()
+/// The learned facts (upstreams, local users, known-good clients), through the same
+/// `execute` as `sipwall learned` (so off the runtime's threads, one short engine lock).
+pub async fn learned(s: &Arc<ApiState>) -> Vec<LearnedFactView> {
+    super::run(s, Command::Learned).await.learned.map(|v| v.facts).unwrap_or_default()
 }
 
-/// The learned entry covering `ip`, for `/api/v1/sources/{ip}`. Learning does not exist
-/// yet: always None.
+/// The learned fact about `ip` among `facts` (a learned upstream or known-good client), for
+/// `/api/v1/sources/{ip}`.
 pub fn learned_status(
-    ctx: &crate::daemon::control_server::Ctx,
+    facts: Vec<LearnedFactView>,
     ip: std::net::IpAddr,
-) -> Option<LearnedEntry> {
-    learned(ctx).into_iter().find(|l| {
-        l.subject.parse::<ipnet::IpNet>().is_ok_and(|n| n.contains(&ip))
-            || l.subject.parse::<std::net::IpAddr>().is_ok_and(|a| a == ip)
+) -> Option<LearnedFactView> {
+    facts.into_iter().find(|f| {
+        f.value.parse::<std::net::IpAddr>().is_ok_and(|a| a == ip)
+            || f.value.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip() == ip)
+            || f.value.parse::<ipnet::IpNet>().is_ok_and(|n| n.contains(&ip))
     })
 }
 
@@ -198,7 +199,7 @@ pub async fn data(State(s): State<Arc<ApiState>>) -> HttpResponse {
         timeline,
         top_sources,
         recent,
-        learned: learned(&s.ctx),
+        learned: learned(&s).await,
         store_error,
     })
     .into_response()

@@ -28,7 +28,8 @@
 //! `GET /api/v1/decisions?ip=&since=&rule=&limit=`, `GET /api/v1/sources/{ip}`,
 //! `GET /api/v1/trust`, `POST /api/v1/trust` (`{"net","reason"}`), `DELETE
 //! /api/v1/trust/{net}` (or `?net=`), `POST /api/v1/reload`, `GET /api/v1/status`, `GET
-//! /healthz`, `GET /readyz`, `GET /metrics`,
+//! /api/v1/learned`, `POST /api/v1/learned` (`{"pin":"upstream 198.51.100.2"}` or
+//! `{"forget":"user 100"}`), `GET /healthz`, `GET /readyz`, `GET /metrics`,
 //! `GET /api/v1/feed?format=plain|nft|ipset|mikrotik|json` (also `/api/v1/feed.txt`, `.nft`,
 //! `.ipset`, `.rsc`, `.json`: the active bans as a block-list feed, see `feed.rs`);
 //! the live dashboard: `GET /` (page, script and style sheet: no token), `GET
@@ -182,6 +183,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/sources/{ip}", get(source))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/learned", get(learned).post(learned_change))
         .route("/metrics", get(metrics))
         .route("/api/v1/feed", get(feed::feed))
         .route("/api/v1/feed.txt", get(feed::plain))
@@ -373,6 +375,35 @@ async fn add_trust(
     }
 }
 
+async fn learned(State(s): State<Arc<ApiState>>) -> HttpResponse {
+    reply(run(&s, Command::Learned).await, StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// `POST /api/v1/learned`: exactly one of `pin` or `forget`, naming a fact.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LearnedChange {
+    pin: Option<String>,
+    forget: Option<String>,
+}
+
+async fn learned_change(
+    State(s): State<Arc<ApiState>>,
+    Json(body): Json<serde_json::Value>,
+) -> HttpResponse {
+    let cmd = serde_json::from_value::<LearnedChange>(body)
+        .map_err(|e| anyhow::anyhow!("bad request: {e}"))
+        .and_then(|c| match (c.pin, c.forget) {
+            (Some(p), None) => Ok(Command::LearnedPin(protocol::parse_fact(&p)?)),
+            (None, Some(f)) => Ok(Command::LearnedForget(protocol::parse_fact(&f)?)),
+            _ => Err(anyhow::anyhow!("give exactly one of \"pin\" or \"forget\"")),
+        });
+    match cmd {
+        Ok(cmd) => reply(run(&s, cmd).await, StatusCode::NOT_FOUND),
+        Err(e) => answer(StatusCode::BAD_REQUEST, Response::error(format!("{e:#}"))),
+    }
+}
+
 async fn untrust(s: &Arc<ApiState>, net: &str) -> HttpResponse {
     match protocol::parse_net(net) {
         Ok(n) => reply(run(s, Command::TrustDel(n)).await, StatusCode::NOT_FOUND),
@@ -502,7 +533,7 @@ async fn source(State(s): State<Arc<ApiState>>, Path(ip): Path<String>) -> HttpR
         "offences": offences,
         "tracked": counters.is_some(),
         "counters": counters,
-        "learned": dashboard::learned_status(&s.ctx, addr),
+        "learned": dashboard::learned_status(dashboard::learned(&s).await, addr),
         "decisions": decisions,
         "store_error": store_error,
     }))

@@ -304,3 +304,61 @@ fn a_source_shows_the_engines_counters_and_its_learned_status() {
         worker.join().unwrap();
     });
 }
+
+#[test]
+fn learned_facts_are_listed_pinned_and_forgotten_over_the_api() {
+    rt().block_on(async {
+        let (s, worker) = state(false);
+        let (code, text) = call(&s, "GET", "/api/v1/learned", None, None).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["learned"]["facts"].as_array().unwrap().len(), 0);
+        assert_eq!(v["learned"]["enforcing"], false, "{text}");
+        let pin = r#"{"pin":"upstream 198.51.100.2"}"#;
+        let (code, _) = call(&s, "POST", "/api/v1/learned", None, Some(pin)).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        let (code, text) = call(&s, "POST", "/api/v1/learned", Some(TOKEN), Some(pin)).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let fact = &v["learned"]["facts"][0];
+        assert_eq!(
+            (fact["kind"].as_str(), fact["value"].as_str()),
+            (Some("upstream"), Some("198.51.100.2"))
+        );
+        assert_eq!(fact["pinned"], true);
+        // A pinned upstream puts the unsolicited-INVITE rule in force.
+        assert_eq!(v["learned"]["enforcing"], true, "{text}");
+        // The same fact, in the same shape, on the address's page and on the dashboard.
+        let (_, text) = call(&s, "GET", "/api/v1/sources/198.51.100.2", None, None).await;
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["learned"]["kind"], "upstream", "{text}");
+        assert_eq!(v["learned"]["pinned"], true, "{text}");
+        let (_, text) = call(&s, "GET", "/api/v1/sources/198.51.100.3", None, None).await;
+        assert!(serde_json::from_str::<serde_json::Value>(&text).unwrap()["learned"].is_null());
+        let (_, text) = call(&s, "GET", "/api/v1/dashboard", None, None).await;
+        let d: protocol::Dashboard = serde_json::from_str(&text).unwrap();
+        assert_eq!(d.learned.len(), 1, "{text}");
+        assert_eq!(
+            (d.learned[0].kind.as_str(), d.learned[0].value.as_str()),
+            ("upstream", "198.51.100.2")
+        );
+        for bad in [
+            r#"{"pin":"upstream nowhere"}"#,
+            r#"{"pin":"user 1","forget":"user 1"}"#,
+            r#"{"drop":"x"}"#,
+        ] {
+            let (code, text) = call(&s, "POST", "/api/v1/learned", Some(TOKEN), Some(bad)).await;
+            assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {text}");
+        }
+        let forget = r#"{"forget":"upstream 198.51.100.2"}"#;
+        let (code, text) = call(&s, "POST", "/api/v1/learned", Some(TOKEN), Some(forget)).await;
+        assert_eq!(code, StatusCode::OK, "{text}");
+        assert!(text.contains("\"facts\":[]"), "{text}");
+        let (code, text) = call(&s, "POST", "/api/v1/learned", Some(TOKEN), Some(forget)).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{text}");
+        let (_, text) = call(&s, "GET", "/api/v1/status", None, None).await;
+        assert!(text.contains("\"learn\":{\"mode\":\"auto\""), "{text}");
+        drop(s);
+        let _ = worker;
+    });
+}

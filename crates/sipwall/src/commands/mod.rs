@@ -21,6 +21,7 @@ pub mod check_config;
 pub mod decisions;
 pub mod feed;
 pub mod generate;
+pub mod learned;
 pub mod status;
 pub mod trust;
 

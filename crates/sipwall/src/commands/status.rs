@@ -95,6 +95,9 @@ pub fn status_text(s: &Status) -> String {
     let trip: Vec<String> = s.tripwire_ports.iter().map(u16::to_string).collect();
     o.push_str(&format!("tripwire:  {}\n", list(&trip)));
     o.push_str(&format!("store:     {}\n", s.store));
+    if let Some(l) = &s.learn {
+        o.push_str(&format!("learning:  {} ({})\n", l.line(), l.mode));
+    }
     match &s.last_reload {
         None => o.push_str("reload:    none since start\n"),
         Some(r) => o.push_str(&format!(
@@ -221,7 +224,29 @@ mod tests {
                     "line 3: enforce.mode: unknown variant `bridge`; keeping the current policy"
                         .into(),
             }),
+            learn: None,
         }
+    }
+
+    #[test]
+    fn status_says_whether_learning_enforces_yet() {
+        let learn = crate::protocol::LearnSummary {
+            mode: "auto".into(),
+            enforcing: false,
+            local_users: 2,
+            ..Default::default()
+        };
+        let t = status_text(&Status { learn: Some(learn.clone()), ..fixed() });
+        assert!(
+            t.contains("learning:  learning, not enforcing yet (no upstream learned): 0 upstream(s), 2 local user(s)"),
+            "{t}"
+        );
+        let on = crate::protocol::LearnSummary { enforcing: true, upstreams: 1, ..learn };
+        let t = status_text(&Status { learn: Some(on), ..fixed() });
+        assert!(
+            t.contains("learning:  enforcing the unsolicited-INVITE rule: 1 upstream(s)"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -47,9 +47,16 @@ pub trait BanStore: Send {
     /// Forget ban history and offence counts of bans that ended before `before`, so the
     /// store stays bounded however many sources were ever banned. Returns rows deleted.
     fn prune_history(&mut self, before: Timestamp) -> anyhow::Result<usize>;
+    /// Make a learned fact or shield template durable (a store without them ignores it).
+    fn save_learned(&mut self, _write: &super::learned::LearnedWrite) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 impl BanStore for sipwall_store::Store {
+    fn save_learned(&mut self, write: &super::learned::LearnedWrite) -> anyhow::Result<()> {
+        write.apply(self)
+    }
     fn record_bans(&mut self, bans: &[Ban]) -> anyhow::Result<()> {
         Ok(sipwall_store::Store::record_bans(self, bans)?)
     }
@@ -99,6 +106,8 @@ pub enum Work {
     Apply(Vec<BanAction>, std::sync::mpsc::SyncSender<Applied>),
     /// Finish the pending batch and stop.
     Stop,
+    /// A learned fact or shield template to make durable (see [`super::learned`]).
+    Learned(super::learned::LearnedWrite),
 }
 
 /// How a batch ended, for [`Work::Apply`].
@@ -321,7 +330,9 @@ pub fn run(
         let mut decisions: Vec<DecisionItem> = Vec::new();
         let mut prune_before: Option<Timestamp> = None;
         let mut flushes: Vec<std::sync::mpsc::SyncSender<Applied>> = Vec::new();
+        let mut learned: Vec<super::learned::LearnedWrite> = Vec::new();
         let mut take = |w: Work, stop: &mut bool| match w {
+            Work::Learned(l) => learned.push(l),
             Work::Bans(actions) => merge(&mut adds, &mut removes, actions),
             Work::Apply(actions, ack) => {
                 merge(&mut adds, &mut removes, actions);
@@ -351,6 +362,12 @@ pub fn run(
             }
         }
         let now = clock();
+        for l in &learned {
+            if let Err(e) = store.save_learned(l) {
+                stats.store_errors += 1;
+                log::error!("storing {l}: {e:#}");
+            }
+        }
         if let Some(before) = prune_before {
             match store.prune_history(before) {
                 Ok(n) if n > 0 => {

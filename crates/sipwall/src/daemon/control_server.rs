@@ -643,6 +643,9 @@ pub fn execute(cmd: Command, ctx: &Ctx, peer: Peer) -> Response {
                 ctx.store_unavailable.as_ref().map(|why| format!("unavailable (in memory): {why}"));
             r
         }
+        Command::Learned | Command::LearnedPin(_) | Command::LearnedForget(_) => {
+            super::learned::execute(cmd, &ctx.engine, &ctx.work, now, peer)
+        }
     }
 }
 

@@ -28,6 +28,7 @@ use sipwall_netfilter::{packet, Hook, Queue, QueueVerdict, QueuedPacket, Ruleset
 
 use super::ban_worker::{DecisionItem, Work};
 use super::lock;
+use super::shield::{self, AnswerKind, Shield};
 use super::tcp::TcpTracker;
 use crate::time::wall_clock;
 use sipwall_engine::Timestamp;
@@ -50,6 +51,9 @@ pub struct QueueSettings {
     /// Rule families only simulated (observe mode): their drops are accepted and counted as
     /// `would_drop`, their bans kept out of the kernel and the store.
     pub simulate: super::status::Simulate,
+    /// The enumeration shield ([`super::shield`]), shared by the queue threads; None in
+    /// observe mode (nothing is changed on the wire then).
+    pub shield: Option<Arc<Shield>>,
 }
 
 /// Most decision records in flight to the ban worker (see [`QueueSettings`]).
@@ -112,6 +116,8 @@ pub struct InlineStats {
     pub ban_overflow: u64,
     /// Ban actions still pending when the thread stopped.
     pub bans_lost_at_stop: u64,
+    /// "No such user" answers replaced by a challenge (enumeration shield).
+    pub shielded: u64,
 }
 
 /// Most nets a queue thread holds back while the ban worker's channel is full.
@@ -214,6 +220,75 @@ impl<C: Fn() -> Timestamp> BatchClock<C> {
     }
 }
 
+/// Hand a new challenge form to the ban worker to store (best effort: on a full channel the
+/// next new form is stored instead; the running shield has it either way).
+fn learned_template(
+    work: &SyncSender<Work>,
+    host: std::net::IpAddr,
+    challenge: &[u8],
+    at: Timestamp,
+) {
+    let method = sipwall_sip::Message::parse(challenge)
+        .ok()
+        .and_then(|m| m.cseq())
+        .and_then(|c| shield::method_name(c.method));
+    if let Some(method) = method {
+        let write = super::learned::LearnedWrite::ShieldTemplate {
+            host,
+            method,
+            template: challenge.to_vec(),
+            at,
+        };
+        let _ = work.try_send(Work::Learned(write));
+    }
+}
+
+/// Whose challenges a template is: this host's own answers (OUTPUT) all share one key, since
+/// a PBX answers from whichever of its addresses faces the peer; a forwarded answer (router
+/// mode) is its sender's.
+fn shield_host(hook: Hook, src: SocketAddr) -> std::net::IpAddr {
+    match hook {
+        Hook::LocalOut => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        _ => src.ip(),
+    }
+}
+
+/// The enumeration shield's hook for an accepted outbound UDP packet: when it is a "no such
+/// user" answer to a peer the engine does not vouch for, write the packet carrying the forged
+/// challenge into `rewrite` and return true. Costs one status-code comparison for every other
+/// packet; the engine is locked only for a "no such user" answer, and only to ask about the
+/// peer, never while forging or rebuilding.
+fn shield_rewrite(
+    shield: Option<&Shield>,
+    engine: &Mutex<Engine>,
+    view: &packet::PacketView<'_>,
+    qp: &QueuedPacket<'_>,
+    forged: &mut Vec<u8>,
+    rewrite: &mut Vec<u8>,
+) -> bool {
+    let Some(shield) = shield else { return false };
+    if shield::answer_kind(view.payload) != Some(AnswerKind::NoSuchUser) {
+        return false;
+    }
+    if lock(engine).vouches_for(view.dst.ip()) {
+        return false;
+    }
+    if !shield.forge(shield_host(qp.hook, view.src), view.payload, forged) {
+        return false;
+    }
+    match packet::rebuild_udp(qp.payload, forged, rewrite) {
+        Ok(()) => {
+            log::debug!("shield: {} -> {}: 404 answered as a challenge", view.src, view.dst);
+            true
+        }
+        Err(e) => {
+            log::debug!("shield: {} -> {}: not rewritten: {e}", view.src, view.dst);
+            rewrite.clear();
+            false
+        }
+    }
+}
+
 /// Run one queue until `stop`. Returns its counters, or the queue error that ended it.
 pub fn run_queue(
     mut queue: Queue,
@@ -230,9 +305,11 @@ pub fn run_queue(
     let mut clock = BatchClock::new(wall_clock);
     let published = settings.counters.queue(queue.config_used().num);
     let mut would_drop = 0u64;
+    // The forged answer before it is put into a packet; grows once, then reused.
+    let mut forged: Vec<u8> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         clock.next_batch();
-        queue.process_batch(|qp: &QueuedPacket<'_>| {
+        queue.process_batch_rewriting(|qp: &QueuedPacket<'_>, rewrite: &mut Vec<u8>| {
             // Inside the callback: the receive has returned, a packet is here.
             let now = clock.now();
             let now_ms = now.as_millis();
@@ -331,6 +408,20 @@ pub fn run_queue(
                         r.summary
                     );
                 }
+                if !drop && direction == Direction::Outbound {
+                    if let Some(shield) = &settings.shield {
+                        // A real challenge from the protected side: the form to copy. Off the
+                        // engine lock (the shield has its own).
+                        if shield::answer_kind(payload) == Some(AnswerKind::Challenge) {
+                            let host = shield_host(qp.hook, view.src);
+                            if shield.learn(host, payload) == Some(true) {
+                                // A new form (rare): made durable by the ban worker, never
+                                // waited for.
+                                learned_template(&work, host, payload, now);
+                            }
+                        }
+                    }
+                }
                 if settings.record_decisions {
                     if let Some(record) = d.record {
                         let in_flight = &settings.decisions_in_flight;
@@ -358,6 +449,18 @@ pub fn run_queue(
                 _ => {
                     if judge(view.payload, Transport::Udp) {
                         QueueVerdict::Drop
+                    } else if direction == Direction::Outbound
+                        && shield_rewrite(
+                            settings.shield.as_deref(),
+                            &engine,
+                            &view,
+                            qp,
+                            &mut forged,
+                            rewrite,
+                        )
+                    {
+                        stats.shielded += 1;
+                        QueueVerdict::AcceptRewritten
                     } else {
                         QueueVerdict::Accept
                     }
@@ -390,6 +493,13 @@ pub fn run_queue(
             pending.len() as u64 + pending.overflow,
             pending.len(),
             pending.overflow
+        );
+    }
+    if stats.shielded > 0 {
+        log::info!(
+            "queue {}: {} \"no such user\" answer(s) sent as challenges (enumeration shield)",
+            queue.config_used().num,
+            stats.shielded
         );
     }
     stats.ban_overflow = pending.overflow;
@@ -508,5 +618,44 @@ mod tests {
         assert_eq!(c2.direction(Hook::Forward, out, phone, L4::Udp), Direction::Inbound);
         let ephemeral: SocketAddr = "192.0.2.10:40000".parse().unwrap();
         assert_eq!(c2.direction(Hook::Forward, out, ephemeral, L4::Udp), Direction::Outbound);
+    }
+
+    #[test]
+    fn the_shield_rewrites_a_404_to_an_unvouched_peer_only() {
+        let policy =
+            sipwall_engine::Policy::from_toml_str("[trusted]\nnetworks = [\"198.51.100.0/24\"]\n")
+                .unwrap();
+        let engine = Mutex::new(Engine::new(policy));
+        let shield = Shield::new();
+        let answer =
+            b"SIP/2.0 404 Not Found\r\nVia: SIP/2.0/UDP 203.0.113.9:5060;branch=z9hG4bK-1\r\n\
+            From: <sip:7@192.0.2.10>;tag=1\r\nTo: <sip:7@192.0.2.10>;tag=as1\r\nCall-ID: 42\r\n\
+            CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        let pbx: SocketAddr = "192.0.2.10:5060".parse().unwrap();
+        let (mut forged, mut rewrite) = (Vec::new(), Vec::new());
+        let mut run = |peer: &str, hook: Hook| {
+            let pkt = packet::build_udp_v4(pbx, peer.parse().unwrap(), answer);
+            let view = packet::parse(&pkt).unwrap();
+            let qp = QueuedPacket { id: 1, hook, payload: &pkt, truncated: false };
+            let done =
+                shield_rewrite(Some(&shield), &engine, &view, &qp, &mut forged, &mut rewrite);
+            (done, rewrite.clone())
+        };
+        let (done, pkt) = run("203.0.113.9:5060", Hook::LocalOut);
+        assert!(done);
+        let v = packet::parse(&pkt).unwrap();
+        assert!(v.payload.starts_with(b"SIP/2.0 401 Unauthorized\r\n"));
+        assert_eq!((v.src, v.dst.to_string().as_str()), (pbx, "203.0.113.9:5060"));
+        // A trusted peer keeps its 404; so does this host's own address.
+        assert!(!run("198.51.100.2:5060", Hook::LocalOut).0);
+        lock(&engine).set_local_addresses(&["192.0.2.10".parse().unwrap()]);
+        assert!(!run("192.0.2.10:5070", Hook::LocalOut).0);
+        // Without a shield (observe mode) nothing changes.
+        let pkt = packet::build_udp_v4(pbx, "203.0.113.9:5060".parse().unwrap(), answer);
+        let view = packet::parse(&pkt).unwrap();
+        let qp = QueuedPacket { id: 1, hook: Hook::LocalOut, payload: &pkt, truncated: false };
+        assert!(!shield_rewrite(None, &engine, &view, &qp, &mut forged, &mut rewrite));
+        assert_eq!(shield_host(Hook::LocalOut, pbx), std::net::IpAddr::from([0u16; 8]));
+        assert_eq!(shield_host(Hook::Forward, pbx), pbx.ip());
     }
 }

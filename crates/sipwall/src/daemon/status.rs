@@ -350,8 +350,9 @@ pub fn snapshot(
     store_unavailable: Option<&str>,
     now: u64,
 ) -> Status {
-    let (tripwire_ports, tracked, by_rule, active, simulated) = {
+    let (tripwire_ports, tracked, by_rule, active, simulated, learn) = {
         let e = lock(engine);
+        let learn = crate::protocol::LearnSummary::of(&e.learn_status());
         let mut by_rule: BTreeMap<String, u64> = BTreeMap::new();
         let (mut active, mut simulated) = (0u64, 0u64);
         for b in e.bans().filter(|b| now < b.until.as_millis()) {
@@ -359,7 +360,8 @@ pub fn snapshot(
             simulated += u64::from(facts.simulate.ban(b));
             *by_rule.entry(b.rule.clone()).or_default() += 1;
         }
-        (e.policy().tripwire_ports.clone(), e.tracked_sources() as u64, by_rule, active, simulated)
+        let tripwire = e.policy().tripwire_ports.clone();
+        (tripwire, e.tracked_sources() as u64, by_rule, active, simulated, learn)
     };
     let kernel = kernel_queues();
     let queues = counters
@@ -402,6 +404,7 @@ pub fn snapshot(
             Some(why) => format!("unavailable (in memory): {why}"),
         },
         last_reload: reloader.and_then(Reloader::last),
+        learn: Some(learn),
     }
 }
 
