@@ -73,6 +73,41 @@ pub fn reload(args: ReloadArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The `fleet:` lines of `sipwall status`.
+fn fleet_text(f: &crate::protocol::FleetStatus) -> String {
+    let state = if f.connected {
+        "connected".to_string()
+    } else {
+        format!("DISCONNECTED ({})", f.error.as_deref().unwrap_or("connecting"))
+    };
+    let sync = match f.last_sync_ms {
+        0 => "never".to_string(),
+        ms => format!("{} ({} bans)", time::rfc3339(ms), f.last_sync_bans),
+    };
+    let mut o = format!(
+        "fleet:     node {} on {}: {state}; last sync {sync}, {} resync(s), lag {} ms{}\n",
+        f.node_id,
+        f.redis,
+        f.resyncs,
+        f.lag_ms,
+        if f.signed { ", signed" } else { "" }
+    );
+    o.push_str(&format!(
+        "           {} received, {} published, {} queued, {} dropped; ignored: {} refused here, \
+         {} bad signature, {} too wide, {} over rate, {} malformed\n",
+        f.received,
+        f.published,
+        f.queued,
+        f.dropped,
+        f.refused_local,
+        f.rejected_signature,
+        f.rejected_width,
+        f.rejected_rate,
+        f.rejected_malformed
+    ));
+    o
+}
+
 /// The text of `sipwall status`.
 pub fn status_text(s: &Status) -> String {
     let mut o = String::new();
@@ -103,6 +138,9 @@ pub fn status_text(s: &Status) -> String {
             if r.ok { "ok" } else { "FAILED" },
             r.message
         )),
+    }
+    if let Some(f) = &s.fleet {
+        o.push_str(&fleet_text(f));
     }
     o.push_str(&format!("sources:   {} tracked\n", s.tracked_sources));
     o.push_str(&format!("bans:      {} active", s.bans_active));
@@ -221,6 +259,7 @@ mod tests {
                     "line 3: enforce.mode: unknown variant `bridge`; keeping the current policy"
                         .into(),
             }),
+            fleet: None,
         }
     }
 

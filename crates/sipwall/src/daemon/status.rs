@@ -384,6 +384,7 @@ pub fn snapshot(
             Some(why) => format!("unavailable (in memory): {why}"),
         },
         last_reload: reloader.and_then(Reloader::last),
+        fleet: super::fleet::status(),
     }
 }
 
