@@ -12,8 +12,9 @@
 //!
 //! CONTRACTS
 //! * Resync: a node that joins, reconnects, or finds that entries after its last id were
-//!   trimmed away (`XINFO STREAM` max-deleted-entry-id past its id) reads the whole state and
-//!   hands it over as [`Incoming::Resync`]: the receiver makes its fleet bans equal it. The
+//!   trimmed away (`XINFO STREAM` entries-added minus length past what it read) reads the
+//!   whole state and hands it over as [`Incoming::Resync`]: the receiver makes its fleet bans
+//!   equal it (its own bans excepted: see the daemon's fleet module). The
 //!   stream's tip is read BEFORE the state, so no change between the two is missed (one may
 //!   arrive twice; every change is idempotent).
 //! * No loops: a node ignores the changes it published itself ([`Settings::node_id`]), and the
@@ -266,9 +267,44 @@ pub enum Incoming {
     Resync(Vec<FleetBan>),
 }
 
-/// Where the reader resumes: the stream id after which it reads.
+/// Where the reader resumes: the stream id after which it reads, and that entry's number in
+/// the stream (`entries-added` counts every entry ever added), to notice trimmed entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor(String);
+pub struct Cursor {
+    id: String,
+    number: u64,
+}
+
+/// The stream's `XINFO STREAM` fields this reader uses: (last id, entries ever added,
+/// entries kept); a missing stream is empty.
+fn stream_info(con: &mut redis::Connection, key: &str) -> Result<(String, u64, u64), FleetError> {
+    let info: Value = match redis::cmd("XINFO").arg("STREAM").arg(key).query(con) {
+        Ok(v) => v,
+        Err(e) if e.to_string().contains("no such key") => return Ok(("0-0".into(), 0, 0)),
+        Err(source) => return Err(FleetError::Command { command: "XINFO STREAM", source }),
+    };
+    let pairs: Vec<&Value> = match &info {
+        Value::Map(m) => m.iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => items(other).iter().collect(),
+    };
+    let field = |name: &[u8]| {
+        pairs.chunks(2).find(|p| bulk(p[0]) == Some(name)).and_then(|p| p.get(1).copied())
+    };
+    let num = |name: &[u8]| match field(name) {
+        Some(Value::Int(n)) => Some(*n as u64),
+        Some(v) => bulk(v).and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()),
+        None => None,
+    };
+    let last =
+        field(b"last-generated-id").and_then(bulk).map(|b| String::from_utf8_lossy(b).into_owned());
+    match (last, num(b"entries-added"), num(b"length")) {
+        (Some(l), Some(a), Some(n)) => Ok((l, a, n)),
+        _ => Err(FleetError::Reply {
+            command: "XINFO STREAM",
+            what: "no last-generated-id, entries-added or length (Redis 7 or Valkey needed)".into(),
+        }),
+    }
+}
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -395,20 +431,9 @@ fn resync(
     s: &Settings,
     gate: &mut Gate,
 ) -> Result<(Vec<FleetBan>, Cursor), FleetError> {
-    let tip: Value = redis::cmd("XREVRANGE")
-        .arg(s.changes_key())
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query(con)
-        .map_err(|source| FleetError::Command { command: "XREVRANGE", source })?;
-    let cursor = items(&tip)
-        .first()
-        .and_then(|e| items(e).first())
-        .and_then(bulk)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_else(|| "0-0".to_string());
+    // The tip first: a change made while the state is read is then read again from the
+    // stream (changes are idempotent), never missed.
+    let (id, number, _) = stream_info(con, &s.changes_key())?;
     let now = now_ms();
     let mut bans = Vec::new();
     let mut scan = "0".to_string();
@@ -442,7 +467,7 @@ fn resync(
     gate.stats.resyncs.fetch_add(1, Ordering::Relaxed);
     gate.stats.last_sync_ms.store(now_ms(), Ordering::Relaxed);
     gate.stats.last_sync_bans.store(bans.len() as u64, Ordering::Relaxed);
-    Ok((bans, Cursor(cursor)))
+    Ok((bans, Cursor { id, number }))
 }
 
 /// The first resync, done by the daemon at start before its queues open, bounded by
@@ -623,7 +648,7 @@ fn follow(
     stats.set_error(None);
     let key = s.changes_key();
     while !stop.load(Ordering::Relaxed) {
-        let Some(Cursor(from)) = cursor.clone() else { return Ok(()) };
+        let Some(Cursor { id: from, mut number }) = cursor.clone() else { return Ok(()) };
         let reply: Value = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(READ_COUNT)
@@ -652,11 +677,12 @@ fn follow(
                     stats.received.fetch_add(1, Ordering::Relaxed);
                     deliver(Incoming::Change(change));
                 }
-                *cursor = Some(Cursor(id));
+                number += 1;
+                *cursor = Some(Cursor { id, number });
             }
         }
         // A full batch means this node is behind: check that nothing after `from` was trimmed.
-        if n >= READ_COUNT && trimmed_after(con, &key, &from)? {
+        if n >= READ_COUNT && trimmed_after(con, &key, number)? {
             log::warn!("fleet: fell behind the stream's window (fleet.stream_max_len); resyncing");
             *cursor = None;
             return follow(con, s, stats, gate, cursor, deliver, stop);
@@ -665,26 +691,10 @@ fn follow(
     Ok(())
 }
 
-/// True when the stream dropped an entry newer than `id` (`max-deleted-entry-id`, Redis 7).
-fn trimmed_after(con: &mut redis::Connection, key: &str, id: &str) -> Result<bool, FleetError> {
-    let info: Value = redis::cmd("XINFO")
-        .arg("STREAM")
-        .arg(key)
-        .query(con)
-        .map_err(|source| FleetError::Command { command: "XINFO STREAM", source })?;
-    let pairs: Vec<&Value> = match &info {
-        Value::Map(m) => m.iter().flat_map(|(k, v)| [k, v]).collect(),
-        other => items(other).iter().collect(),
-    };
-    let deleted = pairs
-        .chunks(2)
-        .find(|p| p.first().and_then(|k| bulk(k)) == Some(b"max-deleted-entry-id"))
-        .and_then(|p| p.get(1).and_then(|v| bulk(v)))
-        .and_then(|b| parse_id(&String::from_utf8_lossy(b)));
-    Ok(match (deleted, parse_id(id)) {
-        (Some(d), Some(mine)) => d > mine,
-        _ => false,
-    })
+/// True when the stream no longer holds the entry after number `read` (trimmed away unread).
+fn trimmed_after(con: &mut redis::Connection, key: &str, read: u64) -> Result<bool, FleetError> {
+    let (_, added, kept) = stream_info(con, key)?;
+    Ok(added.saturating_sub(kept) > read)
 }
 
 /// Encode and write a batch in one atomic pipeline: state first, then the stream.
