@@ -29,6 +29,10 @@ declare -A APT=(
     [unshare]=util-linux
     [python3]=python3
     [curl]=curl
+    # the fleet tests (crates/fleet/tests/redis.rs, crates/sipwall/tests/fleet.rs) and
+    # scripts/bench-fleet.sh run a real Redis
+    [redis-server]=redis-server
+    [redis-cli]=redis-tools
 )
 
 missing=()
