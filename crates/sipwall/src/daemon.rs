@@ -12,6 +12,9 @@
 //!    is left exactly as it is, for forensics ([`open_store_or_memory`]). The
 //!    control socket (`[enforce] control_socket`, mode 0600) is bound here, with every
 //!    capability still held ([`control_server`]);
+//!    With `[fleet]`, every active fleet ban is then read into the engine ([`fleet::boot`],
+//!    bounded by `sync_timeout_ms`; an unreachable Redis is logged, not fatal), so a node
+//!    that starts has the fleet's bans in its kernel sets before its queues open;
 //! 3. the `inet` table ADOPTED ([`Firewall::install`]: the ban and block-list sets a previous
 //!    run kept stay in the kernel, so banned sources are dropped throughout a restart), then
 //!    the kernel ban sets reconciled with the engine's active bans ([`BanSet::reconcile`]:

@@ -269,6 +269,36 @@ mod tests {
     }
 
     #[test]
+    fn the_fleet_link_is_shown_when_on() {
+        assert!(!status_text(&fixed()).contains("fleet:"));
+        let f = crate::protocol::FleetStatus {
+            node_id: "pbx-07".into(),
+            redis: "redis://192.0.2.1:6379/0".into(),
+            connected: false,
+            error: Some("connection refused".into()),
+            last_sync_ms: 1_764_000_000_000,
+            last_sync_bans: 42,
+            resyncs: 2,
+            received: 7,
+            refused_local: 1,
+            rejected_signature: 3,
+            signed: true,
+            ..Default::default()
+        };
+        let t = status_text(&Status { fleet: Some(f), ..fixed() });
+        assert!(
+            t.contains("fleet:     node pbx-07 on redis://192.0.2.1:6379/0: DISCONNECTED (connection refused); last sync 2025-11-24T16:00:00Z (42 bans), 2 resync(s), lag 0 ms, signed"),
+            "{t}"
+        );
+        assert!(
+            t.contains("7 received")
+                && t.contains("1 refused here")
+                && t.contains("3 bad signature"),
+            "{t}"
+        );
+    }
+
+    #[test]
     fn observing_is_said_first() {
         let s = Status { observe: true, mode: "observe".into(), ..fixed() };
         let t = status_text(&s);
