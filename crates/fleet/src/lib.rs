@@ -430,6 +430,7 @@ fn resync(
     con: &mut redis::Connection,
     s: &Settings,
     gate: &mut Gate,
+    deadline: Option<Instant>,
 ) -> Result<(Vec<FleetBan>, Cursor), FleetError> {
     // The tip first: a change made while the state is read is then read again from the
     // stream (changes are idempotent), never missed.
@@ -439,6 +440,9 @@ fn resync(
     let mut scan = "0".to_string();
     // Bounded: one step per SCAN_COUNT fields, at most the hash's size / 1 + a few.
     for _ in 0..100_000 {
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(FleetError::SyncTimeout { url: s.url_for_log(), ms: 0 });
+        }
         let step: Value = redis::cmd("HSCAN")
             .arg(s.bans_key())
             .arg(&scan)
@@ -470,8 +474,8 @@ fn resync(
     Ok((bans, Cursor { id, number }))
 }
 
-/// The first resync, done by the daemon at start before its queues open, bounded by
-/// `deadline`. Returns the current fleet bans and where the reader goes on from.
+/// The first resync, done by the daemon at start before its queues open, bounded in all by
+/// `deadline` (connecting, reading the tip, every step of the state). Returns the current fleet bans and where the reader goes on from.
 pub fn first_sync(
     s: &Settings,
     stats: &Arc<Stats>,
@@ -484,7 +488,7 @@ pub fn first_sync(
     let mut con = connect(&limited, &client)?;
     let mut gate =
         Gate { settings: s.clone(), stats: stats.clone(), rate: HashMap::new(), seen: 0 };
-    let r = resync(&mut con, s, &mut gate);
+    let r = resync(&mut con, s, &mut gate, Some(t0 + deadline));
     if r.is_err() && t0.elapsed() >= deadline {
         return Err(FleetError::SyncTimeout { url: s.url_for_log(), ms: deadline.as_millis() });
     }
@@ -634,7 +638,7 @@ fn follow(
 ) -> Result<(), FleetError> {
     if cursor.is_none() {
         let t0 = Instant::now();
-        let (bans, c) = resync(con, s, gate)?;
+        let (bans, c) = resync(con, s, gate, None)?;
         log::info!(
             "fleet: resynced from {}: {} active ban(s) in {} ms",
             s.url_for_log(),

@@ -278,8 +278,10 @@ impl Daemon {
         let simulate = status::Simulate::of(&enforce);
         // `[fleet]`: every active fleet ban into the engine before the kernel sets are
         // reconciled and any queue opens (bounded; an unreachable Redis is logged, not fatal).
-        let mut fleet_boot =
-            fleet.as_ref().map(|f| fleet::boot(f, &mut engine, &simulate)).transpose()?;
+        let mut fleet_boot = fleet
+            .as_ref()
+            .map(|f| fleet::boot(f, &mut engine, &simulate, enforce.observe()))
+            .transpose()?;
         let socket_path = args.socket.clone().unwrap_or_else(|| enforce.control_socket.clone());
         // Bound before capabilities are dropped; removed when dropped (every return below).
         let control_sock = control_server::ControlSocket::bind(&socket_path)?;
@@ -337,7 +339,13 @@ impl Daemon {
                 // worker stores them like any other.
                 let _ = work.try_send(Work::Bans(std::mem::take(&mut boot.actions)));
                 let boot = fleet_boot.take().expect("matched Some");
-                Some(fleet::start(boot, engine.clone(), work.clone(), simulate.clone())?)
+                Some(fleet::start(
+                    boot,
+                    engine.clone(),
+                    work.clone(),
+                    simulate.clone(),
+                    enforce.observe(),
+                )?)
             }
             None => None,
         };

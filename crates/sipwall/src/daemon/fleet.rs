@@ -153,7 +153,12 @@ pub struct Boot {
 
 /// Start-up: settings, then the first sync straight into the engine (bounded by
 /// `sync_timeout_ms`). Unreachable Redis: logged, the start goes on.
-pub fn boot(cfg: &FleetConfig, engine: &mut Engine, simulate: &Simulate) -> anyhow::Result<Boot> {
+pub fn boot(
+    cfg: &FleetConfig,
+    engine: &mut Engine,
+    simulate: &Simulate,
+    observe: bool,
+) -> anyhow::Result<Boot> {
     let settings = settings(cfg)?;
     let stats = Arc::new(Stats::default());
     let _ = SHOWN.set(Shown {
@@ -167,7 +172,7 @@ pub fn boot(cfg: &FleetConfig, engine: &mut Engine, simulate: &Simulate) -> anyh
     let (cursor, actions) = match sipwall_fleet::first_sync(&settings, &stats, deadline) {
         Ok((bans, cursor)) => {
             let n = bans.len();
-            let actions = resync(engine, bans, wall_clock(), &stats, simulate);
+            let actions = real(resync(engine, bans, wall_clock(), &stats), simulate, observe);
             log::info!(
                 "fleet: node {} joined {} ({}): {n} active fleet ban(s) read, {} applied, in {} ms",
                 settings.node_id,
@@ -260,7 +265,6 @@ fn resync(
     bans: Vec<FleetBan>,
     now: Timestamp,
     stats: &Stats,
-    simulate: &Simulate,
 ) -> Vec<BanAction> {
     let nets: HashSet<IpNet> = bans.iter().map(|b| b.net).collect();
     let gone: Vec<IpNet> = engine
@@ -274,7 +278,17 @@ fn resync(
     if lifted > 0 {
         log::info!("fleet: resync lifted {lifted} received ban(s) no longer in the fleet state");
     }
-    simulate.split(actions).0
+    actions
+}
+
+/// The actions that reach the kernel and the store: bans of simulated rule families stay in
+/// the engine, and in observe mode every received ban does (it is no operator's ban here).
+fn real(actions: Vec<BanAction>, simulate: &Simulate, observe: bool) -> Vec<BanAction> {
+    let actions = simulate.split(actions).0;
+    if observe {
+        return actions.into_iter().filter(|a| matches!(a, BanAction::Remove(_))).collect();
+    }
+    actions
 }
 
 /// Hand actions to the ban worker: a few short retries on a full channel, then left to the
@@ -314,6 +328,7 @@ pub fn start(
     engine: Arc<Mutex<Engine>>,
     work: SyncSender<Work>,
     simulate: Simulate,
+    observe: bool,
 ) -> anyhow::Result<Link> {
     let Boot { settings, stats, cursor, actions: _ } = boot;
     let stop = Arc::new(AtomicBool::new(false));
@@ -333,10 +348,10 @@ pub fn start(
                     }
                     a
                 }
-                Incoming::Resync(bans) => resync(&mut e, bans, now, &st, &simulate),
+                Incoming::Resync(bans) => resync(&mut e, bans, now, &st),
             }
         };
-        hand_over(&work, simulate.split(actions).0);
+        hand_over(&work, real(actions, &simulate, observe));
     });
     let fleet = Fleet::start(settings.clone(), stats, cursor, deliver, stop.clone())
         .context("starting the fleet link")?;
@@ -430,7 +445,6 @@ mod tests {
         let mut e = Engine::new(policy);
         let now = Timestamp::from_millis(2000);
         let stats = Stats::default();
-        let sim = Simulate::default();
         // an own (manual) ban, and a received one that the state no longer holds
         e.ban_manual("192.0.2.77/32".parse().unwrap(), Duration::from_secs(60), "x", now).unwrap();
         e.ban_shared(to_ban(&fleet_ban("203.0.113.50/32", "n2", 900_000)), now).unwrap();
@@ -442,7 +456,6 @@ mod tests {
             ],
             now,
             &stats,
-            &sim,
         );
         let nets: Vec<String> = e.bans().map(|b| b.net.to_string()).collect();
         assert!(nets.contains(&"192.0.2.77/32".to_string()), "own ban lifted: {nets:?}");
