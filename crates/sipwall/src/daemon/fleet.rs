@@ -36,6 +36,8 @@ use crate::config::FleetConfig;
 use crate::protocol::FleetStatus;
 use crate::time::wall_clock;
 
+/// Bans applied per engine lock during a resync of the running daemon.
+const RESYNC_SLICE: usize = 512;
 /// Largest secret file read (password, HMAC key).
 const MAX_SECRET_FILE: u64 = 4096;
 /// Shortest HMAC key accepted.
@@ -336,6 +338,39 @@ pub fn start(
     let deliver = Box::new(move |incoming: Incoming| {
         let now = wall_clock();
         let actions = {
+            if let Incoming::Resync(bans) = incoming {
+                // In slices, so a large resync never holds the engine for long: the queue
+                // threads judge between two slices.
+                let gone: Vec<IpNet> = {
+                    let nets: HashSet<IpNet> = bans.iter().map(|b| b.net).collect();
+                    lock(&engine)
+                        .bans()
+                        .filter(|b| b.origin == BanOrigin::Fleet && !nets.contains(&b.net))
+                        .map(|b| b.net)
+                        .collect()
+                };
+                for slice in gone.chunks(RESYNC_SLICE) {
+                    let a: Vec<BanAction> = {
+                        let mut e = lock(&engine);
+                        slice.iter().filter_map(|n| e.unban(*n)).collect()
+                    };
+                    hand_over(&work, a);
+                }
+                if !gone.is_empty() {
+                    log::info!(
+                        "fleet: resync lifted {} received ban(s) no longer in the fleet state",
+                        gone.len()
+                    );
+                }
+                for slice in bans.chunks(RESYNC_SLICE) {
+                    let a: Vec<BanAction> = {
+                        let mut e = lock(&engine);
+                        slice.iter().filter_map(|b| apply_ban(&mut e, b, now, &st)).collect()
+                    };
+                    hand_over(&work, real(a, &simulate, observe));
+                }
+                return;
+            }
             let mut e = lock(&engine);
             match incoming {
                 Incoming::Change(Change::Ban(b)) => {
@@ -348,7 +383,7 @@ pub fn start(
                     }
                     a
                 }
-                Incoming::Resync(bans) => resync(&mut e, bans, now, &st),
+                Incoming::Resync(_) => Vec::new(), // handled above
             }
         };
         hand_over(&work, real(actions, &simulate, observe));
