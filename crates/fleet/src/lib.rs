@@ -17,7 +17,8 @@
 //!   equal it (its own bans excepted: see the daemon's fleet module). The
 //!   stream's tip is read BEFORE the state, so no change between the two is missed (one may
 //!   arrive twice; every change is idempotent).
-//! * No loops: a node ignores the changes it published itself ([`Settings::node_id`]), and the
+//! * No loops: a node ignores the changes it published itself ([`Settings::node_id`]), in the
+//!   stream and in a resync alike, and the
 //!   daemon publishes only bans it made (never one it received).
 //! * Poisoning: with a key ([`Settings::hmac_key`]) unsigned and badly signed entries are
 //!   ignored and counted; a ban wider than [`Settings::max_prefix_v4`]/`v6` is ignored; an
@@ -367,8 +368,10 @@ impl Gate {
                 return None;
             }
         };
-        if from_stream && change.origin() == self.settings.node_id {
-            return None; // our own: applied here already
+        if change.origin() == self.settings.node_id {
+            // Our own: applied here already. Taken back from a resync, a ban this node lifted
+            // while its unban still waited in the outage queue would come back as received.
+            return None;
         }
         let net = change.net();
         match &change {
@@ -636,6 +639,25 @@ fn follow(
     deliver: &mut Box<dyn FnMut(Incoming) + Send>,
     stop: &AtomicBool,
 ) -> Result<(), FleetError> {
+    while !stop.load(Ordering::Relaxed) {
+        if !follow_once(con, s, stats, gate, cursor, deliver, stop)? {
+            log::warn!("fleet: fell behind the stream's window (fleet.stream_max_len); resyncing");
+            *cursor = None;
+        }
+    }
+    Ok(())
+}
+
+/// [`follow`] until the stop (true) or until entries were trimmed away unread (false).
+fn follow_once(
+    con: &mut redis::Connection,
+    s: &Settings,
+    stats: &Arc<Stats>,
+    gate: &mut Gate,
+    cursor: &mut Option<Cursor>,
+    deliver: &mut Box<dyn FnMut(Incoming) + Send>,
+    stop: &AtomicBool,
+) -> Result<bool, FleetError> {
     if cursor.is_none() {
         let t0 = Instant::now();
         let (bans, c) = resync(con, s, gate, None)?;
@@ -652,7 +674,7 @@ fn follow(
     stats.set_error(None);
     let key = s.changes_key();
     while !stop.load(Ordering::Relaxed) {
-        let Some(Cursor { id: from, mut number }) = cursor.clone() else { return Ok(()) };
+        let Some(Cursor { id: from, mut number }) = cursor.clone() else { return Ok(false) };
         let reply: Value = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(READ_COUNT)
@@ -687,12 +709,10 @@ fn follow(
         }
         // A full batch means this node is behind: check that nothing after `from` was trimmed.
         if n >= READ_COUNT && trimmed_after(con, &key, number)? {
-            log::warn!("fleet: fell behind the stream's window (fleet.stream_max_len); resyncing");
-            *cursor = None;
-            return follow(con, s, stats, gate, cursor, deliver, stop);
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// True when the stream no longer holds the entry after number `read` (trimmed away unread).
@@ -930,8 +950,8 @@ mod tests {
             Gate { settings: settings(), stats: stats.clone(), rate: HashMap::new(), seen: 0 };
         assert!(g.read(&ban("203.0.113.9/32", "n1"), true).is_none(), "own change taken");
         assert!(
-            g.read(&ban("203.0.113.9/32", "n1"), false).is_some(),
-            "own ban left out of a resync"
+            g.read(&ban("203.0.113.9/32", "n1"), false).is_none(),
+            "own ban taken from a resync"
         );
         assert!(g.read(&ban("198.0.0.0/8", "n2"), true).is_none());
         assert!(g.read(&ban("2001:db8::/32", "n2"), true).is_none());
