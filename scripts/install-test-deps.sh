@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything sipwall's TESTS need on Debian 12, as root: first the build and runtime
 # needs (scripts/install-deps.sh), then the test toolkit: SIPp, tshark/mergecap/editcap,
-# tcpdump, iproute2, SIPVicious, rustfmt and clippy, and for the package test lintian and
+# tcpdump, iproute2, ipset, SIPVicious, rustfmt and clippy, and for the package test lintian and
 # mmdebstrap (man and systemd-analyze run inside the Debian 12 root it makes). Used by
 # scripts/test.sh (and so by CI); never by the quick start. Idempotent; fails loudly, naming
 # what is missing.
@@ -33,6 +33,8 @@ declare -A APT=(
     # scripts/bench-fleet.sh run a real Redis
     [redis-server]=redis-server
     [redis-cli]=redis-tools
+    # feeds: `ipset restore` must accept the exported ipset feed
+    [ipset]=ipset
 )
 
 missing=()

@@ -166,6 +166,20 @@ impl BanTable {
         .find_map(|(kind, set)| set.first_overlapping(net).map(|m| (kind, m)))
     }
 
+    /// Every protected network with what it is (trusted, local, known-good), for callers that
+    /// check many candidates outside the engine's lock (fetched block lists).
+    pub(crate) fn protected_all(&self, policy: &Policy) -> Vec<(IpNet, &'static str)> {
+        [
+            (ProtectedKind::Trusted, &policy.trusted),
+            (ProtectedKind::Local, &policy.bans.local_addresses),
+            (ProtectedKind::Local, &self.local),
+            (ProtectedKind::KnownGood, &self.known_good),
+        ]
+        .into_iter()
+        .flat_map(|(kind, set)| set.iter().map(move |n| (*n, kind.describe())))
+        .collect()
+    }
+
     /// Every protected network overlapping `range`, or None when there are more than
     /// `MAX_SPLIT_PIECES` (the split would be too fragmented anyway).
     fn protected_in(&self, range: IpNet, policy: &Policy) -> Option<Vec<IpNet>> {

@@ -446,6 +446,15 @@ impl Engine {
         self.bans.set_known_good(set, &self.rules.policy)
     }
 
+    /// Every network no ban may cover, with what it is ("a trusted network ([trusted]
+    /// networks)", "an address of this host", "a known-good address"): trusted networks,
+    /// `bans.local_addresses`, this host's addresses and the known-good set. A copy (small: the
+    /// operator's and the host's networks), so a caller checking many candidates (a fetched
+    /// block list) takes the engine's lock only to copy it.
+    pub fn protected_networks(&self) -> Vec<(IpNet, &'static str)> {
+        self.bans.protected_all(&self.rules.policy)
+    }
+
     /// Decide on one packet at time `now`.
     pub fn decide(&mut self, packet: &Packet<'_>, now: Timestamp) -> Decision {
         self.decide_analysed(packet, &Analysis::none(), now)

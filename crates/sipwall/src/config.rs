@@ -337,6 +337,8 @@ pub struct Config {
     pub blocklists: Vec<(PathBuf, sipwall_engine::policy::BlocklistLoad)>,
     /// `[api]`: the HTTP API and metrics (defaults when absent: off).
     pub api: ApiConfig,
+    /// `[blocklist] urls` and `[blocklist.fetch]`: block lists downloaded by the daemon.
+    pub feeds: FeedsConfig,
     /// `[fleet]`: bans shared over Redis (None when the table is absent).
     pub fleet: Option<FleetConfig>,
 }
@@ -406,6 +408,150 @@ pub fn parse_api(text: &str) -> anyhow::Result<ApiConfig> {
     let mut api = doc.api;
     api.token_file_line = spans.get("token_file").map_or(0, |v| line_at(text, v.span().start));
     Ok(api)
+}
+
+/// Most `[blocklist] urls`.
+pub const MAX_FEED_URLS: usize = 32;
+
+/// `[blocklist] urls` with `[blocklist.fetch]`: block lists the daemon downloads over HTTP(S)
+/// on a thread of its own (see `crate::feeds`). The engine lets these keys be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedsConfig {
+    /// `http://` or `https://` URLs (at most [`MAX_FEED_URLS`], no duplicates).
+    pub urls: Vec<String>,
+    /// `[blocklist.fetch]`.
+    pub fetch: FetchConfig,
+}
+
+/// `[blocklist.fetch]`: how block-list URLs are fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// Seconds between two downloads of one URL (60..=604800). Default 3600.
+    pub refresh_secs: u64,
+    /// Seconds one download may take in all: connect, headers and body (1..=600). Default 30.
+    pub timeout_secs: u64,
+    /// Largest body accepted, in bytes (1 KiB..=64 MiB). Default 16 MiB.
+    pub max_bytes: u64,
+    /// Most entries one list may hold (1..=10M); a longer one is refused whole. Default 1M.
+    pub max_entries: usize,
+    /// Seconds the entries of a URL stay in force after its last good download (0: until
+    /// the next good download replaces them, however old). Default 0.
+    pub max_age_secs: u64,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            refresh_secs: 3600,
+            timeout_secs: 30,
+            max_bytes: 16 << 20,
+            max_entries: 1_000_000,
+            max_age_secs: 0,
+        }
+    }
+}
+
+impl FetchConfig {
+    /// The range check of each key: the key to blame and what is wrong.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let within = |key, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err((key, format!("{v} is out of range {lo}..={hi}")))
+            }
+        };
+        within("refresh_secs", self.refresh_secs, 60, 604_800)?;
+        within("timeout_secs", self.timeout_secs, 1, 600)?;
+        within("max_bytes", self.max_bytes, 1024, MAX_BLOCKLIST_BYTES)?;
+        within("max_entries", self.max_entries as u64, 1, 10_000_000)?;
+        within("max_age_secs", self.max_age_secs, 0, 366 * 86_400)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FeedsDoc {
+    #[serde(default)]
+    blocklist: FeedsTable,
+}
+
+/// `[blocklist]` as the daemon reads it: only its own keys; the engine checks the others.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedsTable {
+    #[serde(default)]
+    urls: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    fetch: FetchConfig,
+    #[serde(default, rename = "networks")]
+    _networks: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "files")]
+    _files: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FeedsSpans {
+    #[serde(default)]
+    blocklist: BlocklistSpans,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BlocklistSpans {
+    #[serde(default)]
+    fetch: std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
+}
+
+/// Parse `[blocklist] urls` and `[blocklist.fetch]`; errors name the key (`blocklist.urls`,
+/// `blocklist.fetch.KEY`) and its line, as [`parse_enforce`] does.
+pub fn parse_feeds(text: &str) -> anyhow::Result<FeedsConfig> {
+    let spans = toml::from_str::<FeedsSpans>(text).unwrap_or_default().blocklist.fetch;
+    let key_at = |offset: usize| {
+        spans.iter().find(|(_, v)| v.span().contains(&offset)).map(|(k, _)| k.clone())
+    };
+    let doc: FeedsDoc = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_at(text, s.start));
+        let key = e.span().and_then(|s| key_at(s.start));
+        let msg = e.message().trim_end();
+        match (line, key) {
+            (Some(l), Some(k)) => anyhow::anyhow!("line {l}: blocklist.fetch.{k}: {msg}"),
+            (Some(l), None) => anyhow::anyhow!("line {l}: in [blocklist]: {msg}"),
+            _ => anyhow::anyhow!("in [blocklist]: {msg}"),
+        }
+    })?;
+    let FeedsTable { urls, fetch, .. } = doc.blocklist;
+    if let Err((key, msg)) = fetch.check() {
+        return Err(match spans.get(key).map(|v| line_at(text, v.span().start)) {
+            Some(line) => anyhow::anyhow!("line {line}: blocklist.fetch.{key}: {msg}"),
+            None => anyhow::anyhow!("blocklist.fetch.{key}: {msg}"),
+        });
+    }
+    let mut seen = Vec::new();
+    for u in &urls {
+        let line = line_at(text, u.span().start);
+        let url = u.get_ref().trim();
+        let bad = |why: String| anyhow::anyhow!("line {line}: blocklist.urls: {why}");
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(|| bad(format!("`{url}` is not an http:// or https:// URL")))?;
+        if rest.is_empty()
+            || rest.starts_with('/')
+            || url.len() > 2048
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(bad(format!("`{url}` is not a usable URL (a host, no spaces)")));
+        }
+        if seen.contains(&url.to_string()) {
+            return Err(bad(format!("`{url}` is listed twice")));
+        }
+        seen.push(url.to_string());
+    }
+    if seen.len() > MAX_FEED_URLS {
+        let line = urls.first().map_or(0, |u| line_at(text, u.span().start));
+        anyhow::bail!("line {line}: blocklist.urls: {} URLs, at most {MAX_FEED_URLS}", seen.len());
+    }
+    Ok(FeedsConfig { urls: seen, fetch })
 }
 
 /// `[fleet]`: bans shared with other sipwall nodes through Redis 7 or Valkey (see the
@@ -660,6 +806,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
     let enforce = parse_enforce(&text).with_context(|| format!("config {}", path.display()))?;
     let mut api = parse_api(&text).with_context(|| format!("config {}", path.display()))?;
+    let feeds = parse_feeds(&text).with_context(|| format!("config {}", path.display()))?;
     // A relative token file is relative to the config file, like the block lists.
     if let Some(t) = api.token_file.as_mut().filter(|t| t.is_relative()) {
         *t = path.parent().unwrap_or(Path::new(".")).join(&*t);
@@ -685,7 +832,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
             }
         }
     }
-    Ok(Config { policy, enforce, blocklists, api, fleet })
+    Ok(Config { policy, enforce, blocklists, api, feeds, fleet })
 }
 
 #[cfg(test)]
@@ -813,6 +960,41 @@ mod tests {
     }
 
     #[test]
+    fn feed_urls_and_fetch_settings_name_key_and_line() {
+        let none = parse_feeds(TEXT).unwrap();
+        assert!(none.urls.is_empty());
+        assert_eq!(none.fetch, FetchConfig::default());
+        let ok = parse_feeds(
+            "[blocklist]\nnetworks = [\"203.0.113.0/24\"]\nurls = [\"https://lists.example/voip.txt\", \"http://127.0.0.1:8080/x\"]\n[blocklist.fetch]\nrefresh_secs = 600\nmax_age_secs = 86400\n",
+        )
+        .unwrap();
+        assert_eq!(ok.urls.len(), 2);
+        assert_eq!((ok.fetch.refresh_secs, ok.fetch.max_age_secs), (600, 86_400));
+        for (bad, want) in [
+            ("[blocklist]\n\nurls = [\"ftp://x/y\"]\n", "line 3: blocklist.urls"),
+            (
+                "[blocklist]\nurls = [\"https://a/x\",\n \"https://a/x\"]\n",
+                "line 3: blocklist.urls",
+            ),
+            ("[blocklist]\nurls = [\"https:///x\"]\n", "line 2: blocklist.urls"),
+            ("[blocklist.fetch]\nrefresh_secs = 5\n", "line 2: blocklist.fetch.refresh_secs"),
+            (
+                "[blocklist.fetch]\n\ntimeout_secs = \"30\"\n",
+                "line 3: blocklist.fetch.timeout_secs",
+            ),
+            ("[blocklist.fetch]\nmax_bytes = 1\n", "line 2: blocklist.fetch.max_bytes"),
+            ("[blocklist.fetch]\nrefesh_secs = 60\n", "line 2"),
+        ] {
+            let e = format!("{:#}", parse_feeds(bad).unwrap_err());
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+        // the engine lets these keys be, and still refuses unknown ones in [blocklist]
+        let both = "[blocklist]\nurls = [\"https://a/x\"]\n[blocklist.fetch]\nrefresh_secs = 600\n";
+        assert!(sipwall_engine::Policy::from_toml_str(both).is_ok());
+        assert!(sipwall_engine::Policy::from_toml_str("[blocklist]\nurlz = []\n").is_err());
+    }
+
+    #[test]
     fn fleet_is_off_without_its_table_and_errors_name_key_and_line() {
         assert_eq!(parse_fleet(TEXT).unwrap(), None);
         let f = parse_fleet("[fleet]\nredis_url = \"redis://192.0.2.1:6379\"\n").unwrap().unwrap();
@@ -861,5 +1043,7 @@ mod tests {
         assert_eq!(config.enforce, EnforceConfig::default());
         // every [api] key it writes is the default (token_file is commented out)
         assert_eq!(ApiConfig { token_file_line: 0, ..config.api }, ApiConfig::default());
+        assert!(config.feeds.urls.is_empty());
+        assert_eq!(config.feeds.fetch, FetchConfig::default());
     }
 }

@@ -22,7 +22,9 @@
 //!    and before any packet is queued;
 //! 4. the block list starts loading on its own thread ([`blocklist_loader`], in batches, with
 //!    progress logged): queues may open while a large list is still loading, since the bans
-//!    are already in place;
+//!    are already in place. It includes the last good copies of the `[blocklist] urls`
+//!    ([`crate::feeds::fetch`]), whose download and merge threads start with the engine
+//!    shared and hand every new union to the same loader;
 //! 5. the queue rules (nft `queue` if the kernel has it, else iptables NFQUEUE; logged), and
 //!    one bound NFQUEUE per queue number;
 //! 6. capabilities reduced to CAP_NET_ADMIN ([`privs`]); then the threads: one per queue, one
@@ -256,7 +258,7 @@ pub fn open_store_or_memory(
 impl Daemon {
     /// Start-up steps 1-5 of the module docs; on error, what was installed is removed again.
     pub fn start(args: &RunArgs, config: Config) -> anyhow::Result<Daemon> {
-        let Config { policy, enforce, blocklists: _, api, fleet } = config;
+        let Config { policy, enforce, blocklists: _, api, feeds, fleet } = config;
         let ruleset = enforce.ruleset(&policy.ports_to_guard())?;
         let state_dir = args.state.clone().unwrap_or_else(|| enforce.state_dir.clone());
         let db = state_dir.join(config::STORE_FILE);
@@ -301,7 +303,10 @@ impl Daemon {
             &format!("{} stored ban(s) from {}", restored.len(), db.display()),
             now,
         )?;
-        let blocklist_tx = blocklist_loader(&ruleset.table, blocklist)?;
+        // `[blocklist] urls`: their last good copies join the first load (allowlist first).
+        let fetcher = crate::feeds::fetch::Fetcher::new(&feeds, &state_dir);
+        let first = crate::feeds::fetch::first_list(&blocklist, &fetcher, &feeds, &engine);
+        let blocklist_tx = blocklist_loader(&ruleset.table, first)?;
         let backend =
             firewall.enable_queue(enforce.backend()).context("installing the queue rules")?;
         log::info!(
@@ -371,6 +376,16 @@ impl Daemon {
             counters: counters.clone(),
             simulate: facts.simulate.clone(),
         };
+        // Fetched block lists merge with the configured one (each reload's) on their own threads.
+        let blocklist_tx = crate::feeds::fetch::spawn(
+            fetcher,
+            feeds,
+            blocklist,
+            blocklist_tx,
+            engine.clone(),
+            args.config.clone(),
+            shutdown.flag(),
+        )?;
         let reloader = Arc::new(status::Reloader::new(
             args.config.clone(),
             enforce.clone(),

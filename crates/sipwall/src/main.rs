@@ -14,6 +14,7 @@ mod client;
 mod commands;
 mod config;
 mod daemon;
+mod feeds;
 mod inspect;
 mod metrics;
 mod protocol;
@@ -94,6 +95,10 @@ enum Command {
     /// Make the running daemon re-read its config; errors are printed, exit 1 (the daemon
     /// keeps its current policy).
     Reload(commands::status::ReloadArgs),
+    /// Block-list feeds: export the active bans for other firewalls (plain, nft, ipset,
+    /// MikroTik, JSON).
+    #[command(subcommand)]
+    Feed(commands::feed::FeedCommand),
     /// Write man pages or shell completions generated from this CLI (used by packaging).
     #[command(hide = true)]
     Generate(commands::generate::GenerateArgs),
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::status(args),
         Command::Reload(args) => commands::status::reload(args),
         Command::Generate(args) => commands::generate::main(args),
+        Command::Feed(cmd) => commands::feed::main(cmd),
     };
     match result {
         Ok(code) => code,

@@ -486,6 +486,12 @@ struct RawTrusted {
 struct RawBlocklist {
     networks: S<Vec<Spanned<String>>>,
     files: S<Vec<Spanned<String>>>,
+    /// Block lists fetched over HTTP and their `[blocklist.fetch]` settings: the daemon
+    /// downloads, parses and checks them (the engine does no I/O), so they are let be here.
+    #[serde(default, rename = "urls")]
+    _urls: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "fetch")]
+    _fetch: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]

@@ -26,7 +26,9 @@
 //! `GET /api/v1/bans?ip=&rule=&origin=`, `POST /api/v1/bans` (`{"net","secs","reason"}`),
 //! `POST /api/v1/bans/extend`, `DELETE /api/v1/bans/{net}` (or `?net=`),
 //! `GET /api/v1/decisions?ip=&since=&rule=&limit=`, `GET /api/v1/sources/{ip}`,
-//! `POST /api/v1/reload`, `GET /api/v1/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! `POST /api/v1/reload`, `GET /api/v1/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`,
+//! `GET /api/v1/feed?format=plain|nft|ipset|mikrotik|json` (also `/api/v1/feed.txt`, `.nft`,
+//! `.ipset`, `.rsc`, `.json`: the active bans as a block-list feed, see `feed.rs`).
 use std::net::{IpAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +49,7 @@ use crate::daemon::control_server::{execute, Ctx, Peer};
 use crate::protocol::{self, BanView, Command, Response};
 
 pub mod auth;
+pub mod feed;
 pub mod limit;
 
 /// Most threads doing blocking work for the API at once.
@@ -171,6 +174,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/api/v1/feed", get(feed::feed))
+        .route("/api/v1/feed.txt", get(feed::plain))
+        .route("/api/v1/feed.nft", get(feed::nft))
+        .route("/api/v1/feed.ipset", get(feed::ipset))
+        .route("/api/v1/feed.rsc", get(feed::mikrotik))
+        .route("/api/v1/feed.json", get(feed::json))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -193,3 +193,42 @@ fn the_default_listen_address_is_loopback() {
     assert!(bound.local_addr().unwrap().ip().is_loopback());
     assert!(bound.token.is_none());
 }
+
+/// The feed in each format from the engine's bans, open to reads by default, closed when
+/// reads need the token; an unknown format is a 400.
+#[test]
+fn the_feed_is_served_in_every_format() {
+    rt().block_on(async {
+        let (s, worker) = state(false);
+        let body = r#"{"net":"203.0.113.0/24","secs":600,"reason":"scanner \"x\""}"#;
+        assert_eq!(
+            call(&s, "POST", "/api/v1/bans", Some(TOKEN), Some(body)).await.0,
+            StatusCode::OK
+        );
+        for (uri, want) in [
+            ("/api/v1/feed", "\n203.0.113.0/24\n"),
+            ("/api/v1/feed.txt", "\n203.0.113.0/24\n"),
+            ("/api/v1/feed?format=nft", "feed4 { 203.0.113.0/24 timeout 600s }"),
+            ("/api/v1/feed.nft", "feed4 { 203.0.113.0/24 timeout 600s }"),
+            ("/api/v1/feed?format=ipset", "add sipwall_feed4 203.0.113.0/24 timeout 600\n"),
+            ("/api/v1/feed.ipset", "add sipwall_feed4 203.0.113.0/24 timeout 600\n"),
+            ("/api/v1/feed?format=mikrotik", "address=203.0.113.0/24 timeout=10m"),
+            ("/api/v1/feed.rsc", "address=203.0.113.0/24 timeout=10m"),
+            ("/api/v1/feed?format=json", "\"net\": \"203.0.113.0/24\""),
+            ("/api/v1/feed.json", "\"count\": 1"),
+        ] {
+            let (code, text) = call(&s, "GET", uri, None, None).await;
+            assert_eq!(code, StatusCode::OK, "{uri}: {text}");
+            assert!(text.contains(want), "{uri}:\n{text}");
+        }
+        let (code, _) = call(&s, "GET", "/api/v1/feed?format=pf", None, None).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        let _ = s.ctx.work.send(Work::Stop);
+        worker.join().unwrap();
+        let (s, worker) = state(true);
+        assert_eq!(call(&s, "GET", "/api/v1/feed", None, None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(&s, "GET", "/api/v1/feed.nft", Some(TOKEN), None).await.0, StatusCode::OK);
+        let _ = s.ctx.work.send(Work::Stop);
+        worker.join().unwrap();
+    });
+}

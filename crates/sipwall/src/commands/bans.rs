@@ -102,7 +102,7 @@ pub fn bans_text(bans: &[BanView], now_ms: u64, store: Option<&str>) -> String {
 }
 
 /// The active bans of the store, as the daemon would list them.
-fn stored_bans(db: &Path) -> anyhow::Result<Vec<BanView>> {
+pub fn stored_bans(db: &Path) -> anyhow::Result<Vec<BanView>> {
     let store = open_store(db)?;
     let now = sipwall_engine::Timestamp::from_millis(time::now_ms());
     let mut bans: Vec<BanView> = store.load_active_bans(now)?.iter().map(BanView::of).collect();

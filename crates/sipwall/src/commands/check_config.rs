@@ -24,6 +24,12 @@ pub fn main(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
             for (path, load) in &config.blocklists {
                 out.push_str(&format!("block list file {}: {load:?}\n", path.display()));
             }
+            for url in &config.feeds.urls {
+                out.push_str(&format!(
+                    "block list URL {url}: fetched by `run` every {} s\n",
+                    config.feeds.fetch.refresh_secs
+                ));
+            }
             let ports = config.policy.ports_to_guard();
             match config.enforce.ruleset(&ports) {
                 Ok(r) => out.push_str(&format!(

@@ -19,6 +19,7 @@ pub mod ban;
 pub mod bans;
 pub mod check_config;
 pub mod decisions;
+pub mod feed;
 pub mod generate;
 pub mod status;
 
