@@ -32,6 +32,10 @@ declare -A APT=(
     # (tests/e2e/*.py, standard library only)
     [python3]=python3
     [curl]=curl
+    # the fleet tests (crates/fleet/tests/redis.rs, crates/sipwall/tests/fleet.rs) and
+    # scripts/bench-fleet.sh run a real Redis
+    [redis-server]=redis-server
+    [redis-cli]=redis-tools
     # feeds: `ipset restore` must accept the exported ipset feed
     [ipset]=ipset
     # crates/sipwall/tests/dashboard_browser.rs: the dashboard in a real headless browser

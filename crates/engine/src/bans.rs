@@ -203,52 +203,44 @@ impl BanTable {
         })
     }
 
+    /// Every set of networks no automatic ban may cover, with its kind: the one list that
+    /// manual bans, aggregation, shared bans and fetched block lists all check.
+    fn protected_sets<'a>(&'a self, policy: &'a Policy) -> [(ProtectedKind, &'a NetSet); 6] {
+        [
+            (ProtectedKind::Trusted, &policy.trusted),
+            (ProtectedKind::Local, &policy.bans.local_addresses),
+            (ProtectedKind::Local, &self.local),
+            (ProtectedKind::KnownGood, &self.known_good),
+            (ProtectedKind::Upstream, &self.upstream),
+            (ProtectedKind::LearnedGood, &self.learned_good),
+        ]
+    }
+
     /// The first protected network that `net` overlaps, and what kind it is.
     pub(crate) fn protected_overlap(
         &self,
         net: IpNet,
         policy: &Policy,
     ) -> Option<(ProtectedKind, IpNet)> {
-        [
-            (ProtectedKind::Trusted, &policy.trusted),
-            (ProtectedKind::Local, &policy.bans.local_addresses),
-            (ProtectedKind::Local, &self.local),
-            (ProtectedKind::KnownGood, &self.known_good),
-            (ProtectedKind::Upstream, &self.upstream),
-            (ProtectedKind::LearnedGood, &self.learned_good),
-        ]
-        .into_iter()
-        .find_map(|(kind, set)| set.first_overlapping(net).map(|m| (kind, m)))
+        self.protected_sets(policy)
+            .into_iter()
+            .find_map(|(kind, set)| set.first_overlapping(net).map(|m| (kind, m)))
     }
 
-    /// Every protected network with what it is (trusted, local, known-good), for callers that
+    /// Every protected network with what it is (trusted, local, known-good, learned), for callers that
     /// check many candidates outside the engine's lock (fetched block lists).
     pub(crate) fn protected_all(&self, policy: &Policy) -> Vec<(IpNet, &'static str)> {
-        [
-            (ProtectedKind::Trusted, &policy.trusted),
-            (ProtectedKind::Local, &policy.bans.local_addresses),
-            (ProtectedKind::Local, &self.local),
-            (ProtectedKind::KnownGood, &self.known_good),
-            (ProtectedKind::Upstream, &self.upstream),
-            (ProtectedKind::LearnedGood, &self.learned_good),
-        ]
-        .into_iter()
-        .flat_map(|(kind, set)| set.iter().map(move |n| (*n, kind.describe())))
-        .collect()
+        self.protected_sets(policy)
+            .into_iter()
+            .flat_map(|(kind, set)| set.iter().map(move |n| (*n, kind.describe())))
+            .collect()
     }
 
     /// Every protected network overlapping `range`, or None when there are more than
     /// `MAX_SPLIT_PIECES` (the split would be too fragmented anyway).
     fn protected_in(&self, range: IpNet, policy: &Policy) -> Option<Vec<IpNet>> {
         let mut out = Vec::new();
-        for set in [
-            &policy.trusted,
-            &policy.bans.local_addresses,
-            &self.local,
-            &self.known_good,
-            &self.upstream,
-            &self.learned_good,
-        ] {
+        for (_, set) in self.protected_sets(policy) {
             if let Some(m) = set.find(range.network()).filter(|m| m.contains(&range)) {
                 out.push(m); // contains the whole range
                 continue;

@@ -175,8 +175,10 @@ pub enum BanOrigin {
     Manual,
     /// Aggregated from several address bans in one range.
     Aggregate,
-    /// Shared by another node / restored from the store.
+    /// Restored from the store.
     Restored,
+    /// Received from another node of the fleet (`[fleet]`); never published again.
+    Fleet,
 }
 
 impl BanOrigin {
@@ -187,6 +189,7 @@ impl BanOrigin {
             BanOrigin::Manual => "manual",
             BanOrigin::Aggregate => "aggregate",
             BanOrigin::Restored => "restored",
+            BanOrigin::Fleet => "fleet",
         }
     }
 }
@@ -205,8 +208,13 @@ impl FromStr for BanOrigin {
             "manual" => BanOrigin::Manual,
             "aggregate" => BanOrigin::Aggregate,
             "restored" => BanOrigin::Restored,
+            "fleet" => BanOrigin::Fleet,
             _ => {
-                return Err(name_error("ban origin", s, "detection, manual, aggregate or restored"))
+                return Err(name_error(
+                    "ban origin",
+                    s,
+                    "detection, manual, aggregate, restored or fleet",
+                ))
             }
         })
     }

@@ -101,6 +101,12 @@ pub enum BanError {
         /// The network asked for.
         net: IpNet,
     },
+    /// A shared ban that is already over ([`Engine::ban_shared`]).
+    #[error("not banning {net}: the shared ban is already over")]
+    Ended {
+        /// The network.
+        net: IpNet,
+    },
 }
 
 /// The decision engine. See the crate docs for its contract.
@@ -1367,6 +1373,37 @@ impl Engine {
         );
         self.stats.bans_added += actions.len() as u64;
         actions.into_iter().next().ok_or(BanError::TableFull { net })
+    }
+
+    /// Take a ban made by another node of the fleet (`ban.origin` should be
+    /// [`BanOrigin::Fleet`]): local policy wins, so it is refused, like a manual ban, when it
+    /// covers a protected address (trusted, local or known-good) or the table is full; a ban of
+    /// the same network that ends as late or later stays (`AlreadyBanned`); an earlier-ending
+    /// one is replaced (extended); one already over is refused (`Ended`). The ban keeps its
+    /// times, rule, reason and evidence, and its offence is remembered like a restored ban's
+    /// (a source the fleet banned that offends here too escalates).
+    pub fn ban_shared(&mut self, ban: Ban, now: Timestamp) -> Result<BanAction, BanError> {
+        let net = ban.net.trunc();
+        if let Some((kind, member)) = self.bans.protected_overlap(net, &self.rules.policy) {
+            return Err(BanError::CoversProtected { net, member, what: kind.describe() });
+        }
+        if ban.until <= now {
+            return Err(BanError::Ended { net });
+        }
+        if let Some(b) = self.bans.active(&net, now) {
+            if b.until >= ban.until {
+                return Err(BanError::AlreadyBanned { net, until: b.until });
+            }
+        }
+        // The earlier-ending (or already ended, not yet expired) ban of the net gives way.
+        self.bans.remove(&net, &self.rules.policy);
+        let ban = Ban { net, ..ban };
+        if self.bans.restore(ban.clone(), now, &self.rules.policy) {
+            self.stats.bans_added += 1;
+            Ok(BanAction::Add(ban))
+        } else {
+            Err(BanError::TableFull { net })
+        }
     }
 
     /// Lift a ban (exact network). Returns its `Remove` action, or None if it was not banned.

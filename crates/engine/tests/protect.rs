@@ -109,6 +109,46 @@ fn manual_bans_covering_protected_addresses_are_refused_with_the_reason() {
     assert_eq!(e.bans().count(), 1);
 }
 
+/// A ban shared by another node: local policy wins (protected networks refused with the
+/// reason), a later-ending one extends, an earlier-ending or ended one changes nothing.
+#[test]
+fn shared_bans_respect_local_policy_and_only_ever_extend() {
+    let mut e = Engine::new(policy("[trusted]\nnetworks = [\"198.51.100.0/24\"]\n"));
+    e.set_local_addresses(&[ip("192.0.2.10")]);
+    let shared = |net: &str, until_s: u64| sipwall_engine::Ban {
+        net: net.parse().unwrap(),
+        since: at(0),
+        until: at(until_s * 1000),
+        count: 1,
+        rule: "signature.sipvicious-ua".into(),
+        reason: "from node pbx-02".into(),
+        evidence: Default::default(),
+        origin: BanOrigin::Fleet,
+    };
+    for (net, member) in [("198.51.100.0/24", "198.51.100.0/24"), ("192.0.2.0/24", "192.0.2.10/32")]
+    {
+        let err = e.ban_shared(shared(net, 60), at(1)).unwrap_err();
+        let BanError::CoversProtected { member: m, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(m.to_string(), member);
+    }
+    assert_eq!(e.bans().count(), 0);
+    let a = e.ban_shared(shared("203.0.113.9/32", 60), at(1)).unwrap();
+    assert!(matches!(a, BanAction::Add(ref b) if b.origin == BanOrigin::Fleet));
+    assert!(matches!(
+        e.ban_shared(shared("203.0.113.9/32", 30), at(1)),
+        Err(BanError::AlreadyBanned { .. })
+    ));
+    e.ban_shared(shared("203.0.113.9/32", 120), at(1)).unwrap();
+    let b = e.ban_for(ip("203.0.113.9"), at(2)).unwrap();
+    assert_eq!((b.until, b.origin, e.bans().count()), (at(120_000), BanOrigin::Fleet, 1));
+    assert!(matches!(
+        e.ban_shared(shared("203.0.113.10/32", 5), at(6000)),
+        Err(BanError::Ended { .. })
+    ));
+    // the source is dropped by the engine like any banned one
+    assert_eq!(e.decide(&inbound("203.0.113.9:5060", SVMAP), at(3000)).verdict, Verdict::Drop);
+}
+
 #[test]
 fn restored_bans_covering_the_host_are_not_put_back() {
     let mut e = Engine::new(Policy::default());

@@ -339,6 +339,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[blocklist] urls` and `[blocklist.fetch]`: block lists downloaded by the daemon.
     pub feeds: FeedsConfig,
+    /// `[fleet]`: bans shared over Redis (None when the table is absent).
+    pub fleet: Option<FleetConfig>,
 }
 
 /// Default `[api] listen`: loopback only.
@@ -552,6 +554,190 @@ pub fn parse_feeds(text: &str) -> anyhow::Result<FeedsConfig> {
     Ok(FeedsConfig { urls: seen, fetch })
 }
 
+/// `[fleet]`: bans shared with other sipwall nodes through Redis 7 or Valkey (see the
+/// `sipwall-fleet` crate and `crate::daemon::fleet`). Present = on; `redis_url` is required.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// `redis://[user:password@]host[:port][/db]` or `redis+unix:///path/to/socket`.
+    pub redis_url: String,
+    /// This node's name in the fleet (default: the host name).
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// Prefix of the Redis keys (`PREFIX:bans`, `PREFIX:changes`): one fleet per prefix.
+    #[serde(default = "FleetConfig::default_prefix")]
+    pub key_prefix: String,
+    /// Redis ACL user name (with `password_file`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the Redis password (mode 0600 or stricter).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// File holding the fleet's shared HMAC key (0600, at least 16 characters): entries are
+    /// signed, and unsigned or badly signed ones are ignored.
+    #[serde(default)]
+    pub hmac_key_file: Option<PathBuf>,
+    /// Widest IPv4 network a fleet ban may cover (prefix length; default 16).
+    #[serde(default = "FleetConfig::default_v4")]
+    pub max_prefix_v4: u8,
+    /// Widest IPv6 network a fleet ban may cover (default 48).
+    #[serde(default = "FleetConfig::default_v6")]
+    pub max_prefix_v6: u8,
+    /// Bans taken from one origin node per minute, at most (default 600).
+    #[serde(default = "FleetConfig::default_rate")]
+    pub max_bans_per_origin_per_minute: u32,
+    /// Local changes kept while Redis is unreachable, published on reconnect (default 10000).
+    #[serde(default = "FleetConfig::default_queue")]
+    pub outage_queue: usize,
+    /// Approximate length of the change stream (default 100000; at least 1000).
+    #[serde(default = "FleetConfig::default_stream")]
+    pub stream_max_len: u64,
+    /// How long the start waits for the first sync before opening the queues anyway (ms).
+    #[serde(default = "FleetConfig::default_sync")]
+    pub sync_timeout_ms: u64,
+    /// Connect and command timeout (ms).
+    #[serde(default = "FleetConfig::default_timeout")]
+    pub timeout_ms: u64,
+    /// Lines of the file keys in the config (0: not written), for errors found at start.
+    #[serde(skip)]
+    pub lines: FleetLines,
+}
+
+/// Where `[fleet]`'s file keys are written, for errors found when the files are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetLines {
+    /// `password_file`.
+    pub password_file: usize,
+    /// `hmac_key_file`.
+    pub hmac_key_file: usize,
+}
+
+impl FleetConfig {
+    fn default_prefix() -> String {
+        "sipwall".into()
+    }
+    fn default_v4() -> u8 {
+        16
+    }
+    fn default_v6() -> u8 {
+        48
+    }
+    fn default_rate() -> u32 {
+        600
+    }
+    fn default_queue() -> usize {
+        10_000
+    }
+    fn default_stream() -> u64 {
+        100_000
+    }
+    fn default_sync() -> u64 {
+        3000
+    }
+    fn default_timeout() -> u64 {
+        2000
+    }
+
+    /// The checks serde cannot express: (key, message).
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let u = self.redis_url.as_str();
+        if u.starts_with("rediss://") {
+            return Err((
+                "redis_url",
+                "rediss:// (TLS) is not built into this sipwall; reach Redis over a private \
+                 network, a Unix socket or a TLS tunnel (stunnel, spiped)"
+                    .into(),
+            ));
+        }
+        if !(u.starts_with("redis://")
+            || u.starts_with("redis+unix://")
+            || u.starts_with("unix://"))
+        {
+            return Err((
+                "redis_url",
+                format!("{u:?}: expected redis://HOST[:PORT][/DB] or redis+unix:///PATH"),
+            ));
+        }
+        if let Some(id) = &self.node_id {
+            if !sipwall_fleet::entry::valid_node_id(id) {
+                return Err(("node_id", format!("{id:?}: 1 to 64 of A-Z a-z 0-9 . _ -")));
+            }
+        }
+        if self.key_prefix.is_empty()
+            || self.key_prefix.len() > 64
+            || self.key_prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(("key_prefix", "1 to 64 characters, no white space".into()));
+        }
+        if self.max_prefix_v4 > 32 {
+            return Err(("max_prefix_v4", format!("{}: at most 32", self.max_prefix_v4)));
+        }
+        if self.max_prefix_v6 > 128 {
+            return Err(("max_prefix_v6", format!("{}: at most 128", self.max_prefix_v6)));
+        }
+        if self.max_bans_per_origin_per_minute == 0 {
+            return Err(("max_bans_per_origin_per_minute", "must be at least 1".into()));
+        }
+        if !(1..=1_000_000).contains(&self.outage_queue) {
+            return Err(("outage_queue", format!("{}: 1 to 1000000", self.outage_queue)));
+        }
+        if self.stream_max_len < 1000 {
+            return Err(("stream_max_len", format!("{}: at least 1000", self.stream_max_len)));
+        }
+        if !(100..=60_000).contains(&self.timeout_ms) {
+            return Err(("timeout_ms", format!("{}: 100 to 60000", self.timeout_ms)));
+        }
+        if self.sync_timeout_ms > 600_000 {
+            return Err(("sync_timeout_ms", format!("{}: at most 600000", self.sync_timeout_ms)));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FleetDoc {
+    #[serde(default)]
+    fleet: Option<FleetConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FleetSpans {
+    #[serde(default)]
+    fleet: std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
+}
+
+/// Parse `[fleet]` (None when absent); errors name the key (`fleet.KEY`) and its line, as
+/// [`parse_enforce`] does.
+pub fn parse_fleet(text: &str) -> anyhow::Result<Option<FleetConfig>> {
+    let spans = toml::from_str::<FleetSpans>(text).unwrap_or_default().fleet;
+    let line_of = |key: &str| spans.get(key).map_or(0, |v| line_at(text, v.span().start));
+    let key_at = |offset: usize| {
+        spans.iter().find(|(_, v)| v.span().contains(&offset)).map(|(k, _)| k.clone())
+    };
+    let doc: FleetDoc = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_at(text, s.start));
+        let key = e.span().and_then(|s| key_at(s.start));
+        let msg = e.message().trim_end();
+        match (line, key) {
+            (Some(l), Some(k)) => anyhow::anyhow!("line {l}: fleet.{k}: {msg}"),
+            (Some(l), None) => anyhow::anyhow!("line {l}: in [fleet]: {msg}"),
+            _ => anyhow::anyhow!("in [fleet]: {msg}"),
+        }
+    })?;
+    let Some(mut fleet) = doc.fleet else { return Ok(None) };
+    if let Err((key, msg)) = fleet.check() {
+        return Err(match line_of(key) {
+            0 => anyhow::anyhow!("fleet.{key}: {msg}"),
+            line => anyhow::anyhow!("line {line}: fleet.{key}: {msg}"),
+        });
+    }
+    fleet.lines = FleetLines {
+        password_file: line_of("password_file"),
+        hmac_key_file: line_of("hmac_key_file"),
+    };
+    Ok(Some(fleet))
+}
+
 /// Read a regular file of at most `max` bytes as UTF-8 text. Hostile files are refused with
 /// an error naming the file, never waited on or read without end: the file is opened with
 /// `O_NONBLOCK` (opening a FIFO with no writer then returns at once instead of hanging), its
@@ -637,7 +823,16 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
             .map_err(|e| anyhow::anyhow!("block list file {}: {e}", file.display()))?;
         blocklists.push((file, load));
     }
-    Ok(Config { policy, enforce, blocklists, api, feeds })
+    let mut fleet = parse_fleet(&text).with_context(|| format!("config {}", path.display()))?;
+    // Relative secret files are relative to the config file, like the block lists.
+    if let Some(f) = fleet.as_mut() {
+        for p in [&mut f.password_file, &mut f.hmac_key_file].into_iter().flatten() {
+            if p.is_relative() {
+                *p = path.parent().unwrap_or(Path::new(".")).join(&*p);
+            }
+        }
+    }
+    Ok(Config { policy, enforce, blocklists, api, feeds, fleet })
 }
 
 #[cfg(test)]
@@ -797,6 +992,39 @@ mod tests {
         let both = "[blocklist]\nurls = [\"https://a/x\"]\n[blocklist.fetch]\nrefresh_secs = 600\n";
         assert!(sipwall_engine::Policy::from_toml_str(both).is_ok());
         assert!(sipwall_engine::Policy::from_toml_str("[blocklist]\nurlz = []\n").is_err());
+    }
+
+    #[test]
+    fn fleet_is_off_without_its_table_and_errors_name_key_and_line() {
+        assert_eq!(parse_fleet(TEXT).unwrap(), None);
+        let f = parse_fleet("[fleet]\nredis_url = \"redis://192.0.2.1:6379\"\n").unwrap().unwrap();
+        assert_eq!((f.max_prefix_v4, f.max_prefix_v6, f.key_prefix.as_str()), (16, 48, "sipwall"));
+        for (text, want) in [
+            ("[fleet]\nnode_id = \"a\"\n", "line 1: in [fleet]: missing field `redis_url`"),
+            (
+                "[fleet]\nredis_url = \"redis://x\"\nmax_prefix_v4 = 33\n",
+                "line 3: fleet.max_prefix_v4",
+            ),
+            ("[fleet]\nredis_url = \"rediss://x\"\n", "line 2: fleet.redis_url: rediss://"),
+            ("[fleet]\nredis_url = \"http://x\"\n", "line 2: fleet.redis_url"),
+            ("[fleet]\nredis_url = \"redis://x\"\n\nnode_id = \"a b\"\n", "line 4: fleet.node_id"),
+            (
+                "[fleet]\nredis_url = \"redis://x\"\nstream_max_len = 10\n",
+                "line 3: fleet.stream_max_len",
+            ),
+            ("[fleet]\nredis_url = \"redis://x\"\nredis_ulr = 1\n", "line 3"),
+            (
+                "[fleet]\nredis_url = \"redis://x\"\noutage_queue = -1\n",
+                "line 3: fleet.outage_queue",
+            ),
+        ] {
+            let e = format!("{:#}", parse_fleet(text).unwrap_err());
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // the engine's policy parser lets the table be
+        assert!(
+            sipwall_engine::Policy::from_toml_str("[fleet]\nredis_url = \"redis://x\"\n").is_ok()
+        );
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //!    is left exactly as it is, for forensics ([`open_store_or_memory`]). The
 //!    control socket (`[enforce] control_socket`, mode 0600) is bound here, with every
 //!    capability still held ([`control_server`]);
+//!    With `[fleet]`, every active fleet ban is then read into the engine ([`fleet::boot`],
+//!    bounded by `sync_timeout_ms`; an unreachable Redis is logged, not fatal), so a node
+//!    that starts has the fleet's bans in its kernel sets before its queues open;
 //! 3. the `inet` table ADOPTED ([`Firewall::install`]: the ban and block-list sets a previous
 //!    run kept stay in the kernel, so banned sources are dropped throughout a restart), then
 //!    the kernel ban sets reconciled with the engine's active bans ([`BanSet::reconcile`]:
@@ -71,6 +74,7 @@ use sipwall_netfilter::{BanSet, DesiredBan, Firewall, Queue, QueueConfig, QueueE
 
 pub mod ban_worker;
 pub mod control_server;
+pub mod fleet;
 pub mod learned;
 pub mod local_addrs;
 pub mod privs;
@@ -221,6 +225,8 @@ pub struct Daemon {
     api: Option<JoinHandle<()>>,
     /// Writes the engine's learned facts to the store when they change.
     learned: learned::Persist,
+    /// The fleet link (`[fleet]`), stopped after the ban worker so its last bans go out.
+    fleet: Option<fleet::Link>,
 }
 
 /// Open `STATE_DIR/sipwall.db`, creating the directory if needed; when that fails, an
@@ -258,7 +264,7 @@ pub fn open_store_or_memory(
 impl Daemon {
     /// Start-up steps 1-5 of the module docs; on error, what was installed is removed again.
     pub fn start(args: &RunArgs, config: Config) -> anyhow::Result<Daemon> {
-        let Config { policy, enforce, blocklists: _, api, feeds } = config;
+        let Config { policy, enforce, blocklists: _, api, feeds, fleet } = config;
         let ruleset = enforce.ruleset(&policy.ports_to_guard())?;
         let state_dir = args.state.clone().unwrap_or_else(|| enforce.state_dir.clone());
         let db = state_dir.join(config::STORE_FILE);
@@ -291,6 +297,13 @@ impl Daemon {
             crate::protocol::LearnSummary::of(&engine.learn_status()).line()
         );
         let restored = restore_state(&mut engine, &mut store, now)?;
+        let simulate = status::Simulate::of(&enforce);
+        // `[fleet]`: every active fleet ban into the engine before the kernel sets are
+        // reconciled and any queue opens (bounded; an unreachable Redis is logged, not fatal).
+        let mut fleet_boot = fleet
+            .as_ref()
+            .map(|f| fleet::boot(f, &mut engine, &simulate, enforce.observe()))
+            .transpose()?;
         let socket_path = args.socket.clone().unwrap_or_else(|| enforce.control_socket.clone());
         // Bound before capabilities are dropped; removed when dropped (every return below).
         let control_sock = control_server::ControlSocket::bind(&socket_path)?;
@@ -301,7 +314,6 @@ impl Daemon {
         let mut firewall =
             Firewall::install(ruleset.clone()).context("installing the nft table")?;
         let mut banset = BanSet::new(&ruleset.table).with_netlink();
-        let simulate = status::Simulate::of(&enforce);
         let reconcile_every = adopt_kernel_sets(
             &mut banset,
             &engine,
@@ -346,6 +358,22 @@ impl Daemon {
         let worker_durable = durable.clone();
         let worker_give_up = Arc::new(AtomicBool::new(false));
         let decisions_in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fleet_link = match fleet_boot.as_mut() {
+            Some(boot) => {
+                // The first sync's bans are in the kernel already (reconciled above); the
+                // worker stores them like any other.
+                let _ = work.try_send(Work::Bans(std::mem::take(&mut boot.actions)));
+                let boot = fleet_boot.take().expect("matched Some");
+                Some(fleet::start(
+                    boot,
+                    engine.clone(),
+                    work.clone(),
+                    simulate.clone(),
+                    enforce.observe(),
+                )?)
+            }
+            None => None,
+        };
         let worker = spawn_ban_worker(
             rx,
             store,
@@ -356,6 +384,7 @@ impl Daemon {
                 durable: worker_durable,
                 give_up: worker_give_up.clone(),
                 decisions_in_flight: decisions_in_flight.clone(),
+                publish: fleet_link.as_ref().map(|l| Box::new(l.hook()) as PublishHook),
             },
             reconcile_every,
         )?;
@@ -437,6 +466,7 @@ impl Daemon {
             store_unavailable,
             reloader,
             learned: learned::Persist::default(),
+            fleet: fleet_link,
         })
     }
 
@@ -589,6 +619,9 @@ impl Daemon {
                     STOP_GRACE.as_millis()
                 ),
             }
+        }
+        if let Some(link) = self.fleet {
+            link.stop(deadline.max(Instant::now() + STOP_GRACE));
         }
         log::info!("stopped after {} ms; bye", t0.elapsed().as_millis());
         Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -757,6 +790,9 @@ fn log_enforcement(facts: &status::Facts) {
     }
 }
 
+/// The fleet's publishing hook, owned by the ban worker thread.
+type PublishHook = Box<dyn Fn(&[sipwall_engine::Ban], &[ipnet::IpNet]) + Send>;
+
 /// What the ban worker shares with the rest of the daemon.
 struct BanWorkerShare {
     engine: Arc<Mutex<Engine>>,
@@ -764,6 +800,7 @@ struct BanWorkerShare {
     durable: ban_worker::DurableBans,
     give_up: Arc<AtomicBool>,
     decisions_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    publish: Option<PublishHook>,
 }
 
 /// Start the ban worker, the one thread that owns the store and the kernel ban sets.
@@ -777,7 +814,8 @@ fn spawn_ban_worker(
     std::thread::Builder::new()
         .name("sipwall-bans".into())
         .spawn(move || {
-            let BanWorkerShare { engine, simulate, durable, give_up, decisions_in_flight } = share;
+            let BanWorkerShare { engine, simulate, durable, give_up, decisions_in_flight, publish } =
+                share;
             // A short copy under the lock; the remaining times are computed outside.
             let desired = || {
                 let snapshot: Vec<_> = lock(&engine)
@@ -793,6 +831,7 @@ fn spawn_ban_worker(
                 desired: &desired,
                 give_up: &give_up,
                 decisions_in_flight: &decisions_in_flight,
+                publish: publish.as_deref().map(|p| p as &ban_worker::Publish),
             };
             ban_worker::run(rx, &mut store, &mut banset, &wall_clock, &durable, opts)
         })

@@ -381,6 +381,51 @@ pub struct Status {
     /// Learning (`[learn]`): mode, enforcing or not yet, fact counts. Absent from older daemons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learn: Option<LearnSummary>,
+    /// Bans shared over Redis (`[fleet]`); absent when the fleet is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetStatus>,
+}
+
+/// The fleet link (`[fleet]`) as `status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    /// This node's id in the fleet.
+    pub node_id: String,
+    /// The Redis URL (password hidden).
+    pub redis: String,
+    /// True while the reader holds a working connection to Redis.
+    pub connected: bool,
+    /// Why it is not connected (the last connection error), when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the last full resync from the fleet state finished (0: never).
+    pub last_sync_ms: u64,
+    /// Active bans the last resync read.
+    pub last_sync_bans: u64,
+    /// Full resyncs since start (join, reconnects, falling behind the stream).
+    pub resyncs: u64,
+    /// Age of the last change read, when it was read (ms): how far behind this node follows.
+    pub lag_ms: u64,
+    /// Changes received from other nodes.
+    pub received: u64,
+    /// Changes this node published.
+    pub published: u64,
+    /// Changes waiting to be published (Redis unreachable).
+    pub queued: u64,
+    /// Changes dropped because the outage queue was full.
+    pub dropped: u64,
+    /// Received bans refused here by local policy (trusted, local or known-good networks).
+    pub refused_local: u64,
+    /// Entries ignored: unsigned or badly signed while a key is set.
+    pub rejected_signature: u64,
+    /// Bans ignored: wider than `max_prefix_v4`/`max_prefix_v6`.
+    pub rejected_width: u64,
+    /// Bans ignored: their origin's rate limit was exceeded.
+    pub rejected_rate: u64,
+    /// Entries ignored: malformed.
+    pub rejected_malformed: u64,
+    /// True when entries are signed and verified (`hmac_key_file`).
+    pub signed: bool,
 }
 
 /// Counters of one queue.

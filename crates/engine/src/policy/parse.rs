@@ -581,6 +581,9 @@ struct Raw {
     /// Likewise the daemon's `[api]` table (HTTP API and metrics).
     #[serde(default, rename = "api")]
     _api: Option<serde::de::IgnoredAny>,
+    /// Likewise the daemon's `[fleet]` table (bans shared over Redis).
+    #[serde(default, rename = "fleet")]
+    _fleet: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]

@@ -73,6 +73,41 @@ pub fn reload(args: ReloadArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The `fleet:` lines of `sipwall status`.
+fn fleet_text(f: &crate::protocol::FleetStatus) -> String {
+    let state = if f.connected {
+        "connected".to_string()
+    } else {
+        format!("DISCONNECTED ({})", f.error.as_deref().unwrap_or("connecting"))
+    };
+    let sync = match f.last_sync_ms {
+        0 => "never".to_string(),
+        ms => format!("{} ({} bans)", time::rfc3339(ms), f.last_sync_bans),
+    };
+    let mut o = format!(
+        "fleet:     node {} on {}: {state}; last sync {sync}, {} resync(s), lag {} ms{}\n",
+        f.node_id,
+        f.redis,
+        f.resyncs,
+        f.lag_ms,
+        if f.signed { ", signed" } else { "" }
+    );
+    o.push_str(&format!(
+        "           {} received, {} published, {} queued, {} dropped; ignored: {} refused here, \
+         {} bad signature, {} too wide, {} over rate, {} malformed\n",
+        f.received,
+        f.published,
+        f.queued,
+        f.dropped,
+        f.refused_local,
+        f.rejected_signature,
+        f.rejected_width,
+        f.rejected_rate,
+        f.rejected_malformed
+    ));
+    o
+}
+
 /// The text of `sipwall status`.
 pub fn status_text(s: &Status) -> String {
     let mut o = String::new();
@@ -106,6 +141,9 @@ pub fn status_text(s: &Status) -> String {
             if r.ok { "ok" } else { "FAILED" },
             r.message
         )),
+    }
+    if let Some(f) = &s.fleet {
+        o.push_str(&fleet_text(f));
     }
     o.push_str(&format!("sources:   {} tracked\n", s.tracked_sources));
     o.push_str(&format!("bans:      {} active", s.bans_active));
@@ -225,6 +263,7 @@ mod tests {
                         .into(),
             }),
             learn: None,
+            fleet: None,
         }
     }
 
@@ -252,6 +291,36 @@ mod tests {
     #[test]
     fn status_text_reads_well() {
         insta::assert_snapshot!(status_text(&fixed()));
+    }
+
+    #[test]
+    fn the_fleet_link_is_shown_when_on() {
+        assert!(!status_text(&fixed()).contains("fleet:"));
+        let f = crate::protocol::FleetStatus {
+            node_id: "pbx-07".into(),
+            redis: "redis://192.0.2.1:6379/0".into(),
+            connected: false,
+            error: Some("connection refused".into()),
+            last_sync_ms: 1_764_000_000_000,
+            last_sync_bans: 42,
+            resyncs: 2,
+            received: 7,
+            refused_local: 1,
+            rejected_signature: 3,
+            signed: true,
+            ..Default::default()
+        };
+        let t = status_text(&Status { fleet: Some(f), ..fixed() });
+        assert!(
+            t.contains("fleet:     node pbx-07 on redis://192.0.2.1:6379/0: DISCONNECTED (connection refused); last sync 2025-11-24T16:00:00Z (42 bans), 2 resync(s), lag 0 ms, signed"),
+            "{t}"
+        );
+        assert!(
+            t.contains("7 received")
+                && t.contains("1 refused here")
+                && t.contains("3 bad signature"),
+            "{t}"
+        );
     }
 
     #[test]

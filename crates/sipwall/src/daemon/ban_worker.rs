@@ -200,6 +200,9 @@ pub struct WorkerStats {
     pub lost_at_stop: u64,
 }
 
+/// The fleet's publishing hook: (bans added, operator unbans) of one batch.
+pub type Publish = dyn Fn(&[Ban], &[IpNet]);
+
 /// How the worker keeps the kernel equal to the active bans, and when it gives up at stop.
 pub struct WorkerOptions<'a> {
     /// Period of the reconciliation (None = never).
@@ -211,6 +214,10 @@ pub struct WorkerOptions<'a> {
     pub give_up: &'a AtomicBool,
     /// The queue threads' count of decision records in flight; decremented as they are taken.
     pub decisions_in_flight: &'a AtomicUsize,
+    /// `[fleet]`: called after each batch reached the kernel step with the bans added and the
+    /// removals operator commands asked for (`Work::Apply`; expiries are never passed). It
+    /// must not block (the fleet adapter's `try_send`).
+    pub publish: Option<&'a Publish>,
 }
 
 /// Reconcile once: log repairs as warnings; count them. `caught_up` = no work was queued
@@ -331,10 +338,15 @@ pub fn run(
         let mut prune_before: Option<Timestamp> = None;
         let mut flushes: Vec<std::sync::mpsc::SyncSender<Applied>> = Vec::new();
         let mut learned: Vec<super::learned::LearnedWrite> = Vec::new();
+        let mut unbans: Vec<IpNet> = Vec::new();
         let mut take = |w: Work, stop: &mut bool| match w {
             Work::Learned(l) => learned.push(l),
             Work::Bans(actions) => merge(&mut adds, &mut removes, actions),
             Work::Apply(actions, ack) => {
+                unbans.extend(actions.iter().filter_map(|a| match a {
+                    BanAction::Remove(n) => Some(*n),
+                    BanAction::Add(_) => None,
+                }));
                 merge(&mut adds, &mut removes, actions);
                 flushes.push(ack);
             }
@@ -409,6 +421,13 @@ pub fn run(
                     applied.kernel_ok = false;
                     log::error!("updating kernel ban sets: {e}");
                 }
+            }
+        }
+        if let Some(publish) = opts.publish {
+            // Only what the batch still removes (a later ban of the same net wins).
+            unbans.retain(|n| removes.contains(n));
+            if !adds.is_empty() || !unbans.is_empty() {
+                publish(&adds, &unbans);
             }
         }
         let mut stored_in = None;
@@ -574,6 +593,7 @@ mod tests {
                     desired: &Vec::new,
                     give_up: &give_up,
                     decisions_in_flight: &AtomicUsize::new(0),
+                    publish: None,
                 };
                 run(rx, store, &mut banset, &|| Timestamp::from_millis(2000), &d2, opts)
             });
@@ -639,6 +659,7 @@ mod tests {
             desired: &Vec::new,
             give_up: &give_up,
             decisions_in_flight: &AtomicUsize::new(0),
+            publish: None,
         };
         let durable = DurableBans::new();
         let stats =

@@ -405,6 +405,7 @@ pub fn snapshot(
         },
         last_reload: reloader.and_then(Reloader::last),
         learn: Some(learn),
+        fleet: super::fleet::status(),
     }
 }
 
