@@ -341,6 +341,7 @@ impl Daemon {
             decisions_in_flight: decisions_in_flight.clone(),
             counters: counters.clone(),
             simulate: facts.simulate.clone(),
+            cpus: enforce.cpus.iter().map(|c| c.0 as usize).collect(),
         };
         let reloader = Arc::new(status::Reloader::new(
             args.config.clone(),
@@ -765,6 +766,7 @@ fn open_queues(ruleset: &sipwall_netfilter::Ruleset) -> anyhow::Result<Vec<Queue
     for i in 0..ruleset.queue_count {
         let mut qc = QueueConfig::new(ruleset.queue_first + i);
         qc.fail_open = !ruleset.fail_closed;
+        queue_thread::tune_from_env(&mut qc);
         let q = Queue::open(qc).context("opening NFQUEUE")?;
         log::info!("queue {} bound, netlink receive buffer {} bytes", qc.num, q.rcvbuf_effective());
         queues.push(q);
