@@ -7,12 +7,11 @@
 #   2. banned path: the same flood from a banned source, dropped by the kernel set;
 #   3. latency: INVITE -> answer round trip from the provider (both directions queued), p50/p99;
 #   4. ban latency: decision -> durable in the store -> element in the kernel set.
-#   5. CPU time per packet of the flat-out runs (sender-independent: capacity = 1 / cost):
-#      /proc/stat busy ticks of all CPUs around each fixed-count send, minus the background
-#      rate, the sender's user time and the sink's time; and the daemon's own user+sys.
-#      A "send only" run (the same flood dropped at the sender's veth egress, just before the
-#      wire) measures what the sender's kernel send path costs, so the receiving side's cost of
-#      each path (queued, banned, plain delivery) is its figure minus that one.
+#   5. the daemon's own CPU per packet of the flat-out runs (scheduler run time of all its
+#      threads, /proc/PID/task/*/schedstat: exact, not tick-sampled). CPU per packet of the
+#      whole receiving side, steady state, against Kamailio: scripts/bench-sustained.sh, run at
+#      the end (SUSTAINED=0 skips it). The /proc/stat busy-tick method this script used before
+#      was off by up to 6x on an often-idle CPU (ticks are sampled) and is gone.
 #   6. queue drain: BURST packets are queued while the daemon is stopped (SIGSTOP), then it is
 #      continued and the sink times their arrival: the rate a queue thread judges and reinjects
 #      a full backlog at, with the sender idle (one sender on this VM cannot outrun a queue
@@ -23,11 +22,11 @@
 #      per-packet cost. One daemon with [api] on; OPS_PAIRS pairs of paced floods (OPS_RATE
 #      pkt/s, every packet judged), each pair one flood without and one with the clients, in
 #      alternating order (interleaved: drift of the machine hits both arms alike). Reported:
-#      the daemon's own CPU per packet and the whole machine's path CPU per packet, median
-#      ratio and the spread over the pairs. ONLY_OPS=1 runs this part alone.
+#      the daemon's, its queue thread's and its API threads' run time per packet (schedstat),
+#      median ratio and the spread over the pairs. ONLY_OPS=1 runs this part alone.
 # Prints a Markdown table (paste into docs/BENCHMARKS.md) and leaves nothing behind.
 # Usage (as root): scripts/bench-inline.sh [COUNT] (default 300000 packets per run;
-# env: COST_COUNT 1000000 for the banned and send-only runs, BURST 40000, DRAINS 3,
+# env: COST_COUNT 1000000 for the banned run, BURST 40000, DRAINS 3, SUSTAINED 1,
 # OPS_PAIRS 7, OPS_RATE 100000, ONLY_OPS 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +46,6 @@ BIN="$TGT/release/sipwall"; GEN="$TGT/release/examples/udpflood"
 WORK="$(mktemp -d)"
 DAEMON_PID=""
 OPS_CLIENTS=()
-export TIMES="$WORK/send.times"
 
 cleanup() {
     for c in "${OPS_CLIENTS[@]}"; do kill "$c" 2>/dev/null || true; done
@@ -99,43 +97,30 @@ SIP
 
 kv() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
-# CPU accounting (tick-sampled by the kernel, USER_HZ=100; this kernel has no
-# IRQ_TIME_ACCOUNTING, so softirq work is sampled in whatever context runs it).
-# busy ticks of all CPUs: user+nice+system+irq+softirq (idle, iowait, steal excluded)
-cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8; exit}' /proc/stat; }
-# user+sys ticks of a live process (all its threads)
-proc_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# children's "user sys" seconds from bash's `times` output (second line: 0m0.123s 0m0.045s)
-times_s() { sed -n 2p "$1" | awk '{n=split($0,a," "); for(i=1;i<=2;i++){split(a[i],m,"m"); sub("s","",m[2]); printf "%s ", m[1]*60+m[2]}}'; }
-now() { date +%s.%N; }
-# busy ticks/s of the machine with none of our processes running (other tenants, daemons)
-background() { local b0 t0; b0=$(cpu_busy); t0=$(now); sleep 3; awk -v b="$(( $(cpu_busy) - b0 ))" -v t0="$t0" -v t1="$(now)" 'BEGIN{printf "%.2f", b/(t1-t0)}'; }
+# scheduler run time (ns) of a live process, all its threads (exact, unlike tick counts)
+sched_ns() {
+    local s=0 t a
+    for t in /proc/"$1"/task/*/schedstat; do read -r a _ < "$t" 2> /dev/null && s=$((s + a)); done
+    echo "$s"
+}
 
-# flood SRC_NS SRC_IP DST RATE FLOWS [N] -> "sent_pps received loss_pct path_us daemon_us sender_user_us"
+# flood SRC_NS SRC_IP DST RATE FLOWS [N] -> "sent_pps received loss_pct daemon_us"
 # (N packets, default COUNT; SINK_SECS: how long the sink waits when nothing arrives)
-# path_us: CPU time (all CPUs) per packet sent, minus the background rate over the window, the
-# sender's user time (building packets) and the sink's user+sys time (the application); what is
-# left is the kernel (send syscall, veth, IP input, queue or set drop, socket delivery) plus the
-# sipwall daemon. daemon_us: the daemon's own user+sys per packet (0 without it).
+# daemon_us: the daemon's own run time per packet sent (0 without it).
 flood() {
     local ns=$1 src=$2 dst=$3 rate=$4 flows=$5 n=${6:-$COUNT}
-    local b0 t0 d0=0 d1=0
-    b0=$(cpu_busy); t0=$(now)
-    [ -n "$DAEMON_PID" ] && d0=$(proc_ticks "$DAEMON_PID")
-    ip netns exec $PBX bash -c 'timeout 60 "$0" sink 0.0.0.0:5060 "$2" > "$1/sink"; times > "$1/sink.times"' "$GEN" "$WORK" "${SINK_SECS:-30}" &
+    local d0=0 d1=0
+    [ -n "$DAEMON_PID" ] && d0=$(sched_ns "$DAEMON_PID")
+    ip netns exec $PBX bash -c 'timeout 60 "$0" sink 0.0.0.0:5060 "$2" > "$1/sink"' "$GEN" "$WORK" "${SINK_SECS:-30}" &
     local sink=$!
     sleep 0.3
-    local out; out=$(ip netns exec "$ns" bash -c 'timeout 60 "$0" send "$@"; rc=$?; times > "$TIMES"; exit $rc' "$GEN" "$src" "$dst" "$WORK/invite.sip" "$n" "$rate" "$flows")
+    local out; out=$(ip netns exec "$ns" timeout 60 "$GEN" send "$src" "$dst" "$WORK/invite.sip" "$n" "$rate" "$flows")
     wait $sink || true
-    [ -n "$DAEMON_PID" ] && d1=$(proc_ticks "$DAEMON_PID")
-    local b1 t1; b1=$(cpu_busy); t1=$(now)
-    local sent pps recv snd snk
+    [ -n "$DAEMON_PID" ] && d1=$(sched_ns "$DAEMON_PID")
+    local sent pps recv
     sent=$(echo "$out" | kv sent); pps=$(echo "$out" | kv pps); recv=$(kv received < "$WORK/sink")
-    snd=$(times_s "$WORK/send.times"); snk=$(times_s "$WORK/sink.times")
-    echo "$pps $recv $(awk -v s="$sent" -v r="$recv" -v b="$((b1 - b0))" -v t0="$t0" -v t1="$t1" -v bg="$BG" \
-        -v su="${snd% *}" -v kk="$snk" -v d="$((d1 - d0))" 'BEGIN{
-        split(kk, k, " "); us = (b / 100 - bg / 100 * (t1 - t0) - su - k[1] - k[2]) * 1e6 / s;
-        printf "%.2f %.2f %.2f %.2f", (s-r)*100/s, us, d / 100 * 1e6 / s, su * 1e6 / s}')"
+    echo "$pps $recv $(awk -v s="$sent" -v r="$recv" -v d="$((d1 - d0))" 'BEGIN{
+        printf "%.2f %.2f", (s-r)*100/s, d / 1e3 / s}')"
 }
 
 ping_rtt() {
@@ -206,9 +191,6 @@ ladder() {
     done
     echo "$best${note:+ (then $note)}"
 }
-declare -A R
-BG=$(background)
-
 # 7. operations arm (see the header). The clients run in the PBX namespace, where the API
 # listens on loopback; they are started and ended by PID around each "watched" flood.
 OPS_PAIRS="${OPS_PAIRS:-7}"; OPS_RATE="${OPS_RATE:-100000}"
@@ -227,25 +209,26 @@ ops_clients_stop() {
     for c in "${OPS_CLIENTS[@]}"; do kill "$c" 2>/dev/null || true; wait "$c" 2>/dev/null || true; done
     OPS_CLIENTS=()
 }
-# user+sys ticks of the daemon's threads whose name starts with one of the given prefixes
+# run time (ns, schedstat) of the daemon's threads whose name starts with one of the prefixes
 # (comm is cut at 15 characters: sipwall-q0, sipwall-api, tokio-runtime-w)
-thread_ticks() {
-    local t sum=0 c
+thread_ns() {
+    local t sum=0 c a
     for t in /proc/"$DAEMON_PID"/task/*; do
         c=$(cat "$t/comm" 2>/dev/null) || continue
         for p in "$@"; do
-            case "$c" in "$p"*) sum=$((sum + $(awk '{print $14+$15}' "$t/stat" 2>/dev/null || echo 0))) ;; esac
+            case "$c" in "$p"*) read -r a _ < "$t/schedstat" 2>/dev/null && sum=$((sum + a)) ;; esac
         done
     done
     echo "$sum"
 }
-# ops_flood -> flood's fields, then the queue thread's and the API threads' us per packet
+# ops_flood -> flood's fields (pps recv loss daemon_us), then the queue thread's and the API
+# threads' us per packet
 ops_flood() {
     local q0 a0 out
-    q0=$(thread_ticks sipwall-q); a0=$(thread_ticks sipwall-api tokio-runtime-w)
+    q0=$(thread_ns sipwall-q); a0=$(thread_ns sipwall-api tokio-runtime-w)
     out=$(flood $PROV 198.51.100.2 198.51.100.1:5060 "$OPS_RATE" 8)
-    echo "$out $(awk -v q="$(( $(thread_ticks sipwall-q) - q0 ))" -v a="$(( $(thread_ticks sipwall-api tokio-runtime-w) - a0 ))" -v n="$COUNT" \
-        'BEGIN{printf "%.3f %.4f", q / 100 * 1e6 / n, a / 100 * 1e6 / n}')"
+    echo "$out $(awk -v q="$(( $(thread_ns sipwall-q) - q0 ))" -v a="$(( $(thread_ns sipwall-api tokio-runtime-w) - a0 ))" -v n="$COUNT" \
+        'BEGIN{printf "%.3f %.4f", q / 1e3 / n, a / 1e3 / n}')"
 }
 ops_arm() {
     start_daemon 1 '[api]\nenabled = true\n'
@@ -263,44 +246,33 @@ ops_arm() {
         echo "$quiet $watched" >> "$WORK/ops"
     done
     stop_daemon
-    # columns: quiet pps recv loss path daemon sender queue api, watched the same (9-16)
+    # columns: quiet pps recv loss daemon queue api (1-6), watched the same (7-12)
     awk -v n="$OPS_PAIRS" -v rate="$OPS_RATE" '
         function med(a, k,   t, i, j, x) { for (i = 1; i <= k; i++) t[i] = a[i];
             for (i = 2; i <= k; i++) { x = t[i]; for (j = i - 1; j >= 1 && t[j] > x; j--) t[j+1] = t[j]; t[j+1] = x }
             return (k % 2) ? t[(k+1)/2] : (t[k/2] + t[k/2+1]) / 2 }
         function lo(a, k,   i, m) { m = a[1]; for (i = 2; i <= k; i++) if (a[i] < m) m = a[i]; return m }
         function hi(a, k,   i, m) { m = a[1]; for (i = 2; i <= k; i++) if (a[i] > m) m = a[i]; return m }
-        { k++; qd[k] = $5; wd[k] = $13; qp[k] = $4; wp[k] = $12; ql[k] = $3; wl[k] = $11;
-          qq[k] = $7; wq[k] = $15; qa[k] = $8; wa[k] = $16;
-          rd[k] = ($5 > 0) ? $13 / $5 : 0; rp[k] = ($4 > 0) ? $12 / $4 : 0;
-          rq[k] = ($7 > 0) ? $15 / $7 : 0; ra[k] = ($13 > 0) ? $16 / $13 : 0 }
+        { k++; qd[k] = $4; wd[k] = $10; qq[k] = $5; wq[k] = $11; qa[k] = $6; wa[k] = $12;
+          rd[k] = ($4 > 0) ? $10 / $4 : 0; rq[k] = ($5 > 0) ? $11 / $5 : 0;
+          ra[k] = ($10 > 0) ? ($12 - $6) / $10 : 0 }
         END {
-          printf "| operations: daemon CPU per packet (us), paced %d pkt/s, 1 queue, %d interleaved pairs: median (min-max) | no client %.3f (%.3f-%.3f) | /metrics each 1 s + dashboard and event stream open %.3f (%.3f-%.3f) | **ratio %.3f** (pairs %.3f-%.3f) |\n", rate, n, med(qd,k), lo(qd,k), hi(qd,k), med(wd,k), lo(wd,k), hi(wd,k), med(rd,k), lo(rd,k), hi(rd,k)
-          printf "| operations: queue thread CPU per packet (us), same floods | no client %.3f (%.3f-%.3f) | with clients %.3f (%.3f-%.3f) | **ratio %.3f** (pairs %.3f-%.3f) |\n", med(qq,k), lo(qq,k), hi(qq,k), med(wq,k), lo(wq,k), hi(wq,k), med(rq,k), lo(rq,k), hi(rq,k)
-          printf "| operations: the API threads (sipwall-api + its blocking pool) CPU per packet (us), same floods | no client %.4f (max %.4f) | with clients %.4f (max %.4f) | **%.2f %%** of the daemon per packet (pairs max %.2f %%) |\n", med(qa,k), hi(qa,k), med(wa,k), hi(wa,k), med(ra,k) * 100, hi(ra,k) * 100
-          printf "| operations: whole-machine path CPU per packet (us), same floods | no client %.2f (%.2f-%.2f) | with clients %.2f (%.2f-%.2f) | ratio %.3f (pairs %.3f-%.3f); loss max %.2f %% / %.2f %% |\n", med(qp,k), lo(qp,k), hi(qp,k), med(wp,k), lo(wp,k), hi(wp,k), med(rp,k), lo(rp,k), hi(rp,k), hi(ql,k), hi(wl,k)
+          printf "| operations: daemon run time per packet (us), paced %d pkt/s, 1 queue, %d interleaved pairs: median (min-max) | no client %.3f (%.3f-%.3f) | with clients %.3f (%.3f-%.3f) | **ratio %.3f** (pairs %.3f-%.3f) |\n", rate, n, med(qd,k), lo(qd,k), hi(qd,k), med(wd,k), lo(wd,k), hi(wd,k), med(rd,k), lo(rd,k), hi(rd,k)
+          printf "| operations: queue thread run time per packet (us), same floods | no client %.3f (%.3f-%.3f) | with clients %.3f (%.3f-%.3f) | **ratio %.3f** (pairs %.3f-%.3f) |\n", med(qq,k), lo(qq,k), hi(qq,k), med(wq,k), lo(wq,k), hi(wq,k), med(rq,k), lo(rq,k), hi(rq,k)
+          printf "| operations: the API threads (sipwall-api + its blocking pool) run time per packet (us), same floods | no client %.4f (max %.4f) | with clients %.4f (max %.4f) | **added: %.2f%% of the daemon per packet** (median; pairs %.2f%%-%.2f%%) |\n", med(qa,k), hi(qa,k), med(wa,k), hi(wa,k), 100*med(ra,k), 100*lo(ra,k), 100*hi(ra,k)
         }' "$WORK/ops"
 }
-R[ops]=$(ops_arm)
 if [ "${ONLY_OPS:-0}" = 1 ]; then
     echo "| measure | baseline | with | ratio |"
     echo "|---|---|---|---|"
-    echo "${R[ops]}"
+    ops_arm
     exit 0
 fi
+declare -A R
 R[base_flat]=$(flood $PROV 198.51.100.2 198.51.100.1:5060 0 8)
 R[base_paced]=$(ladder base)
 R[base_atk]=$(flood $ATK 203.0.113.2 203.0.113.1:5060 0 8)
 R[base_rtt]=$(ping_rtt)
-# send only: the attacker's flood dropped at its own veth's egress hook, i.e. after the whole
-# sending stack (UDP, IP output, routing, neighbour, device queue) and just before the wire
-ip netns exec $ATK nft -f - <<'NFT'
-table netdev benchsendonly {
-  chain out { type filter hook egress device "swdb-at1" priority 0; udp dport 5060 drop; }
-}
-NFT
-R[sendonly]=$(SINK_SECS=4 flood $ATK 203.0.113.2 203.0.113.1:5060 0 8 "$COST_COUNT")
-ip netns exec $ATK nft delete table netdev benchsendonly
 R[base_drain]=$(drain 0 198.51.100.2)
 R[q1_drain]=$(drain 1 198.51.100.2)
 R[q2_drain]=$(drain 2 198.51.100.2,198.51.100.3)
@@ -341,18 +313,17 @@ echo "| allowed path, highest achieved pkt/s with zero loss (targets $RATES), 2 
 echo "| banned source flat out: pkt/s (baseline delivered; sipwall dropped in kernel, received) | $(f base_atk 1) | $(f banned 1) (received $(f banned 2)) | banned drop / queued allowed = $(ratio "$(f banned 1)" "$(f q1_flat 1)") |"
 echo "| INVITE round trip p50 / p99 (us) | $(p base_rtt p50_us) / $(p base_rtt p99_us) | $(p q1_rtt p50_us) / $(p q1_rtt p99_us) | +$(sub "$(p q1_rtt p50_us)" "$(p base_rtt p50_us)") / +$(sub "$(p q1_rtt p99_us)" "$(p base_rtt p99_us)") us |"
 echo "| ban: worker got the decision -> element in kernel set (netlink) -> durable in store | | ${R[ban_log]} | |"
-echo "| background CPU with none of our processes (ticks/s of 100 per core, subtracted below) | $BG | | |"
+echo "| sipwall daemon run time per packet, flat out (us, schedstat), 1 queue / 2 queues | | $(f q1_flat 4) / $(f q2_flat 4) | |"
 cap() { awk -v u="$1" 'BEGIN{ if (u>0) printf "%.0f", 1e6/u; else print "n/a"}'; }
-echo "| CPU per packet, flat out (us, all CPUs, minus background, sender user, sink): path | delivered $(f base_flat 4) | queued 1 q $(f q1_flat 4), banned $(f banned 4) | queued adds $(sub "$(f q1_flat 4)" "$(f base_flat 4)") us |"
-echo "| sipwall daemon user+sys per packet (us), 1 queue / 2 queues | | $(f q1_flat 5) / $(f q2_flat 5) | |"
-echo "| sender user time per packet (us, subtracted) | $(f base_flat 6) | q1 $(f q1_flat 6), banned $(f banned 6) | |"
-echo "| derived capacity, pkt/s per core = 1 / path CPU | delivered $(cap "$(f base_flat 4)") | queued $(cap "$(f q1_flat 4)"), banned $(cap "$(f banned 4)") | banned / queued = $(ratio "$(f q1_flat 4)" "$(f banned 4)") |"
-echo "| derived capacity of one queue thread = 1 / daemon CPU per packet (1 queue) | | $(cap "$(f q1_flat 5)") pkt/s | |"
-d() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a-b}'; }
-so=$(f sendonly 4)
-echo "| send only ($COST_COUNT packets dropped at the sender's veth egress): pkt/s / CPU us per packet | $(f sendonly 1) / $so | | |"
-echo "| receiving side's CPU per packet = path - send only (us): delivered / queued 1 q / banned | $(d "$(f base_flat 4)" "$so") | queued $(d "$(f q1_flat 4)" "$so"), banned $(d "$(f banned 4)" "$so") | **banned drops per queued packet, same CPU = $(ratio "$(d "$(f q1_flat 4)" "$so")" "$(d "$(f banned 4)" "$so")")x** |"
-echo "| banned flood ($COST_COUNT packets) measured pkt/s dropped vs the same sender's send-only rate | send only $(f sendonly 1) | dropped $(f banned 1) | $(ratio "$(f banned 1)" "$(f sendonly 1)") of the sender's ceiling |"
+echo "| derived capacity of one queue thread = 1 / daemon CPU per packet (1 queue) | | $(cap "$(f q1_flat 4)") pkt/s | |"
 dr() { echo "${R[$1]}" | awk '{print $1}'; }
 echo "| queue drain: $BURST packets queued with the daemon stopped, then judged and delivered: pkt/s (median of $DRAINS; all runs) / received / judged | direct, no sipwall: $(dr base_drain) ($(f base_drain 4)) / $(f base_drain 2) | 1 queue: **$(dr q1_drain)** ($(f q1_drain 4)) / $(f q1_drain 2) / $(f q1_drain 3); 2 queues: **$(dr q2_drain)** ($(f q2_drain 4)) / $(f q2_drain 2) / $(f q2_drain 3) | 1 queue $(ratio "$(dr q1_drain)" 250000)x the 250k target |"
-echo "${R[ops]}"
+ops_arm
+# Steady-state CPU per packet of the whole receiving CPU, against Kamailio (the headline figure;
+# the drain above is the secondary one). Its own topology: this one is torn down first.
+if [ "${SUSTAINED:-1}" = 1 ]; then
+    cleanup
+    trap - EXIT
+    echo
+    NO_BUILD=1 scripts/bench-sustained.sh
+fi

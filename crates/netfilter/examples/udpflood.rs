@@ -2,8 +2,11 @@
 //! to the address it is given, which the script takes from the documentation ranges).
 //!
 //! ```text
-//! udpflood send  SRC_IP[,SRC_IP..] DST_IP:PORT PAYLOAD_FILE COUNT RATE [FLOWS]
-//!                # RATE pkt/s, 0 = flat out; FLOWS sockets round robin, flow i from source i mod n
+//! udpflood send  SRC_IP[,SRC_IP..] DST_IP:PORT PAYLOAD_FILE[,FILE..] COUNT RATE [FLOWS]
+//!                # RATE pkt/s, 0 = flat out; FLOWS sockets round robin, flow i from source i mod n;
+//!                # packet i carries file i mod (number of files): a mix, e.g. INVITE,OPTIONS
+//! udpflood scan  SRC_IP DST_IP:PORT TEMPLATE_FILE COUNT RATE   # a scanner: request i has every
+//!                # `{n}` replaced by 1000 + i (extension, Call-ID, branch); counts the answers
 //! udpflood sink  BIND_IP:PORT SECONDS                          # counts datagrams until idle/SECONDS
 //! udpflood echo  BIND_IP:PORT SECONDS                          # answers each datagram with "SIP/2.0 200 OK"
 //! udpflood ping  SRC_IP DST_IP:PORT PAYLOAD_FILE COUNT          # round trips; prints p50/p99 µs
@@ -25,6 +28,7 @@ fn main() {
         "sink" => sink(false),
         "echo" => sink(true),
         "ping" => ping(),
+        "scan" => scan(),
         _ => std::process::exit(2),
     }
 }
@@ -34,7 +38,7 @@ fn send() {
     // spreads queue-balanced packets by address pair, so several queues need several sources).
     let srcs: Vec<std::net::IpAddr> = arg(2).split(',').map(|a| a.parse().unwrap()).collect();
     let dst: SocketAddr = arg(3).parse().unwrap();
-    let payload = std::fs::read(arg(4)).unwrap();
+    let payloads: Vec<Vec<u8>> = arg(4).split(',').map(|f| std::fs::read(f).unwrap()).collect();
     let count: u64 = arg(5).parse().unwrap();
     let rate: u64 = arg(6).parse().unwrap();
     let flows: usize = std::env::args().nth(7).and_then(|f| f.parse().ok()).unwrap_or(1).max(1);
@@ -57,7 +61,8 @@ fn send() {
             }
         }
         for _ in 0..64.min(count - sent) {
-            if socks[(sent as usize) % flows].send(&payload).is_err() {
+            let payload = &payloads[(sent as usize) % payloads.len()];
+            if socks[(sent as usize) % flows].send(payload).is_err() {
                 errors += 1;
             }
             sent += 1;
@@ -133,4 +138,41 @@ fn ping() {
         rtts.get(((rtts.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0
     };
     println!("count={} lost={lost} p50_us={:.1} p99_us={:.1}", rtts.len(), q(0.5), q(0.99));
+}
+
+fn scan() {
+    let src: std::net::IpAddr = arg(2).parse().unwrap();
+    let dst: SocketAddr = arg(3).parse().unwrap();
+    let template = std::fs::read_to_string(arg(4)).unwrap();
+    let count: u64 = arg(5).parse().unwrap();
+    let rate: u64 = arg(6).parse::<u64>().unwrap().max(1);
+    let s = UdpSocket::bind(SocketAddr::new(src, 5060)).unwrap();
+    s.connect(dst).unwrap();
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut answered = 0u64;
+    let mut last_answered = 0u64; // request number (1-based) after which the last answer came
+    let start = Instant::now();
+    let mut drain = |answered: &mut u64, last: &mut u64, sent: u64| {
+        while s.recv(&mut buf).is_ok() {
+            *answered += 1;
+            *last = sent;
+        }
+    };
+    for i in 0..count {
+        let due = Duration::from_secs_f64(i as f64 / rate as f64);
+        while start.elapsed() < due {
+            drain(&mut answered, &mut last_answered, i);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let msg = template.replace("{n}", &(1000 + i).to_string());
+        let _ = s.send(msg.as_bytes());
+    }
+    // late answers (bounded)
+    let end = Instant::now() + Duration::from_millis(1000);
+    while Instant::now() < end {
+        drain(&mut answered, &mut last_answered, count);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("sent={count} answered={answered} last_answered_after={last_answered}");
 }

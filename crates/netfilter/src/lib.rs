@@ -38,7 +38,10 @@ pub use banset::{
 pub use firewall::{remove_all, Firewall, FirewallError};
 pub use nftshell::{NftShell, ShellError};
 pub use packet::{PacketError, PacketView, TcpInfo, L4};
-pub use queue::{Hook, Queue, QueueConfig, QueueError, QueueStats, QueueVerdict, QueuedPacket};
+pub use queue::{
+    pin_current_thread, Hook, Queue, QueueConfig, QueueError, QueueStats, QueueVerdict,
+    QueuedPacket,
+};
 pub use ruleset::{
     BanScope, GuardedPort, Hooks, QueueBackend, Ruleset, BAN_CHAIN, DEFRAG_CHAIN, SET_ADDR4,
     SET_ADDR6, SET_NET4, SET_NET6,

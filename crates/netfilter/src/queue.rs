@@ -39,6 +39,7 @@ const NFQNL_CFG_CMD_BIND: u8 = 1;
 const NFQNL_CFG_CMD_UNBIND: u8 = 2;
 const NFQNL_COPY_PACKET: u8 = 2;
 const NFQA_CFG_F_FAIL_OPEN: u32 = 1;
+const NFQA_CFG_F_GSO: u32 = 4;
 
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
@@ -118,6 +119,13 @@ pub struct QueueConfig {
     pub batch: usize,
     /// How long a receive blocks before returning 0 (to check for shutdown).
     pub recv_timeout: Duration,
+    /// Answer the accepted packets of a batch with one `NFQNL_MSG_VERDICT_BATCH` (after the
+    /// individual non-accept verdicts); false: one `NFQNL_MSG_VERDICT` per packet, still all
+    /// in one `send`.
+    pub verdict_batch: bool,
+    /// `NFQA_CFG_F_GSO`: let the kernel queue GSO packets whole instead of segmenting them
+    /// first (TCP from local senders; UDP datagrams are never GSO here).
+    pub gso: bool,
 }
 
 impl QueueConfig {
@@ -132,6 +140,8 @@ impl QueueConfig {
             rcvbuf_bytes: 64 << 20,
             batch: 64,
             recv_timeout: Duration::from_millis(200),
+            verdict_batch: true,
+            gso: false,
         }
     }
 }
@@ -311,13 +321,12 @@ impl Queue {
         queue
             .config(&[(NFQA_CFG_QUEUE_MAXLEN, &cfg.max_len.to_be_bytes())])
             .map_err(|e| cfg_err("queue max length", e))?;
-        let flags = if cfg.fail_open { NFQA_CFG_F_FAIL_OPEN } else { 0 };
+        let flags = (if cfg.fail_open { NFQA_CFG_F_FAIL_OPEN } else { 0 })
+            | (if cfg.gso { NFQA_CFG_F_GSO } else { 0 });
+        let mask = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO;
         queue
-            .config(&[
-                (NFQA_CFG_FLAGS, &flags.to_be_bytes()),
-                (NFQA_CFG_MASK, &NFQA_CFG_F_FAIL_OPEN.to_be_bytes()),
-            ])
-            .map_err(|e| cfg_err("fail-open flag", e))?;
+            .config(&[(NFQA_CFG_FLAGS, &flags.to_be_bytes()), (NFQA_CFG_MASK, &mask.to_be_bytes())])
+            .map_err(|e| cfg_err("fail-open and GSO flags", e))?;
         Ok(queue)
     }
 
@@ -460,6 +469,11 @@ impl Queue {
                         self.stats.dropped += 1;
                         verdict_msg(&mut self.out, false, q, id, NF_DROP);
                     }
+                    QueueVerdict::Accept | QueueVerdict::AcceptRewritten
+                        if !self.cfg.verdict_batch =>
+                    {
+                        verdict_msg(&mut self.out, false, q, id, NF_ACCEPT);
+                    }
                     QueueVerdict::Accept | QueueVerdict::AcceptRewritten => {
                         // Ids grow monotonically per queue; one batch verdict covers them all.
                         max_accept = Some(max_accept.map_or(id, |m: u32| m.max(id)));
@@ -467,7 +481,10 @@ impl Queue {
                 }
             }
         }
-        // Drops go first so the batch accept (all ids <= max still queued) cannot cover them.
+        // Drops go first so the batch accept (all ids <= max still queued) cannot cover them:
+        // the kernel handles the messages of one send in order, and each individual verdict
+        // takes its packet off the queue. Any other individual verdict (e.g. one carrying a
+        // rewritten payload) must likewise be written before the batch accept.
         if let Some(id) = max_accept {
             verdict_msg(&mut self.out, true, q, id, NF_ACCEPT);
         }
@@ -477,6 +494,13 @@ impl Queue {
         }
         Ok(handled)
     }
+}
+
+/// Pin the calling thread to one CPU (`sched_setaffinity`), e.g. a queue thread to the CPU
+/// its queue's packets are received on. Fails (EINVAL) when that CPU does not exist or is
+/// outside the process's allowed set.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    sys::pin_current_thread(cpu)
 }
 
 impl Drop for Queue {

@@ -1,5 +1,5 @@
 //! The only module with `unsafe`: thin wrappers over the netlink socket syscalls the queue
-//! client needs (socket, bind, setsockopt, send, recvmmsg). Every function checks the return
+//! client needs (socket, bind, setsockopt, send, recvmmsg, sched_setaffinity). Every function checks the return
 //! value and turns it into `io::Error`; no pointer outlives the call that uses it.
 #![allow(unsafe_code)]
 
@@ -169,6 +169,23 @@ pub(crate) fn recv_many(
             _ => return Err(err),
         }
     }
+}
+
+/// Pin the calling thread to `cpu` (`sched_setaffinity(0, ...)`).
+pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: cpu is below CPU_SETSIZE (checked above); set is a valid cpu_set_t.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: set lives across the call and the size matches; pid 0 = the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Move the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`).

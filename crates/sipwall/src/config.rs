@@ -65,6 +65,23 @@ pub struct EnforceConfig {
     /// their packets are accepted and their bans never reach the kernel or the store
     /// (families: the first part of the engine's rule ids, see [`FAMILIES`]).
     pub simulate: Vec<Family>,
+    /// CPUs the queue threads are pinned to: queue `n` on `cpus[n % len]`; empty: unpinned.
+    pub cpus: Vec<CpuIndex>,
+}
+
+/// `[enforce] cpus` items: a CPU number, 0..=1023.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct CpuIndex(pub u16);
+
+impl TryFrom<i64> for CpuIndex {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        match u16::try_from(n) {
+            Ok(c) if c < 1024 => Ok(CpuIndex(c)),
+            _ => Err(format!("CPU {n}: 0..=1023")),
+        }
+    }
 }
 
 /// The rule families `[enforce] simulate` may name: the first part of the engine's rule ids
@@ -205,6 +222,7 @@ impl Default for EnforceConfig {
             max_tcp_flows: 16_384,
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             simulate: Vec::new(),
+            cpus: Vec::new(),
         }
     }
 }
@@ -871,12 +889,17 @@ mod tests {
             ("[enforce]\nqueue_first = 65535\nqueues = 2\n", "enforce.queue_first"),
             ("[enforce]\nqueue_backend = \"ebpf\"\n", "enforce.queue_backend"),
             ("[enforce]\ntable = \"a b\"\n", "enforce.table"),
+            ("[enforce]\ncpus = [0, 4096]\n", "enforce.cpus"),
+            ("[enforce]\ncpus = [-1]\n", "enforce.cpus"),
+            ("[enforce]\ncpus = \"1\"\n", "enforce.cpus"),
         ] {
             let e = format!("{:#}", parse_enforce(bad).unwrap_err());
             assert!(e.contains(key), "{bad}: {e}");
             assert!(e.contains("line 2"), "{bad}: {e}");
         }
         assert_eq!(parse_enforce("").unwrap(), EnforceConfig::default());
+        let pinned = parse_enforce("[enforce]\ncpus = [1, 0]\n").unwrap();
+        assert_eq!(pinned.cpus, vec![CpuIndex(1), CpuIndex(0)]);
         // no ports in [enforce]: the policy's, on UDP and TCP
         let r = EnforceConfig::default().ruleset(&[5060, 5080]).unwrap();
         assert_eq!(r.ports.len(), 4);

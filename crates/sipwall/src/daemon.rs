@@ -396,6 +396,7 @@ impl Daemon {
             counters: counters.clone(),
             simulate: facts.simulate.clone(),
             shield,
+            cpus: enforce.cpus.iter().map(|c| c.0 as usize).collect(),
         };
         // Fetched block lists merge with the configured one (each reload's) on their own threads.
         let blocklist_tx = crate::feeds::fetch::spawn(
@@ -844,6 +845,7 @@ fn open_queues(ruleset: &sipwall_netfilter::Ruleset) -> anyhow::Result<Vec<Queue
     for i in 0..ruleset.queue_count {
         let mut qc = QueueConfig::new(ruleset.queue_first + i);
         qc.fail_open = !ruleset.fail_closed;
+        queue_thread::tune_from_env(&mut qc);
         let q = Queue::open(qc).context("opening NFQUEUE")?;
         log::info!("queue {} bound, netlink receive buffer {} bytes", qc.num, q.rcvbuf_effective());
         queues.push(q);

@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 use sipwall_engine::{BanAction, Direction, Engine, Packet, Rules, Transport, Verdict};
-use sipwall_netfilter::{packet, Hook, Queue, QueueVerdict, QueuedPacket, Ruleset, L4};
+use sipwall_netfilter::{
+    packet, pin_current_thread, Hook, Queue, QueueConfig, QueueVerdict, QueuedPacket, Ruleset, L4,
+};
 
 use super::ban_worker::{DecisionItem, Work};
 use super::lock;
@@ -54,6 +56,8 @@ pub struct QueueSettings {
     /// The enumeration shield ([`super::shield`]), shared by the queue threads; None in
     /// observe mode (nothing is changed on the wire then).
     pub shield: Option<Arc<Shield>>,
+    /// `[enforce] cpus`: queue `n` pins its thread to `cpus[n % cpus.len()]`; empty: unpinned.
+    pub cpus: Vec<usize>,
 }
 
 /// Most decision records in flight to the ban worker (see [`QueueSettings`]).
@@ -289,6 +293,34 @@ fn shield_rewrite(
     }
 }
 
+/// Environment variable with queue-client settings for benchmarks (`scripts/bench-sustained.sh`
+/// measures each lever alone with it): comma-separated `batch=N` (packets per receive, 1..=1024),
+/// `copy_range=N` (bytes copied per packet), `verdict_batch=0|1`, `gso=0|1`. Not a configuration
+/// interface: unknown or malformed items are logged and ignored.
+pub const QUEUE_TUNING_ENV: &str = "SIPWALL_QUEUE_TUNING";
+
+/// Apply [`QUEUE_TUNING_ENV`] (when set) to a queue's settings.
+pub fn tune_from_env(qc: &mut QueueConfig) {
+    if let Ok(spec) = std::env::var(QUEUE_TUNING_ENV) {
+        apply_tuning(qc, &spec);
+    }
+}
+
+fn apply_tuning(qc: &mut QueueConfig, spec: &str) {
+    for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let ok = match item.split_once('=') {
+            Some(("batch", v)) => v.parse().map(|n: usize| qc.batch = n.clamp(1, 1024)).is_ok(),
+            Some(("copy_range", v)) => v.parse().map(|n: u16| qc.copy_range = n.max(64)).is_ok(),
+            Some(("verdict_batch", v)) => v.parse().map(|b: u8| qc.verdict_batch = b != 0).is_ok(),
+            Some(("gso", v)) => v.parse().map(|b: u8| qc.gso = b != 0).is_ok(),
+            _ => false,
+        };
+        if !ok {
+            log::warn!("{QUEUE_TUNING_ENV}: ignoring '{item}'");
+        }
+    }
+}
+
 /// Run one queue until `stop`. Returns its counters, or the queue error that ended it.
 pub fn run_queue(
     mut queue: Queue,
@@ -304,6 +336,15 @@ pub fn run_queue(
     let mut rules: Arc<Rules> = lock(&engine).rules().clone();
     let mut clock = BatchClock::new(wall_clock);
     let published = settings.counters.queue(queue.config_used().num);
+    if !settings.cpus.is_empty() {
+        let num = queue.config_used().num;
+        let cpu = settings.cpus[num as usize % settings.cpus.len()];
+        // Fail safe: an unpinned queue still judges every packet.
+        match pin_current_thread(cpu) {
+            Ok(()) => log::info!("queue {num}: thread pinned to CPU {cpu} (enforce.cpus)"),
+            Err(e) => log::warn!("enforce.cpus: pinning queue {num} to CPU {cpu}: {e}; unpinned"),
+        }
+    }
     let mut would_drop = 0u64;
     // The forged answer before it is put into a packet; grows once, then reused.
     let mut forged: Vec<u8> = Vec::new();
@@ -600,6 +641,15 @@ mod tests {
         c.next_batch();
         assert_eq!(reads.get(), 1, "read before the next receive");
         assert_eq!(c.now(), Timestamp::from_millis(2000));
+    }
+
+    #[test]
+    fn queue_tuning_items_apply_and_bad_ones_are_ignored() {
+        let mut qc = QueueConfig::new(0);
+        apply_tuning(&mut qc, "batch=1, copy_range=1500,verdict_batch=0,gso=1,bogus,batch=x");
+        assert_eq!((qc.batch, qc.copy_range, qc.verdict_batch, qc.gso), (1, 1500, false, true));
+        apply_tuning(&mut qc, "batch=100000,copy_range=3");
+        assert_eq!((qc.batch, qc.copy_range), (1024, 64));
     }
 
     #[test]
