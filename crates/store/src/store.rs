@@ -320,19 +320,13 @@ impl Store {
             path: self.path.clone(),
             cause,
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {BAN_COLUMNS} FROM bans WHERE until_ms > ?1 ORDER BY net"
-            ))
-            .map_err(|e| err(e.into()))?;
-        let rows =
-            stmt.query_map([ms(now)], |r| Ok(read_ban(r, "bans"))).map_err(|e| err(e.into()))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row.map_err(|e| err(e.into()))?.map_err(err)?);
-        }
-        Ok(out)
+        read_rows(
+            &self.conn,
+            &format!("SELECT {BAN_COLUMNS} FROM bans WHERE until_ms > ?1 ORDER BY net"),
+            [ms(now)],
+            err,
+            |r| Ok(read_ban(r, "bans")),
+        )
     }
 
     /// The current ban row of `net`, expired or not (None if never banned or removed/purged).
@@ -366,20 +360,13 @@ impl Store {
             path: self.path.clone(),
             cause,
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {BAN_COLUMNS} FROM ban_history WHERE net = ?1 ORDER BY id"
-            ))
-            .map_err(|e| err(e.into()))?;
-        let rows = stmt
-            .query_map([net.to_string()], |r| Ok(read_ban(r, "ban_history")))
-            .map_err(|e| err(e.into()))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row.map_err(|e| err(e.into()))?.map_err(err)?);
-        }
-        Ok(out)
+        read_rows(
+            &self.conn,
+            &format!("SELECT {BAN_COLUMNS} FROM ban_history WHERE net = ?1 ORDER BY id"),
+            [net.to_string()],
+            err,
+            |r| Ok(read_ban(r, "ban_history")),
+        )
     }
 
     /// Highest escalation count ever recorded for `net` (0 if never banned). Survives
@@ -447,12 +434,12 @@ impl Store {
             path: self.path.clone(),
             cause,
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT net, since_ms, reason FROM trusted ORDER BY net")
-            .map_err(|e| err(e.into()))?;
-        let rows = stmt
-            .query_map([], |r| {
+        read_rows(
+            &self.conn,
+            "SELECT net, since_ms, reason FROM trusted ORDER BY net",
+            [],
+            err,
+            |r| {
                 let net: String = r.get(0)?;
                 let since: i64 = r.get(1)?;
                 let reason: String = r.get(2)?;
@@ -464,25 +451,20 @@ impl Store {
                         reason,
                     })
                 })())
-            })
-            .map_err(|e| err(e.into()))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row.map_err(|e| err(e.into()))?.map_err(err)?);
-        }
-        Ok(out)
+            },
+        )
     }
 
     /// Every network's offence count, so the engine can keep escalating after a restart.
     pub fn load_offences(&self) -> Result<Vec<Offence>, StoreError> {
         let err =
             |cause: DbError| StoreError::Load { what: "offences", path: self.path.clone(), cause };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT net, count, last_until_ms FROM offences ORDER BY net")
-            .map_err(|e| err(e.into()))?;
-        let rows = stmt
-            .query_map([], |r| {
+        read_rows(
+            &self.conn,
+            "SELECT net, count, last_until_ms FROM offences ORDER BY net",
+            [],
+            err,
+            |r| {
                 let net: String = r.get(0)?;
                 let count: i64 = r.get(1)?;
                 let until: i64 = r.get(2)?;
@@ -494,13 +476,8 @@ impl Store {
                         last_until: ts(until).map_err(bad)?,
                     })
                 })())
-            })
-            .map_err(|e| err(e.into()))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row.map_err(|e| err(e.into()))?.map_err(err)?);
-        }
-        Ok(out)
+            },
+        )
     }
 
     /// Deletes bans with `until <= now`; returns how many. History and offence counts stay.
@@ -647,38 +624,32 @@ impl Store {
             path: self.path.clone(),
             cause,
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT kind, key, first_seen_ms, last_seen_ms, evidence, pinned FROM learned
-                 ORDER BY kind, key",
-            )
-            .map_err(|e| err(e.into()))?;
-        let rows = stmt
-            .query_map([], |r| {
+        read_rows(
+            &self.conn,
+            "SELECT kind, key, first_seen_ms, last_seen_ms, evidence, pinned FROM learned
+             ORDER BY kind, key",
+            [],
+            err,
+            |r| {
                 let kind: String = r.get(0)?;
                 let key: String = r.get(1)?;
                 let first: i64 = r.get(2)?;
                 let last: i64 = r.get(3)?;
                 let evidence: String = r.get(4)?;
                 let pinned: i64 = r.get(5)?;
-                Ok((kind, key, first, last, evidence, pinned))
-            })
-            .map_err(|e| err(e.into()))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (kind, key, first, last, evidence, pinned) = row.map_err(|e| err(e.into()))?;
-            let bad = |d: String| err(decode("learned", format!("{kind} {key}"), d));
-            out.push(LearnedFact {
-                first_seen: ts(first).map_err(bad)?,
-                last_seen: ts(last).map_err(bad)?,
-                kind,
-                key,
-                evidence,
-                pinned: pinned != 0,
-            });
-        }
-        Ok(out)
+                let bad = |d: String| decode("learned", format!("{kind} {key}"), d);
+                Ok((|| {
+                    Ok(LearnedFact {
+                        first_seen: ts(first).map_err(bad)?,
+                        last_seen: ts(last).map_err(bad)?,
+                        kind: kind.clone(),
+                        key: key.clone(),
+                        evidence,
+                        pinned: pinned != 0,
+                    })
+                })())
+            },
+        )
     }
 
     /// Keeps `template` as the shield's challenge form of `host` for `method` (replacing the
@@ -720,24 +691,22 @@ impl Store {
             path: self.path.clone(),
             cause,
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT host, method, template FROM shield_templates ORDER BY host")
-            .map_err(|e| err(e.into()))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?))
-            })
-            .map_err(|e| err(e.into()))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (host, method, template) = row.map_err(|e| err(e.into()))?;
-            let host: IpAddr = host.parse().map_err(|e| {
-                err(decode("shield_templates", format!("{host} {method}"), format!("{e}")))
-            })?;
-            out.push((host, method, template));
-        }
-        Ok(out)
+        read_rows(
+            &self.conn,
+            "SELECT host, method, template FROM shield_templates ORDER BY host",
+            [],
+            err,
+            |r| {
+                let (host, method): (String, String) = (r.get(0)?, r.get(1)?);
+                let template: Vec<u8> = r.get(2)?;
+                Ok(match host.parse::<IpAddr>() {
+                    Ok(ip) => Ok((ip, method, template)),
+                    Err(e) => {
+                        Err(decode("shield_templates", format!("{host} {method}"), format!("{e}")))
+                    }
+                })
+            },
+        )
     }
 
     // ---- decisions -----------------------------------------------------------------------
@@ -819,20 +788,14 @@ impl Store {
             path: self.path.clone(),
             cause,
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, at_ms, src_ip, src_port, verdict, rule, summary, evidence \
-                 FROM decisions ORDER BY id DESC LIMIT ?1",
-            )
-            .map_err(|e| err(e.into()))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map([limit], |r| Ok(read_decision(r))).map_err(|e| err(e.into()))?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row.map_err(|e| err(e.into()))?.map_err(err)?);
-        }
-        Ok(out)
+        read_rows(
+            &self.conn,
+            "SELECT id, at_ms, src_ip, src_port, verdict, rule, summary, evidence \
+             FROM decisions ORDER BY id DESC LIMIT ?1",
+            [i64::try_from(limit).unwrap_or(i64::MAX)],
+            err,
+            |r| Ok(read_decision(r)),
+        )
     }
 
     /// Deletes old decisions; returns how many.
@@ -947,6 +910,24 @@ fn read_decision(r: &Row<'_>) -> Result<StoredDecision, DbError> {
         summary: r.get(6)?,
         evidence: parse_evidence(&evidence).map_err(bad)?,
     })
+}
+
+/// Run `sql` with `params` and read every row with `read`, which may refuse a row's contents
+/// (a decode error); any failure comes back as `err` of it. The one loop every loader shares.
+fn read_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    err: impl Fn(DbError) -> StoreError,
+    read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<Result<T, DbError>>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(|e| err(e.into()))?;
+    let rows = stmt.query_map(params, read).map_err(|e| err(e.into()))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.map_err(|e| err(e.into()))?.map_err(&err)?);
+    }
+    Ok(out)
 }
 
 fn decode(table: &'static str, key: String, detail: String) -> DbError {
