@@ -30,6 +30,10 @@ struct Pki {
     server_cert: PathBuf,
     server_key: PathBuf,
     other_ca: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    /// The server asks for and checks client certificates (`tls-auth-clients yes`).
+    require_client_cert: bool,
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -42,7 +46,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 impl Pki {
-    fn make(dir: &Path) -> Pki {
+    fn make(dir: &Path, require_client_cert: bool) -> Pki {
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
         for ca in ["ca", "other-ca"] {
             let (key, pem, subj) = (format!("{ca}.key"), format!("{ca}.pem"), format!("/CN={ca}"));
@@ -81,7 +85,35 @@ impl Pki {
                 "server.ext",
             ],
         );
+        let mut a = vec!["req"];
+        a.extend(ec);
+        a.extend(["-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=node"]);
+        openssl(dir, &a);
+        std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "client.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+            ],
+        );
         Pki {
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            require_client_cert,
             ca: dir.join("ca.pem"),
             server_cert: dir.join("server.pem"),
             server_key: dir.join("server.key"),
@@ -104,10 +136,10 @@ impl Redis {
         r
     }
     /// A server that speaks TLS only, with a fresh [`Pki`].
-    fn start_tls() -> Redis {
+    fn start_tls(require_client_cert: bool) -> Redis {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
-        let tls = Some(Pki::make(dir.path()));
+        let tls = Some(Pki::make(dir.path(), require_client_cert));
         let mut r = Redis { child: None, port, dir, tls };
         r.spawn();
         r
@@ -126,7 +158,7 @@ impl Redis {
                 .arg(&p.server_key)
                 .arg("--tls-ca-cert-file")
                 .arg(&p.ca)
-                .args(["--tls-auth-clients", "no"]),
+                .args(["--tls-auth-clients", if p.require_client_cert { "yes" } else { "no" }]),
         };
         let child = cmd
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
@@ -390,7 +422,7 @@ fn with_ca(s: Settings, ca: &Path) -> Settings {
 #[test]
 #[ignore = "needs redis-server built with TLS and the openssl CLI: run by scripts/test.sh"]
 fn bans_pass_over_tls_and_a_client_trusting_another_ca_never_connects() {
-    let redis = Redis::start_tls();
+    let redis = Redis::start_tls(false);
     let pki = redis.tls.as_ref().unwrap();
     let key: &[u8] = b"fleet-test-key-0123456789";
     let a = node(with_ca(settings(&redis.url(), "a", Some(key)), &pki.ca));
@@ -431,4 +463,33 @@ fn bans_pass_over_tls_and_a_client_trusting_another_ca_never_connects() {
         Duration::from_secs(3),
     )
     .is_err());
+}
+
+#[test]
+#[ignore = "needs redis-server built with TLS and the openssl CLI: run by scripts/test.sh"]
+fn a_server_requiring_client_certificates_takes_a_node_with_one_and_refuses_one_without() {
+    let redis = Redis::start_tls(true);
+    let pki = redis.tls.as_ref().unwrap();
+    let ca = std::fs::read(&pki.ca).unwrap();
+    let client =
+        (std::fs::read(&pki.client_cert).unwrap(), std::fs::read(&pki.client_key).unwrap());
+    let with_cert = |node: &str| Settings {
+        tls: TlsFiles { ca: Some(ca.clone()), client: Some(client.clone()) },
+        ..settings(&redis.url(), node, None)
+    };
+    let a = node(with_cert("a"));
+    let b = node(with_cert("b"));
+    next_resync(&a);
+    next_resync(&b);
+    assert!(a.fleet.publisher().publish(ban("198.51.100.7/32", "a")));
+    let got = next_change(&b);
+    assert!(matches!(&got, Change::Ban(x) if x.net.to_string() == "198.51.100.7/32"), "{got:?}");
+    // the same CA but no client certificate: the server ends the handshake
+    let e = first_sync(
+        &with_ca(settings(&redis.url(), "c", None), &pki.ca),
+        &Arc::default(),
+        Duration::from_secs(5),
+    );
+    let e = e.err().expect("a node without a client certificate was let in").to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
 }
