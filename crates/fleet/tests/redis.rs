@@ -490,6 +490,6 @@ fn a_server_requiring_client_certificates_takes_a_node_with_one_and_refuses_one_
         &Arc::default(),
         Duration::from_secs(5),
     );
-    let e = e.err().expect("a node without a client certificate was let in").to_string();
+    let e = e.expect_err("a node without a client certificate was let in").to_string();
     assert!(e.to_lowercase().contains("certificate"), "{e}");
 }
