@@ -36,6 +36,8 @@ declare -A APT=(
     # scripts/bench-fleet.sh run a real Redis
     [redis-server]=redis-server
     [redis-cli]=redis-tools
+    # crates/fleet/tests/redis.rs makes a throwaway CA and server certificate for rediss://
+    [openssl]=openssl
     # feeds: `ipset restore` must accept the exported ipset feed
     [ipset]=ipset
     # crates/sipwall/tests/dashboard_browser.rs: the dashboard in a real headless browser

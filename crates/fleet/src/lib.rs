@@ -142,7 +142,8 @@ pub enum FleetError {
 /// How to reach the fleet and what to accept from it.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `redis://host:port/db` (or `redis+unix:///path`); `rediss://` needs a TLS-enabled build.
+    /// `redis://host:port/db`, `rediss://host:port/db` (TLS, see [`Settings::tls`]) or
+    /// `redis+unix:///path`.
     pub redis_url: String,
     /// Password (read by the daemon from `password_file`), overriding one in the URL.
     pub password: Option<String>,
@@ -166,6 +167,36 @@ pub struct Settings {
     pub stream_max_len: u64,
     /// Connect and command timeout.
     pub timeout: Duration,
+    /// TLS material for a `rediss://` URL (PEM); empty = the built-in web PKI roots and no
+    /// client certificate. Refused with a `redis://` URL (it would be silently unused).
+    pub tls: TlsFiles,
+}
+
+/// PEM contents for a TLS link to Redis (read by the caller from `[fleet] tls_*_file`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificate(s) the server's certificate must chain to, instead of the web PKI roots.
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate chain and its private key, for servers that require client
+    /// certificates (`tls-auth-clients yes`).
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsFiles {
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.client.is_none()
+    }
+}
+
+impl std::fmt::Debug for TlsFiles {
+    // The private key is never printed; the certificates are public but long.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("ca", &self.ca.as_ref().map(|_| "<pem>"))
+            .field("client", &self.client.as_ref().map(|_| "<pem, key hidden>"))
+            .finish()
+    }
 }
 
 impl Settings {
@@ -177,14 +208,7 @@ impl Settings {
     }
     /// The URL with any password replaced by `***`, for logs and errors.
     pub fn url_for_log(&self) -> String {
-        match self.redis_url.split_once('@') {
-            Some((scheme_user, host)) if scheme_user.contains(':') => {
-                let (scheme, rest) = scheme_user.split_once("://").unwrap_or(("", scheme_user));
-                let user = rest.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}:***@{host}")
-            }
-            _ => self.redis_url.clone(),
-        }
+        url_for_log(&self.redis_url)
     }
     /// True when `net` is no wider than the cap of its family.
     pub fn width_ok(&self, net: &IpNet) -> bool {
@@ -208,7 +232,41 @@ impl Settings {
             }
             info = info.set_redis_settings(r);
         }
-        redis::Client::open(info).map_err(|e| err(e.to_string()))
+        let is_tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        if !is_tls {
+            if !self.tls.is_empty() {
+                return Err(err("TLS files are set but the URL is not rediss://".into()));
+            }
+            return redis::Client::open(info).map_err(|e| err(e.to_string()));
+        }
+        if let Some(ca) = &self.tls.ca {
+            use rustls::pki_types::{pem::PemObject as _, CertificateDer};
+            // The client would take an empty root store and then trust no server at all.
+            let n = CertificateDer::pem_slice_iter(ca).filter(Result::is_ok).count();
+            if n == 0 {
+                return Err(err("the TLS CA holds no PEM certificate".into()));
+            }
+        }
+        let certs = redis::TlsCertificates {
+            client_tls: self.tls.client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            root_cert: self.tls.ca.clone(),
+        };
+        redis::Client::build_with_tls(info, certs).map_err(|e| err(e.to_string()))
+    }
+}
+
+/// `url` with any password replaced by `***`, for logs, errors and `check-config`.
+pub fn url_for_log(url: &str) -> String {
+    match url.split_once('@') {
+        Some((scheme_user, host)) if scheme_user.contains(':') => {
+            let (scheme, rest) = scheme_user.split_once("://").unwrap_or(("", scheme_user));
+            let user = rest.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -927,6 +985,7 @@ mod tests {
             outage_queue: 10,
             stream_max_len: 10_000,
             timeout: Duration::from_secs(1),
+            tls: TlsFiles::default(),
         }
     }
 
@@ -988,6 +1047,23 @@ mod tests {
         assert_eq!(plain.url_for_log(), "redis://192.0.2.1:6379");
         assert!(plain.width_ok(&"203.0.113.0/24".parse().unwrap()));
         assert!(!plain.width_ok(&"203.0.0.0/15".parse().unwrap()));
+    }
+
+    #[test]
+    fn tls_urls_hide_the_password_and_tls_files_need_a_tls_url() {
+        let tls = Settings { redis_url: "rediss://u:secret@192.0.2.1:6380/0".into(), ..settings() };
+        assert_eq!(tls.url_for_log(), "rediss://u:***@192.0.2.1:6380/0");
+        assert!(tls.client().is_ok());
+        let files = TlsFiles { ca: Some(b"x".to_vec()), client: None };
+        let plain = Settings { tls: files.clone(), ..settings() };
+        let e = plain.client().unwrap_err().to_string();
+        assert!(e.contains("not rediss://") && !e.contains("secret"), "{e}");
+        // an unparsable CA is refused when the client is built, naming the URL, not the key
+        let bad = Settings { tls: files, ..tls };
+        let e = bad.client().unwrap_err().to_string();
+        assert!(e.starts_with("fleet redis_url rediss://u:***@") && e.contains("CA"), "{e}");
+        let key = TlsFiles { ca: None, client: Some((b"c".to_vec(), b"PRIVATE".to_vec())) };
+        assert!(!format!("{key:?}").contains("PRIVATE"));
     }
 
     #[test]

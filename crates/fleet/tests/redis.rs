@@ -1,20 +1,125 @@
 //! The fleet adapter against a real `redis-server` on loopback (started by the test on a free
 //! port, killed on drop): two nodes' links exchange bans and unbans, a forged entry is
 //! ignored, changes made while Redis is down are published once it is back, and a node that
-//! fell behind the stream's window resyncs from the state.
+//! fell behind the stream's window resyncs from the state. Over TLS (`rediss://`, a throwaway
+//! CA and server certificate made with the `openssl` CLI): bans pass between two TLS clients,
+//! and a client that trusts another CA never connects.
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sipwall_fleet::{entry, first_sync, Change, Fleet, FleetBan, Incoming, Settings, Stats};
+use sipwall_fleet::{
+    entry, first_sync, Change, Fleet, FleetBan, Incoming, Settings, Stats, TlsFiles,
+};
 
 struct Redis {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// Serve TLS only (plain port 0) with these certificate files.
+    tls: Option<Pki>,
+}
+
+/// A throwaway CA, a server certificate it signed for 127.0.0.1, and an unrelated CA.
+struct Pki {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    other_ca: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    /// The server asks for and checks client certificates (`tls-auth-clients yes`).
+    require_client_cert: bool,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running openssl (Debian package openssl; scripts/install-test-deps.sh)");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Pki {
+    fn make(dir: &Path, require_client_cert: bool) -> Pki {
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        for ca in ["ca", "other-ca"] {
+            let (key, pem, subj) = (format!("{ca}.key"), format!("{ca}.pem"), format!("/CN={ca}"));
+            let mut a = vec!["req", "-x509"];
+            a.extend(ec);
+            a.extend(["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subj]);
+            openssl(dir, &a);
+        }
+        let mut a = vec!["req"];
+        a.extend(ec);
+        a.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+        openssl(dir, &a);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        );
+        let mut a = vec!["req"];
+        a.extend(ec);
+        a.extend(["-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=node"]);
+        openssl(dir, &a);
+        std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "client.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+            ],
+        );
+        Pki {
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            require_client_cert,
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            other_ca: dir.join("other-ca.pem"),
+        }
+    }
 }
 
 impl Redis {
@@ -26,15 +131,36 @@ impl Redis {
              scripts/install-test-deps.sh installs it)"
         );
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut r = Redis { child: None, port, dir: tempfile::tempdir().unwrap() };
+        let mut r = Redis { child: None, port, dir: tempfile::tempdir().unwrap(), tls: None };
+        r.spawn();
+        r
+    }
+    /// A server that speaks TLS only, with a fresh [`Pki`].
+    fn start_tls(require_client_cert: bool) -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Some(Pki::make(dir.path(), require_client_cert));
+        let mut r = Redis { child: None, port, dir, tls };
         r.spawn();
         r
     }
     fn spawn(&mut self) {
         // Not under `timeout`: killing that would leave the server running; the drop guard
         // kills the server itself.
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some(p) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&p.server_cert)
+                .arg("--tls-key-file")
+                .arg(&p.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&p.ca)
+                .args(["--tls-auth-clients", if p.require_client_cert { "yes" } else { "no" }]),
+        };
+        let child = cmd
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -56,7 +182,8 @@ impl Redis {
         }
     }
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 }
 
@@ -80,6 +207,7 @@ fn settings(url: &str, node: &str, key: Option<&[u8]>) -> Settings {
         outage_queue: 100,
         stream_max_len: 1000,
         timeout: Duration::from_millis(500),
+        tls: TlsFiles::default(),
     }
 }
 
@@ -284,4 +412,84 @@ fn a_node_behind_the_stream_window_resyncs_from_the_state() {
     }
     // the trimmed entries came through a second resync, not the stream
     assert!(b.stats.resyncs.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+}
+
+/// `s` trusting the CA in `ca` (PEM file).
+fn with_ca(s: Settings, ca: &Path) -> Settings {
+    Settings { tls: TlsFiles { ca: Some(std::fs::read(ca).unwrap()), client: None }, ..s }
+}
+
+#[test]
+#[ignore = "needs redis-server built with TLS and the openssl CLI: run by scripts/test.sh"]
+fn bans_pass_over_tls_and_a_client_trusting_another_ca_never_connects() {
+    let redis = Redis::start_tls(false);
+    let pki = redis.tls.as_ref().unwrap();
+    let key: &[u8] = b"fleet-test-key-0123456789";
+    let a = node(with_ca(settings(&redis.url(), "a", Some(key)), &pki.ca));
+    let b = node(with_ca(settings(&redis.url(), "b", Some(key)), &pki.ca));
+    // c trusts an unrelated CA: the handshake must fail, whatever the server sends
+    let c = node(with_ca(settings(&redis.url(), "c", Some(key)), &pki.other_ca));
+    assert!(next_resync(&a).is_empty() && next_resync(&b).is_empty());
+    assert!(a.fleet.publisher().publish(ban("203.0.113.9/32", "a")));
+    let got = next_change(&b);
+    assert!(
+        matches!(&got, Change::Ban(x) if x.net.to_string() == "203.0.113.9/32" && x.origin == "a"),
+        "{got:?}"
+    );
+    // the wrong-CA client: a clear certificate error, and nothing delivered
+    let e = first_sync(
+        &with_ca(settings(&redis.url(), "d", Some(key)), &pki.other_ca),
+        &Arc::default(),
+        Duration::from_secs(5),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("rediss://127.0.0.1") && e.to_lowercase().contains("certificate"), "{e}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        if let Some(e) = c.stats.last_error() {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "the wrong-CA node reported no error within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(!c.stats.connected.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(c.rx.try_iter().next().is_none(), "the wrong-CA node received something");
+    // and the plain redis:// scheme does not reach the TLS port either
+    assert!(first_sync(
+        &settings(&redis.url().replace("rediss://", "redis://"), "e", Some(key)),
+        &Arc::default(),
+        Duration::from_secs(3),
+    )
+    .is_err());
+}
+
+#[test]
+#[ignore = "needs redis-server built with TLS and the openssl CLI: run by scripts/test.sh"]
+fn a_server_requiring_client_certificates_takes_a_node_with_one_and_refuses_one_without() {
+    let redis = Redis::start_tls(true);
+    let pki = redis.tls.as_ref().unwrap();
+    let ca = std::fs::read(&pki.ca).unwrap();
+    let client =
+        (std::fs::read(&pki.client_cert).unwrap(), std::fs::read(&pki.client_key).unwrap());
+    let with_cert = |node: &str| Settings {
+        tls: TlsFiles { ca: Some(ca.clone()), client: Some(client.clone()) },
+        ..settings(&redis.url(), node, None)
+    };
+    let a = node(with_cert("a"));
+    let b = node(with_cert("b"));
+    next_resync(&a);
+    next_resync(&b);
+    assert!(a.fleet.publisher().publish(ban("198.51.100.7/32", "a")));
+    let got = next_change(&b);
+    assert!(matches!(&got, Change::Ban(x) if x.net.to_string() == "198.51.100.7/32"), "{got:?}");
+    // the same CA but no client certificate: the server ends the handshake
+    let e = first_sync(
+        &with_ca(settings(&redis.url(), "c", None), &pki.ca),
+        &Arc::default(),
+        Duration::from_secs(5),
+    );
+    let e = e.expect_err("a node without a client certificate was let in").to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
 }

@@ -572,12 +572,19 @@ pub fn parse_feeds(text: &str) -> anyhow::Result<FeedsConfig> {
     Ok(FeedsConfig { urls: seen, fetch })
 }
 
+/// The bytes of a PEM file.
+pub type Pem = Vec<u8>;
+
+/// Largest PEM file `[fleet]` reads (CA bundle, client certificate chain).
+pub const MAX_PEM_BYTES: u64 = 1 << 20;
+
 /// `[fleet]`: bans shared with other sipwall nodes through Redis 7 or Valkey (see the
 /// `sipwall-fleet` crate and `crate::daemon::fleet`). Present = on; `redis_url` is required.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetConfig {
-    /// `redis://[user:password@]host[:port][/db]` or `redis+unix:///path/to/socket`.
+    /// `redis://[user:password@]host[:port][/db]`, `rediss://...` (TLS) or
+    /// `redis+unix:///path/to/socket`.
     pub redis_url: String,
     /// This node's name in the fleet (default: the host name).
     #[serde(default)]
@@ -595,6 +602,17 @@ pub struct FleetConfig {
     /// signed, and unsigned or badly signed ones are ignored.
     #[serde(default)]
     pub hmac_key_file: Option<PathBuf>,
+    /// With `rediss://`: PEM CA certificate(s) the server's certificate must chain to
+    /// (default: the built-in web PKI roots).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// With `rediss://`: PEM client certificate chain, for a server that requires client
+    /// certificates (with `tls_key_file`).
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// With `rediss://`: PEM private key of `tls_cert_file` (mode 0600 or stricter).
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
     /// Widest IPv4 network a fleet ban may cover (prefix length; default 16).
     #[serde(default = "FleetConfig::default_v4")]
     pub max_prefix_v4: u8,
@@ -628,6 +646,12 @@ pub struct FleetLines {
     pub password_file: usize,
     /// `hmac_key_file`.
     pub hmac_key_file: usize,
+    /// `tls_ca_file`.
+    pub tls_ca_file: usize,
+    /// `tls_cert_file`.
+    pub tls_cert_file: usize,
+    /// `tls_key_file`.
+    pub tls_key_file: usize,
 }
 
 impl FleetConfig {
@@ -656,24 +680,69 @@ impl FleetConfig {
         2000
     }
 
+    /// `tls_ca_file` and `tls_cert_file` read (at most [`MAX_PEM_BYTES`] each, PEM
+    /// certificates): (CA, client chain). Errors name the key and its line.
+    pub fn read_tls_certs(&self) -> anyhow::Result<(Option<Pem>, Option<Pem>)> {
+        let read = |p: &Option<PathBuf>, key: &str, line: usize| -> anyhow::Result<_> {
+            let Some(p) = p else { return Ok(None) };
+            let at = match line {
+                0 => format!("fleet.{key}"),
+                l => format!("line {l}: fleet.{key}"),
+            };
+            let text =
+                read_bounded(p, MAX_PEM_BYTES).map_err(|e| anyhow::anyhow!("{at}: {e:#}"))?;
+            anyhow::ensure!(
+                text.contains("-----BEGIN CERTIFICATE-----"),
+                "{at}: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                p.display()
+            );
+            Ok(Some(text.into_bytes()))
+        };
+        Ok((
+            read(&self.tls_ca_file, "tls_ca_file", self.lines.tls_ca_file)?,
+            read(&self.tls_cert_file, "tls_cert_file", self.lines.tls_cert_file)?,
+        ))
+    }
+
     /// The checks serde cannot express: (key, message).
     fn check(&self) -> Result<(), (&'static str, String)> {
         let u = self.redis_url.as_str();
-        if u.starts_with("rediss://") {
+        let tls = u.starts_with("rediss://");
+        if tls && u.contains('#') {
             return Err((
                 "redis_url",
-                "rediss:// (TLS) is not built into this sipwall; reach Redis over a private \
-                 network, a Unix socket or a TLS tunnel (stunnel, spiped)"
+                "a rediss:// URL with a #fragment (#insecure): certificates are always \
+                 verified; give the server's CA in tls_ca_file instead"
                     .into(),
             ));
         }
-        if !(u.starts_with("redis://")
+        if !tls {
+            for (key, set) in [
+                ("tls_ca_file", self.tls_ca_file.is_some()),
+                ("tls_cert_file", self.tls_cert_file.is_some()),
+                ("tls_key_file", self.tls_key_file.is_some()),
+            ] {
+                if set {
+                    return Err((key, "only used with a rediss:// (TLS) redis_url".into()));
+                }
+            }
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => return Err(("tls_cert_file", "needs tls_key_file too".into())),
+            (None, Some(_)) => return Err(("tls_key_file", "needs tls_cert_file too".into())),
+            _ => {}
+        }
+        if !(tls
+            || u.starts_with("redis://")
             || u.starts_with("redis+unix://")
             || u.starts_with("unix://"))
         {
             return Err((
                 "redis_url",
-                format!("{u:?}: expected redis://HOST[:PORT][/DB] or redis+unix:///PATH"),
+                format!(
+                    "{u:?}: expected redis://HOST[:PORT][/DB], rediss://HOST[:PORT][/DB] or \
+                     redis+unix:///PATH"
+                ),
             ));
         }
         if let Some(id) = &self.node_id {
@@ -752,6 +821,9 @@ pub fn parse_fleet(text: &str) -> anyhow::Result<Option<FleetConfig>> {
     fleet.lines = FleetLines {
         password_file: line_of("password_file"),
         hmac_key_file: line_of("hmac_key_file"),
+        tls_ca_file: line_of("tls_ca_file"),
+        tls_cert_file: line_of("tls_cert_file"),
+        tls_key_file: line_of("tls_key_file"),
     };
     Ok(Some(fleet))
 }
@@ -844,11 +916,23 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     let mut fleet = parse_fleet(&text).with_context(|| format!("config {}", path.display()))?;
     // Relative secret files are relative to the config file, like the block lists.
     if let Some(f) = fleet.as_mut() {
-        for p in [&mut f.password_file, &mut f.hmac_key_file].into_iter().flatten() {
+        for p in [
+            &mut f.password_file,
+            &mut f.hmac_key_file,
+            &mut f.tls_ca_file,
+            &mut f.tls_cert_file,
+            &mut f.tls_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
             if p.is_relative() {
                 *p = path.parent().unwrap_or(Path::new(".")).join(&*p);
             }
         }
+        // The certificates are public: checked here, so check-config reports a missing or
+        // wrong file (the key is a secret, read by `run` alone).
+        f.read_tls_certs().with_context(|| format!("config {}", path.display()))?;
     }
     Ok(Config { policy, enforce, blocklists, api, feeds, fleet })
 }
@@ -1028,7 +1112,15 @@ mod tests {
                 "[fleet]\nredis_url = \"redis://x\"\nmax_prefix_v4 = 33\n",
                 "line 3: fleet.max_prefix_v4",
             ),
-            ("[fleet]\nredis_url = \"rediss://x\"\n", "line 2: fleet.redis_url: rediss://"),
+            ("[fleet]\nredis_url = \"rediss://x/#insecure\"\n", "line 2: fleet.redis_url"),
+            (
+                "[fleet]\nredis_url = \"redis://x\"\ntls_ca_file = \"ca.pem\"\n",
+                "line 3: fleet.tls_ca_file: only used with a rediss://",
+            ),
+            (
+                "[fleet]\nredis_url = \"rediss://x\"\n\ntls_cert_file = \"c.pem\"\n",
+                "line 4: fleet.tls_cert_file: needs tls_key_file",
+            ),
             ("[fleet]\nredis_url = \"http://x\"\n", "line 2: fleet.redis_url"),
             ("[fleet]\nredis_url = \"redis://x\"\n\nnode_id = \"a b\"\n", "line 4: fleet.node_id"),
             (
@@ -1048,6 +1140,27 @@ mod tests {
         assert!(
             sipwall_engine::Policy::from_toml_str("[fleet]\nredis_url = \"redis://x\"\n").is_ok()
         );
+    }
+
+    #[test]
+    fn fleet_tls_files_are_read_at_load_and_errors_name_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("sipwall.toml");
+        let text = "[fleet]\nredis_url = \"rediss://192.0.2.1:6380\"\n\ntls_ca_file = \"ca.pem\"\n";
+        std::fs::write(&cfg, text).unwrap();
+        // missing: key, line and path
+        let e = format!("{:#}", load(&cfg).unwrap_err());
+        assert!(e.contains("line 4: fleet.tls_ca_file") && e.contains("ca.pem"), "{e}");
+        // present but no certificate in it
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").unwrap();
+        let e = format!("{:#}", load(&cfg).unwrap_err());
+        assert!(e.contains("line 4: fleet.tls_ca_file") && e.contains("no PEM certificate"), "{e}");
+        // a PEM certificate (relative to the config file's folder): loaded
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        std::fs::write(dir.path().join("ca.pem"), pem).unwrap();
+        let f = load(&cfg).unwrap().fleet.unwrap();
+        assert_eq!(f.tls_ca_file, Some(dir.path().join("ca.pem")));
+        assert_eq!(f.read_tls_certs().unwrap().0.as_deref(), Some(pem.as_bytes()));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `sipwall check-config FILE`: loads the file exactly as `run` and `inspect` do (policy,
-//! `[enforce]`, block list files) and prints what it means, or the first error with its key
+//! `[enforce]`, block list files, `[fleet]`) and prints what it means, or the first error with its key
 //! and line. Exit 0 when valid, 1 when not.
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +9,29 @@ use std::process::ExitCode;
 pub struct CheckConfigArgs {
     /// Config file (TOML).
     pub file: PathBuf,
+}
+
+/// The `fleet:` line: where, and how the link is protected (the password hidden).
+fn fleet_line(f: &crate::config::FleetConfig) -> String {
+    let url = sipwall_fleet::url_for_log(&f.redis_url);
+    let link = if !f.redis_url.starts_with("rediss://") {
+        "no TLS".to_string()
+    } else {
+        let ca = f
+            .tls_ca_file
+            .as_ref()
+            .map_or("the built-in web PKI roots".to_string(), |p| p.display().to_string());
+        let client = f
+            .tls_cert_file
+            .as_ref()
+            .map_or(String::new(), |p| format!(", client certificate {}", p.display()));
+        format!("TLS, server verified against {ca}{client}")
+    };
+    format!(
+        "fleet: Redis {url} ({link}), key prefix {}, entries {}\n",
+        f.key_prefix,
+        if f.hmac_key_file.is_some() { "signed" } else { "unsigned" }
+    )
 }
 
 /// `sipwall check-config`.
@@ -29,6 +52,9 @@ pub fn main(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
                     "block list URL {url}: fetched by `run` every {} s\n",
                     config.feeds.fetch.refresh_secs
                 ));
+            }
+            if let Some(f) = &config.fleet {
+                out.push_str(&fleet_line(f));
             }
             let ports = config.policy.ports_to_guard();
             match config.enforce.ruleset(&ports) {
@@ -52,5 +78,25 @@ pub fn main(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{err:#}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fleet_line_shows_tls_and_hides_the_password() {
+        let text = "[fleet]\nredis_url = \"rediss://u:secret@192.0.2.1:6380/0\"\n\
+                    tls_ca_file = \"/etc/sipwall/redis-ca.pem\"\n";
+        let f = crate::config::parse_fleet(text).unwrap().unwrap();
+        let line = super::fleet_line(&f);
+        assert_eq!(
+            line,
+            "fleet: Redis rediss://u:***@192.0.2.1:6380/0 (TLS, server verified against \
+             /etc/sipwall/redis-ca.pem), key prefix sipwall, entries unsigned\n"
+        );
+        let plain = crate::config::parse_fleet("[fleet]\nredis_url = \"redis://192.0.2.1\"\n")
+            .unwrap()
+            .unwrap();
+        assert!(super::fleet_line(&plain).contains("(no TLS)"));
     }
 }

@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use ipnet::IpNet;
 use sipwall_engine::{Ban, BanAction, BanError, BanOrigin, Engine, Evidence, Timestamp};
-use sipwall_fleet::{entry, Change, Cursor, Fleet, FleetBan, Incoming, Publisher, Settings, Stats};
+use sipwall_fleet::{
+    entry, Change, Cursor, Fleet, FleetBan, Incoming, Publisher, Settings, Stats, TlsFiles,
+};
 
 use super::ban_worker::Work;
 use super::{lock, status::Simulate};
@@ -128,6 +130,14 @@ pub fn settings(cfg: &FleetConfig) -> anyhow::Result<Settings> {
         }
         None => None,
     };
+    let (ca, cert) = cfg.read_tls_certs()?;
+    let client = match (cert, &cfg.tls_key_file) {
+        (Some(cert), Some(k)) => {
+            let key = read_secret(k, "tls_key_file", cfg.lines.tls_key_file)?;
+            Some((cert, key.into_bytes()))
+        }
+        _ => None,
+    };
     Ok(Settings {
         redis_url: cfg.redis_url.clone(),
         password,
@@ -141,6 +151,7 @@ pub fn settings(cfg: &FleetConfig) -> anyhow::Result<Settings> {
         outage_queue: cfg.outage_queue,
         stream_max_len: cfg.stream_max_len,
         timeout: Duration::from_millis(cfg.timeout_ms),
+        tls: TlsFiles { ca, client },
     })
 }
 
@@ -505,6 +516,32 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_client_key_must_be_private_and_is_handed_over_with_its_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        std::fs::write(dir.path().join("c.pem"), pem).unwrap();
+        let key = dir.path().join("c.key");
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n")
+            .unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[fleet]\nredis_url = \"rediss://192.0.2.1:6380\"\ntls_cert_file = \"{}\"\n\
+             tls_key_file = \"{}\"\n",
+            dir.path().join("c.pem").display(),
+            key.display()
+        );
+        let cfg = crate::config::parse_fleet(&text).unwrap().unwrap();
+        let e = format!("{:#}", settings(&cfg).unwrap_err());
+        assert!(e.contains("line 4: fleet.tls_key_file") && e.contains("0600"), "{e}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = settings(&cfg).unwrap();
+        let (cert, k) = s.tls.client.unwrap();
+        assert_eq!(cert, pem.as_bytes());
+        assert!(String::from_utf8(k).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(s.tls.ca, None);
+    }
+
+    #[test]
     fn only_own_bans_and_operator_unbans_are_published() {
         let (publisher, rx) = Publisher::channel(16, Arc::new(Stats::default()));
         let settings = Settings {
@@ -520,6 +557,7 @@ mod tests {
             outage_queue: 10,
             stream_max_len: 1000,
             timeout: Duration::from_secs(1),
+            tls: TlsFiles::default(),
         };
         let now = Timestamp::from_millis(5000);
         let own =
