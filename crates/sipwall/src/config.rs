@@ -828,6 +828,24 @@ pub fn parse_fleet(text: &str) -> anyhow::Result<Option<FleetConfig>> {
     Ok(Some(fleet))
 }
 
+/// Read a secret (a token, a password, a key) from `path`, named `at` in errors (`line N:
+/// table.key`): the file must be mode 0600 or stricter (group and others may neither read
+/// nor write it), at most `max` bytes ([`read_bounded`]); its text is trimmed.
+pub fn read_secret_file(path: &Path, at: &str, max: u64) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta =
+        std::fs::metadata(path).map_err(|e| anyhow::anyhow!("{at}: {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    anyhow::ensure!(
+        mode & 0o077 == 0,
+        "{at}: {} has mode {mode:04o}; it must be 0600 or stricter (chmod 600 {})",
+        path.display(),
+        path.display()
+    );
+    let text = read_bounded(path, max).map_err(|e| anyhow::anyhow!("{at}: {e:#}"))?;
+    Ok(text.trim().to_string())
+}
+
 /// Read a regular file of at most `max` bytes as UTF-8 text. Hostile files are refused with
 /// an error naming the file, never waited on or read without end: the file is opened with
 /// `O_NONBLOCK` (opening a FIFO with no writer then returns at once instead of hanging), its

@@ -1,6 +1,5 @@
 //! The API's bearer token: read from a file that only its owner may read, compared in
 //! constant time.
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 /// Largest token file read.
@@ -14,18 +13,8 @@ pub const MIN_TOKEN_LEN: usize = 16;
 pub fn read_token(path: &Path, line: usize) -> anyhow::Result<Vec<u8>> {
     let at =
         if line > 0 { format!("line {line}: api.token_file") } else { "api.token_file".into() };
-    let meta =
-        std::fs::metadata(path).map_err(|e| anyhow::anyhow!("{at}: {}: {e}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    anyhow::ensure!(
-        mode & 0o077 == 0,
-        "{at}: {} has mode {mode:04o}; the token file must be 0600 or stricter (chmod 600 {})",
-        path.display(),
-        path.display()
-    );
-    let text = crate::config::read_bounded(path, MAX_TOKEN_FILE)
-        .map_err(|e| anyhow::anyhow!("{at}: {e:#}"))?;
-    let token = text.trim();
+    let text = crate::config::read_secret_file(path, &at, MAX_TOKEN_FILE)?;
+    let token = text.as_str();
     anyhow::ensure!(
         token.len() >= MIN_TOKEN_LEN,
         "{at}: {} holds a token shorter than {MIN_TOKEN_LEN} characters",
@@ -59,6 +48,7 @@ pub fn bearer(header: Option<&[u8]>) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn tokens_compare_by_every_byte_and_length() {

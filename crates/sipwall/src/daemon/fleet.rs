@@ -18,7 +18,6 @@
 //!   the whole fleet state is read into the engine, bounded by `sync_timeout_ms`; an
 //!   unreachable Redis is logged and the start goes on (the reader resyncs once connected).
 use std::collections::HashSet;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -87,18 +86,7 @@ pub fn status() -> Option<FleetStatus> {
 /// 4 KiB, trimmed. Errors name the key and the line.
 fn read_secret(path: &Path, key: &str, line: usize) -> anyhow::Result<String> {
     let at = if line > 0 { format!("line {line}: fleet.{key}") } else { format!("fleet.{key}") };
-    let meta =
-        std::fs::metadata(path).map_err(|e| anyhow::anyhow!("{at}: {}: {e}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    anyhow::ensure!(
-        mode & 0o077 == 0,
-        "{at}: {} has mode {mode:04o}; it must be 0600 or stricter (chmod 600 {})",
-        path.display(),
-        path.display()
-    );
-    let text = crate::config::read_bounded(path, MAX_SECRET_FILE)
-        .map_err(|e| anyhow::anyhow!("{at}: {e:#}"))?;
-    Ok(text.trim().to_string())
+    crate::config::read_secret_file(path, &at, MAX_SECRET_FILE)
 }
 
 /// This host's name, the default node id (`/proc/sys/kernel/hostname`).
@@ -470,6 +458,7 @@ pub fn publish_hook(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn fleet_ban(net: &str, origin: &str, until_ms: u64) -> FleetBan {
         FleetBan {
