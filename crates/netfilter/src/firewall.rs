@@ -11,8 +11,14 @@
 //!   break or stall traffic without a consumer, and the empty filter tables the xt fallback
 //!   created; the sets and the ban-drop chain stay, the kernel ends each ban at its timeout.
 //! * [`remove_all`] / [`Firewall::remove`] remove everything (`--cleanup`, package purge).
+//! * [`FastPath`] replaces the trusted fast path's networks from any thread (trust changes,
+//!   reloads) in one transaction per family, and never puts queue rules back once a stop
+//!   removed them: the stop takes the same lock.
 use std::io::Write as _;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use ipnet::IpNet;
 
 use crate::ruleset::{QueueBackend, Ruleset};
 
@@ -91,6 +97,84 @@ pub struct Firewall {
     backend: Option<QueueBackend>,
     /// `ip filter` / `ip6 filter` did not exist before the xt fallback created them.
     created_filter: [bool; 2],
+    /// The fast path's networks and whether queue rules are in the kernel, shared with the
+    /// [`FastPath`] handles.
+    fast: FastPath,
+}
+
+/// A handle on the trusted fast path of an installed ruleset ([`Ruleset::fast_path`]):
+/// [`FastPath::set`] replaces its networks in the kernel. Cheap to clone; any thread.
+#[derive(Debug, Clone)]
+pub struct FastPath {
+    state: Arc<Mutex<FastState>>,
+}
+
+#[derive(Debug)]
+struct FastState {
+    /// The ruleset as last rendered, `fast_path` included.
+    ruleset: Ruleset,
+    /// The backend whose queue rules are in the kernel; None before `enable_queue` and after a
+    /// stop (a `set` then only records the networks for the next enable).
+    live: Option<QueueBackend>,
+    /// A rewrite failed part-way: the kernel may hold either list, so the next `set` writes.
+    dirty: bool,
+}
+
+impl FastPath {
+    fn lock(&self) -> MutexGuard<'_, FastState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The networks on the fast path now.
+    pub fn networks(&self) -> Vec<IpNet> {
+        self.lock().ruleset.fast_path.clone()
+    }
+
+    /// Replace the fast path's networks: the queue rules are rewritten in one transaction per
+    /// family (no moment where nothing is queued); nothing is run when they are unchanged.
+    /// Slow (starts `nft` or `iptables-restore`): never call it holding the engine's lock.
+    pub fn set(&self, nets: &[IpNet]) -> Result<(), FirewallError> {
+        let mut st = self.lock();
+        let mut want = nets.to_vec();
+        want.sort_unstable();
+        want.dedup();
+        if st.ruleset.fast_path == want && !st.dirty {
+            return Ok(());
+        }
+        st.ruleset.fast_path = want;
+        let applied = match st.live {
+            None => Ok(()),
+            Some(QueueBackend::Nft) => run(
+                "replacing the trusted fast path (nft)",
+                "nft",
+                &["-f", "-"],
+                Some(&st.ruleset.render_nft_queue()),
+            )
+            .map(|_| ()),
+            Some(QueueBackend::Xtables) => {
+                let (v4, v6) =
+                    (st.ruleset.render_xt_refill(false), st.ruleset.render_xt_refill(true));
+                run(
+                    "replacing the trusted fast path (iptables)",
+                    "iptables-restore",
+                    &["--noflush"],
+                    Some(&v4),
+                )
+                .and_then(|_| {
+                    run(
+                        "replacing the trusted fast path (ip6tables)",
+                        "ip6tables-restore",
+                        &["--noflush"],
+                        Some(&v6),
+                    )
+                })
+                .map(|_| ())
+            }
+        };
+        // What the kernel has after a failure is unknown in part: the next set writes anyway.
+        st.dirty = applied.is_err();
+        applied
+    }
 }
 
 impl Firewall {
@@ -102,9 +186,22 @@ impl Firewall {
     pub fn install(ruleset: Ruleset) -> Result<Firewall, FirewallError> {
         remove_xt_queue(&ruleset.table)?;
         run("installing the nft table", "nft", &["-f", "-"], Some(&ruleset.render_nft_table()))?;
-        let fw = Firewall { ruleset, active: true, backend: None, created_filter: [false; 2] };
+        let fast = FastPath {
+            state: Arc::new(Mutex::new(FastState {
+                ruleset: ruleset.clone(),
+                live: None,
+                dirty: false,
+            })),
+        };
+        let fw =
+            Firewall { ruleset, active: true, backend: None, created_filter: [false; 2], fast };
         fw.verify()?;
         Ok(fw)
+    }
+
+    /// A handle on the trusted fast path (see [`FastPath`]).
+    pub fn fast_path(&self) -> FastPath {
+        self.fast.clone()
     }
 
     /// The ruleset.
@@ -124,16 +221,21 @@ impl Firewall {
         prefer: Option<QueueBackend>,
     ) -> Result<QueueBackend, FirewallError> {
         self.active = true;
+        // Rendered under the fast path's lock: a concurrent `FastPath::set` lands either
+        // before (and is rendered here) or after (and rewrites what this installed).
+        let fast = self.fast.clone();
+        let mut st = fast.lock();
         let try_nft = prefer != Some(QueueBackend::Xtables);
         if try_nft {
             match run(
                 "adding nft queue chains",
                 "nft",
                 &["-f", "-"],
-                Some(&self.ruleset.render_nft_queue()),
+                Some(&st.ruleset.render_nft_queue()),
             ) {
                 Ok(_) => {
                     self.backend = Some(QueueBackend::Nft);
+                    st.live = self.backend;
                     self.verify()?;
                     return Ok(QueueBackend::Nft);
                 }
@@ -150,13 +252,14 @@ impl Firewall {
                 Err(e) => return Err(e),
             }
         }
-        let text = self.ruleset.render_xt();
         self.backend = Some(QueueBackend::Xtables);
+        st.live = self.backend;
         for (i, family) in ["ip", "ip6"].into_iter().enumerate() {
             self.created_filter[i] |= !filter_table_exists(family);
         }
-        run("adding iptables NFQUEUE rules", "iptables-restore", &["--noflush"], Some(&text))?;
-        run("adding ip6tables NFQUEUE rules", "ip6tables-restore", &["--noflush"], Some(&text))?;
+        let (v4, v6) = (st.ruleset.render_xt(false), st.ruleset.render_xt(true));
+        run("adding iptables NFQUEUE rules", "iptables-restore", &["--noflush"], Some(&v4))?;
+        run("adding ip6tables NFQUEUE rules", "ip6tables-restore", &["--noflush"], Some(&v6))?;
         self.verify()?;
         Ok(QueueBackend::Xtables)
     }
@@ -220,6 +323,10 @@ impl Firewall {
         if !self.active {
             return Ok(());
         }
+        // Held until the rules are gone: no fast-path rewrite can put queue rules back.
+        let fast = self.fast.clone();
+        let mut st = fast.lock();
+        st.live = None;
         remove_xt_queue(&self.ruleset.table)?;
         let text = self.ruleset.render_nft_queue_removal();
         run("removing the nft queue chains", "nft", &["-f", "-"], Some(&text))?;
@@ -235,6 +342,9 @@ impl Firewall {
 
     /// Remove everything, bans included (see [`remove_all`]). Idempotent.
     pub fn remove(&mut self) -> Result<(), FirewallError> {
+        let fast = self.fast.clone();
+        let mut st = fast.lock();
+        st.live = None;
         remove_all(&self.ruleset.table)?;
         self.active = false;
         self.backend = None;

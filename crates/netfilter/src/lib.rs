@@ -7,7 +7,8 @@
 //!   `iptables-restore` batch with the xt NFQUEUE target.
 //! * [`Firewall`]: installs (adopting the sets a previous run left), verifies (reads the table
 //!   back without its elements), stops queueing while keeping the bans
-//!   ([`Firewall::stop_keeping_bans`], also on drop), and removes everything ([`remove_all`]).
+//!   ([`Firewall::stop_keeping_bans`], also on drop), and removes everything ([`remove_all`]);
+//!   its [`FastPath`] handle replaces the trusted networks whose UDP requests are never queued.
 //! * [`BanSet`]: adds/removes ban elements with kernel timeouts, batched: exact addresses in
 //!   hash sets, ranges as disjoint segments in interval sets, so the kernel always drops the
 //!   union of the active bans; [`BanSet::reconcile`] repairs the kernel from the daemon's list.
@@ -35,7 +36,7 @@ mod sys;
 pub use banset::{
     BanOp, BanSet, BlocklistReport, DesiredBan, ReconcileReport, RECONCILE_TOLERANCE,
 };
-pub use firewall::{remove_all, Firewall, FirewallError};
+pub use firewall::{remove_all, FastPath, Firewall, FirewallError};
 pub use nftshell::{NftShell, ShellError};
 pub use packet::{PacketError, PacketView, TcpInfo, L4};
 pub use queue::{

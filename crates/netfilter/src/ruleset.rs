@@ -43,6 +43,8 @@
 //! banned sources are dropped on any port.
 use std::fmt::Write as _;
 
+use ipnet::IpNet;
+
 use crate::L4;
 
 /// The chain dropping banned and block-listed sources (see the module docs for its place).
@@ -57,6 +59,10 @@ pub const SET_ADDR6: &str = "ban_addr6";
 pub const SET_NET4: &str = "ban_net4";
 /// Banned IPv6 ranges: disjoint segments (interval set with timeouts).
 pub const SET_NET6: &str = "ban_net6";
+/// The first 8 payload bytes of a SIP answer, `SIP/2.0 `: never on the fast path.
+const ANSWER_PREFIX: u64 = u64::from_be_bytes(*b"SIP/2.0 ");
+/// The first 8 payload bytes of a REGISTER: never on the fast path.
+const REGISTER_PREFIX: u64 = u64::from_be_bytes(*b"REGISTER");
 
 /// Which traffic to protect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +138,9 @@ pub struct Ruleset {
     pub fail_closed: bool,
     /// What banned sources lose.
     pub ban_scope: BanScope,
+    /// The trusted fast path (see the module docs): UDP requests from these networks to the
+    /// guarded ports, except answers and REGISTERs, are never queued. Empty: all queued.
+    pub fast_path: Vec<IpNet>,
 }
 
 impl Default for Ruleset {
@@ -147,6 +156,7 @@ impl Default for Ruleset {
             queue_count: 1,
             fail_closed: false,
             ban_scope: BanScope::GuardedPorts,
+            fast_path: Vec::new(),
         }
     }
 }
@@ -343,14 +353,24 @@ impl Ruleset {
 
     /// The batch adding the queue chains (priority 0) to the existing table, for the nft
     /// backend. Separate from the table so bans can be loaded before any packet is queued.
+    /// Every chain is added, flushed and refilled in the same transaction, so the same batch
+    /// also replaces the chains' rules atomically (a new [`Ruleset::fast_path`]).
     pub fn render_nft_queue(&self) -> String {
         let t = &self.table;
         let q = self.nft_queue_stmt();
         let mut o = String::new();
-        let _ = writeln!(o, "table inet {t} {{");
         for (hook, side) in self.nft_queue_chains() {
-            let _ = writeln!(o, "  chain queue_{hook} {{");
-            let _ = writeln!(o, "    type filter hook {hook} priority 0; policy accept;");
+            let chain = format!("queue_{hook}");
+            let _ = writeln!(
+                o,
+                "add chain inet {t} {chain} {{ type filter hook {hook} priority 0; policy accept; }}"
+            );
+            let _ = writeln!(o, "flush chain inet {t} {chain}");
+            if side == PortSide::Dst {
+                for r in self.nft_fast_path_rules() {
+                    let _ = writeln!(o, "add rule inet {t} {chain} {r}");
+                }
+            }
             for l4 in [L4::Udp, L4::Tcp] {
                 let ports = self.ports_of(l4, true);
                 if ports.is_empty() {
@@ -363,19 +383,73 @@ impl Ruleset {
                     (_, PortSide::Src) => &["sport"],
                 };
                 for s in sides {
-                    let _ = writeln!(o, "    {p} {s} {set} {q}");
+                    let _ = writeln!(o, "add rule inet {t} {chain} {p} {s} {set} {q}");
                 }
             }
-            let _ = writeln!(o, "  }}");
         }
-        let _ = writeln!(o, "}}");
         o
     }
 
-    /// The `iptables-restore --noflush` batch (same text for iptables and ip6tables) that
-    /// creates the own chains, fills them with NFQUEUE rules and jumps to them from the
-    /// builtin chains. The caller removes leftovers first ([`Ruleset::render_xt_removal`]).
-    pub fn render_xt(&self) -> String {
+    /// The fast path's networks of one family (true: IPv6), as written in a rule.
+    fn fast_path_nets(&self, v6: bool) -> Vec<String> {
+        let mut v: Vec<IpNet> =
+            self.fast_path.iter().filter(|n| matches!(n, IpNet::V6(_)) == v6).copied().collect();
+        v.sort_unstable();
+        v.dedup();
+        v.iter().map(IpNet::to_string).collect()
+    }
+
+    /// The nft rules of the trusted fast path (the module docs say what they let through), for
+    /// the chains that see requests towards the guarded ports: one per family, none when
+    /// nothing is trusted or no UDP port is inspected.
+    pub fn nft_fast_path_rules(&self) -> Vec<String> {
+        let ports = self.ports_of(L4::Udp, true);
+        if ports.is_empty() {
+            return Vec::new();
+        }
+        let mut v = Vec::new();
+        for (family, v6) in [("ip", false), ("ip6", true)] {
+            let nets = self.fast_path_nets(v6);
+            if nets.is_empty() {
+                continue;
+            }
+            v.push(format!(
+                "{family} saddr {{ {} }} udp dport {} @ih,0,64 != {ANSWER_PREFIX:#018x} \
+                 @ih,0,64 != {REGISTER_PREFIX:#018x} accept",
+                nets.join(", "),
+                Self::port_set(&ports)
+            ));
+        }
+        v
+    }
+
+    /// The `iptables-restore --noflush` batch of one family (`v6`: for ip6tables) that
+    /// creates the own chains, fills them with the fast-path and NFQUEUE rules and jumps to
+    /// them from the builtin chains. The caller removes leftovers first.
+    pub fn render_xt(&self, v6: bool) -> String {
+        let mut o = self.render_xt_chains(v6);
+        let mut jumped: Vec<(&str, String)> = Vec::new();
+        for (builtin, own, _) in self.xt_chains() {
+            if !jumped.iter().any(|(b, c)| *b == builtin && *c == own) {
+                let _ = writeln!(o, "-I {builtin} 1 -j {own}");
+                jumped.push((builtin, own));
+            }
+        }
+        o.push_str("COMMIT\n");
+        o
+    }
+
+    /// The `iptables-restore --noflush` batch of one family that REFILLS the own chains in one
+    /// transaction (declaring an existing chain flushes it), jumps untouched: how a new
+    /// [`Ruleset::fast_path`] reaches the kernel without a moment where nothing is queued.
+    pub fn render_xt_refill(&self, v6: bool) -> String {
+        let mut o = self.render_xt_chains(v6);
+        o.push_str("COMMIT\n");
+        o
+    }
+
+    /// `*filter`, the own chains' declarations and their rules, without COMMIT.
+    fn render_xt_chains(&self, v6: bool) -> String {
         let mut o = String::from("*filter\n");
         let chains = self.xt_chains();
         let mut declared: Vec<&str> = Vec::new();
@@ -402,6 +476,16 @@ impl Ruleset {
             }
             t
         };
+        // The fast path first, once per own chain that sees requests towards the guarded ports.
+        let mut fast_done: Vec<&str> = Vec::new();
+        for (_, own, side) in &chains {
+            if *side == PortSide::Dst && !fast_done.contains(&own.as_str()) {
+                fast_done.push(own);
+                for r in self.xt_fast_path_rules(v6) {
+                    let _ = writeln!(o, "-A {own} {r}");
+                }
+            }
+        }
         for (_, own, side) in &chains {
             for l4 in [L4::Udp, L4::Tcp] {
                 for port in self.ports_of(l4, true) {
@@ -414,15 +498,34 @@ impl Ruleset {
                 }
             }
         }
-        let mut jumped: Vec<(&str, &str)> = Vec::new();
-        for (builtin, own, _) in &chains {
-            if !jumped.contains(&(builtin, own.as_str())) {
-                let _ = writeln!(o, "-I {builtin} 1 -j {own}");
-                jumped.push((builtin, own));
+        o
+    }
+
+    /// The iptables rules of the trusted fast path for one family: one per (network, UDP
+    /// port), `RETURN` to the builtin chain. The payload compare is `u32`: IPv4 reads the
+    /// header length, IPv6 the fixed 40-byte header (an extension header in between shifts the
+    /// payload: such a packet from a trusted network then skips the queue even if it is an
+    /// answer, which costs learning, never protection).
+    fn xt_fast_path_rules(&self, v6: bool) -> Vec<String> {
+        let payload = |prefix: u64| {
+            let (hi, lo) = (prefix >> 32, prefix & 0xffff_ffff);
+            if v6 {
+                format!("48={hi:#010x}&&52={lo:#010x}")
+            } else {
+                format!("0>>22&0x3C@8={hi:#010x}&&0>>22&0x3C@12={lo:#010x}")
+            }
+        };
+        let mut v = Vec::new();
+        for net in self.fast_path_nets(v6) {
+            for port in self.ports_of(L4::Udp, true) {
+                v.push(format!(
+                    "-s {net} -p udp -m udp --dport {port} -m u32 ! --u32 \"{}\" -m u32 ! --u32 \"{}\" -j RETURN",
+                    payload(ANSWER_PREFIX),
+                    payload(REGISTER_PREFIX)
+                ));
             }
         }
-        o.push_str("COMMIT\n");
-        o
+        v
     }
 }
 
@@ -463,15 +566,65 @@ mod tests {
 
     #[test]
     fn xt_host() {
-        insta::assert_snapshot!(Ruleset::default().render_xt());
+        insta::assert_snapshot!(Ruleset::default().render_xt(false));
     }
 
     #[test]
     fn xt_router_two_queues() {
         let r = router();
-        let text = r.render_xt();
+        let text = r.render_xt(false);
         // the TLS port is never queued: its payload is opaque
         assert!(!text.contains("5061"));
         insta::assert_snapshot!(text);
+    }
+
+    fn trusted_router() -> Ruleset {
+        Ruleset {
+            fast_path: vec![
+                "203.0.113.0/24".parse().unwrap(),
+                "2001:db8:100::/64".parse().unwrap(),
+                "198.51.100.0/24".parse().unwrap(),
+                "198.51.100.0/24".parse().unwrap(),
+            ],
+            ..router()
+        }
+    }
+
+    #[test]
+    fn xt_fast_path_per_family() {
+        let r = trusted_router();
+        let (v4, v6) = (r.render_xt(false), r.render_xt(true));
+        // each family gets its own networks only, once, before any NFQUEUE rule
+        assert!(!v4.contains("2001:db8") && !v6.contains("198.51.100"), "{v4}\n{v6}");
+        assert_eq!(v4.matches("-s 198.51.100.0/24").count(), 4, "per UDP port, IN and FWD:\n{v4}");
+        let first_queue = v4.find("NFQUEUE").unwrap();
+        assert!(v4.rfind("-j RETURN").unwrap() < first_queue);
+        // the answers' side (OUTPUT) and TCP never take the fast path
+        assert!(!v4.lines().any(|l| l.starts_with("-A SIPWALL-OUT -s")));
+        assert!(!v4.lines().any(|l| l.contains("-p tcp") && l.contains("RETURN")));
+        // a refill is the same chains without the jumps
+        let refill = r.render_xt_refill(false);
+        assert!(!refill.contains("-I ") && refill.ends_with("COMMIT\n"));
+        insta::assert_snapshot!("xt_fast_path_v4", v4);
+        insta::assert_snapshot!("xt_fast_path_v6", v6);
+    }
+
+    #[test]
+    fn nft_fast_path() {
+        let r = trusted_router();
+        let text = r.render_nft_queue();
+        let fast = text.lines().filter(|l| l.ends_with(" accept")).count();
+        assert_eq!(fast, 4, "input and forward, 2 families:\n{text}");
+        assert!(!text.lines().any(|l| l.contains("queue_output") && l.contains("saddr")));
+        insta::assert_snapshot!(text);
+        // nothing trusted: no fast-path rule at all
+        assert!(router().nft_fast_path_rules().is_empty());
+        assert!(!router().render_xt(false).contains("RETURN"));
+    }
+
+    #[test]
+    fn the_prefixes_are_the_sip_answer_and_register_bytes() {
+        assert_eq!(ANSWER_PREFIX.to_be_bytes(), *b"SIP/2.0 ");
+        assert_eq!(format!("{REGISTER_PREFIX:#018x}"), "0x5245474953544552");
     }
 }

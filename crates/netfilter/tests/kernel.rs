@@ -598,3 +598,63 @@ fn block_lists_load_incrementally_in_bounded_batches() {
     let r = other.replace_blocklist_in_batches(&second, 256, |_, _| {}).unwrap();
     assert_eq!(r, sipwall_netfilter::BlocklistReport::default());
 }
+
+/// True if `payload` from `src` reaches `to` (127.0.0.1:5060 or [::1]:5060) within the
+/// receiver's timeout.
+fn delivered(src: &str, to: &str, rx: &UdpSocket, payload: &[u8]) -> bool {
+    let tx = UdpSocket::bind((src, 0)).unwrap();
+    tx.send_to(payload, to).unwrap();
+    !recv_all(rx).is_empty()
+}
+
+/// The trusted fast path: with queueing fail-closed and NO consumer, a packet that is queued
+/// is dropped and one that skips the queue arrives, so what arrives is exactly the fast path.
+/// From a trusted network: requests arrive; answers and REGISTERs are queued (learning reads
+/// them). From elsewhere: everything is queued. `FastPath::set` rewrites it at run time, both
+/// families, and a set after a stop never puts queue rules back.
+#[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
+fn the_trusted_fast_path_lets_trusted_requests_skip_the_queue_and_nothing_else() {
+    fresh_netns();
+    add_lo_addr("198.51.100.2/32");
+    add_lo_addr("203.0.113.9/32");
+    let st = Command::new("ip")
+        .args(["addr", "add", "2001:db8:100::2/128", "dev", "lo", "nodad"])
+        .status()
+        .expect("ip");
+    assert!(st.success());
+    let rx4 = receiver();
+    let rx6 = UdpSocket::bind("[::1]:5060").unwrap();
+    rx6.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let trusted = vec![n("198.51.100.0/24"), n("2001:db8:100::/64")];
+    let mut fw =
+        Firewall::install(Ruleset { fail_closed: true, fast_path: trusted.clone(), ..ruleset(7) })
+            .unwrap();
+    assert_eq!(fw.enable_queue(Some(QueueBackend::Xtables)).unwrap(), QueueBackend::Xtables);
+    let invite = b"INVITE sip:100@192.0.2.10 SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n".as_slice();
+    let options = b"OPTIONS sip:192.0.2.10 SIP/2.0\r\n\r\n".as_slice();
+    let answer = b"SIP/2.0 200 OK\r\nCSeq: 1 REGISTER\r\n\r\n".as_slice();
+    let register = b"REGISTER sip:192.0.2.10 SIP/2.0\r\n\r\n".as_slice();
+    let v4 = |src: &str, p: &[u8]| delivered(src, "127.0.0.1:5060", &rx4, p);
+    let v6 = |p: &[u8]| delivered("2001:db8:100::2", "[::1]:5060", &rx6, p);
+    assert!(v4("198.51.100.2", invite), "a trusted INVITE was queued");
+    assert!(v4("198.51.100.2", options), "a trusted OPTIONS was queued");
+    assert!(v6(invite), "a trusted INVITE over IPv6 was queued");
+    assert!(!v4("198.51.100.2", answer), "a trusted answer skipped the queue");
+    assert!(!v4("198.51.100.2", register), "a trusted REGISTER skipped the queue");
+    assert!(!v6(answer) && !v6(register), "IPv6: an answer or REGISTER skipped the queue");
+    assert!(!v4("203.0.113.9", invite), "an untrusted INVITE skipped the queue");
+    // Run time: the list is replaced atomically, per family.
+    let fast = fw.fast_path();
+    fast.set(&[n("203.0.113.0/24")]).unwrap();
+    assert!(!v4("198.51.100.2", invite), "a network no longer trusted still skips the queue");
+    assert!(!v6(invite), "IPv6: a network no longer trusted still skips the queue");
+    assert!(v4("203.0.113.9", invite), "a newly trusted network is still queued");
+    assert_eq!(fast.networks(), vec![n("203.0.113.0/24")]);
+    // A stop removes the rules; a set afterwards records the list and writes nothing.
+    fw.stop_keeping_bans().unwrap();
+    fast.set(&trusted).unwrap();
+    let rules = sh("iptables", &["-S"]);
+    assert!(!rules.contains("SIPWALL"), "a set after the stop put rules back:\n{rules}");
+    fw.remove().unwrap();
+}
