@@ -67,6 +67,11 @@ pub struct EnforceConfig {
     pub simulate: Vec<Family>,
     /// CPUs the queue threads are pinned to: queue `n` on `cpus[n % len]`; empty: unpinned.
     pub cpus: Vec<CpuIndex>,
+    /// The trusted fast path: UDP requests from `[trusted]` networks (config and run time) to
+    /// the guarded ports, except answers and REGISTERs, are accepted in the kernel and never
+    /// queued (no queue hand-off for the provider, none of its packets wait behind a storm);
+    /// their `trusted.oddity` records are then not made. Default: true.
+    pub trusted_fast_path: bool,
 }
 
 /// `[enforce] cpus` items: a CPU number, 0..=1023.
@@ -223,6 +228,7 @@ impl Default for EnforceConfig {
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             simulate: Vec::new(),
             cpus: Vec::new(),
+            trusted_fast_path: true,
         }
     }
 }
@@ -257,6 +263,8 @@ impl EnforceConfig {
                 BanScopeSetting::Ports => BanScope::GuardedPorts,
                 BanScopeSetting::All => BanScope::All,
             },
+            // Filled by the daemon from the merged trusted networks (`trusted_fast_path`).
+            fast_path: Vec::new(),
         })
     }
 

@@ -70,7 +70,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use sipwall_engine::{Engine, Timestamp};
-use sipwall_netfilter::{BanSet, DesiredBan, Firewall, Queue, QueueConfig, QueueError};
+use sipwall_netfilter::{BanSet, DesiredBan, Firewall, Queue, QueueConfig, QueueError, Ruleset};
 
 pub mod ban_worker;
 pub mod control_server;
@@ -311,6 +311,12 @@ impl Daemon {
         // installed: a bad token file stops the start with its key and line.
         let api_bound = if api.enabled { Some(crate::api::bind(&api)?) } else { None };
 
+        // The trusted fast path starts with the merged trusted networks and follows them.
+        let ruleset = if enforce.trusted_fast_path {
+            Ruleset { fast_path: trust.fast_path_networks(&enforce.protected), ..ruleset }
+        } else {
+            ruleset
+        };
         let mut firewall =
             Firewall::install(ruleset.clone()).context("installing the nft table")?;
         let mut banset = BanSet::new(&ruleset.table).with_netlink();
@@ -336,7 +342,17 @@ impl Daemon {
             enforce.mode,
             if ruleset.fail_closed { "closed" } else { "open" }
         );
-        let facts = status::Facts::new(&enforce, &ruleset, backend);
+        let mut facts = status::Facts::new(&enforce, &ruleset, backend);
+        if enforce.trusted_fast_path {
+            trust.attach_fast_path(firewall.fast_path(), enforce.protected.clone());
+            facts.fast_path = Some(firewall.fast_path());
+            let nets: Vec<String> =
+                firewall.fast_path().networks().iter().map(ToString::to_string).collect();
+            log::info!(
+                "trusted fast path: {} (their UDP requests skip the queue)",
+                if nets.is_empty() { "nothing trusted yet".to_string() } else { nets.join(", ") }
+            );
+        }
         log_enforcement(&facts);
         let counters = Arc::new(status::Counters::new(ruleset.queue_first, ruleset.queue_count));
         let queues = open_queues(&ruleset)?;

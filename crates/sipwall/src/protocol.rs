@@ -360,6 +360,10 @@ pub struct Status {
     /// Ports whose packets the kernel queues to sipwall: `udp:5060`, `tcp:5060`; TLS ports
     /// (bans only, never queued) as `tls:5061`.
     pub guarded_ports: Vec<String>,
+    /// The trusted networks whose UDP requests the kernel accepts without queueing them
+    /// (`[enforce] trusted_fast_path`); absent when that is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_fast_path: Option<Vec<String>>,
     /// Tripwire ports of the policy (a request to one bans its source).
     pub tripwire_ports: Vec<u16>,
     /// One entry per queue, by queue number.

@@ -3,7 +3,9 @@
 //! its network lifts that ban at once and a second scan is no longer banned; the trust
 //! survives a restart (kept in the store) and is listed as `runtime` beside the config's;
 //! `sipwall trust del` ends it and the next scan is banned again. The HTTP API's
-//! `/api/v1/trust` is the same command (refused without the token).
+//! `/api/v1/trust` is the same command (refused without the token). The kernel's trusted
+//! fast path (the iptables RETURN rules before the queue) follows every change, and `status`
+//! reports it.
 //!
 //! Needs root, SIPVicious, nft and curl; FAILS with a clear message otherwise. Every command
 //! runs under `timeout`; a drop guard ends the daemon and deletes the namespaces even when an
@@ -24,6 +26,17 @@ const SCANNER: &str = "203.0.113.5";
 
 fn scanner_banned() -> bool {
     kernel_set(PBX, "ban_addr4").contains(&IpNet::from(SCANNER.parse::<IpAddr>().unwrap()))
+}
+
+/// The networks whose UDP requests skip the queue: the source of each RETURN rule in the
+/// queue chain (the xt backend: this kernel has no nft `queue` expression).
+fn fast_path() -> Vec<String> {
+    let (ok, out) = output(in_ns(PBX, 10, "iptables", &["-S", "SIPWALL-IN"]));
+    assert!(ok, "iptables -S SIPWALL-IN: {out}");
+    out.lines()
+        .filter(|l| l.ends_with("-j RETURN"))
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-s").nth(1).map(String::from))
+        .collect()
 }
 
 fn svmap() {
@@ -89,6 +102,11 @@ fn runtime_trust_lifts_bans_at_once_and_persists() {
     )
     .unwrap();
     env.daemon.start();
+    assert_eq!(fast_path(), ["198.51.100.0/24"], "the config's network is on the fast path");
+    let (ok, out) = sipwall(&env, &["status", "--format", "json"]);
+    assert!(ok, "{out}");
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st["trusted_fast_path"], serde_json::json!(["198.51.100.0/24"]), "{out}");
 
     svmap();
     assert!(scanner_banned(), "svmap was not banned:\n{}", tail(&env.daemon.log(), 20));
@@ -98,6 +116,7 @@ fn runtime_trust_lifts_bans_at_once_and_persists() {
     assert!(ok, "trust add failed: {out}");
     assert!(out.contains("trusted 203.0.113.0/24") && out.contains("1 ban(s)"), "{out}");
     assert!(!scanner_banned(), "the trusted scanner is still in the kernel set");
+    assert_eq!(fast_path(), ["198.51.100.0/24", "203.0.113.0/24"], "trust add: fast path");
     // ...and a new scan from it is accepted, not banned (trusted wins).
     svmap();
     assert!(!scanner_banned(), "a trusted source was banned again");
@@ -126,6 +145,7 @@ fn runtime_trust_lifts_bans_at_once_and_persists() {
     assert!(list[1]["reason"].as_str().unwrap().starts_with("lab scanner; trusted by uid 0"));
     svmap();
     assert!(!scanner_banned(), "trust was lost at restart");
+    assert_eq!(fast_path(), ["198.51.100.0/24", "203.0.113.0/24"], "restart: fast path");
 
     // The API serves the same command: the token is needed to change it.
     assert_eq!(curl("DELETE", "/api/v1/trust/203.0.113.0%2F24", None, None).0, 401);
@@ -136,12 +156,20 @@ fn runtime_trust_lifts_bans_at_once_and_persists() {
     assert_eq!(code, 404, "the config's trust cannot be removed at run time: {text}");
     let (code, text) = curl("DELETE", "/api/v1/trust/203.0.113.0%2F24", Some(TOKEN), None);
     assert_eq!(code, 200, "{text}");
+    assert_eq!(fast_path(), ["198.51.100.0/24"], "trust del: the network left the fast path");
 
-    // No longer trusted: the next scan is banned again.
+    // No longer trusted: the next scan is banned again (it is queued and judged again).
     svmap();
     assert!(scanner_banned(), "untrusted scanner not banned:\n{}", tail(&env.daemon.log(), 20));
     let (ok, out) = sipwall(&env, &["trust", "del", "203.0.113.0/24"]);
     assert!(!ok && out.contains("not trusted"), "{out}");
+
+    // A reload that drops the config's network takes it off the fast path too.
+    let cfg = fs::read_to_string(env.path("sipwall.toml")).unwrap();
+    fs::write(env.path("sipwall.toml"), cfg.replace("\"198.51.100.0/24\"", "")).unwrap();
+    let (ok, out) = sipwall(&env, &["reload"]);
+    assert!(ok, "reload: {out}");
+    assert!(fast_path().is_empty(), "a network no longer trusted stayed on the fast path");
     env.daemon.stop();
     env.daemon.cleanup();
 }

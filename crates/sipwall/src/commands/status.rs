@@ -127,6 +127,14 @@ pub fn status_text(s: &Status) -> String {
         o.push_str(&format!("simulated: {} (would drop/ban only)\n", s.simulate.join(", ")));
     }
     o.push_str(&format!("guarded:   {}\n", list(&s.guarded_ports)));
+    match &s.trusted_fast_path {
+        None => o.push_str("fast path: off (trusted requests are queued)\n"),
+        Some(nets) if nets.is_empty() => o.push_str("fast path: on, nothing trusted\n"),
+        Some(nets) => o.push_str(&format!(
+            "fast path: {} (UDP requests skip the queue; answers and REGISTERs do not)\n",
+            nets.join(", ")
+        )),
+    }
     let trip: Vec<String> = s.tripwire_ports.iter().map(u16::to_string).collect();
     o.push_str(&format!("tripwire:  {}\n", list(&trip)));
     o.push_str(&format!("store:     {}\n", s.store));
@@ -232,6 +240,7 @@ mod tests {
             simulate: vec!["behaviour".into()],
             queue_backend: "nft".into(),
             guarded_ports: vec!["udp:5060".into(), "tcp:5060".into(), "tls:5061".into()],
+            trusted_fast_path: Some(vec!["198.51.100.0/24".into()]),
             tripwire_ports: vec![5070],
             queues: vec![
                 QueueStatus {

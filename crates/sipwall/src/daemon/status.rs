@@ -142,6 +142,8 @@ pub struct Facts {
     pub queue_backend: String,
     /// `udp:5060`, ...
     pub guarded_ports: Vec<String>,
+    /// The kernel's trusted fast path (None: `[enforce] trusted_fast_path = false`).
+    pub fast_path: Option<sipwall_netfilter::FastPath>,
 }
 
 impl Facts {
@@ -179,6 +181,7 @@ impl Facts {
                     format!("{l4}:{}", p.port)
                 })
                 .collect(),
+            fast_path: None,
         }
     }
 }
@@ -290,6 +293,12 @@ impl Reloader {
                 let addrs = super::local_addrs::read_logged();
                 // Bans the new policy makes trusted, or that cover an address this host has
                 // gained, are lifted in the kernel and the store.
+                // Trust changes one at a time; networks leaving [trusted] leave the kernel's
+                // fast path before the engine stops trusting them, new ones join after.
+                let _change = self.trust.as_ref().map(|t| t.changing());
+                if let Some(t) = &self.trust {
+                    t.narrow_fast_path(&policy.trusted);
+                }
                 let (mut lifted, local) = {
                     let mut e = lock(engine);
                     let lifted = match &self.trust {
@@ -298,6 +307,10 @@ impl Reloader {
                     };
                     (lifted, e.set_local_addresses(&addrs))
                 };
+                if let Some(t) = &self.trust {
+                    t.sync_fast_path();
+                }
+                drop(_change);
                 super::local_addrs::log_lifted(&local);
                 lifted.extend(local);
                 // Never wait on a busy ban worker (a storm): the periodic reconcile removes
@@ -393,6 +406,10 @@ pub fn snapshot(
         simulate: facts.simulate.families().to_vec(),
         queue_backend: facts.queue_backend.clone(),
         guarded_ports: facts.guarded_ports.clone(),
+        trusted_fast_path: facts
+            .fast_path
+            .as_ref()
+            .map(|f| f.networks().iter().map(ToString::to_string).collect()),
         tripwire_ports,
         queues,
         bans_active: active,

@@ -12,12 +12,20 @@
 //!   like the unbans of a config reload). No engine API beyond `policy()` and `reload()`.
 //! * A network that overlaps a block list entry is refused: block lists are kernel sets that
 //!   drop before sipwall judges, so trusting it would be a promise the kernel does not keep.
-//! * Lock order: the engine first, then this list (as `Reloader::reload` takes them); the
-//!   store is written before either is taken (no I/O under the engine lock).
+//! * The kernel's trusted fast path ([`sipwall_netfilter::FastPath`], `[enforce]
+//!   trusted_fast_path`: UDP requests from trusted networks skip the queue) follows the merged
+//!   list: a network leaving trust leaves the fast path BEFORE the engine stops trusting it
+//!   (`del` fails if the kernel cannot drop it; a reload first narrows the fast path to the
+//!   networks trusted before and after), and joins it after. At most [`MAX_FAST_PATH`]
+//!   networks, none overlapping `[enforce] protected` (in router mode the fast path cannot
+//!   tell the protected side's own requests from inbound ones); the rest are queued.
+//! * Lock order: `changing` (one trust change or reload at a time, held throughout), the
+//!   engine, then this list; the store is written and the kernel rewritten with no engine lock
+//!   held (no I/O under it).
 //! * Without a store (the daemon runs on an in-memory one), run-time trust lives in memory
 //!   only and says so.
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use ipnet::IpNet;
 use sipwall_engine::{BanAction, Engine, NetSet, Policy, Timestamp};
@@ -29,12 +37,51 @@ use crate::protocol::TrustView;
 /// without end; the config has no such limit).
 pub const MAX_RUNTIME_TRUSTED: usize = 10_000;
 
+/// Most networks on the kernel's trusted fast path: the iptables backend tests them one rule
+/// each for every packet to a guarded port, so the list stays short. The config's networks
+/// come first; trusted networks past the bound are trusted by the engine and queued.
+pub const MAX_FAST_PATH: usize = 64;
+
 /// The run-time trusted networks and the config's baseline.
 #[derive(Debug)]
 pub struct RuntimeTrust {
     inner: Mutex<Inner>,
     /// The store file (None: the daemon runs without one; trust is kept in memory only).
     db: Option<PathBuf>,
+    /// One trust change (add, del, reload) at a time, from its first kernel write to its last.
+    changing: Mutex<()>,
+    /// The kernel's fast path, once the firewall is installed (never with it turned off).
+    kernel: OnceLock<KernelTrust>,
+}
+
+/// The kernel's trusted fast path and the networks it must never cover.
+#[derive(Debug)]
+struct KernelTrust {
+    fast: sipwall_netfilter::FastPath,
+    exclude: Vec<IpNet>,
+}
+
+/// The fast path's networks: `trusted` in order, without those overlapping `exclude`, at most
+/// [`MAX_FAST_PATH`].
+pub fn fast_path_networks<'a>(
+    trusted: impl IntoIterator<Item = &'a IpNet>,
+    exclude: &[IpNet],
+) -> Vec<IpNet> {
+    let mut v: Vec<IpNet> = Vec::new();
+    for n in trusted {
+        if exclude.iter().any(|p| p.contains(n) || n.contains(p)) || v.contains(n) {
+            continue;
+        }
+        if v.len() == MAX_FAST_PATH {
+            log::warn!(
+                "trusted fast path: more than {MAX_FAST_PATH} trusted networks; {n} and the rest \
+                 are trusted but queued (merge them into fewer, wider networks)"
+            );
+            break;
+        }
+        v.push(*n);
+    }
+    v
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +111,8 @@ impl RuntimeTrust {
         RuntimeTrust {
             inner: Mutex::new(Inner { baseline: policy.trusted.clone(), added: stored }),
             db,
+            changing: Mutex::new(()),
+            kernel: OnceLock::new(),
         }
     }
 
@@ -92,6 +141,54 @@ impl RuntimeTrust {
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Only pushes, removes and replacements under the lock: consistent after a panic.
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hold while changing trust (see the lock order in the module docs).
+    pub fn changing(&self) -> MutexGuard<'_, ()> {
+        self.changing.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Feed the kernel's fast path from now on (the firewall is installed with the networks
+    /// [`RuntimeTrust::fast_path_networks`] gave, so this writes nothing unless they changed).
+    pub fn attach_fast_path(&self, fast: sipwall_netfilter::FastPath, exclude: Vec<IpNet>) {
+        let _ = self.kernel.set(KernelTrust { fast, exclude });
+        let _g = self.changing();
+        self.sync_fast_path();
+    }
+
+    /// The fast path's networks for the merged list now.
+    pub fn fast_path_networks(&self, exclude: &[IpNet]) -> Vec<IpNet> {
+        let inner = self.inner();
+        fast_path_networks(inner.baseline.iter().chain(inner.added.iter().map(|t| &t.net)), exclude)
+    }
+
+    /// Write the merged list to the kernel's fast path (hold [`RuntimeTrust::changing`]).
+    /// A failure is logged: the networks stay queued and trusted by the engine, and the next
+    /// change writes again.
+    pub fn sync_fast_path(&self) {
+        let Some(k) = self.kernel.get() else { return };
+        let nets = self.fast_path_networks(&k.exclude);
+        if let Err(e) = k.fast.set(&nets) {
+            log::error!("trusted fast path not updated (its networks stay queued): {e}");
+        }
+    }
+
+    /// Before a reload makes `next` the config's trusted networks: keep on the fast path only
+    /// what is trusted both before and after, so a network leaving trust is queued again
+    /// before the engine stops trusting it (hold [`RuntimeTrust::changing`]).
+    pub fn narrow_fast_path(&self, next: &NetSet) {
+        let Some(k) = self.kernel.get() else { return };
+        let nets: Vec<IpNet> = {
+            let inner = self.inner();
+            let kept = inner.baseline.iter().filter(|n| next.iter().any(|m| m.contains(*n)));
+            fast_path_networks(kept.chain(inner.added.iter().map(|t| &t.net)), &k.exclude)
+        };
+        if let Err(e) = k.fast.set(&nets) {
+            log::error!(
+                "trusted fast path not narrowed before the reload: networks leaving [trusted] \
+                 may skip the queue until the next successful change: {e}"
+            );
+        }
     }
 
     /// The config's `policy` with the run-time trusted networks added (at start).
@@ -143,6 +240,7 @@ impl RuntimeTrust {
         reason: &str,
         now: Timestamp,
     ) -> Result<Vec<BanAction>, String> {
+        let _change = self.changing();
         {
             let inner = self.inner();
             if let Some(t) = inner.added.iter().find(|t| t.net == net) {
@@ -168,17 +266,23 @@ impl RuntimeTrust {
             let mut store = sipwall_store::Store::open(db).map_err(|e| e.to_string())?;
             store.add_trusted(net, now, reason).map_err(|e| e.to_string())?;
         }
-        let mut e = super::lock(engine);
-        let mut inner = self.inner();
-        if inner.added.iter().all(|t| t.net != net) {
-            inner.added.push(TrustedNet { net, since: now, reason: reason.to_string() });
-        }
-        let policy = inner.merged(e.policy().clone());
-        Ok(e.reload(policy))
+        let lifted = {
+            let mut e = super::lock(engine);
+            let mut inner = self.inner();
+            if inner.added.iter().all(|t| t.net != net) {
+                inner.added.push(TrustedNet { net, since: now, reason: reason.to_string() });
+            }
+            let policy = inner.merged(e.policy().clone());
+            e.reload(policy)
+        };
+        // Joins the fast path after the engine trusts it (no engine lock held here).
+        self.sync_fast_path();
+        Ok(lifted)
     }
 
     /// Stop trusting `net` (exactly as added at run time; the config's stay).
     pub fn del(&self, engine: &Mutex<Engine>, net: IpNet) -> Result<(), String> {
+        let _change = self.changing();
         {
             let inner = self.inner();
             if inner.added.iter().all(|t| t.net != net) {
@@ -188,6 +292,19 @@ impl RuntimeTrust {
                     format!("{net} is not trusted at run time (see `sipwall trust list`)")
                 });
             }
+        }
+        // Leaves the fast path BEFORE the engine stops trusting it, or nothing changes.
+        if let Some(k) = self.kernel.get() {
+            let nets = {
+                let inner = self.inner();
+                let rest = inner.added.iter().filter(|t| t.net != net).map(|t| &t.net);
+                fast_path_networks(inner.baseline.iter().chain(rest), &k.exclude)
+            };
+            k.fast.set(&nets).map_err(|e| {
+                format!(
+                    "{net} is still trusted: the kernel's trusted fast path could not drop it: {e}"
+                )
+            })?;
         }
         if let Some(db) = &self.db {
             let mut store = sipwall_store::Store::open(db).map_err(|e| e.to_string())?;
