@@ -6,6 +6,9 @@
 # 50/50 INVITE/OPTIONS mix, same topology:
 #   base      no filter: a reading UDP sink on the PBX's 5060 (what plain delivery costs);
 #   sipwall   `sipwall run` (host mode, the provider trusted) guarding 5060 in front of that sink;
+#             its requests take the trusted fast path (`[enforce] trusted_fast_path`, default);
+#   queued    (lever "queued=queued") the same with `trusted_fast_path = false`: every request
+#             queued, parsed, signature-scanned for `trusted.oddity` and reinjected;
 #   kamailio  Kamailio from Debian, the REQINIT route of its default kamailio.cfg copied verbatim
 #             (WITH_ANTIFLOOD: htable ipban, pike; scanner User-Agent regex, maxfwd, sanity),
 #             then answering every request with 200;
@@ -51,7 +54,8 @@
 # env: REPS 3, RATES "0 20000 8000", SECS 4 (seconds per paced run), FLAT_COUNT 150000,
 #      BAN_RATE 50000, SCAN_COUNT 40, SCAN_SECS 8, SCAN_RATES "200 7 2", RX_CPU 1, TX_CPU 0,
 #      LEVERS "name=TUNING ..." (sipwall arms with SIPWALL_QUEUE_TUNING=TUNING, e.g.
-#      "batch1=batch=1 single=verdict_batch=0"; "pin=cpus" runs the daemon unpinned with
+#      "batch1=batch=1 single=verdict_batch=0"; "queued=queued" turns the trusted fast path
+#      off; "pin=cpus" runs the daemon unpinned with
 #      `[enforce] cpus = [RX_CPU]`, "free=free" unpinned and without it; "ctfree=ctfree" swaps the ruleset's conntrack anchor for a
 #      tproxy one, which keeps defragmentation on without connection tracking), ARMS "base sipwall kamailio", BANNED 1, SCAN 1,
 #      NO_BUILD 1 (use the built binaries), OUT (raw results file, kept),
@@ -75,8 +79,9 @@ summary() {
     function med(a, k, c,   i, j, t, v) { for (i = 1; i <= c; i++) v[i] = a[k, i]; for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++) if (v[j] < v[i]) {t = v[i]; v[i] = v[j]; v[j] = t}
         return (c % 2) ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2 }
     END { split(rates, rs, " ");
-        for (i in rs) { r = rs[i]; s = "sipwall\t" r; q = "kamailio\t" r;
-            if ((s in n) && (q in n)) printf "  offered %s: whole receiving CPU %.1fx (estimate under load %.1fx), process %.1fx\n", (r == 0) ? "flat out" : r "/s", div(med(rx, q, n[q]), med(rx, s, n[s])), div(med(es, q, n[q]), med(es, s, n[s])), div(med(pr, q, n[q]), med(pr, s, n[s])) }
+        split("sipwall queued", arms, " ");
+        for (a = 1; a <= 2; a++) for (i in rs) { r = rs[i]; s = arms[a] "\t" r; q = "kamailio\t" r;
+            if ((s in n) && (q in n)) printf "  %s, offered %s: whole receiving CPU %.1fx (estimate under load %.1fx), process %.1fx\n", arms[a], (r == 0) ? "flat out" : r "/s", div(med(rx, q, n[q]), med(rx, s, n[s])), div(med(es, q, n[q]), med(es, s, n[s])), div(med(pr, q, n[q]), med(pr, s, n[s])) }
         b = "banned-sipwall\t" banrate; d = "banned-netdev\t" banrate; q = "banned-kamailio\t" banrate;
         if ((b in n) && (q in n)) printf "  banned: receiving CPU %.1fx (estimate %.1fx) with the kernel set at PREROUTING", div(med(rx, q, n[q]), med(rx, b, n[b])), div(med(es, q, n[q]), med(es, b, n[b]));
         if ((d in n) && (q in n)) printf ", %.1fx (estimate %.1fx) with netdev ingress\n", div(med(rx, q, n[q]), med(rx, d, n[d])), div(med(es, q, n[q]), med(es, d, n[d])); else print "" }
@@ -288,9 +293,9 @@ start_sink() { # MODE (sink|echo) SECONDS
 }
 stop_sink() { [ -n "$SINK_PID" ] && { kill "$SINK_PID" 2> /dev/null || true; wait "$SINK_PID" 2> /dev/null || true; }; SINK_PID=""; }
 
-start_sipwall() { # TUNING PIN(cpus|"") -> RECV_PIDS
-    local tuning=$1 pin=$2 taskset="taskset -c $RX_CPU"
-    printf '[trusted]\nnetworks = ["198.51.100.0/24"]\n[enforce]\nqueues = 1\nrecord_decisions = false\n' > "$WORK/sipwall.toml"
+start_sipwall() { # TUNING PIN(cpus|"") [EXTRA [enforce] LINE] -> RECV_PIDS
+    local tuning=$1 pin=$2 extra=${3:-} taskset="taskset -c $RX_CPU"
+    printf '[trusted]\nnetworks = ["198.51.100.0/24"]\n[enforce]\nqueues = 1\nrecord_decisions = false\n%s\n' "$extra" > "$WORK/sipwall.toml"
     if [ "$pin" = cpus ]; then echo "cpus = [$RX_CPU]" >> "$WORK/sipwall.toml"; taskset=""; fi
     [ "$pin" = free ] && taskset=""
     rm -rf "$WORK/state" "$WORK/daemon.log"
@@ -387,6 +392,7 @@ allowed_arm() { # ARM
         kamailio) start_kamailio 65000;;
         *) local t=${arm#*=}
            case $t in
+               queued) start_sipwall "" "" "trusted_fast_path = false";;
                cpus) start_sipwall "" cpus;;
                free) start_sipwall "" free;;
                ctfree) start_sipwall "" ""
