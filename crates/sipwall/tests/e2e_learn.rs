@@ -14,7 +14,9 @@
 //! enforcing yet), over UDP and TCP; after the trunk registration the 200 INVITEs ring 0
 //! times and the sippts one too; the phone still registers with the scanners banned around it;
 //! no automatic ban covers one of the host's addresses; after kill -9 the learned upstream
-//! is back from the store before any packet is judged and the rule is still in force.
+//! is back from the store before any packet is judged and the rule is still in force; on a
+//! fresh install with the provider's network trusted (its UDP requests then skip the queue on
+//! the kernel's trusted fast path), the trunk registration still teaches the upstream.
 //! Needs root; FAILS with a clear message otherwise.
 use std::fs;
 use std::net::IpAddr;
@@ -240,6 +242,42 @@ fn zero_config_learning_stops_ghost_calls_and_keeps_the_provider_and_phones_work
     invites(&env, &more, "Yealink SIP-T46S 66.86.0.15", "clean");
     assert_eq!(rings(&ringlog, "203.0.113.") - before, 0, "ghosts rang after the restart");
     sipp_calls(PROVIDER, "198.51.100.1:5060", "198.51.100.2", 2, false);
+
+    // 8. Day one with the provider's network trusted (the usual first config), on a fresh
+    //    install: its UDP requests take the kernel's trusted fast path, yet the registrar's
+    //    answers are still queued, so the trunk registration still teaches the upstream and
+    //    the ghost rule enforces; the provider's calls (unqueued) still ring.
+    env.daemon.stop();
+    fs::remove_dir_all(env.path("state")).unwrap();
+    fs::write(
+        env.path("sipwall.toml"),
+        "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n\n[enforce]\nmode = \"host\"\nqueues = 1\n",
+    )
+    .unwrap();
+    env.daemon.start();
+    let (ok, rules) = output(in_ns(PBX, 10, "iptables", &["-S", "SIPWALL-IN"]));
+    assert!(
+        ok && rules.lines().any(|l| l.contains("-s 198.51.100.0/24") && l.ends_with("RETURN")),
+        "the trusted provider is not on the fast path:\n{rules}"
+    );
+    assert!(!has_upstream(&learned_json(&env), "198.51.100.2"), "fresh install knows an upstream");
+    fs::write(&trigger, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !has_upstream(&learned_json(&env), "198.51.100.2") {
+        assert!(
+            Instant::now() < deadline,
+            "with the provider trusted (fast path), the trunk registration taught nothing:\n{}\n{}",
+            learned_json(&env),
+            tail(&env.daemon.log(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = rings(&ringlog, "203.0.113.");
+    invites(&env, &more, "Yealink SIP-T46S 66.86.0.15", "clean");
+    assert_eq!(rings(&ringlog, "203.0.113.") - before, 0, "ghosts rang, provider trusted");
+    let before = rings(&ringlog, "198.51.100.2");
+    sipp_calls(PROVIDER, "198.51.100.1:5060", "198.51.100.2", 2, false);
+    assert_eq!(rings(&ringlog, "198.51.100.2") - before, 2, "the trusted provider's calls");
     env.daemon.stop();
 }
 

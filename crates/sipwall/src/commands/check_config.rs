@@ -59,12 +59,13 @@ pub fn main(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
             let ports = config.policy.ports_to_guard();
             match config.enforce.ruleset(&ports) {
                 Ok(r) => out.push_str(&format!(
-                    "enforce: mode {:?}, {} guarded port(s), {} queue(s) from {}, {}\n",
+                    "enforce: mode {:?}, {} guarded port(s), {} queue(s) from {}, {}, {}\n",
                     config.enforce.mode,
                     r.ports.len(),
                     r.queue_count,
                     r.queue_first,
-                    if r.fail_closed { "fail closed" } else { "fail open" }
+                    if r.fail_closed { "fail closed" } else { "fail open" },
+                    fast_path_words(&config)
                 )),
                 Err(e) => {
                     eprintln!("{}: {e:#}", file.display());
@@ -79,6 +80,18 @@ pub fn main(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// What the trusted fast path will hold at start (run-time trust joins it then).
+fn fast_path_words(config: &crate::config::Config) -> String {
+    if !config.enforce.trusted_fast_path {
+        return "trusted fast path off".into();
+    }
+    let nets = crate::daemon::trust::fast_path_networks(
+        config.policy.trusted.iter(),
+        &config.enforce.protected,
+    );
+    format!("trusted fast path on ({} network(s))", nets.len())
 }
 
 #[cfg(test)]
