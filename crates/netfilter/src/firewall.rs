@@ -118,6 +118,9 @@ struct FastState {
     live: Option<QueueBackend>,
     /// A rewrite failed part-way: the kernel may hold either list, so the next `set` writes.
     dirty: bool,
+    /// The kernel refused the fast-path rules when queueing started (an iptables without the
+    /// `u32` match, ...): queueing runs without them and every `set` is a no-op.
+    unavailable: Option<String>,
 }
 
 impl FastPath {
@@ -125,23 +128,33 @@ impl FastPath {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The networks on the fast path now.
+    /// The networks last written to the fast path (empty when it is unavailable).
     pub fn networks(&self) -> Vec<IpNet> {
         self.lock().ruleset.fast_path.clone()
     }
 
+    /// Why the kernel refused the fast path, if it did (then nothing is on it).
+    pub fn unavailable(&self) -> Option<String> {
+        self.lock().unavailable.clone()
+    }
+
     /// Replace the fast path's networks: the queue rules are rewritten in one transaction per
     /// family (no moment where nothing is queued); nothing is run when they are unchanged.
+    /// On failure the previous list is kept as the one reported, and the next `set` writes
+    /// whatever it is given (the kernel may hold either list, per family).
     /// Slow (starts `nft` or `iptables-restore`): never call it holding the engine's lock.
     pub fn set(&self, nets: &[IpNet]) -> Result<(), FirewallError> {
         let mut st = self.lock();
+        if st.unavailable.is_some() {
+            return Ok(());
+        }
         let mut want = nets.to_vec();
         want.sort_unstable();
         want.dedup();
         if st.ruleset.fast_path == want && !st.dirty {
             return Ok(());
         }
-        st.ruleset.fast_path = want;
+        let before = std::mem::replace(&mut st.ruleset.fast_path, want);
         let applied = match st.live {
             None => Ok(()),
             Some(QueueBackend::Nft) => run(
@@ -173,6 +186,9 @@ impl FastPath {
         };
         // What the kernel has after a failure is unknown in part: the next set writes anyway.
         st.dirty = applied.is_err();
+        if applied.is_err() {
+            st.ruleset.fast_path = before;
+        }
         applied
     }
 }
@@ -191,6 +207,7 @@ impl Firewall {
                 ruleset: ruleset.clone(),
                 live: None,
                 dirty: false,
+                unavailable: None,
             })),
         };
         let fw =
@@ -257,9 +274,24 @@ impl Firewall {
         for (i, family) in ["ip", "ip6"].into_iter().enumerate() {
             self.created_filter[i] |= !filter_table_exists(family);
         }
-        let (v4, v6) = (st.ruleset.render_xt(false), st.ruleset.render_xt(true));
-        run("adding iptables NFQUEUE rules", "iptables-restore", &["--noflush"], Some(&v4))?;
-        run("adding ip6tables NFQUEUE rules", "ip6tables-restore", &["--noflush"], Some(&v6))?;
+        let install = |r: &Ruleset| {
+            let (v4, v6) = (r.render_xt(false), r.render_xt(true));
+            run("adding iptables NFQUEUE rules", "iptables-restore", &["--noflush"], Some(&v4))?;
+            run("adding ip6tables NFQUEUE rules", "ip6tables-restore", &["--noflush"], Some(&v6))
+        };
+        if let Err(e) = install(&st.ruleset) {
+            if st.ruleset.fast_path.is_empty() {
+                return Err(e);
+            }
+            // The fast path is an optimisation: queue everything rather than not start.
+            log::error!(
+                "trusted fast path refused by the kernel, trusted requests are queued: {e}"
+            );
+            remove_xt_queue(&self.ruleset.table)?;
+            st.ruleset.fast_path.clear();
+            st.unavailable = Some(e.to_string());
+            install(&st.ruleset)?;
+        }
         self.verify()?;
         Ok(QueueBackend::Xtables)
     }
@@ -323,13 +355,15 @@ impl Firewall {
         if !self.active {
             return Ok(());
         }
-        // Held until the rules are gone: no fast-path rewrite can put queue rules back.
+        // Held until the rules are gone: no fast-path rewrite can put queue rules back. `live`
+        // is cleared only then: after a failed removal, later rewrites still reach the rules
+        // left in the kernel (a network leaving trust must leave them too).
         let fast = self.fast.clone();
         let mut st = fast.lock();
-        st.live = None;
         remove_xt_queue(&self.ruleset.table)?;
         let text = self.ruleset.render_nft_queue_removal();
         run("removing the nft queue chains", "nft", &["-f", "-"], Some(&text))?;
+        st.live = None;
         for (i, family) in ["ip", "ip6"].into_iter().enumerate() {
             if self.created_filter[i] {
                 remove_filter_table_if_empty(family)?;

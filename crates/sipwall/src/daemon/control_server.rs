@@ -59,7 +59,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const APPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most connections served at once; one more is answered "busy" and closed.
 pub const MAX_CLIENTS: usize = 8;
-/// How often the accept loop looks at the stop flag.
+/// How often the accept loop looks at the stop flag (the longest a blocked accept waits).
 const POLL: Duration = Duration::from_millis(100);
 
 /// The bound socket; removes its file when dropped.
@@ -90,7 +90,11 @@ impl ControlSocket {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("chmod 0600 {}", path.display()))?;
         sock.ino = std::fs::metadata(path)?.ino();
-        sock.listener.set_nonblocking(true).context("control socket: non-blocking accept")?;
+        // A blocking accept that gives up after POLL: a client is served the moment it
+        // connects, and the loop still sees the stop flag every POLL. (A non-blocking accept
+        // polled every POLL made every command wait up to 100 ms before it was read.)
+        sys::set_accept_timeout(&sock.listener, POLL)
+            .context("control socket: accept timeout (SO_RCVTIMEO)")?;
         Ok(sock)
     }
 
@@ -234,7 +238,13 @@ pub fn serve(sock: ControlSocket, ctx: Ctx, stop: Arc<AtomicBool>) {
                     }
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
+            // The accept timeout (POLL) passed, or a signal interrupted the wait (accept with
+            // a timeout is never restarted): look at the stop flag and wait again.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) => {}
             Err(e) => {
                 log::warn!("control socket accept: {e}");
                 std::thread::sleep(POLL);
@@ -336,8 +346,8 @@ fn serve_one(stream: UnixStream, ctx: &Ctx, euid: u32) -> anyhow::Result<()> {
     send(&stream, &resp)
 }
 
-/// The only `unsafe` of the binary crate: two libc calls that std does not offer on stable
-/// (`UnixStream::peer_cred` is unstable). Plain `libc` rather than a wrapper crate because
+/// The only `unsafe` of the binary crate: three libc calls that std does not offer on stable
+/// (`UnixStream::peer_cred` is unstable, and a listener has no accept timeout). Plain `libc` rather than a wrapper crate because
 /// the kernel reports pid 0 for a peer in a pid namespace we cannot see, which a wrapper
 /// holding the pid as a non-zero type would have to reject or mis-handle.
 #[allow(unsafe_code)]
@@ -374,6 +384,35 @@ mod sys {
             )));
         }
         Ok(Peer { uid: cred.uid, pid: cred.pid })
+    }
+
+    /// `setsockopt(SO_RCVTIMEO)` on a listening socket: Linux applies the receive timeout to
+    /// a blocking `accept`, which then fails with `WouldBlock` once `timeout` passes.
+    pub fn set_accept_timeout(
+        listener: &std::os::unix::net::UnixListener,
+        timeout: std::time::Duration,
+    ) -> std::io::Result<()> {
+        listener.set_nonblocking(false)?;
+        let tv = libc::timeval {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: the fd is open for the whole call (borrowed from `listener`); `tv` is a
+        // local `timeval` the kernel only reads, and the length passed is its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                std::ptr::addr_of!(tv).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 
     /// This process's effective uid.

@@ -296,8 +296,16 @@ impl Reloader {
                 // Trust changes one at a time; networks leaving [trusted] leave the kernel's
                 // fast path before the engine stops trusting them, new ones join after.
                 let _change = self.trust.as_ref().map(|t| t.changing());
-                if let Some(t) = &self.trust {
-                    t.narrow_fast_path(&policy.trusted);
+                let narrowed = match &self.trust {
+                    Some(t) => t.narrow_fast_path(&policy.trusted),
+                    None => Ok(()),
+                };
+                if let Err(e) = narrowed {
+                    // The door stays shut: a network leaving [trusted] could still skip the
+                    // queue, so the engine keeps trusting what the kernel does.
+                    let message = format!("{e}; keeping the current policy");
+                    log::error!("{why}: {message}");
+                    return self.finish(ReloadStatus { at_ms: now_ms(), ok: false, message });
                 }
                 let (mut lifted, local) = {
                     let mut e = lock(engine);
@@ -330,6 +338,11 @@ impl Reloader {
                 ReloadStatus { at_ms: now_ms(), ok: false, message }
             }
         };
+        self.finish(outcome)
+    }
+
+    /// Tell systemd and keep the outcome for `status`.
+    fn finish(&self, outcome: ReloadStatus) -> ReloadStatus {
         let _ = crate::sd_notify::status(&if outcome.ok {
             "policy reloaded".to_string()
         } else {

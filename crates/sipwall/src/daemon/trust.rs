@@ -61,6 +61,23 @@ struct KernelTrust {
     exclude: Vec<IpNet>,
 }
 
+impl KernelTrust {
+    /// Shrink the fast path to `nets` (a subset of what is on it): if that write fails, empty
+    /// it (everything queued: always safe); Err only if the kernel refused both.
+    fn narrow_to(&self, nets: &[IpNet]) -> Result<(), String> {
+        let Err(first) = self.fast.set(nets) else { return Ok(()) };
+        log::error!(
+            "trusted fast path not narrowed ({first}); emptying it: trusted requests are queued"
+        );
+        self.fast.set(&[]).map_err(|e| {
+            format!(
+                "the kernel's trusted fast path could be neither narrowed ({first}) nor emptied \
+                 ({e})"
+            )
+        })
+    }
+}
+
 /// The fast path's networks: `trusted` in order, without those overlapping `exclude`, at most
 /// [`MAX_FAST_PATH`].
 pub fn fast_path_networks<'a>(
@@ -175,20 +192,16 @@ impl RuntimeTrust {
 
     /// Before a reload makes `next` the config's trusted networks: keep on the fast path only
     /// what is trusted both before and after, so a network leaving trust is queued again
-    /// before the engine stops trusting it (hold [`RuntimeTrust::changing`]).
-    pub fn narrow_fast_path(&self, next: &NetSet) {
-        let Some(k) = self.kernel.get() else { return };
+    /// before the engine stops trusting it (hold [`RuntimeTrust::changing`]). Err: the
+    /// kernel may still let a leaving network skip the queue; the reload must not go on.
+    pub fn narrow_fast_path(&self, next: &NetSet) -> Result<(), String> {
+        let Some(k) = self.kernel.get() else { return Ok(()) };
         let nets: Vec<IpNet> = {
             let inner = self.inner();
             let kept = inner.baseline.iter().filter(|n| next.iter().any(|m| m.contains(*n)));
             fast_path_networks(kept.chain(inner.added.iter().map(|t| &t.net)), &k.exclude)
         };
-        if let Err(e) = k.fast.set(&nets) {
-            log::error!(
-                "trusted fast path not narrowed before the reload: networks leaving [trusted] \
-                 may skip the queue until the next successful change: {e}"
-            );
-        }
+        k.narrow_to(&nets)
     }
 
     /// The config's `policy` with the run-time trusted networks added (at start).
@@ -300,11 +313,7 @@ impl RuntimeTrust {
                 let rest = inner.added.iter().filter(|t| t.net != net).map(|t| &t.net);
                 fast_path_networks(inner.baseline.iter().chain(rest), &k.exclude)
             };
-            k.fast.set(&nets).map_err(|e| {
-                format!(
-                    "{net} is still trusted: the kernel's trusted fast path could not drop it: {e}"
-                )
-            })?;
+            k.narrow_to(&nets).map_err(|e| format!("{net} is still trusted: {e}"))?;
         }
         if let Some(db) = &self.db {
             let mut store = sipwall_store::Store::open(db).map_err(|e| e.to_string())?;
