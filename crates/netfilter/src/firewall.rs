@@ -121,6 +121,88 @@ struct FastState {
     /// The kernel refused the fast-path rules when queueing started (an iptables without the
     /// `u32` match, ...): queueing runs without them and every `set` is a no-op.
     unavailable: Option<String>,
+    /// Packets counted by fast-path rules that a rewrite has since replaced (their counters
+    /// start again at zero with the new rules).
+    carried: u64,
+    /// The last counter read and when: reads start processes, so one a second at most.
+    last_read: Option<(std::time::Instant, u64)>,
+}
+
+/// How long a read of the fast path's counters is served again.
+const COUNTER_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl FastState {
+    /// The packets the fast-path rules in the kernel counted, None if they cannot be read.
+    fn read_counters(&self) -> Option<u64> {
+        let table = &self.ruleset.table;
+        let hooks = self.ruleset.hooks;
+        match self.live? {
+            QueueBackend::Xtables => {
+                let mut total = 0;
+                for tool in ["iptables", "ip6tables"] {
+                    for (builtin, own) in Ruleset::all_xt_chains(table) {
+                        let used = match builtin {
+                            "INPUT" => hooks.input,
+                            "FORWARD" => hooks.forward,
+                            _ => false, // OUTPUT: the protected side's traffic, never fast
+                        };
+                        if used {
+                            let text = run(
+                                "reading fast-path counters",
+                                tool,
+                                &["-w", "-v", "-S", &own],
+                                None,
+                            )
+                            .ok()?;
+                            total += xt_return_packets(&text);
+                        }
+                    }
+                }
+                Some(total)
+            }
+            QueueBackend::Nft => {
+                let mut total = 0;
+                for (hook, used) in [("input", hooks.input), ("forward", hooks.forward)] {
+                    if used {
+                        let chain = format!("queue_{hook}");
+                        let json = run(
+                            "reading fast-path counters",
+                            "nft",
+                            &["-j", "list", "chain", "inet", table, &chain],
+                            None,
+                        )
+                        .ok()?;
+                        total += nft_accept_packets(&json);
+                    }
+                }
+                Some(total)
+            }
+        }
+    }
+}
+
+/// The packets of the `-j RETURN` rules in `iptables -v -S CHAIN` output (`-c PACKETS BYTES`).
+fn xt_return_packets(text: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.ends_with("-j RETURN"))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace().skip_while(|w| *w != "-c");
+            words.next()?;
+            words.next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// The packets of the counting `accept` rules in `nft -j list chain` output.
+fn nft_accept_packets(json: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let items = v.get("nftables").and_then(|n| n.as_array()).cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|i| i.get("rule")?.get("expr")?.as_array().cloned())
+        .filter(|expr| expr.iter().any(|e| e.get("accept").is_some()))
+        .filter_map(|expr| expr.iter().find_map(|e| e.get("counter")?.get("packets")?.as_u64()))
+        .sum()
 }
 
 impl FastPath {
@@ -136,6 +218,22 @@ impl FastPath {
     /// Why the kernel refused the fast path, if it did (then nothing is on it).
     pub fn unavailable(&self) -> Option<String> {
         self.lock().unavailable.clone()
+    }
+
+    /// Packets the fast path let through since the firewall was installed (the kernel's rule
+    /// counters, carried over every rewrite); None while no queue rules are in the kernel or
+    /// when they cannot be read. Slow (starts `iptables`/`nft`, at most once a second; a
+    /// read within a second of the last one returns it again): never on the packet path.
+    pub fn packets(&self) -> Option<u64> {
+        let mut st = self.lock();
+        if let Some((at, n)) = st.last_read {
+            if at.elapsed() < COUNTER_CACHE {
+                return Some(n);
+            }
+        }
+        let n = st.carried + st.read_counters()?;
+        st.last_read = Some((std::time::Instant::now(), n));
+        Some(n)
     }
 
     /// Replace the fast path's networks: the queue rules are rewritten in one transaction per
@@ -154,6 +252,12 @@ impl FastPath {
         if st.ruleset.fast_path == want && !st.dirty {
             return Ok(());
         }
+        // The rewrite starts the rules' counters again: keep what they counted so far.
+        let carried = st.carried;
+        if let Some(n) = st.read_counters() {
+            st.carried += n;
+        }
+        st.last_read = None;
         let before = std::mem::replace(&mut st.ruleset.fast_path, want);
         let applied = match st.live {
             None => Ok(()),
@@ -188,6 +292,7 @@ impl FastPath {
         st.dirty = applied.is_err();
         if applied.is_err() {
             st.ruleset.fast_path = before;
+            st.carried = carried; // the old rules (and their counts) may still be there
         }
         applied
     }
@@ -208,6 +313,8 @@ impl Firewall {
                 live: None,
                 dirty: false,
                 unavailable: None,
+                carried: 0,
+                last_read: None,
             })),
         };
         let fw =
@@ -454,4 +561,25 @@ pub fn remove_all(table: &str) -> Result<(), FirewallError> {
         remove_filter_table_if_empty(family)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_path_counters_are_read_from_the_return_and_accept_rules_only() {
+        let xt = "-N SIPWALL-IN\n\
+            -A SIPWALL-IN -s 198.51.100.0/24 -p udp -m udp --dport 5060 -m u32 ! --u32 \"0x0\" -c 7 900 -j RETURN\n\
+            -A SIPWALL-IN -s 203.0.113.0/24 -p udp -m udp --dport 5060 -c 5 400 -j RETURN\n\
+            -A SIPWALL-IN -p udp -m udp --dport 5060 -c 1000 9999 -j NFQUEUE --queue-num 0\n";
+        assert_eq!(xt_return_packets(xt), 12);
+        assert_eq!(xt_return_packets(""), 0);
+        let nft = r#"{"nftables": [{"metainfo": {}}, {"chain": {"name": "queue_input"}},
+            {"rule": {"expr": [{"match": {}}, {"counter": {"packets": 4, "bytes": 10}}, {"accept": null}]}},
+            {"rule": {"expr": [{"match": {}}, {"counter": {"packets": 50, "bytes": 10}}, {"queue": {"num": 0}}]}},
+            {"rule": {"expr": [{"counter": {"packets": 3, "bytes": 1}}, {"accept": null}]}}]}"#;
+        assert_eq!(nft_accept_packets(nft), 7);
+        assert_eq!(nft_accept_packets("not json"), 0);
+    }
 }

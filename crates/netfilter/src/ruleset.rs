@@ -415,7 +415,7 @@ impl Ruleset {
             }
             v.push(format!(
                 "{family} saddr {{ {} }} udp dport {} @ih,0,64 != {ANSWER_PREFIX:#018x} \
-                 @ih,0,64 != {REGISTER_PREFIX:#018x} accept",
+                 @ih,0,64 != {REGISTER_PREFIX:#018x} counter accept",
                 nets.join(", "),
                 Self::port_set(&ports)
             ));

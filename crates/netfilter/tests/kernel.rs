@@ -644,13 +644,17 @@ fn the_trusted_fast_path_lets_trusted_requests_skip_the_queue_and_nothing_else()
     assert!(!v4("198.51.100.2", register), "a trusted REGISTER skipped the queue");
     assert!(!v6(answer) && !v6(register), "IPv6: an answer or REGISTER skipped the queue");
     assert!(!v4("203.0.113.9", invite), "an untrusted INVITE skipped the queue");
-    // Run time: the list is replaced atomically, per family.
+    // The kernel counted what skipped the queue: the INVITE and OPTIONS over IPv4, the
+    // INVITE over IPv6; nothing else.
     let fast = fw.fast_path();
+    assert_eq!(fast.packets(), Some(3));
+    // Run time: the list is replaced atomically, per family; the count carries over.
     fast.set(&[n("203.0.113.0/24")]).unwrap();
     assert!(!v4("198.51.100.2", invite), "a network no longer trusted still skips the queue");
     assert!(!v6(invite), "IPv6: a network no longer trusted still skips the queue");
     assert!(v4("203.0.113.9", invite), "a newly trusted network is still queued");
     assert_eq!(fast.networks(), vec![n("203.0.113.0/24")]);
+    assert_eq!(fast.packets(), Some(4), "the count restarted with the rewrite");
     // A stop removes the rules; a set afterwards records the list and writes nothing.
     fw.stop_keeping_bans().unwrap();
     fast.set(&trusted).unwrap();

@@ -18,6 +18,9 @@
 //! * The packet verdicts per queue: `accept` = judged - dropped - would-drop; `would_drop` are
 //!   packets a simulated rule would have dropped (observe mode). The kernel does not count
 //!   packets that bypass a full fail-open queue, so there is no bypass series.
+//! * The trusted fast path's packets (never queued, so never counted above) come from the
+//!   kernel's own rule counters (`FastPath::packets`: it starts `iptables`/`nft`, at most
+//!   once a second, on the scraper's blocking thread).
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -51,6 +54,10 @@ pub const QUEUE_USER_DROPS: &str = "sipwall_queue_user_drops";
 pub const QUEUE_WAITING: &str = "sipwall_queue_waiting";
 /// Sources whose behaviour the engine tracks. Gauge.
 pub const TRACKED_SOURCES: &str = "sipwall_tracked_sources";
+/// Packets the kernel's trusted fast path let through without queueing them (UDP requests
+/// from trusted networks; read from the kernel's rule counters, at most once a second).
+/// Counter; present while the fast path is on.
+pub const FAST_PATH_PACKETS: &str = "sipwall_fast_path_packets";
 /// Build information (version). Info.
 pub const BUILD: &str = "sipwall_build";
 
@@ -71,6 +78,7 @@ pub const ALL: &[&str] = &[
     QUEUE_USER_DROPS,
     QUEUE_WAITING,
     TRACKED_SOURCES,
+    FAST_PATH_PACKETS,
     BUILD,
 ];
 
@@ -135,6 +143,8 @@ pub struct Snapshot {
     pub bans: BTreeMap<(String, String), u64>,
     /// Tracked sources.
     pub tracked_sources: u64,
+    /// Packets on the trusted fast path (None: off, or the kernel's counters unreadable).
+    pub fast_path_packets: Option<u64>,
 }
 
 /// One queue's numbers.
@@ -214,6 +224,15 @@ pub fn render(snap: &Snapshot) -> String {
     reg.register(QUEUE_USER_DROPS, "Packets the kernel dropped: socket buffer full", udrops);
     reg.register(QUEUE_WAITING, "Packets waiting in the kernel queue", waiting);
     reg.register(TRACKED_SOURCES, "Sources whose behaviour the engine tracks", tracked);
+    if let Some(n) = snap.fast_path_packets {
+        let c = Counter::<u64>::default();
+        c.inc_by(n);
+        reg.register(
+            FAST_PATH_PACKETS,
+            "Packets the kernel's trusted fast path let through without queueing them",
+            c,
+        );
+    }
     reg.register(
         BUILD,
         "Build information",
@@ -241,6 +260,7 @@ mod tests {
             }],
             bans: [(("manual".to_string(), "manual".to_string()), 2)].into_iter().collect(),
             tracked_sources: 4,
+            fast_path_packets: Some(48_213),
         };
         // Families of labelled counters appear with their first series (the decision and
         // ban families), except the signature hits, which have a zero series from the start.
@@ -255,6 +275,10 @@ mod tests {
         assert!(text.contains("sipwall_queue_kernel_drops_total{queue=\"0\"} 5"));
         assert!(text.contains("sipwall_bans_active{rule=\"manual\",origin=\"manual\"} 2"));
         assert!(text.contains("sipwall_tracked_sources 4"));
+        assert!(text.contains("sipwall_fast_path_packets_total 48213"), "{text}");
+        // fast path off: no series
+        let off = render(&Snapshot { fast_path_packets: None, ..snap.clone() });
+        assert!(!off.contains(FAST_PATH_PACKETS), "{off}");
         let sig = sipwall_engine::BUILTIN[0].rule;
         assert!(text.contains(&format!("sipwall_signature_hits_total{{rule=\"{sig}\"}}")));
         assert!(text.trim_end().ends_with("# EOF"));

@@ -364,6 +364,10 @@ pub struct Status {
     /// (`[enforce] trusted_fast_path`); absent when that is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_fast_path: Option<Vec<String>>,
+    /// Packets the trusted fast path let through since start (the kernel's rule counters);
+    /// absent when it is off or the counters cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_fast_path_packets: Option<u64>,
     /// Tripwire ports of the policy (a request to one bans its source).
     pub tripwire_ports: Vec<u16>,
     /// One entry per queue, by queue number.

@@ -120,6 +120,16 @@ fn runtime_trust_lifts_bans_at_once_and_persists() {
     // ...and a new scan from it is accepted, not banned (trusted wins).
     svmap();
     assert!(!scanner_banned(), "a trusted source was banned again");
+    // Its requests skipped the queue: the kernel counted them, status and /metrics say so.
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // past the counters' cache
+    let (ok, out) = sipwall(&env, &["status", "--format", "json"]);
+    assert!(ok, "{out}");
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let fast = st["trusted_fast_path_packets"].as_u64().unwrap_or(0);
+    assert!(fast > 0, "no packet counted on the fast path after a trusted scan: {out}");
+    let (code, text) = curl("GET", "/metrics", None, None);
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("sipwall_fast_path_packets_total "), "{text}");
     let (ok, out) = sipwall(&env, &["ban", SCANNER]);
     assert!(!ok && out.contains("trusted"), "a manual ban of a trusted network: {out}");
     // Twice: refused.

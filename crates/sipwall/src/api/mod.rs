@@ -585,7 +585,8 @@ pub fn metrics_snapshot(ctx: &Ctx) -> crate::metrics::Snapshot {
                 .map(|k| (k.waiting, k.dropped, k.user_dropped)),
         })
         .collect();
-    crate::metrics::Snapshot { queues, bans, tracked_sources: tracked }
+    let fast_path_packets = ctx.facts.fast_path.as_ref().and_then(|f| f.packets());
+    crate::metrics::Snapshot { queues, bans, tracked_sources: tracked, fast_path_packets }
 }
 
 #[cfg(test)]

@@ -131,8 +131,9 @@ pub fn status_text(s: &Status) -> String {
         None => o.push_str("fast path: off (trusted requests are queued)\n"),
         Some(nets) if nets.is_empty() => o.push_str("fast path: on, nothing trusted\n"),
         Some(nets) => o.push_str(&format!(
-            "fast path: {} (UDP requests skip the queue; answers and REGISTERs do not)\n",
-            nets.join(", ")
+            "fast path: {} (UDP requests skip the queue; answers and REGISTERs do not){}\n",
+            nets.join(", "),
+            s.trusted_fast_path_packets.map(|n| format!(": {n} packets")).unwrap_or_default()
         )),
     }
     let trip: Vec<String> = s.tripwire_ports.iter().map(u16::to_string).collect();
@@ -241,6 +242,7 @@ mod tests {
             queue_backend: "nft".into(),
             guarded_ports: vec!["udp:5060".into(), "tcp:5060".into(), "tls:5061".into()],
             trusted_fast_path: Some(vec!["198.51.100.0/24".into()]),
+            trusted_fast_path_packets: Some(48_213),
             tripwire_ports: vec![5070],
             queues: vec![
                 QueueStatus {

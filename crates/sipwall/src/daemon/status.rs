@@ -423,6 +423,7 @@ pub fn snapshot(
             .fast_path
             .as_ref()
             .map(|f| f.networks().iter().map(ToString::to_string).collect()),
+        trusted_fast_path_packets: facts.fast_path.as_ref().and_then(|f| f.packets()),
         tripwire_ports,
         queues,
         bans_active: active,
