@@ -146,17 +146,7 @@ fn zero_config_learning_stops_ghost_calls_and_keeps_the_provider_and_phones_work
     // 2. The phone registers with digest (known-good from then on), the trunk registers.
     let (ok, out) = phone_registers();
     assert!(ok, "the phone could not register: {out}");
-    fs::write(&trigger, "").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !has_upstream(&learned_json(&env), "198.51.100.2") {
-        assert!(
-            Instant::now() < deadline,
-            "the trunk registration did not make 198.51.100.2 an upstream:\n{}\n{}",
-            learned_json(&env),
-            tail(&env.daemon.log(), 30)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    trunk_registers(&env, &trigger, "the trunk registration did not make 198.51.100.2 an upstream");
     let v = learned_json(&env);
     assert_eq!(v["enforcing"], true, "{v}");
     let known_good = v["facts"]
@@ -261,17 +251,11 @@ fn zero_config_learning_stops_ghost_calls_and_keeps_the_provider_and_phones_work
         "the trusted provider is not on the fast path:\n{rules}"
     );
     assert!(!has_upstream(&learned_json(&env), "198.51.100.2"), "fresh install knows an upstream");
-    fs::write(&trigger, "").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !has_upstream(&learned_json(&env), "198.51.100.2") {
-        assert!(
-            Instant::now() < deadline,
-            "with the provider trusted (fast path), the trunk registration taught nothing:\n{}\n{}",
-            learned_json(&env),
-            tail(&env.daemon.log(), 30)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    trunk_registers(
+        &env,
+        &trigger,
+        "with the provider trusted (fast path), the trunk registration taught nothing",
+    );
     let before = rings(&ringlog, "203.0.113.");
     invites(&env, &more, "Yealink SIP-T46S 66.86.0.15", "clean");
     assert_eq!(rings(&ringlog, "203.0.113.") - before, 0, "ghosts rang, provider trusted");
@@ -279,6 +263,22 @@ fn zero_config_learning_stops_ghost_calls_and_keeps_the_provider_and_phones_work
     sipp_calls(PROVIDER, "198.51.100.1:5060", "198.51.100.2", 2, false);
     assert_eq!(rings(&ringlog, "198.51.100.2") - before, 2, "the trusted provider's calls");
     env.daemon.stop();
+}
+
+/// Make the PBX register its trunk (the trigger file) and wait, at most 10 s, until the
+/// daemon has learned the registrar 198.51.100.2 as an upstream; `failure` says what broke.
+fn trunk_registers(env: &Stage, trigger: &std::path::Path, failure: &str) {
+    fs::write(trigger, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !has_upstream(&learned_json(env), "198.51.100.2") {
+        assert!(
+            Instant::now() < deadline,
+            "{failure}:\n{}\n{}",
+            learned_json(env),
+            tail(&env.daemon.log(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The daemon's active bans (`sipwall bans --format json`): ranges stay ranges.
