@@ -41,6 +41,20 @@
 //! for this host or passes through it (a ban is a ban). A non-first IP fragment has no
 //! transport header to match, so it is checked against the sets too: such fragments from
 //! banned sources are dropped on any port.
+//! Why the trusted fast path ([`Ruleset::fast_path`]): a UDP request from a trusted network
+//! is accepted by the engine whatever it contains (a hostile-looking one is only recorded as
+//! `trusted.oddity`), so queueing it costs the queue hand-off, the reinjection and a wake-up
+//! for a verdict known in advance, and makes the provider wait behind a storm in the queue.
+//! The queue chains' first rules therefore let such packets go on unqueued (nft: `accept` in
+//! the queue chain; iptables: `RETURN` to the builtin chain, so the host's own rules after the
+//! jump still apply). Only UDP (a TCP segment does not start at a message, and the per-queue
+//! stream state must see every segment of a connection), only towards the guarded ports (the
+//! protected side's answers and requests still go through the queue), and never what learning
+//! reads from a trusted peer: a payload starting `SIP/2.0 ` (an answer: upstreams are learned
+//! from those) or `REGISTER` (local users are learned from authenticated registrations). The
+//! 8-byte payload compare is `@ih,0,64` in nft and `u32` in iptables (for IPv6 only on
+//! packets without extension headers, whose payload sits at a fixed offset; any other IPv6
+//! packet is queued).
 use std::fmt::Write as _;
 
 use ipnet::IpNet;
@@ -503,9 +517,9 @@ impl Ruleset {
 
     /// The iptables rules of the trusted fast path for one family: one per (network, UDP
     /// port), `RETURN` to the builtin chain. The payload compare is `u32`: IPv4 reads the
-    /// header length, IPv6 the fixed 40-byte header (an extension header in between shifts the
-    /// payload: such a packet from a trusted network then skips the queue even if it is an
-    /// answer, which costs learning, never protection).
+    /// header length; IPv6 reads after the fixed 40-byte header, so only a packet with no
+    /// extension header takes the fast path (`ipv6header --header protocol`, exact): one with
+    /// any is queued, as before.
     fn xt_fast_path_rules(&self, v6: bool) -> Vec<String> {
         let payload = |prefix: u64| {
             let (hi, lo) = (prefix >> 32, prefix & 0xffff_ffff);
@@ -515,11 +529,12 @@ impl Ruleset {
                 format!("0>>22&0x3C@8={hi:#010x}&&0>>22&0x3C@12={lo:#010x}")
             }
         };
+        let no_ext = if v6 { " -m ipv6header --header protocol" } else { "" };
         let mut v = Vec::new();
         for net in self.fast_path_nets(v6) {
             for port in self.ports_of(L4::Udp, true) {
                 v.push(format!(
-                    "-s {net} -p udp -m udp --dport {port} -m u32 ! --u32 \"{}\" -m u32 ! --u32 \"{}\" -j RETURN",
+                    "-s {net} -p udp -m udp --dport {port}{no_ext} -m u32 ! --u32 \"{}\" -m u32 ! --u32 \"{}\" -j RETURN",
                     payload(ANSWER_PREFIX),
                     payload(REGISTER_PREFIX)
                 ));

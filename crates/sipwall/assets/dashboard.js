@@ -78,7 +78,9 @@
       ' (since ' + rfc3339(st.started_ms) + '), mode ' + st.mode + ', queues via ' + st.queue_backend +
       ', guarding ' + st.guarded_ports.join(' ') +
       (st.tripwire_ports.length ? ', tripwires ' + st.tripwire_ports.join(' ') : '') +
-      (st.simulate.length && !observing ? ', simulating ' + st.simulate.join(' ') : '');
+      (st.simulate.length && !observing ? ', simulating ' + st.simulate.join(' ') : '') +
+      (st.trusted_fast_path && st.trusted_fast_path.length
+        ? ', trusted fast path ' + st.trusted_fast_path.join(' ') : '');
     const sum = (k) => st.queues.reduce((a, q) => a + (q[k] || 0), 0);
     const cards = [
       [Math.round(sum('packets_per_sec')), 'packets/s judged', ''],
@@ -86,6 +88,8 @@
       [sum('would_drop'), 'would drop (simulated)', observing ? 'bad' : ''],
       [st.bans_active, 'active bans' + (st.bans_simulated ? ' (' + st.bans_simulated + ' simulated)' : ''), 'bad'],
       [st.tracked_sources, 'tracked sources', ''],
+      [st.trusted_fast_path_packets == null ? '-' : st.trusted_fast_path_packets,
+        'trusted packets, not queued', ''],
       [st.store, 'store', st.store === 'ok' ? 'good' : 'bad'],
     ];
     const box = $('cards');
