@@ -28,7 +28,7 @@
 # Prints a Markdown table (paste into docs/BENCHMARKS.md) and leaves nothing behind.
 # Usage (as root): scripts/bench-inline.sh [COUNT] (default 300000 packets per run;
 # env: COST_COUNT 1000000 for the banned run, BURST 40000, DRAINS 3, SUSTAINED 1,
-# OPS_PAIRS 7, OPS_RATE 100000, ONLY_OPS 0)
+# OPS_PAIRS 7, OPS_RATE 100000, ONLY_OPS 0, ONLY_RTT 0, RTT_REPS 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench-inline.sh: run as root (namespaces, firewall rules)" >&2; exit 1; }
@@ -136,7 +136,7 @@ start_daemon() { # QUEUES [EXTRA_TOML]
     # The provider is trusted, and its requests are what this script times through the queue:
     # the trusted fast path (which would let them skip it) is off here; bench-sustained.sh
     # measures it.
-    printf '[trusted]\nnetworks = ["198.51.100.0/24"]\n[enforce]\nqueues = %s\nrecord_decisions = false\ntrusted_fast_path = false\n%b' "$1" "${2:-}" > "$WORK/sipwall.toml"
+    printf '[trusted]\nnetworks = ["198.51.100.0/24"]\n[enforce]\nqueues = %s\nrecord_decisions = false\ntrusted_fast_path = %s\n%b' "$1" "${FAST:-false}" "${2:-}" > "$WORK/sipwall.toml"
     rm -f "$WORK/daemon.log"
     ip netns exec $PBX ${PIN:-} "$BIN" run --config "$WORK/sipwall.toml" --state "$WORK/state" 2> "$WORK/daemon.log" &
     DAEMON_PID=$!
@@ -266,6 +266,26 @@ ops_arm() {
           printf "| operations: the API threads (sipwall-api + its blocking pool) run time per packet (us), same floods | no client %.4f (max %.4f) | with clients %.4f (max %.4f) | **added: %.2f%% of the daemon per packet** (median; pairs %.2f%%-%.2f%%) |\n", med(qa,k), hi(qa,k), med(wa,k), hi(wa,k), 100*med(ra,k), 100*lo(ra,k), 100*hi(ra,k)
         }' "$WORK/ops"
 }
+# ONLY_RTT=1: the INVITE round trip (p50/p99, 5 000 each) with no sipwall, with sipwall
+# queueing the provider's requests, and with the trusted fast path on; RTT_REPS repetitions,
+# the order rotated every repetition.
+if [ "${ONLY_RTT:-0}" = 1 ]; then
+    echo "| repetition | arm | p50 µs | p99 µs |"
+    echo "|---|---|---|---|"
+    arms="none queued fast"
+    for rep in $(seq 1 "${RTT_REPS:-3}"); do
+        for arm in $arms; do
+            case $arm in
+                none) out=$(ping_rtt);;
+                queued) start_daemon 1; out=$(ping_rtt); stop_daemon;;
+                fast) FAST=true start_daemon 1; out=$(ping_rtt); stop_daemon;;
+            esac
+            echo "| $rep | $arm | $(echo "$out" | kv p50_us) | $(echo "$out" | kv p99_us) |"
+        done
+        arms="${arms#* } ${arms%% *}"
+    done
+    exit 0
+fi
 if [ "${ONLY_OPS:-0}" = 1 ]; then
     echo "| measure | baseline | with | ratio |"
     echo "|---|---|---|---|"
