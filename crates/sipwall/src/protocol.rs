@@ -368,6 +368,10 @@ pub struct Status {
     /// absent when it is off or the counters cannot be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_fast_path_packets: Option<u64>,
+    /// Why the kernel refused the fast-path rules at start (then trusted requests are queued
+    /// like any other); absent when it took them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_fast_path_unavailable: Option<String>,
     /// Tripwire ports of the policy (a request to one bans its source).
     pub tripwire_ports: Vec<u16>,
     /// One entry per queue, by queue number.

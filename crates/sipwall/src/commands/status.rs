@@ -129,6 +129,10 @@ pub fn status_text(s: &Status) -> String {
     o.push_str(&format!("guarded:   {}\n", list(&s.guarded_ports)));
     match &s.trusted_fast_path {
         None => o.push_str("fast path: off (trusted requests are queued)\n"),
+        Some(_) if s.trusted_fast_path_unavailable.is_some() => o.push_str(&format!(
+            "fast path: UNAVAILABLE, trusted requests are queued (the kernel refused its rules: {})\n",
+            s.trusted_fast_path_unavailable.as_deref().unwrap_or_default()
+        )),
         Some(nets) if nets.is_empty() => o.push_str("fast path: on, nothing trusted\n"),
         Some(nets) => o.push_str(&format!(
             "fast path: {} (UDP requests skip the queue; answers and REGISTERs do not){}\n",
@@ -243,6 +247,7 @@ mod tests {
             guarded_ports: vec!["udp:5060".into(), "tcp:5060".into(), "tls:5061".into()],
             trusted_fast_path: Some(vec!["198.51.100.0/24".into()]),
             trusted_fast_path_packets: Some(48_213),
+            trusted_fast_path_unavailable: None,
             tripwire_ports: vec![5070],
             queues: vec![
                 QueueStatus {
@@ -302,6 +307,19 @@ mod tests {
     #[test]
     fn status_text_reads_well() {
         insta::assert_snapshot!(status_text(&fixed()));
+    }
+
+    #[test]
+    fn the_fast_path_is_said_off_on_or_unavailable() {
+        let mut s = fixed();
+        s.trusted_fast_path_unavailable = Some("iptables-restore: u32: no such match".into());
+        let t = status_text(&s);
+        assert!(t.contains("fast path: UNAVAILABLE") && t.contains("no such match"), "{t}");
+        s.trusted_fast_path = None;
+        s.trusted_fast_path_unavailable = None;
+        assert!(status_text(&s).contains("fast path: off"));
+        s.trusted_fast_path = Some(Vec::new());
+        assert!(status_text(&s).contains("fast path: on, nothing trusted"));
     }
 
     #[test]

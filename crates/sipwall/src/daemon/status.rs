@@ -424,6 +424,7 @@ pub fn snapshot(
             .as_ref()
             .map(|f| f.networks().iter().map(ToString::to_string).collect()),
         trusted_fast_path_packets: facts.fast_path.as_ref().and_then(|f| f.packets()),
+        trusted_fast_path_unavailable: facts.fast_path.as_ref().and_then(|f| f.unavailable()),
         tripwire_ports,
         queues,
         bans_active: active,
