@@ -69,7 +69,8 @@ pub struct EnforceConfig {
     pub cpus: Vec<CpuIndex>,
     /// The trusted fast path: UDP requests from `[trusted]` networks (config and run time) to
     /// the guarded ports, except answers and REGISTERs, are accepted in the kernel and never
-    /// queued (no queue hand-off for the provider, none of its packets wait behind a storm);
+    /// queued (no queue hand-off for the provider's requests, none of them waits behind a
+    /// storm; the protected side's answers to them are still queued);
     /// their `trusted.oddity` records are then not made. Default: true.
     pub trusted_fast_path: bool,
 }
