@@ -252,6 +252,10 @@ impl BanTable {
                 out.push(*m);
             }
         }
+        // Sorted: the sets iterate in their (seeded) hash order, and the aggregate's reason
+        // lists these; the same packets must give the same sentence.
+        out.sort_unstable();
+        out.dedup();
         Some(out)
     }
 

@@ -61,6 +61,37 @@ fn five_scanners_in_the_hosts_own_slash24_never_ban_the_host() {
     }
 }
 
+/// The aggregate's sentence lists the protected addresses it was split around in address
+/// order, whatever order the engine's (seeded) sets hold them in: the same packets give the
+/// same sentence in every run and on every node.
+#[test]
+fn an_aggregate_names_the_protected_addresses_it_spares_in_address_order() {
+    // Eight host addresses in one /29, so the split stays within its piece limit.
+    let own: Vec<IpAddr> = (8..16).rev().map(|i| ip(&format!("203.0.113.{i}"))).collect();
+    for _ in 0..4 {
+        let mut e = Engine::new(Policy::default());
+        e.set_local_addresses(&own);
+        let mut reasons = Vec::new();
+        for h in 1..=5 {
+            for b in scan(&mut e, &format!("203.0.113.{}:5060", 100 + h), h) {
+                if let BanAction::Add(b) = b {
+                    if b.origin == BanOrigin::Aggregate {
+                        reasons.push(b.reason);
+                    }
+                }
+            }
+        }
+        let mut sorted = own.clone();
+        sorted.sort();
+        let listed: Vec<String> = sorted.iter().map(|a| format!("{a}/32")).collect();
+        let want = format!("except protected {} (", listed.join(", "));
+        assert!(!reasons.is_empty(), "the /24 is aggregated around the host");
+        for r in &reasons {
+            assert!(r.contains(&want), "{r}\nshould contain: {want}");
+        }
+    }
+}
+
 #[test]
 fn a_scanner_on_a_local_address_is_dropped_but_never_banned() {
     let mut e = Engine::new(Policy::default());
