@@ -37,9 +37,9 @@
 #
 # Banned traffic: the attacker floods BAN_RATE pkt/s from a banned source; rx_us per packet
 # (per offered packet for sipwall; per packet delivered to its socket for Kamailio, which may
-# not read them all) for sipwall (dropped by the kernel ban set at PREROUTING), for an nft netdev ingress
-# drop with a set holding the same address (the earlier-hook lever, measured beside it), and
-# for Kamailio (pike banned it first; each packet is then read, parsed and dropped by the
+# not read them all) for sipwall as shipped (dropped by the kernel ban set at PREROUTING), for
+# sipwall with the early drop on (`ingress_drop = true`: dropped at the attacker's device's
+# ingress hook, arm "ingress"), and for Kamailio (pike banned it first; each packet is then read, parsed and dropped by the
 # htable ipban check).
 # Requests answered before a ban: a scanner walks extensions (OPTIONS to 1000, 1001, ..., a
 # neutral User-Agent, so neither tool knows it by name) at 200, 7 and 2 req/s, SCAN_COUNT
@@ -55,9 +55,10 @@
 #      BAN_RATE 50000, SCAN_COUNT 40, SCAN_SECS 8, SCAN_RATES "200 7 2", RX_CPU 1, TX_CPU 0,
 #      LEVERS "name=TUNING ..." (sipwall arms with SIPWALL_QUEUE_TUNING=TUNING, e.g.
 #      "batch1=batch=1 single=verdict_batch=0"; "queued=queued" turns the trusted fast path
-#      off; "pin=cpus" runs the daemon unpinned with
+#      off; "ingress=ingress" turns the early drop on; "pin=cpus" runs the daemon unpinned with
 #      `[enforce] cpus = [RX_CPU]`, "free=free" unpinned and without it; "ctfree=ctfree" swaps the ruleset's conntrack anchor for a
-#      tproxy one, which keeps defragmentation on without connection tracking), ARMS "base sipwall kamailio", BANNED 1, SCAN 1,
+#      tproxy one, which keeps defragmentation on without connection tracking), ARMS "base sipwall kamailio", BANNED 1, BANNED_ARMS
+#      "sipwall ingress kamailio", SCAN 1,
 #      NO_BUILD 1 (use the built binaries), OUT (raw results file, kept),
 #      SUMMARY FILE (only print the summary of an earlier results file).
 set -euo pipefail
@@ -82,9 +83,11 @@ summary() {
         split("sipwall queued", arms, " ");
         for (a = 1; a <= 2; a++) for (i in rs) { r = rs[i]; s = arms[a] "\t" r; q = "kamailio\t" r;
             if ((s in n) && (q in n)) printf "  %s, offered %s: whole receiving CPU %.1fx (estimate under load %.1fx), process %.1fx\n", arms[a], (r == 0) ? "flat out" : r "/s", div(med(rx, q, n[q]), med(rx, s, n[s])), div(med(es, q, n[q]), med(es, s, n[s])), div(med(pr, q, n[q]), med(pr, s, n[s])) }
-        b = "banned-sipwall\t" banrate; d = "banned-netdev\t" banrate; q = "banned-kamailio\t" banrate;
-        if ((b in n) && (q in n)) printf "  banned: receiving CPU %.1fx (estimate %.1fx) with the kernel set at PREROUTING", div(med(rx, q, n[q]), med(rx, b, n[b])), div(med(es, q, n[q]), med(es, b, n[b]));
-        if ((d in n) && (q in n)) printf ", %.1fx (estimate %.1fx) with netdev ingress\n", div(med(rx, q, n[q]), med(rx, d, n[d])), div(med(es, q, n[q]), med(es, d, n[d])); else print "" }
+        b = "banned-sipwall\t" banrate; d = "banned-ingress\t" banrate; q = "banned-kamailio\t" banrate;
+        if ((b in n) && (q in n)) printf "  banned: receiving CPU %.1fx (estimate %.1fx) with the kernel set at PREROUTING (default)", div(med(rx, q, n[q]), med(rx, b, n[b])), div(med(es, q, n[q]), med(es, b, n[b]));
+        if ((d in n) && (q in n)) printf ", %.1fx (estimate %.1fx) with the early drop at ingress\n", div(med(rx, q, n[q]), med(rx, d, n[d])), div(med(es, q, n[q]), med(es, d, n[d])); else print "";
+        if ((b in n) && (d in n)) { w = 0; for (i = 1; i <= n[b] && i <= n[d]; i++) if (rx[d, i] < rx[b, i]) w++;
+            printf "  early drop / PREROUTING, banned receiving CPU: %.2f (median of each), lower in %d of %d paired runs\n", div(med(rx, d, n[d]), med(rx, b, n[b])), w, (n[b] < n[d]) ? n[b] : n[d] } }
     function div(a, b) { return (b > 0) ? a / b : 0 }' "$OUT"
     if grep -q '^scan-' "$OUT"; then
         echo
@@ -393,6 +396,7 @@ allowed_arm() { # ARM
         *) local t=${arm#*=}
            case $t in
                queued) start_sipwall "" "" "trusted_fast_path = false";;
+               ingress) start_sipwall "" "" "ingress_drop = true";;
                cpus) start_sipwall "" cpus;;
                free) start_sipwall "" free;;
                ctfree) start_sipwall "" ""
@@ -416,19 +420,15 @@ NFT
 banned_arm() { # ARM
     local arm=$1 n=$((BAN_RATE * SECS))
     case $arm in
-        sipwall|netdev)
-            start_sipwall "" ""
+        sipwall|ingress)
+            if [ "$arm" = ingress ]; then start_sipwall "" "" "ingress_drop = true"; else start_sipwall "" ""; fi
             ip netns exec $ATK timeout 10 "$GEN" send 203.0.113.2 203.0.113.1:5060 "$WORK/scan.sip" 1 0 > /dev/null
             sleep 1
             ip netns exec $PBX nft list set inet sipwall ban_addr4 | grep -q 203.0.113.2 || { echo "scanner not banned" >&2; cat "$WORK/daemon.log" >&2; exit 1; }
-            if [ "$arm" = netdev ]; then
-                ip netns exec $PBX nft -f - <<'NFT'
-table netdev swbenchban {
-  set ban4 { type ipv4_addr; flags timeout; elements = { 203.0.113.2 timeout 1h } }
-  chain in { type filter hook ingress device "swdb-at0" priority -500; ip saddr @ban4 drop; }
-}
-NFT
-            fi
+            # the arm measures what it says: the early drop on the attacker's device, or none
+            local ingress; ingress=$(ip netns exec $PBX nft list chains inet | grep -c 'hook ingress device "swdb-at0"' || true)
+            if [ "$arm" = ingress ] && [ "$ingress" != 1 ]; then echo "no early drop on swdb-at0" >&2; cat "$WORK/daemon.log" >&2; exit 1; fi
+            if [ "$arm" = sipwall ] && [ "$ingress" != 0 ]; then echo "an ingress chain by default" >&2; exit 1; fi
             ;;
         kamailio)
             start_kamailio 16
@@ -440,7 +440,6 @@ NFT
     esac
     local kind=offered; [ "$arm" = kamailio ] && kind=delivered
     measure "banned-$arm" $ATK 203.0.113.2 203.0.113.1:5060 "$WORK/walk.sip" "$BAN_RATE" "$n" $kind
-    [ "$arm" = netdev ] && ip netns exec $PBX nft delete table netdev swbenchban
     stop_receiver
 }
 
@@ -465,7 +464,7 @@ for rep in $(seq 1 "$REPS"); do
     arr=($order); order="${arr[*]:$rot} ${arr[*]:0:$rot}"
     for a in $order; do allowed_arm "$a"; done
     if [ "${BANNED:-1}" = 1 ]; then
-        for a in sipwall netdev kamailio; do banned_arm $a; done
+        for a in ${BANNED_ARMS:-sipwall ingress kamailio}; do banned_arm "$a"; done
     fi
 done
 

@@ -11,6 +11,9 @@
 //!   break or stall traffic without a consumer, and the empty filter tables the xt fallback
 //!   created; the sets and the ban-drop chain stay, the kernel ends each ban at its timeout.
 //! * [`remove_all`] / [`Firewall::remove`] remove everything (`--cleanup`, package purge).
+//! * The early drop's ingress chains ([`crate::ingress`]) are added after the table, one
+//!   device at a time, and stay on stop like the ban chain (they drop banned sources only);
+//!   a device the kernel refuses is reported, never a reason not to start.
 //! * [`FastPath`] replaces the trusted fast path's networks from any thread (trust changes,
 //!   reloads) in one transaction per family, and never puts queue rules back once a stop
 //!   removed them: the stop takes the same lock.
@@ -20,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ipnet::IpNet;
 
+use crate::ingress::{self, IngressReport};
 use crate::ruleset::{QueueBackend, Ruleset};
 
 /// Errors named after the failed operation.
@@ -100,6 +104,8 @@ pub struct Firewall {
     /// The fast path's networks and whether queue rules are in the kernel, shared with the
     /// [`FastPath`] handles.
     fast: FastPath,
+    /// The early drop's ingress chains installed, and the devices the kernel refused.
+    ingress: IngressReport,
 }
 
 /// A handle on the trusted fast path of an installed ruleset ([`Ruleset::fast_path`]):
@@ -317,10 +323,22 @@ impl Firewall {
                 last_read: None,
             })),
         };
-        let fw =
-            Firewall { ruleset, active: true, backend: None, created_filter: [false; 2], fast };
+        let ingress = ingress::install(&ruleset);
+        let fw = Firewall {
+            ruleset,
+            active: true,
+            backend: None,
+            created_filter: [false; 2],
+            fast,
+            ingress,
+        };
         fw.verify()?;
         Ok(fw)
+    }
+
+    /// The early drop's ingress chains [`Firewall::install`] put in the kernel.
+    pub fn ingress(&self) -> &IngressReport {
+        &self.ingress
     }
 
     /// A handle on the trusted fast path (see [`FastPath`]).
@@ -411,17 +429,7 @@ impl Firewall {
     /// the kernel refuses if a set they name is missing.
     pub fn verify(&self) -> Result<(), FirewallError> {
         let table = &self.ruleset.table;
-        let json = run("listing the nft chains", "nft", &["-j", "list", "chains", "inet"], None)?;
-        let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
-            FirewallError::Verify { table: table.clone(), what: format!("unreadable JSON: {e}") }
-        })?;
-        let items = v.get("nftables").and_then(|n| n.as_array()).cloned().unwrap_or_default();
-        let chains: Vec<String> = items
-            .iter()
-            .filter_map(|i| i.get("chain"))
-            .filter(|c| c.get("table").and_then(|t| t.as_str()) == Some(table.as_str()))
-            .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(String::from))
-            .collect();
+        let chains = list_chains(table)?;
         let backend = self.backend.unwrap_or(QueueBackend::Xtables);
         for c in self.ruleset.nft_chain_names(backend) {
             if !chains.contains(&c) {
@@ -501,6 +509,22 @@ impl Drop for Firewall {
             log::error!("removing sipwall queue rules: {e}");
         }
     }
+}
+
+/// The names of the chains of `inet table` (`nft -j list chains`: never fetches set elements).
+pub(crate) fn list_chains(table: &str) -> Result<Vec<String>, FirewallError> {
+    let json = run("listing the nft chains", "nft", &["-j", "list", "chains", "inet"], None)?;
+    let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| FirewallError::Verify {
+        table: table.to_string(),
+        what: format!("unreadable JSON: {e}"),
+    })?;
+    let items = v.get("nftables").and_then(|n| n.as_array()).cloned().unwrap_or_default();
+    Ok(items
+        .iter()
+        .filter_map(|i| i.get("chain"))
+        .filter(|c| c.get("table").and_then(|t| t.as_str()) == Some(table))
+        .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(String::from))
+        .collect())
 }
 
 /// Remove the iptables jumps and own chains of `table`, whatever state they are in.

@@ -24,6 +24,7 @@
 
 mod banset;
 mod firewall;
+mod ingress;
 mod netlink;
 mod nftshell;
 mod nlset;
@@ -37,6 +38,7 @@ pub use banset::{
     BanOp, BanSet, BlocklistReport, DesiredBan, ReconcileReport, RECONCILE_TOLERANCE,
 };
 pub use firewall::{remove_all, FastPath, Firewall, FirewallError};
+pub use ingress::{auto_devices, IngressReport, MAX_INGRESS_DEVICES};
 pub use nftshell::{NftShell, ShellError};
 pub use packet::{PacketError, PacketView, TcpInfo, L4};
 pub use queue::{
@@ -44,8 +46,8 @@ pub use queue::{
     QueuedPacket,
 };
 pub use ruleset::{
-    BanScope, GuardedPort, Hooks, QueueBackend, Ruleset, BAN_CHAIN, DEFRAG_CHAIN, SET_ADDR4,
-    SET_ADDR6, SET_NET4, SET_NET6,
+    valid_device_name, BanScope, GuardedPort, Hooks, QueueBackend, Ruleset, BAN_CHAIN,
+    DEFRAG_CHAIN, INGRESS_CHAIN_PREFIX, INGRESS_PRIORITY, SET_ADDR4, SET_ADDR6, SET_NET4, SET_NET6,
 };
 
 /// Helpers for tests and benchmarks that must not touch the host's firewall.

@@ -1,5 +1,6 @@
 //! The only module with `unsafe`: thin wrappers over the netlink socket syscalls the queue
-//! client needs (socket, bind, setsockopt, send, recvmmsg, sched_setaffinity). Every function checks the return
+//! client needs (socket, bind, setsockopt, send, recvmmsg, sched_setaffinity), and
+//! getifaddrs for the devices of the early drop. Every function checks the return
 //! value and turns it into `io::Error`; no pointer outlives the call that uses it.
 #![allow(unsafe_code)]
 
@@ -198,4 +199,62 @@ pub(crate) fn unshare_netns() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// One address of an interface, from `getifaddrs(3)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InterfaceAddress {
+    /// Device name.
+    pub name: String,
+    /// The address (IPv4 or IPv6 entries only; link-layer entries are skipped).
+    pub addr: std::net::IpAddr,
+    /// `IFF_LOOPBACK` is set.
+    pub loopback: bool,
+}
+
+/// Every IPv4 and IPv6 address of this namespace's interfaces (`getifaddrs`).
+pub(crate) fn interface_addresses() -> io::Result<Vec<InterfaceAddress>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: head is a valid out-pointer; on success the list is freed below.
+    if unsafe { libc::getifaddrs(&mut head) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    // Bounded by the list getifaddrs built (one entry per address and per link).
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr points to a sockaddr of at least its family's size.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        let addr = match family {
+            libc::AF_INET => {
+                // SAFETY: the family says this is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says this is a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+            }
+            _ => continue,
+        };
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        out.push(InterfaceAddress {
+            name: name.to_string_lossy().into_owned(),
+            addr,
+            loopback: ifa.ifa_flags & libc::IFF_LOOPBACK as u32 != 0,
+        });
+    }
+    // SAFETY: head came from getifaddrs and is freed exactly once; no reference outlives it
+    // (names were copied above).
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
 }

@@ -662,3 +662,120 @@ fn the_trusted_fast_path_lets_trusted_requests_skip_the_queue_and_nothing_else()
     assert!(!rules.contains("SIPWALL"), "a set after the stop put rules back:\n{rules}");
     fw.remove().unwrap();
 }
+
+/// A peer in its own namespace behind a veth pair (`dev0` here with 192.0.2.1/24 and
+/// 2001:db8::1/64, `dev1` there with 192.0.2.2, 192.0.2.3 and 2001:db8::2): it sends each
+/// (source, destination, payload) it is given, until the sender is dropped.
+fn veth_peer(
+    dev0: &str,
+    dev1: &str,
+) -> (std::sync::mpsc::Sender<(String, String)>, std::thread::JoinHandle<()>) {
+    let ip = |args: &[&str]| {
+        let st = Command::new("ip").args(args).status().expect("ip");
+        assert!(st.success(), "ip {args:?}");
+    };
+    ip(&["link", "add", dev0, "type", "veth", "peer", "name", dev1]);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel::<String>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let (send_tx, send_rx) = std::sync::mpsc::channel::<(String, String)>();
+    let (dev1, there) = (dev1.to_string(), dev1.to_string());
+    let peer = std::thread::spawn(move || {
+        sipwall_netfilter::testing::enter_fresh_netns().unwrap();
+        let me = std::fs::read_link("/proc/thread-self").unwrap();
+        tid_tx.send(me.file_name().unwrap().to_string_lossy().into_owned()).unwrap();
+        ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        for args in [
+            &["addr", "add", "192.0.2.2/24", "dev", &there][..],
+            &["addr", "add", "192.0.2.3/24", "dev", &there],
+            &["addr", "add", "2001:db8::2/64", "dev", &there, "nodad"],
+            &["link", "set", &there, "up"],
+        ] {
+            assert!(Command::new("ip").args(args).status().unwrap().success(), "{args:?}");
+        }
+        // Bounded by the test's own sends; ends when the test drops its sender.
+        while let Ok((src, dst)) = send_rx.recv_timeout(Duration::from_secs(30)) {
+            let tx = UdpSocket::bind((src.as_str(), 0)).unwrap();
+            tx.send_to(b"probe", dst.as_str()).unwrap();
+        }
+    });
+    let tid = tid_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    ip(&["link", "set", &dev1, "netns", &tid]);
+    ip(&["addr", "add", "192.0.2.1/24", "dev", dev0]);
+    ip(&["addr", "add", "2001:db8::1/64", "dev", dev0, "nodad"]);
+    ip(&["link", "set", dev0, "up"]);
+    ready_tx.send(()).unwrap();
+    (send_tx, peer)
+}
+
+/// The early drop: with the ban chain emptied, the ingress chain of the device alone drops
+/// banned sources (both families, guarded ports only) and nothing else; the devices picked
+/// automatically are the one with an address, never loopback; a new install without it
+/// removes the chain, and the ban chain drops banned sources throughout.
+#[test]
+#[ignore = "needs root and network namespaces: run by scripts/test.sh"]
+fn the_early_drop_drops_banned_sources_at_ingress_and_follows_the_config() {
+    fresh_netns();
+    let (peer, peer_thread) = veth_peer("swin0", "swin1");
+    let rx4 = UdpSocket::bind("192.0.2.1:5060").unwrap();
+    let rx6 = UdpSocket::bind("[2001:db8::1]:5060").unwrap();
+    let other = UdpSocket::bind("192.0.2.1:5999").unwrap();
+    for s in [&rx4, &rx6, &other] {
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    }
+    let arrives = |src: &str, dst: &str, rx: &UdpSocket| {
+        peer.send((src.to_string(), dst.to_string())).unwrap();
+        !recv_all(rx).is_empty()
+    };
+    let devices = sipwall_netfilter::auto_devices().unwrap();
+    assert_eq!(devices, vec!["swin0".to_string()], "the device with an address, not lo");
+    // A name that could end the quoted string in the batch is refused, not written.
+    let hostile =
+        Ruleset { ingress_devices: vec!["swin0".into(), "x\" accept".into()], ..ruleset(3) };
+    let mut fw0 = Firewall::install(hostile).unwrap();
+    assert_eq!(fw0.ingress().active, vec!["swin0".to_string()]);
+    assert_eq!(fw0.ingress().refused.len(), 1, "{:?}", fw0.ingress());
+    assert!(fw0.ingress().refused[0].1.contains("not a valid device name"));
+    let with = Ruleset { ingress_devices: devices, ..ruleset(3) };
+    let mut fw = Firewall::install(with.clone()).unwrap();
+    assert_eq!(fw.ingress().active, vec!["swin0".to_string()]);
+    assert!(fw.ingress().refused.is_empty());
+    // Neighbour resolution and the path work before any ban.
+    assert!(wait_until(Duration::from_secs(3), || arrives("192.0.2.2", "192.0.2.1:5060", &rx4)));
+    assert!(wait_until(Duration::from_secs(3), || arrives(
+        "2001:db8::2",
+        "[2001:db8::1]:5060",
+        &rx6
+    )));
+    let mut bans = BanSet::new("sipwall");
+    bans.apply(&[
+        BanOp::Add { net: n("192.0.2.2/32"), timeout: Some(Duration::from_secs(600)) },
+        BanOp::Add { net: n("2001:db8::2/128"), timeout: Some(Duration::from_secs(600)) },
+    ])
+    .unwrap();
+    // Only the ingress chain is left to drop them.
+    sh("nft", &["flush", "chain", "inet", "sipwall", "ban_prerouting"]);
+    assert!(!arrives("192.0.2.2", "192.0.2.1:5060", &rx4), "IPv4: passed the ingress chain");
+    assert!(!arrives("2001:db8::2", "[2001:db8::1]:5060", &rx6), "IPv6: passed the ingress chain");
+    assert!(arrives("192.0.2.3", "192.0.2.1:5060", &rx4), "an address not banned was dropped");
+    assert!(arrives("192.0.2.2", "192.0.2.1:5999", &other), "a port not guarded was dropped");
+    // Installed again without it (the early drop turned off): the chain goes, the ban chain
+    // is back in the same step and drops the banned source.
+    let mut fw2 = Firewall::install(ruleset(3)).unwrap();
+    assert!(fw2.ingress().active.is_empty());
+    let chains = sh("nft", &["list", "chains", "inet"]);
+    assert!(!chains.contains("ingress_"), "a stale ingress chain stayed:\n{chains}");
+    assert!(!arrives("192.0.2.2", "192.0.2.1:5060", &rx4), "the ban chain let it through");
+    sh("nft", &["flush", "chain", "inet", "sipwall", "ban_prerouting"]);
+    assert!(arrives("192.0.2.2", "192.0.2.1:5060", &rx4), "something still drops at ingress");
+    // A stop keeps the ingress chains (they drop banned sources only), like the ban chain.
+    let mut fw3 = Firewall::install(with).unwrap();
+    fw3.stop_keeping_bans().unwrap();
+    assert!(sh("nft", &["list", "chains", "inet"]).contains("ingress_swin0"));
+    drop(peer);
+    peer_thread.join().unwrap();
+    fw3.remove().unwrap();
+    // The earlier handles: removing again is a no-op (idempotent).
+    fw0.remove().unwrap();
+    fw.remove().unwrap();
+    fw2.remove().unwrap();
+}

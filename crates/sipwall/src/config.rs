@@ -73,6 +73,34 @@ pub struct EnforceConfig {
     /// storm; the protected side's answers to them are still queued);
     /// their `trusted.oddity` records are then not made. Default: true.
     pub trusted_fast_path: bool,
+    /// The early drop: banned sources are also dropped at the ingress hook of the network
+    /// devices, before the IP stack (a banned packet costs 5-10% less; every other packet on
+    /// those devices pays the ban lookups twice; the PREROUTING ban chain stays and covers
+    /// everything else). Default: false.
+    pub ingress_drop: bool,
+    /// The devices of the early drop. Default `[]`: every device that carries an address of
+    /// this host, loopback excepted (at most 32).
+    pub ingress_devices: Vec<DeviceName>,
+}
+
+/// `[enforce] ingress_devices` items: a network device name (1-15 characters, no '/', ':',
+/// quote, backslash or white space).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DeviceName(pub String);
+
+impl TryFrom<String> for DeviceName {
+    type Error = String;
+    fn try_from(d: String) -> Result<Self, String> {
+        if sipwall_netfilter::valid_device_name(&d) {
+            Ok(DeviceName(d))
+        } else {
+            Err(format!(
+                "'{d}': a device name, 1-15 characters without '/', ':', quotes, backslash or \
+                 white space"
+            ))
+        }
+    }
 }
 
 /// `[enforce] cpus` items: a CPU number, 0..=1023.
@@ -230,6 +258,8 @@ impl Default for EnforceConfig {
             simulate: Vec::new(),
             cpus: Vec::new(),
             trusted_fast_path: true,
+            ingress_drop: false,
+            ingress_devices: Vec::new(),
         }
     }
 }
@@ -266,6 +296,32 @@ impl EnforceConfig {
             },
             // Filled by the daemon from the merged trusted networks (`trusted_fast_path`).
             fast_path: Vec::new(),
+            // Filled by [`EnforceConfig::ruleset_here`].
+            ingress_devices: Vec::new(),
+        })
+    }
+
+    /// [`EnforceConfig::ruleset`] with what only this host can say: the early drop's devices.
+    pub fn ruleset_here(&self, policy_ports: &[u16]) -> anyhow::Result<Ruleset> {
+        Ok(Ruleset { ingress_devices: self.ingress_devices_here(), ..self.ruleset(policy_ports)? })
+    }
+
+    /// The devices of the early drop on this host: none when `ingress_drop` is off, else
+    /// `ingress_devices`, or when that is empty the devices that carry an address here (none,
+    /// logged, if they cannot be listed: the ban chain still drops banned sources).
+    pub fn ingress_devices_here(&self) -> Vec<String> {
+        if !self.ingress_drop {
+            return Vec::new();
+        }
+        if !self.ingress_devices.is_empty() {
+            let mut v: Vec<String> = self.ingress_devices.iter().map(|d| d.0.clone()).collect();
+            v.sort();
+            v.dedup();
+            return v;
+        }
+        sipwall_netfilter::auto_devices().unwrap_or_else(|e| {
+            log::warn!("early drop off: {e}");
+            Vec::new()
         })
     }
 
@@ -1003,12 +1059,27 @@ mod tests {
             ("[enforce]\ncpus = [0, 4096]\n", "enforce.cpus"),
             ("[enforce]\ncpus = [-1]\n", "enforce.cpus"),
             ("[enforce]\ncpus = \"1\"\n", "enforce.cpus"),
+            ("[enforce]\ningress_devices = [\"eth0\\\" accept\"]\n", "enforce.ingress_devices"),
+            ("[enforce]\ningress_devices = [\"a-very-long-device\"]\n", "enforce.ingress_devices"),
+            ("[enforce]\ningress_drop = \"yes\"\n", "enforce.ingress_drop"),
         ] {
             let e = format!("{:#}", parse_enforce(bad).unwrap_err());
             assert!(e.contains(key), "{bad}: {e}");
             assert!(e.contains("line 2"), "{bad}: {e}");
         }
         assert_eq!(parse_enforce("").unwrap(), EnforceConfig::default());
+        // the early drop: named devices, sorted and once; off means none, whatever is named
+        let named = parse_enforce(
+            "[enforce]\ningress_drop = true\ningress_devices = [\"eth1\", \"eth0\", \"eth1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(named.ingress_devices_here(), vec!["eth0".to_string(), "eth1".to_string()]);
+        let off = parse_enforce("[enforce]\ningress_drop = false\ningress_devices = [\"eth0\"]\n")
+            .unwrap();
+        assert!(off.ingress_devices_here().is_empty());
+        assert!(EnforceConfig::default().ingress_devices_here().is_empty(), "off by default");
+        let auto = parse_enforce("[enforce]\ningress_drop = true\n").unwrap();
+        assert!(!auto.ingress_devices_here().contains(&"lo".to_string()));
         let pinned = parse_enforce("[enforce]\ncpus = [1, 0]\n").unwrap();
         assert_eq!(pinned.cpus, vec![CpuIndex(1), CpuIndex(0)]);
         // no ports in [enforce]: the policy's, on UDP and TCP

@@ -190,7 +190,8 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if args.stop_queueing {
-        let ruleset = config.enforce.ruleset(&config.policy.ports_to_guard())?;
+        // The early drop as the config says: its chains stay with the ban chain.
+        let ruleset = config.enforce.ruleset_here(&config.policy.ports_to_guard())?;
         // Adopting the table removes leftover queue rules and rewrites the ban chain in one
         // transaction with the sets kept; stopping then removes the queue chains.
         let mut firewall = Firewall::install(ruleset).context("adopting the nft table")?;
@@ -265,7 +266,7 @@ impl Daemon {
     /// Start-up steps 1-5 of the module docs; on error, what was installed is removed again.
     pub fn start(args: &RunArgs, config: Config) -> anyhow::Result<Daemon> {
         let Config { policy, enforce, blocklists: _, api, feeds, fleet } = config;
-        let ruleset = enforce.ruleset(&policy.ports_to_guard())?;
+        let ruleset = enforce.ruleset_here(&policy.ports_to_guard())?;
         let state_dir = args.state.clone().unwrap_or_else(|| enforce.state_dir.clone());
         let db = state_dir.join(config::STORE_FILE);
         let (mut store, store_unavailable) = open_store_or_memory(&state_dir)?;
@@ -343,6 +344,7 @@ impl Daemon {
             if ruleset.fail_closed { "closed" } else { "open" }
         );
         let mut facts = status::Facts::new(&enforce, &ruleset, backend);
+        facts.ingress_drop = enforce.ingress_drop.then(|| firewall.ingress().clone());
         if enforce.trusted_fast_path {
             trust.attach_fast_path(firewall.fast_path(), enforce.protected.clone());
             facts.fast_path = Some(firewall.fast_path());

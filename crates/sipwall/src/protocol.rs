@@ -372,6 +372,14 @@ pub struct Status {
     /// like any other); absent when it took them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_fast_path_unavailable: Option<String>,
+    /// The devices whose ingress hook drops banned sources before the IP stack
+    /// (`[enforce] ingress_drop`); absent when that is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_drop: Option<Vec<String>>,
+    /// Devices the kernel refused an ingress chain on, as `device: reason` (the ban chain
+    /// still drops banned sources arriving there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub early_drop_refused: Vec<String>,
     /// Tripwire ports of the policy (a request to one bans its source).
     pub tripwire_ports: Vec<u16>,
     /// One entry per queue, by queue number.

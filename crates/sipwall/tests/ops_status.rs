@@ -29,7 +29,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_sipwall");
 const CONFIG: &str = "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n\n\
     [ports]\nguarded = [5060]\ntripwire = [5070]\n\n\
     [bans.aggregate]\nenabled = false\n\n\
-    [enforce]\nmode = \"host\"\nqueues = 1\n";
+    [enforce]\nmode = \"host\"\nqueues = 1\ningress_drop = true\n";
 
 /// `sipwall ARGS --socket SOCK` from the host (a pathname socket works across namespaces).
 fn cli(env: &Stage, args: &[&str]) -> (bool, String) {
@@ -119,6 +119,16 @@ fn status_verbs_reload_and_observe_mode_against_the_real_daemon() {
     assert!(s["queue_backend"] == "nft" || s["queue_backend"] == "iptables", "{s}");
     assert_eq!(s["queues"].as_array().unwrap().len(), 1);
     assert!(s.get("last_reload").is_none(), "{s}");
+    // The early drop (turned on here) sits on the namespace's two devices with an address,
+    // not on loopback, and the kernel holds exactly those chains.
+    assert_eq!(strings(&s["early_drop"]), ["swo-at0", "swo-pv0"], "{s}");
+    assert!(s.get("early_drop_refused").is_none(), "{s}");
+    let (ok, chains) = output(in_ns(PBX, 10, "nft", &["list", "chains", "inet"]));
+    assert!(ok, "{chains}");
+    for dev in ["swo-at0", "swo-pv0"] {
+        assert!(chains.contains(&format!("hook ingress device \"{dev}\"")), "{chains}");
+    }
+    assert_eq!(chains.matches("hook ingress").count(), 2, "{chains}");
 
     // Packets are counted: three OPTIONS from the provider (and their answers) are judged.
     let before = s["queues"][0]["packets"].as_u64().unwrap();
@@ -199,10 +209,17 @@ fn status_verbs_reload_and_observe_mode_against_the_real_daemon() {
     no_rules_left(PBX);
 
     // 2. Observe mode: svmap's INVITE reaches the PBX, no kernel element, a would-ban.
-    fs::write(&cfg, CONFIG.replace("mode = \"host\"", "mode = \"observe\"")).unwrap();
+    // (With the early drop at its default: off.)
+    let observe = CONFIG
+        .replace("mode = \"host\"", "mode = \"observe\"")
+        .replace("ingress_drop = true\n", "");
+    fs::write(&cfg, observe).unwrap();
     env.daemon.start();
     assert!(env.daemon.log().contains("OBSERVE MODE"), "{}", env.daemon.log());
     let s = status(&env);
+    assert!(s.get("early_drop").is_none(), "{s}");
+    let (_, chains) = output(in_ns(PBX, 10, "nft", &["list", "chains", "inet"]));
+    assert!(!chains.contains("hook ingress"), "{chains}");
     assert_eq!((s["observe"].clone(), s["mode"].clone()), (true.into(), "observe".into()));
     let (ghost_before, _) = invites_seen(&trace, "203.0.113.", "198.51.100.2");
     let (_, out) = output(in_ns(

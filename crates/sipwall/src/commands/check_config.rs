@@ -59,13 +59,14 @@ pub fn main(args: &CheckConfigArgs) -> anyhow::Result<ExitCode> {
             let ports = config.policy.ports_to_guard();
             match config.enforce.ruleset(&ports) {
                 Ok(r) => out.push_str(&format!(
-                    "enforce: mode {:?}, {} guarded port(s), {} queue(s) from {}, {}, {}\n",
+                    "enforce: mode {:?}, {} guarded port(s), {} queue(s) from {}, {}, {}, {}\n",
                     config.enforce.mode,
                     r.ports.len(),
                     r.queue_count,
                     r.queue_first,
                     if r.fail_closed { "fail closed" } else { "fail open" },
-                    fast_path_words(&config)
+                    fast_path_words(&config),
+                    early_drop_words(&config.enforce)
                 )),
                 Err(e) => {
                     eprintln!("{}: {e:#}", file.display());
@@ -92,6 +93,19 @@ fn fast_path_words(config: &crate::config::Config) -> String {
         &config.enforce.protected,
     );
     format!("trusted fast path on ({} network(s))", nets.len())
+}
+
+/// Where the early drop will sit: the devices named, or those with an address here now.
+fn early_drop_words(enforce: &crate::config::EnforceConfig) -> String {
+    if !enforce.ingress_drop {
+        return "early drop off".into();
+    }
+    let how = if enforce.ingress_devices.is_empty() { "devices with an address" } else { "named" };
+    let devices = enforce.ingress_devices_here();
+    if devices.is_empty() {
+        return format!("early drop on, no device ({how})");
+    }
+    format!("early drop on {} ({how})", devices.join(", "))
 }
 
 #[cfg(test)]

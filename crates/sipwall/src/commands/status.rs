@@ -140,6 +140,18 @@ pub fn status_text(s: &Status) -> String {
             s.trusted_fast_path_packets.map(|n| format!(": {n} packets")).unwrap_or_default()
         )),
     }
+    match &s.early_drop {
+        None => o.push_str("early drop: off (banned sources are dropped at PREROUTING only)\n"),
+        Some(devs) => {
+            let on = if devs.is_empty() { "no device".to_string() } else { devs.join(", ") };
+            o.push_str(&format!("early drop: {on} (banned sources dropped at ingress)\n"));
+        }
+    }
+    for refused in &s.early_drop_refused {
+        o.push_str(&format!(
+            "early drop: REFUSED on {refused} (PREROUTING still drops its banned sources)\n"
+        ));
+    }
     let trip: Vec<String> = s.tripwire_ports.iter().map(u16::to_string).collect();
     o.push_str(&format!("tripwire:  {}\n", list(&trip)));
     o.push_str(&format!("store:     {}\n", s.store));
@@ -248,6 +260,8 @@ mod tests {
             trusted_fast_path: Some(vec!["198.51.100.0/24".into()]),
             trusted_fast_path_packets: Some(48_213),
             trusted_fast_path_unavailable: None,
+            early_drop: Some(vec!["eth0".into()]),
+            early_drop_refused: Vec::new(),
             tripwire_ports: vec![5070],
             queues: vec![
                 QueueStatus {
@@ -320,6 +334,20 @@ mod tests {
         assert!(status_text(&s).contains("fast path: off"));
         s.trusted_fast_path = Some(Vec::new());
         assert!(status_text(&s).contains("fast path: on, nothing trusted"));
+    }
+
+    #[test]
+    fn the_early_drop_is_said_on_off_or_refused() {
+        let mut s = fixed();
+        assert!(status_text(&s).contains("early drop: eth0 (banned sources dropped at ingress)"));
+        s.early_drop = Some(Vec::new());
+        s.early_drop_refused = vec!["eth9: nft: No such file or directory".into()];
+        let t = status_text(&s);
+        assert!(t.contains("early drop: no device"), "{t}");
+        assert!(t.contains("early drop: REFUSED on eth9: nft: No such file"), "{t}");
+        s.early_drop = None;
+        s.early_drop_refused.clear();
+        assert!(status_text(&s).contains("early drop: off"));
     }
 
     #[test]

@@ -144,6 +144,8 @@ pub struct Facts {
     pub guarded_ports: Vec<String>,
     /// The kernel's trusted fast path (None: `[enforce] trusted_fast_path = false`).
     pub fast_path: Option<sipwall_netfilter::FastPath>,
+    /// The early drop's ingress chains (None: `[enforce] ingress_drop = false`).
+    pub ingress_drop: Option<sipwall_netfilter::IngressReport>,
 }
 
 impl Facts {
@@ -182,6 +184,7 @@ impl Facts {
                 })
                 .collect(),
             fast_path: None,
+            ingress_drop: None,
         }
     }
 }
@@ -425,6 +428,12 @@ pub fn snapshot(
             .map(|f| f.networks().iter().map(ToString::to_string).collect()),
         trusted_fast_path_packets: facts.fast_path.as_ref().and_then(|f| f.packets()),
         trusted_fast_path_unavailable: facts.fast_path.as_ref().and_then(|f| f.unavailable()),
+        early_drop: facts.ingress_drop.as_ref().map(|i| i.active.clone()),
+        early_drop_refused: facts
+            .ingress_drop
+            .as_ref()
+            .map(|i| i.refused.iter().map(|(d, why)| format!("{d}: {why}")).collect())
+            .unwrap_or_default(),
         tripwire_ports,
         queues,
         bans_active: active,

@@ -119,6 +119,19 @@ impl Inner {
         policy.trusted = set;
         policy
     }
+
+    /// The fast path's networks: the baseline networks `keep` accepts, and the run-time ones
+    /// except `without`.
+    fn fast_path(
+        &self,
+        keep: impl Fn(&IpNet) -> bool,
+        without: Option<IpNet>,
+        exclude: &[IpNet],
+    ) -> Vec<IpNet> {
+        let baseline = self.baseline.iter().filter(|n| keep(n));
+        let added = self.added.iter().map(|t| &t.net).filter(|n| Some(**n) != without);
+        fast_path_networks(baseline.chain(added), exclude)
+    }
 }
 
 impl RuntimeTrust {
@@ -175,8 +188,7 @@ impl RuntimeTrust {
 
     /// The fast path's networks for the merged list now.
     pub fn fast_path_networks(&self, exclude: &[IpNet]) -> Vec<IpNet> {
-        let inner = self.inner();
-        fast_path_networks(inner.baseline.iter().chain(inner.added.iter().map(|t| &t.net)), exclude)
+        self.inner().fast_path(|_| true, None, exclude)
     }
 
     /// Write the merged list to the kernel's fast path (hold [`RuntimeTrust::changing`]).
@@ -196,11 +208,7 @@ impl RuntimeTrust {
     /// kernel may still let a leaving network skip the queue; the reload must not go on.
     pub fn narrow_fast_path(&self, next: &NetSet) -> Result<(), String> {
         let Some(k) = self.kernel.get() else { return Ok(()) };
-        let nets: Vec<IpNet> = {
-            let inner = self.inner();
-            let kept = inner.baseline.iter().filter(|n| next.iter().any(|m| m.contains(*n)));
-            fast_path_networks(kept.chain(inner.added.iter().map(|t| &t.net)), &k.exclude)
-        };
+        let nets = self.inner().fast_path(|n| next.iter().any(|m| m.contains(n)), None, &k.exclude);
         k.narrow_to(&nets)
     }
 
@@ -308,11 +316,7 @@ impl RuntimeTrust {
         }
         // Leaves the fast path BEFORE the engine stops trusting it, or nothing changes.
         if let Some(k) = self.kernel.get() {
-            let nets = {
-                let inner = self.inner();
-                let rest = inner.added.iter().filter(|t| t.net != net).map(|t| &t.net);
-                fast_path_networks(inner.baseline.iter().chain(rest), &k.exclude)
-            };
+            let nets = self.inner().fast_path(|_| true, Some(net), &k.exclude);
             k.narrow_to(&nets).map_err(|e| format!("{net} is still trusted: {e}"))?;
         }
         if let Some(db) = &self.db {
