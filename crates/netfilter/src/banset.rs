@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use crate::firewall::{run, FirewallError};
 use crate::nftshell::{NftShell, ShellError};
 use crate::nlset::{Key, NlOp, NlSetWriter};
 use crate::ruleset::{SET_ADDR4, SET_ADDR6, SET_NET4, SET_NET6};
 use crate::segments::{block_batches, segments};
+use crate::tools::{run, FirewallError};
 
 /// One change to the ban sets.
 #[non_exhaustive]

@@ -16,9 +16,9 @@
 //!   left out, so the early drop never reaches traffic the ban chain does not see.
 use std::net::IpAddr;
 
-use crate::firewall::{list_chains, run, FirewallError};
 use crate::ruleset::{valid_device_name, Ruleset, INGRESS_CHAIN_PREFIX};
 use crate::sys::{self, InterfaceAddress};
+use crate::tools::{list_chains, run, FirewallError};
 
 /// Most devices [`auto_devices`] picks (one chain each); more are logged and left to the ban
 /// chain.

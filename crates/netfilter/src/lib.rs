@@ -33,11 +33,12 @@ mod queue;
 mod ruleset;
 mod segments;
 mod sys;
+mod tools;
 
 pub use banset::{
     BanOp, BanSet, BlocklistReport, DesiredBan, ReconcileReport, RECONCILE_TOLERANCE,
 };
-pub use firewall::{remove_all, FastPath, Firewall, FirewallError};
+pub use firewall::{remove_all, FastPath, Firewall};
 pub use ingress::{auto_devices, IngressReport, MAX_INGRESS_DEVICES};
 pub use nftshell::{NftShell, ShellError};
 pub use packet::{PacketError, PacketView, TcpInfo, L4};
@@ -49,6 +50,7 @@ pub use ruleset::{
     valid_device_name, BanScope, GuardedPort, Hooks, QueueBackend, Ruleset, BAN_CHAIN,
     DEFRAG_CHAIN, INGRESS_CHAIN_PREFIX, INGRESS_PRIORITY, SET_ADDR4, SET_ADDR6, SET_NET4, SET_NET6,
 };
+pub use tools::FirewallError;
 
 /// Helpers for tests and benchmarks that must not touch the host's firewall.
 pub mod testing {
