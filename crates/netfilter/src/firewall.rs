@@ -257,7 +257,7 @@ impl Firewall {
                 last_read: None,
             })),
         };
-        let ingress = ingress::install(&ruleset);
+        let ingress = ingress::install(&ruleset, None);
         let fw = Firewall {
             ruleset,
             active: true,
@@ -270,9 +270,33 @@ impl Firewall {
         Ok(fw)
     }
 
-    /// The early drop's ingress chains [`Firewall::install`] put in the kernel.
+    /// The early drop's ingress chains [`Firewall::install`] (or the last
+    /// [`Firewall::refresh_ingress`]) put in the kernel.
     pub fn ingress(&self) -> &IngressReport {
         &self.ingress
+    }
+
+    /// Bring the early drop in line with `devices` (what the config asks for now): installs
+    /// the chains again when the list changed or an installed chain is gone (see
+    /// [`crate::ingress`]). Returns the new report, or None when the kernel already matched
+    /// (or its chains cannot be listed: logged, tried again next time). Slow (starts `nft`):
+    /// never on the packet path.
+    pub fn refresh_ingress(&mut self, mut devices: Vec<String>) -> Option<IngressReport> {
+        devices.sort();
+        devices.dedup();
+        let chains = match list_chains(&self.ruleset.table) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("early drop not checked: {e}");
+                return None;
+            }
+        };
+        if !ingress::needs_refresh(&devices, &self.ingress, &chains) {
+            return None;
+        }
+        self.ruleset.ingress_devices = devices;
+        self.ingress = ingress::install(&self.ruleset, Some(&self.ingress));
+        Some(self.ingress.clone())
     }
 
     /// A handle on the trusted fast path (see [`FastPath`]).

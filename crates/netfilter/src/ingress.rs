@@ -11,6 +11,9 @@
 //!   config, the early drop turned off) are deleted, so what is in the kernel is what the
 //!   config says. They read the ban sets only, so while one is left over it can drop nothing
 //!   the ban chain would not.
+//! * [`crate::Firewall::refresh_ingress`] (the daemon calls it periodically) installs again
+//!   when the devices changed, a chain is gone or a device was refused, so new devices get
+//!   their chain and status never names a chain the kernel dropped.
 //! * [`auto_devices`] picks the devices that carry an address of this host: loopback and
 //!   devices with only link-local IPv6 addresses (bridge ports, a container's host side) are
 //!   left out, so the early drop never reaches traffic the ban chain does not see.
@@ -75,9 +78,29 @@ fn link_local(a: &IpAddr) -> bool {
     }
 }
 
+/// Whether the kernel's ingress chains (`chains`: the table's chain names) no longer match
+/// what `report` says for `devices` (sorted): the device list changed (a device came or went),
+/// an installed chain is gone (on kernels that remove a device's chains with the device), or
+/// a device was refused (tried again: a named device may exist by now).
+pub(crate) fn needs_refresh(devices: &[String], report: &IngressReport, chains: &[String]) -> bool {
+    if !report.refused.is_empty() {
+        return true;
+    }
+    let mut known: Vec<&String> =
+        report.active.iter().chain(report.refused.iter().map(|(d, _)| d)).collect();
+    known.sort();
+    known.dedup();
+    let changed = known.len() != devices.len() || known.iter().zip(devices).any(|(a, b)| *a != b);
+    changed || report.active.iter().any(|d| !chains.contains(&Ruleset::ingress_chain(d)))
+}
+
 /// Put the ruleset's ingress chains in the existing table, one batch per device, and delete
 /// the table's other ingress chains (see the module docs). Logs what it did.
-pub(crate) fn install(ruleset: &Ruleset) -> IngressReport {
+pub(crate) fn install(ruleset: &Ruleset, previous: Option<&IngressReport>) -> IngressReport {
+    // A device refused again for the same reason is logged once, not at every refresh.
+    let refused_before = |device: &str, why: &str| {
+        previous.is_some_and(|p| p.refused.iter().any(|(d, w)| d == device && w == why))
+    };
     let mut report = IngressReport::default();
     let wanted: Vec<String> =
         ruleset.ingress_devices.iter().map(|d| Ruleset::ingress_chain(d)).collect();
@@ -115,7 +138,13 @@ pub(crate) fn install(ruleset: &Ruleset) -> IngressReport {
             Err(e) => {
                 let why = e.to_string();
                 let first = why.lines().next().unwrap_or_default().to_string();
-                log::warn!(
+                let level = if refused_before(device, &first) {
+                    log::Level::Debug
+                } else {
+                    log::Level::Warn
+                };
+                log::log!(
+                    level,
                     "early drop refused on device {device} (the ban chain still drops banned \
                      sources arriving there): {first}"
                 );
@@ -123,7 +152,8 @@ pub(crate) fn install(ruleset: &Ruleset) -> IngressReport {
             }
         }
     }
-    if !report.active.is_empty() {
+    let same = previous.is_some_and(|p| p.active == report.active);
+    if !report.active.is_empty() && !same {
         log::info!("early drop: banned sources dropped at ingress on {}", report.active.join(", "));
     }
     report
@@ -153,6 +183,24 @@ mod tests {
             a("bad name", "192.0.2.99", false),
         ];
         assert_eq!(pick_devices(&addrs), (vec!["eth0".into(), "eth1".into(), "wg0".into()], 0));
+    }
+
+    #[test]
+    fn a_refresh_is_needed_when_devices_change_or_a_chain_is_gone() {
+        let s = |v: &[&str]| v.iter().map(|d| d.to_string()).collect::<Vec<_>>();
+        let report = IngressReport { active: s(&["eth0", "ppp0"]), refused: Vec::new() };
+        let chains = s(&["ban_prerouting", "ingress_eth0", "ingress_ppp0"]);
+        assert!(!needs_refresh(&s(&["eth0", "ppp0"]), &report, &chains));
+        // a device came, a device went
+        assert!(needs_refresh(&s(&["eth0", "eth1", "ppp0"]), &report, &chains));
+        assert!(needs_refresh(&s(&["eth0"]), &report, &chains));
+        // the kernel removed ppp0's chain with the device, and ppp0 is back
+        let gone = s(&["ban_prerouting", "ingress_eth0"]);
+        assert!(needs_refresh(&s(&["eth0", "ppp0"]), &report, &gone));
+        // a refused device is tried again, whatever else holds
+        let refused =
+            IngressReport { refused: vec![("eth9".into(), "refused".into())], ..report.clone() };
+        assert!(needs_refresh(&s(&["eth0", "eth9", "ppp0"]), &refused, &chains));
     }
 
     #[test]

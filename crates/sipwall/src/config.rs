@@ -79,7 +79,8 @@ pub struct EnforceConfig {
     /// everything else). Default: false.
     pub ingress_drop: bool,
     /// The devices of the early drop. Default `[]`: every device that carries an address of
-    /// this host, loopback excepted (at most 32).
+    /// this host, loopback excepted (at most 32). Checked again every
+    /// `reconcile_interval_secs` (devices that come or go, chains the kernel dropped).
     pub ingress_devices: Vec<DeviceName>,
 }
 

@@ -228,6 +228,8 @@ pub struct Daemon {
     learned: learned::Persist,
     /// The fleet link (`[fleet]`), stopped after the ban worker so its last bans go out.
     fleet: Option<fleet::Link>,
+    /// The early drop's report, shared with status (`[enforce] ingress_drop`).
+    ingress: Option<Arc<Mutex<sipwall_netfilter::IngressReport>>>,
 }
 
 /// Open `STATE_DIR/sipwall.db`, creating the directory if needed; when that fails, an
@@ -344,7 +346,9 @@ impl Daemon {
             if ruleset.fail_closed { "closed" } else { "open" }
         );
         let mut facts = status::Facts::new(&enforce, &ruleset, backend);
-        facts.ingress_drop = enforce.ingress_drop.then(|| firewall.ingress().clone());
+        let ingress =
+            enforce.ingress_drop.then(|| Arc::new(Mutex::new(firewall.ingress().clone())));
+        facts.ingress_drop = ingress.clone();
         if enforce.trusted_fast_path {
             trust.attach_fast_path(firewall.fast_path(), enforce.protected.clone());
             facts.fast_path = Some(firewall.fast_path());
@@ -486,6 +490,7 @@ impl Daemon {
             reloader,
             learned: learned::Persist::default(),
             fleet: fleet_link,
+            ingress,
         })
     }
 
@@ -495,6 +500,8 @@ impl Daemon {
         let mut last_expire = Instant::now();
         let mut last_prune = Instant::now();
         let mut last_nag = Instant::now();
+        let mut last_ingress = Instant::now();
+        let ingress_every = Duration::from_secs(self.enforce.reconcile_interval_secs);
         while !self.shutdown.requested() {
             std::thread::sleep(SUPERVISE_TICK);
             if let Some(why) = &self.store_unavailable {
@@ -512,6 +519,10 @@ impl Daemon {
                 let removed = lock(&self.engine).expire(wall_clock());
                 self.hand_over(removed);
             }
+            if !ingress_every.is_zero() && last_ingress.elapsed() >= ingress_every {
+                last_ingress = Instant::now();
+                self.refresh_early_drop();
+            }
             if last_prune.elapsed() >= PRUNE_HISTORY_EVERY {
                 last_prune = Instant::now();
                 let forget =
@@ -525,6 +536,16 @@ impl Daemon {
         self.learned.tick(&self.engine, &self.work);
         if self.shutdown.failed() {
             log::error!("a queue thread failed; shutting down");
+        }
+    }
+
+    /// The early drop follows the devices: a device that came (or came back, on kernels that
+    /// drop a device's chains with it) gets its chain, one that went loses it, and status
+    /// says what the kernel holds. Runs `nft` only when something changed.
+    fn refresh_early_drop(&mut self) {
+        let Some(shared) = &self.ingress else { return };
+        if let Some(report) = self.firewall.refresh_ingress(self.enforce.ingress_devices_here()) {
+            *shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = report;
         }
     }
 

@@ -29,7 +29,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_sipwall");
 const CONFIG: &str = "[trusted]\nnetworks = [\"198.51.100.0/24\"]\n\n\
     [ports]\nguarded = [5060]\ntripwire = [5070]\n\n\
     [bans.aggregate]\nenabled = false\n\n\
-    [enforce]\nmode = \"host\"\nqueues = 1\ningress_drop = true\n";
+    [enforce]\nmode = \"host\"\nqueues = 1\ningress_drop = true\nreconcile_interval_secs = 1\n";
 
 /// `sipwall ARGS --socket SOCK` from the host (a pathname socket works across namespaces).
 fn cli(env: &Stage, args: &[&str]) -> (bool, String) {
@@ -129,6 +129,39 @@ fn status_verbs_reload_and_observe_mode_against_the_real_daemon() {
         assert!(chains.contains(&format!("hook ingress device \"{dev}\"")), "{chains}");
     }
     assert_eq!(chains.matches("hook ingress").count(), 2, "{chains}");
+    // It follows the devices (checked every reconcile interval, 1 s here): a chain the kernel
+    // lost is put back, a new device gets one, a device that goes loses it.
+    let ingress_chains = || output(in_ns(PBX, 10, "nft", &["list", "chains", "inet"])).1;
+    let ip_pbx = |args: &[&str]| {
+        let (ok, out) = output(in_ns(PBX, 10, "ip", args));
+        assert!(ok, "ip {args:?}: {out}");
+    };
+    let settles = |what: &str, want: &[&str], chain_of_dummy: bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (s, chains) = (status(&env), ingress_chains());
+            let has_dummy = chains.contains("hook ingress device \"swo-dm0\"");
+            if strings(&s["early_drop"]) == want
+                && chains.contains("hook ingress device \"swo-at0\"")
+                && has_dummy == chain_of_dummy
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}:\n{s}\n{chains}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let (ok, out) =
+        output(in_ns(PBX, 10, "nft", &["delete", "chain", "inet", "sipwall", "ingress_swo_2dat0"]));
+    assert!(ok, "{out}");
+    settles("a lost chain is put back", &["swo-at0", "swo-pv0"], false);
+    // (A veth pair: this kernel has no dummy devices; the peer stays down, without address.)
+    ip_pbx(&["link", "add", "swo-dm0", "type", "veth", "peer", "name", "swo-dm1"]);
+    ip_pbx(&["addr", "add", "192.0.2.200/32", "dev", "swo-dm0"]);
+    ip_pbx(&["link", "set", "swo-dm0", "up"]);
+    settles("a new device gets its chain", &["swo-at0", "swo-dm0", "swo-pv0"], true);
+    ip_pbx(&["link", "del", "swo-dm0"]);
+    settles("a device that goes loses it", &["swo-at0", "swo-pv0"], false);
 
     // Packets are counted: three OPTIONS from the provider (and their answers) are judged.
     let before = s["queues"][0]["packets"].as_u64().unwrap();

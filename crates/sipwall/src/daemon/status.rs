@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use sipwall_engine::{Ban, BanAction, Engine};
@@ -144,8 +144,9 @@ pub struct Facts {
     pub guarded_ports: Vec<String>,
     /// The kernel's trusted fast path (None: `[enforce] trusted_fast_path = false`).
     pub fast_path: Option<sipwall_netfilter::FastPath>,
-    /// The early drop's ingress chains (None: `[enforce] ingress_drop = false`).
-    pub ingress_drop: Option<sipwall_netfilter::IngressReport>,
+    /// The early drop's ingress chains, as the supervisor last made them (None: `[enforce]
+    /// ingress_drop = false`).
+    pub ingress_drop: Option<Arc<Mutex<sipwall_netfilter::IngressReport>>>,
 }
 
 impl Facts {
@@ -412,6 +413,10 @@ pub fn snapshot(
             }
         })
         .collect();
+    let ingress = facts
+        .ingress_drop
+        .as_ref()
+        .map(|i| i.lock().unwrap_or_else(PoisonError::into_inner).clone());
     Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
@@ -428,9 +433,8 @@ pub fn snapshot(
             .map(|f| f.networks().iter().map(ToString::to_string).collect()),
         trusted_fast_path_packets: facts.fast_path.as_ref().and_then(|f| f.packets()),
         trusted_fast_path_unavailable: facts.fast_path.as_ref().and_then(|f| f.unavailable()),
-        early_drop: facts.ingress_drop.as_ref().map(|i| i.active.clone()),
-        early_drop_refused: facts
-            .ingress_drop
+        early_drop: ingress.as_ref().map(|i| i.active.clone()),
+        early_drop_refused: ingress
             .as_ref()
             .map(|i| i.refused.iter().map(|(d, why)| format!("{d}: {why}")).collect())
             .unwrap_or_default(),
