@@ -18,6 +18,7 @@
 //!   devices with only link-local IPv6 addresses (bridge ports, a container's host side) are
 //!   left out, so the early drop never reaches traffic the ban chain does not see.
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::ruleset::{valid_device_name, Ruleset, INGRESS_CHAIN_PREFIX};
 use crate::sys::{self, InterfaceAddress};
@@ -45,7 +46,9 @@ pub fn auto_devices() -> Result<Vec<String>, FirewallError> {
         source,
     })?;
     let (picked, skipped) = pick_devices(&addrs);
-    if skipped > 0 {
+    // Said when the count changes, not at every periodic check.
+    static LAST_SKIPPED: AtomicUsize = AtomicUsize::new(0);
+    if skipped > 0 && LAST_SKIPPED.swap(skipped, Ordering::Relaxed) != skipped {
         log::warn!(
             "early drop: {} devices carry an address, the first {MAX_INGRESS_DEVICES} get an \
              ingress chain; the ban chain drops banned sources on the other {skipped}",
@@ -86,10 +89,9 @@ pub(crate) fn needs_refresh(devices: &[String], report: &IngressReport, chains: 
     if !report.refused.is_empty() {
         return true;
     }
-    let mut known: Vec<&String> =
-        report.active.iter().chain(report.refused.iter().map(|(d, _)| d)).collect();
+    // Nothing was refused, so what was asked for last time is exactly the active list.
+    let mut known: Vec<&String> = report.active.iter().collect();
     known.sort();
-    known.dedup();
     let changed = known.len() != devices.len() || known.iter().zip(devices).any(|(a, b)| *a != b);
     changed || report.active.iter().any(|d| !chains.contains(&Ruleset::ingress_chain(d)))
 }
