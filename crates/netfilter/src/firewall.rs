@@ -257,7 +257,7 @@ impl Firewall {
                 last_read: None,
             })),
         };
-        let ingress = ingress::install(&ruleset, None);
+        let ingress = ingress::install(&ruleset, None, list_chains(&ruleset.table));
         let fw = Firewall {
             ruleset,
             active: true,
@@ -295,7 +295,7 @@ impl Firewall {
             return None;
         }
         self.ruleset.ingress_devices = devices;
-        self.ingress = ingress::install(&self.ruleset, Some(&self.ingress));
+        self.ingress = ingress::install(&self.ruleset, Some(&self.ingress), Ok(chains));
         Some(self.ingress.clone())
     }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::ruleset::{valid_device_name, Ruleset, INGRESS_CHAIN_PREFIX};
 use crate::sys::{self, InterfaceAddress};
-use crate::tools::{list_chains, run, FirewallError};
+use crate::tools::{run, FirewallError};
 
 /// Most devices [`auto_devices`] picks (one chain each); more are logged and left to the ban
 /// chain.
@@ -97,8 +97,13 @@ pub(crate) fn needs_refresh(devices: &[String], report: &IngressReport, chains: 
 }
 
 /// Put the ruleset's ingress chains in the existing table, one batch per device, and delete
-/// the table's other ingress chains (see the module docs). Logs what it did.
-pub(crate) fn install(ruleset: &Ruleset, previous: Option<&IngressReport>) -> IngressReport {
+/// the table's other ingress chains (`chains`: the table's chains as the caller listed them;
+/// see the module docs). Logs what it did.
+pub(crate) fn install(
+    ruleset: &Ruleset,
+    previous: Option<&IngressReport>,
+    chains: Result<Vec<String>, FirewallError>,
+) -> IngressReport {
     // A device refused again for the same reason is logged once, not at every refresh.
     let refused_before = |device: &str, why: &str| {
         previous.is_some_and(|p| p.refused.iter().any(|(d, w)| d == device && w == why))
@@ -106,7 +111,7 @@ pub(crate) fn install(ruleset: &Ruleset, previous: Option<&IngressReport>) -> In
     let mut report = IngressReport::default();
     let wanted: Vec<String> =
         ruleset.ingress_devices.iter().map(|d| Ruleset::ingress_chain(d)).collect();
-    match list_chains(&ruleset.table) {
+    match chains {
         Ok(chains) => {
             let stale: Vec<String> = chains
                 .into_iter()
