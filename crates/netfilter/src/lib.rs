@@ -54,6 +54,19 @@ pub use tools::FirewallError;
 
 /// Helpers for tests and benchmarks that must not touch the host's firewall.
 pub mod testing {
+    /// Effective uid 0 (read from /proc), for tests that need root to say so instead of
+    /// failing on a permission error.
+    pub fn is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .map(|l| l.split_whitespace().nth(2) == Some("0"))
+            })
+            .unwrap_or(false)
+    }
+
     /// Move the calling thread into a new, empty network namespace (`unshare(CLONE_NEWNET)`;
     /// needs CAP_SYS_ADMIN). Sockets it opens and processes it spawns afterwards live there;
     /// the namespace disappears with its last user, taking its rules with it.

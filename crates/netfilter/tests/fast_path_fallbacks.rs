@@ -16,16 +16,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use sipwall_netfilter::{Firewall, QueueBackend, Ruleset};
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+use sipwall_netfilter::testing::is_root;
 
 fn ip(args: &[&str]) {
     let st = Command::new("ip").args(args).status().expect("ip");

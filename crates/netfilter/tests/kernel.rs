@@ -14,16 +14,7 @@ use sipwall_netfilter::{
     Ruleset,
 };
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("Uid:")).map(|l| {
-                l.split_whitespace().nth(2) == Some("0") // effective uid
-            })
-        })
-        .unwrap_or(false)
-}
+use sipwall_netfilter::testing::is_root;
 
 /// Enter a fresh network namespace with loopback up.
 fn fresh_netns() {

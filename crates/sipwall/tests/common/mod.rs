@@ -1,5 +1,5 @@
-// Each test binary uses its own subset of these helpers.
-#![allow(dead_code)]
+// Each test binary uses its own subset of these helpers (and of the re-exports).
+#![allow(dead_code, unused_imports)]
 //! Helpers shared by end-to-end tests that run real tools in network namespaces: running a
 //! command inside a namespace under `timeout`, reading the kernel ban set, checking that no
 //! sipwall rule is left, and counting the INVITEs a SIPp UAS logged with `-trace_msg`.
@@ -11,22 +11,12 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use sipwall_engine::Timestamp;
+/// Effective uid 0.
+pub use sipwall_netfilter::testing::is_root;
 
 /// The workspace root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Effective uid 0 (read from /proc: no libc dependency).
-pub fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Panics with `hint` when a tool is missing from PATH.
