@@ -45,7 +45,8 @@
 //! Why the ingress chains ([`Ruleset::ingress_devices`], one per device, the same rules and the
 //! same sets as the ban chain): the `inet` family's ingress hook (Linux 5.10) runs as the
 //! driver hands the packet over, before the IP stack, defragmentation and PREROUTING, so a
-//! flood from a banned source costs a little less (5-10% per packet, `docs/BENCHMARKS.md`). They are an
+//! flood from a banned source skips the IP input path (measured on veth: 0.91-1.08x the
+//! PREROUTING drop's cost per packet, no clear gain; `docs/BENCHMARKS.md`). They are an
 //! addition, never the only drop: the ban chain stays, and catches what they cannot see
 //! (loopback, devices that appear later, a device whose chain the kernel refused or removed
 //! with the device, and the later fragments of a datagram, which carry no port: like the
