@@ -427,6 +427,52 @@ pub struct Config {
     pub fleet: Option<FleetConfig>,
 }
 
+/// The sections a reload cannot apply: `sipwall run` acts on them once, at start (queues,
+/// rules, listeners, connections, download threads). A reload compares the file's with those
+/// the daemon started with and names each one that changed, so the operator knows a restart
+/// is due; the policy part of the file is reloaded either way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartOnly {
+    /// `[enforce]`.
+    pub enforce: EnforceConfig,
+    /// `[api]`.
+    pub api: ApiConfig,
+    /// `[blocklist] urls` and `[blocklist.fetch]`.
+    pub feeds: FeedsConfig,
+    /// `[fleet]`.
+    pub fleet: Option<FleetConfig>,
+}
+
+impl RestartOnly {
+    /// The restart-only sections of `config`.
+    pub fn of(config: &Config) -> RestartOnly {
+        RestartOnly {
+            enforce: config.enforce.clone(),
+            api: config.api.clone(),
+            feeds: config.feeds.clone(),
+            fleet: config.fleet.clone(),
+        }
+    }
+
+    /// The sections `newer` changes, by the names the config file gives them, in file order.
+    pub fn changed_in(&self, newer: &RestartOnly) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.enforce != newer.enforce {
+            changed.push("[enforce]");
+        }
+        if self.api != newer.api {
+            changed.push("[api]");
+        }
+        if self.feeds != newer.feeds {
+            changed.push("[blocklist] urls or [blocklist.fetch]");
+        }
+        if self.fleet != newer.fleet {
+            changed.push("[fleet]");
+        }
+        changed
+    }
+}
+
 /// Default `[api] listen`: loopback only.
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:9360";
 
@@ -1038,6 +1084,38 @@ mod tests {
         // the engine reads the same text, [enforce] included, without complaint
         let policy = sipwall_engine::Policy::from_toml_str(TEXT).unwrap();
         assert_eq!(policy.bans.duration_ms, 60_000);
+    }
+
+    /// The restart-only sections of a config text, as `RestartOnly::of` takes them from a
+    /// loaded file.
+    fn restart_only(text: &str) -> RestartOnly {
+        RestartOnly {
+            enforce: parse_enforce(text).unwrap(),
+            api: parse_api(text).unwrap(),
+            feeds: parse_feeds(text).unwrap(),
+            fleet: parse_fleet(text).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_reload_names_each_section_only_a_restart_applies() {
+        let running = restart_only(TEXT);
+        // a policy change alone needs no restart
+        let policy_only = TEXT.replace("duration_secs = 60", "duration_secs = 600");
+        assert!(running.changed_in(&restart_only(&policy_only)).is_empty());
+        let one = TEXT.replace("queues = 2", "queues = 3");
+        assert_eq!(running.changed_in(&restart_only(&one)), ["[enforce]"]);
+        // adding a section that was absent counts too (fetching, the fleet link, the API)
+        let all = format!(
+            "{}\n[api]\nenabled = true\n[blocklist]\nurls = [\"https://a/x\"]\n\
+             [fleet]\nredis_url = \"redis://192.0.2.1:6379\"\n",
+            TEXT.replace("queues = 2", "queues = 1")
+        );
+        assert_eq!(
+            running.changed_in(&restart_only(&all)),
+            ["[enforce]", "[api]", "[blocklist] urls or [blocklist.fetch]", "[fleet]"]
+        );
+        assert!(restart_only(&all).changed_in(&restart_only(&all)).is_empty());
     }
 
     #[test]

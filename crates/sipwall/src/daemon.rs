@@ -267,6 +267,7 @@ pub fn open_store_or_memory(
 impl Daemon {
     /// Start-up steps 1-5 of the module docs; on error, what was installed is removed again.
     pub fn start(args: &RunArgs, config: Config) -> anyhow::Result<Daemon> {
+        let restart_only = config::RestartOnly::of(&config);
         let Config { policy, enforce, blocklists: _, api, feeds, fleet } = config;
         let ruleset = enforce.ruleset_here(&policy.ports_to_guard())?;
         let state_dir = args.state.clone().unwrap_or_else(|| enforce.state_dir.clone());
@@ -427,11 +428,10 @@ impl Daemon {
             blocklist,
             blocklist_tx,
             engine.clone(),
-            args.config.clone(),
             shutdown.flag(),
         )?;
         let reloader = Arc::new(
-            status::Reloader::new(args.config.clone(), enforce.clone(), blocklist_tx.clone())
+            status::Reloader::new(args.config.clone(), restart_only, blocklist_tx.clone())
                 .with_trust(trust.clone()),
         );
         let mut threads = Vec::new();

@@ -3,9 +3,9 @@
 //! reality (the ports of the config, packets counted after SIPp OPTIONS, a ban counted after
 //! `sipwall ban`, the kernel's queue counters present), `bans --ip` finding a range,
 //! `ban --extend`, `reload` of a broken config reporting the error while the old policy
-//! stays, `unban --all` emptying the kernel set, `status` without a daemon (exit 3); then
-//! observe mode: svmap's INVITE reaches the PBX, no kernel ban appears, and `decisions` and
-//! `bans` show the would-ban as simulated.
+//! stays and of one changing `[api]` naming the restart it needs, `unban --all` emptying the
+//! kernel set, `status` without a daemon (exit 3); then observe mode: svmap's INVITE reaches
+//! the PBX, no kernel ban appears, and `decisions` and `bans` show the would-ban as simulated.
 //!
 //! Needs root, SIPp and SIPVicious; FAILS with a clear message otherwise. Every command runs
 //! under `timeout`; a drop guard ends the daemon and the tools and deletes the namespaces
@@ -221,6 +221,15 @@ fn status_verbs_reload_and_observe_mode_against_the_real_daemon() {
     assert!(ok && out.contains("policy reloaded"), "{out}");
     let s = status(&env);
     assert_eq!(s["last_reload"]["ok"], true, "{s}");
+    assert_eq!(strings(&s["tripwire_ports"]), ["5070", "5080"]);
+    // a section only a restart applies: the reload says so, and still reloads the policy
+    let with_api = format!("{CONFIG}\n[api]\nenabled = true\n");
+    fs::write(&cfg, with_api.replace("tripwire = [5070]", "tripwire = [5070, 5080]")).unwrap();
+    let (ok, out) = cli(&env, &["reload"]);
+    assert!(ok && out.contains("[api] changed: restart sipwall to apply it"), "{out}");
+    let s = status(&env);
+    let said = s["last_reload"]["message"].as_str().unwrap_or_default();
+    assert!(said.contains("policy reloaded") && said.contains("[api] changed"), "{s}");
     assert_eq!(strings(&s["tripwire_ports"]), ["5070", "5080"]);
     fs::write(&cfg, CONFIG).unwrap();
 

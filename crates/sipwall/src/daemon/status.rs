@@ -20,7 +20,7 @@ use sipwall_engine::{Ban, BanAction, Engine};
 use super::ban_worker::Work;
 use super::lock;
 use super::queue_thread::InlineStats;
-use crate::config::{self, family_of, Config, EnforceConfig};
+use crate::config::{self, family_of, Config, EnforceConfig, RestartOnly};
 use crate::protocol::{parse_nfnetlink_queue, QueueStatus, ReloadStatus, Status};
 use crate::time::now_ms;
 
@@ -236,7 +236,8 @@ impl Rates {
 #[derive(Debug)]
 pub struct Reloader {
     path: PathBuf,
-    enforce: EnforceConfig,
+    /// The sections a reload cannot apply, as the daemon started with them.
+    started_with: RestartOnly,
     last: Mutex<Option<ReloadStatus>>,
     /// Serialises reloads (a SIGHUP and a `sipwall reload` at once).
     busy: Mutex<()>,
@@ -254,15 +255,15 @@ impl Reloader {
         self
     }
 
-    /// For the config file at `path`, whose `[enforce]` the daemon started with.
+    /// For the config file at `path`, whose restart-only sections the daemon started with.
     pub fn new(
         path: PathBuf,
-        enforce: EnforceConfig,
+        started_with: RestartOnly,
         blocklist: std::sync::mpsc::Sender<Vec<ipnet::IpNet>>,
     ) -> Reloader {
         Reloader {
             path,
-            enforce,
+            started_with,
             last: Mutex::new(None),
             busy: Mutex::new(()),
             blocklist,
@@ -282,14 +283,22 @@ impl Reloader {
         // systemd (Type=notify) sees the reload and its outcome as the unit's status line.
         let _ = crate::sd_notify::reloading();
         let outcome = match config::load(&self.path) {
-            Ok(Config { policy, enforce, blocklists, .. }) => {
+            Ok(loaded) => {
+                let changed = self.started_with.changed_in(&RestartOnly::of(&loaded));
+                let Config { policy, blocklists, .. } = loaded;
                 for (file, load) in &blocklists {
                     log::info!("{why}: block list {}: {load:?}", file.display());
                 }
                 let mut message = format!("policy reloaded from {}", self.path.display());
-                if enforce != self.enforce {
-                    log::warn!("{why}: [enforce] changed; restart sipwall to apply it");
-                    message.push_str("; [enforce] changed: restart sipwall to apply it");
+                if !changed.is_empty() {
+                    let what = format!(
+                        "{} changed: restart sipwall to apply {}",
+                        changed.join(", "),
+                        if changed.len() == 1 { "it" } else { "them" }
+                    );
+                    log::warn!("{why}: {what}");
+                    message.push_str("; ");
+                    message.push_str(&what);
                 }
                 super::log_policy_warnings(&format!("{why}: "), &policy);
                 let nets: Vec<ipnet::IpNet> = policy.blocklist.iter().copied().collect();

@@ -469,7 +469,6 @@ pub fn spawn(
     configured: Vec<IpNet>,
     loader: Sender<Vec<IpNet>>,
     engine: Arc<Mutex<Engine>>,
-    config_path: PathBuf,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Sender<Vec<IpNet>>> {
     if feeds.urls.is_empty() {
@@ -531,7 +530,6 @@ pub fn spawn(
                 sources: first,
                 loader,
                 engine,
-                config_path,
                 static_rx,
                 fetched_rx,
                 stop,
@@ -547,7 +545,6 @@ struct MergeLoop {
     sources: Vec<Source>,
     loader: Sender<Vec<IpNet>>,
     engine: Arc<Mutex<Engine>>,
-    config_path: PathBuf,
     static_rx: Receiver<Vec<IpNet>>,
     fetched_rx: Receiver<(usize, Source)>,
     stop: Arc<AtomicBool>,
@@ -569,7 +566,6 @@ fn merge_loop(mut s: MergeLoop) {
             dirty = true;
         }
         if reloaded {
-            warn_if_urls_changed(&s.config_path, &s.feeds);
             // A reload may have trusted more: check against the new allowlist now.
             protected_at = None;
         }
@@ -625,19 +621,6 @@ fn merge_loop(mut s: MergeLoop) {
                 return;
             }
             last_sent = Some(m.nets);
-        }
-    }
-}
-
-/// After a reload: URL changes need a restart; say so.
-fn warn_if_urls_changed(config_path: &Path, running: &FeedsConfig) {
-    let text = crate::config::read_bounded(config_path, crate::config::MAX_CONFIG_BYTES);
-    if let Ok(now) = text.and_then(|t| crate::config::parse_feeds(&t)) {
-        if &now != running {
-            log::warn!(
-                "reload: [blocklist] urls or [blocklist.fetch] changed; restart sipwall to apply \
-                 (the running fetcher keeps its URLs)"
-            );
         }
     }
 }
