@@ -12,6 +12,9 @@
 # Usage: sudo scripts/bench-fleet.sh [BANS] [SYNC_BANS]   (default 1000 100000)
 # SIPWALL_BIN=path/to/sipwall uses that binary instead of building the `quick` profile.
 set -euo pipefail
+# The whole script is one brace group, which bash reads to its end before running any of it:
+# editing this file while a bench runs (they take minutes) cannot change what the run does.
+{
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench-fleet.sh needs root (network namespaces, nf_tables)" >&2; exit 1; }
 for t in redis-server redis-cli nft python3; do
@@ -203,3 +206,5 @@ finally:
     down()
     shutil.rmtree(tmp, ignore_errors=True)
 PY
+exit
+}

@@ -30,6 +30,9 @@
 # env: COST_COUNT 1000000 for the banned run, BURST 40000, DRAINS 3, SUSTAINED 1,
 # OPS_PAIRS 7, OPS_RATE 100000, ONLY_OPS 0, ONLY_RTT 0, RTT_REPS 3)
 set -euo pipefail
+# The whole script is one brace group, which bash reads to its end before running any of it:
+# editing this file while a bench runs (they take minutes) cannot change what the run does.
+{
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench-inline.sh: run as root (namespaces, firewall rules)" >&2; exit 1; }
 
@@ -351,3 +354,5 @@ if [ "${SUSTAINED:-1}" = 1 ]; then
     echo
     NO_BUILD=1 scripts/bench-sustained.sh
 fi
+exit
+}

@@ -65,6 +65,9 @@
 #      NO_BUILD 1 (use the built binaries), OUT (raw results file, kept),
 #      SUMMARY FILE (only print the summary of an earlier results file).
 set -euo pipefail
+# The whole script is one brace group, which bash reads to its end before running any of it:
+# editing this file while a bench runs (they take minutes) cannot change what the run does.
+{
 cd "$(dirname "$0")/.."
 # Summary of a results file: medians (min..max) over the repetitions, Kamailio / sipwall ratios.
 summary() {
@@ -544,3 +547,5 @@ if [ "${SCAN:-1}" = 1 ]; then
 fi
 
 summary "$OUT"
+exit
+}
