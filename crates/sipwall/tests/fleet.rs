@@ -11,7 +11,8 @@
 //! a manual unban on node 3 reaches nodes 1 and 2; a fleet ban covering node 3's trusted
 //! network is refused there; a forged entry written without the HMAC key is ignored; with
 //! redis-server killed every node keeps protecting and the bans made meanwhile converge once
-//! it is back; a node started later has every active ban in its kernel set before it opens
+//! it is back, and the reconnect's resync lifts a received ban the state lost meanwhile (not
+//! the node's own); a node started later has every active ban in its kernel set before it opens
 //! its queue. Needs root, `redis-server` and `redis-cli`; FAILS with a clear message
 //! otherwise. Every wait is bounded; namespaces, daemons and the server go on drop. Run it
 //! under `flock /tmp/sipwall-netns.lock`.
@@ -303,6 +304,11 @@ fn a_fleet_of_four_nodes_shares_bans_through_redis() {
         assert!(status(dir)["fleet"]["rejected_signature"].as_u64().unwrap() >= 1);
     }
 
+    // A ban lifted from the state with no change left in the stream (as when a node was away
+    // while an unban came and the stream was trimmed): the reconnect's resync below must lift
+    // it on the nodes that received it, and keep it on node 1, whose own ban it is.
+    redis_cli(&["HDEL", "sipwall:bans", "203.0.113.77/32"]);
+
     // 5. Redis goes away: every node keeps protecting; bans made meanwhile converge later.
     redis.kill();
     for d in [n1, n2, n3] {
@@ -323,6 +329,13 @@ fn a_fleet_of_four_nodes_shares_bans_through_redis() {
             want.iter().all(|n| k.contains(n))
         });
     }
+    for ns in [NODES[1], NODES[2]] {
+        wait_for(30, &format!("the resync lifting the stale ban in {ns}"), &logs, || {
+            !kernel_bans(ns).contains(&genuine)
+        });
+    }
+    assert!(kernel_bans(NODES[0]).contains(&genuine), "a resync lifted node 1's own ban");
+    assert!(nodes[1].log().contains("resync lifted 1 received ban"), "{}", nodes[1].log());
 
     // 6. A node started now has every active ban in its kernel set before its queue opens.
     nodes[3].start();
@@ -331,9 +344,10 @@ fn a_fleet_of_four_nodes_shares_bans_through_redis() {
     let bound = log.find("queue 0 bound").expect("no queue line");
     assert!(joined < bound, "the queue opened before the fleet sync:\n{log}");
     let k = kernel_bans(NODES[3]);
-    for n in [scanner, provider, genuine, a, b] {
+    for n in [scanner, provider, a, b] {
         assert!(k.contains(&n), "{n} missing in the late node's kernel set: {k:?}\n{log}");
     }
+    assert!(!k.contains(&genuine), "the late node took a ban the state no longer holds");
     assert!(!k.contains(&net("203.0.113.66/32")), "the late node took the forged ban");
     for n in &mut nodes {
         n.stop();

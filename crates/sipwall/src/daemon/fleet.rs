@@ -258,27 +258,36 @@ fn apply_ban(
     }
 }
 
-/// Make the engine's fleet bans equal `bans` (a full resync): received bans missing from the
-/// state were lifted meanwhile and go; the others are applied (or extended). This node's own
-/// bans are never lifted by a resync.
+/// What a full resync lifts: the received bans the fleet state no longer holds (lifted
+/// meanwhile). This node's own bans are never lifted by a resync. Shared by the start-up
+/// sync ([`resync`]) and the running reader's sliced resync ([`start`]).
+fn stale_received(engine: &Engine, state: &[FleetBan]) -> Vec<IpNet> {
+    let nets: HashSet<IpNet> = state.iter().map(|b| b.net).collect();
+    engine
+        .bans()
+        .filter(|b| b.origin == BanOrigin::Fleet && !nets.contains(&b.net))
+        .map(|b| b.net)
+        .collect()
+}
+
+fn log_stale_lifted(n: usize) {
+    if n > 0 {
+        log::info!("fleet: resync lifted {n} received ban(s) no longer in the fleet state");
+    }
+}
+
+/// Make the engine's fleet bans equal `bans` in one go (the start-up sync, before any queue
+/// opens): [`stale_received`] bans go, the others are applied (or extended).
 fn resync(
     engine: &mut Engine,
     bans: Vec<FleetBan>,
     now: Timestamp,
     stats: &Stats,
 ) -> Vec<BanAction> {
-    let nets: HashSet<IpNet> = bans.iter().map(|b| b.net).collect();
-    let gone: Vec<IpNet> = engine
-        .bans()
-        .filter(|b| b.origin == BanOrigin::Fleet && !nets.contains(&b.net))
-        .map(|b| b.net)
-        .collect();
+    let gone = stale_received(engine, &bans);
     let mut actions: Vec<BanAction> = gone.into_iter().filter_map(|n| engine.unban(n)).collect();
-    let lifted = actions.len();
+    log_stale_lifted(actions.len());
     actions.extend(bans.iter().filter_map(|b| apply_ban(engine, b, now, stats)));
-    if lifted > 0 {
-        log::info!("fleet: resync lifted {lifted} received ban(s) no longer in the fleet state");
-    }
     actions
 }
 
@@ -340,27 +349,17 @@ pub fn start(
             if let Incoming::Resync(bans) = incoming {
                 // In slices, so a large resync never holds the engine for long: the queue
                 // threads judge between two slices.
-                let gone: Vec<IpNet> = {
-                    let nets: HashSet<IpNet> = bans.iter().map(|b| b.net).collect();
-                    lock(&engine)
-                        .bans()
-                        .filter(|b| b.origin == BanOrigin::Fleet && !nets.contains(&b.net))
-                        .map(|b| b.net)
-                        .collect()
-                };
+                let gone = stale_received(&lock(&engine), &bans);
+                let mut lifted = 0;
                 for slice in gone.chunks(RESYNC_SLICE) {
                     let a: Vec<BanAction> = {
                         let mut e = lock(&engine);
                         slice.iter().filter_map(|n| e.unban(*n)).collect()
                     };
+                    lifted += a.len();
                     hand_over(&work, a);
                 }
-                if !gone.is_empty() {
-                    log::info!(
-                        "fleet: resync lifted {} received ban(s) no longer in the fleet state",
-                        gone.len()
-                    );
-                }
+                log_stale_lifted(lifted);
                 for slice in bans.chunks(RESYNC_SLICE) {
                     let a: Vec<BanAction> = {
                         let mut e = lock(&engine);
