@@ -11,7 +11,12 @@
 //!   node reads it with a blocking `XREAD` from the last id it saw.
 //!
 //! CONTRACTS
-//! * Resync: a node that joins, reconnects, or finds that entries after its last id were
+//! * Resume: a reader that lost its connection goes on from the last entry it read, so every
+//!   change made meanwhile arrives as a change (an unban of this node's own ban too, which a
+//!   resync cannot carry), provided the stream still holds that entry (then nothing after it
+//!   was trimmed: trimming takes the oldest first) and it was away less than
+//!   [`RESUME_WITHIN`] (unbans older than [`MAX_UNBAN_AGE`] are ignored).
+//! * Resync: a node that joins, cannot resume, or finds that entries after its last id were
 //!   trimmed away (`XINFO STREAM` entries-added minus length past what it read) reads the
 //!   whole state and hands it over as [`Incoming::Resync`]: the receiver makes its fleet bans
 //!   equal it (its own bans excepted: see the daemon's fleet module). The
@@ -28,7 +33,7 @@
 //!   into a bounded channel; the writer keeps what it could not write in a bounded outage
 //!   queue ([`Settings::outage_queue`]) and writes it, oldest first, once connected again;
 //!   beyond the bound the oldest changes are dropped and counted. The reader retries with
-//!   backoff and resyncs on success.
+//!   backoff, then resumes or resyncs.
 //! * Time: bans end at an absolute time (ms since the Unix epoch), so nodes only need roughly
 //!   right clocks: a node whose clock is S seconds off ends a ban S seconds early or late.
 //!   Unbans older than [`MAX_UNBAN_AGE`] are ignored (a replayed old unban cannot lift a newer
@@ -51,6 +56,9 @@ pub use entry::{Change, FleetBan};
 pub const MAX_ORIGINS: usize = 1024;
 /// Unbans older than this are ignored (see the crate docs, "Time").
 pub const MAX_UNBAN_AGE: Duration = Duration::from_secs(600);
+/// A reader away longer than this resyncs instead of resuming: the unbans made meanwhile may
+/// be older than [`MAX_UNBAN_AGE`] by the time it reads them.
+pub const RESUME_WITHIN: Duration = Duration::from_secs(MAX_UNBAN_AGE.as_secs() / 2);
 /// Stream entries read per `XREAD`.
 const READ_COUNT: usize = 512;
 /// How long one `XREAD` blocks in the server (the reader looks at its stop flag between two).
@@ -652,10 +660,13 @@ fn read_loop(
         Gate { settings: s.clone(), stats: stats.clone(), rate: HashMap::new(), seen: 0 };
     let mut backoff = Duration::from_millis(100);
     let mut was_down_logged = false;
+    // When the connection was lost (None while connected): decides resume or resync.
+    let mut lost_at: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let mut con = match connect(s, client) {
             Ok(c) => c,
             Err(e) => {
+                lost_at.get_or_insert_with(Instant::now);
                 stats.connected.store(false, Ordering::Relaxed);
                 if !was_down_logged {
                     log::error!(
@@ -668,10 +679,16 @@ fn read_loop(
                 stats.set_error(Some(e.to_string()));
                 nap(backoff, stop);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
-                cursor = None; // whatever happened meanwhile: resync
                 continue;
             }
         };
+        if lost_at.take().is_some_and(|t| t.elapsed() > RESUME_WITHIN) && cursor.is_some() {
+            log::info!(
+                "fleet: away for more than {} s; resyncing instead of resuming",
+                RESUME_WITHIN.as_secs()
+            );
+            cursor = None;
+        }
         // The server blocks up to BLOCK_MS; allow for that in the read timeout.
         let _ = con.set_read_timeout(Some(s.timeout + Duration::from_millis(BLOCK_MS)));
         backoff = Duration::from_millis(100);
@@ -681,13 +698,14 @@ fn read_loop(
             log::error!("fleet: {e}; reconnecting (local protection goes on unchanged)");
             stats.set_error(Some(e.to_string()));
             was_down_logged = true;
-            cursor = None;
+            lost_at = Some(Instant::now());
             nap(backoff, stop);
         }
     }
 }
 
-/// On one connection: resync if needed, then follow the stream until an error or the stop.
+/// On one connection: resume from `cursor` if the stream still holds its entry, else resync;
+/// then follow the stream until an error or the stop.
 fn follow(
     con: &mut redis::Connection,
     s: &Settings,
@@ -697,6 +715,18 @@ fn follow(
     deliver: &mut Box<dyn FnMut(Incoming) + Send>,
     stop: &AtomicBool,
 ) -> Result<(), FleetError> {
+    if let Some(c) = cursor.as_ref() {
+        if still_holds(con, &s.changes_key(), &c.id)? {
+            log::info!("fleet: resuming from the stream after entry {}", c.id);
+        } else {
+            log::warn!(
+                "fleet: the stream no longer holds entry {} (trimmed, or Redis lost its data); \
+                 resyncing",
+                c.id
+            );
+            *cursor = None;
+        }
+    }
     while !stop.load(Ordering::Relaxed) {
         if !follow_once(con, s, stats, gate, cursor, deliver, stop)? {
             log::warn!("fleet: fell behind the stream's window (fleet.stream_max_len); resyncing");
@@ -771,6 +801,20 @@ fn follow_once(
         }
     }
     Ok(true)
+}
+
+/// True when the stream still holds the entry `id`. Trimming removes the oldest entries first,
+/// so then every entry after it is still there to read.
+fn still_holds(con: &mut redis::Connection, key: &str, id: &str) -> Result<bool, FleetError> {
+    let reply: Value = redis::cmd("XRANGE")
+        .arg(key)
+        .arg(id)
+        .arg(id)
+        .arg("COUNT")
+        .arg(1)
+        .query(con)
+        .map_err(|source| FleetError::Command { command: "XRANGE", source })?;
+    Ok(!items(&reply).is_empty())
 }
 
 /// True when the stream no longer holds the entry after number `read` (trimmed away unread).

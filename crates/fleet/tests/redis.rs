@@ -1,7 +1,9 @@
 //! The fleet adapter against a real `redis-server` on loopback (started by the test on a free
 //! port, killed on drop): two nodes' links exchange bans and unbans, a forged entry is
 //! ignored, changes made while Redis is down are published once it is back, and a node that
-//! fell behind the stream's window resyncs from the state. Over TLS (`rediss://`, a throwaway
+//! fell behind the stream's window resyncs from the state. A reader cut off resumes from the
+//! stream, so an unban of its own ban made meanwhile reaches it, and resyncs when the stream
+//! no longer holds its last entry. Over TLS (`rediss://`, a throwaway
 //! CA and server certificate made with the `openssl` CLI): bans pass between two TLS clients,
 //! and a client that trusts another CA never connects.
 use std::net::TcpListener;
@@ -412,6 +414,71 @@ fn a_node_behind_the_stream_window_resyncs_from_the_state() {
     }
     // the trimmed entries came through a second resync, not the stream
     assert!(b.stats.resyncs.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+}
+
+/// Cut every node's connections and, in the same transaction, so before any can reconnect,
+/// run `then` (its commands queued on the pipeline).
+fn cut_off_and(con: &mut redis::Connection, then: impl FnOnce(&mut redis::Pipeline)) {
+    let mut p = redis::pipe();
+    p.atomic();
+    p.cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").arg("SKIPME").arg("yes").ignore();
+    then(&mut p);
+    p.query::<()>(con).unwrap();
+}
+
+#[test]
+#[ignore = "needs redis-server: run by scripts/test.sh"]
+fn a_reader_cut_off_resumes_from_the_stream_and_resyncs_once_its_entry_is_gone() {
+    let redis = Redis::start();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let a = node(settings(&redis.url(), "a", None));
+    next_resync(&a);
+    let own: ipnet::IpNet = "203.0.113.5/32".parse().unwrap();
+    assert!(a.fleet.publisher().publish(ban("203.0.113.5/32", "a")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis::cmd("HEXISTS")
+        .arg("t:bans")
+        .arg("203.0.113.5/32")
+        .query::<bool>(&mut con)
+        .unwrap()
+    {
+        assert!(Instant::now() < deadline, "a's ban not in the state within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // another node lifts a's own ban while a is cut off: a resync could not carry that (a
+    // keeps its own bans at a resync); resuming from the stream does
+    let unban = Change::Unban { net: own, at_ms: now_ms(), origin: "c".into() };
+    let unban = entry::encode(&unban, None).unwrap();
+    cut_off_and(&mut con, |p| {
+        p.cmd("HDEL").arg("t:bans").arg("203.0.113.5/32").ignore();
+        p.cmd("XADD").arg("t:changes").arg("*").arg("m").arg(&unban).ignore();
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match a.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Incoming::Change(Change::Unban { net, origin, .. })) if net == own => {
+                assert_eq!(origin, "c");
+                break;
+            }
+            Ok(Incoming::Change(_)) => continue,
+            Ok(Incoming::Resync(_)) => panic!("a resynced instead of resuming from the stream"),
+            Err(_) => panic!("the unban did not reach a within 15 s of its reconnection"),
+        }
+    }
+    assert_eq!(a.stats.resyncs.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // now the stream loses a's last entry (trimmed while a is cut off): only a resync is
+    // complete, and it brings the ban made meanwhile
+    let text = entry::encode(&ban("203.0.113.6/32", "c"), None).unwrap();
+    cut_off_and(&mut con, |p| {
+        p.cmd("HSET").arg("t:bans").arg("203.0.113.6/32").arg(&text).ignore();
+        p.cmd("XADD").arg("t:changes").arg("*").arg("m").arg(&text).ignore();
+        p.cmd("XTRIM").arg("t:changes").arg("MAXLEN").arg(0).ignore();
+    });
+    let bans = next_resync(&a);
+    let nets: Vec<String> = bans.iter().map(|b| b.net.to_string()).collect();
+    assert_eq!(nets, ["203.0.113.6/32"]);
+    assert_eq!(a.stats.resyncs.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
 
 /// `s` trusting the CA in `ca` (PEM file).

@@ -304,10 +304,12 @@ fn a_fleet_of_four_nodes_shares_bans_through_redis() {
         assert!(status(dir)["fleet"]["rejected_signature"].as_u64().unwrap() >= 1);
     }
 
-    // A ban lifted from the state with no change left in the stream (as when a node was away
-    // while an unban came and the stream was trimmed): the reconnect's resync below must lift
-    // it on the nodes that received it, and keep it on node 1, whose own ban it is.
+    // A ban lifted from the state with no change left in the stream (as when the stream was
+    // trimmed past what the nodes read): at the reconnect below they cannot resume from the
+    // stream, and their resync must lift it on the nodes that received it, and keep it on
+    // node 1, whose own ban it is.
     redis_cli(&["HDEL", "sipwall:bans", "203.0.113.77/32"]);
+    redis_cli(&["XTRIM", "sipwall:changes", "MAXLEN", "0"]);
 
     // 5. Redis goes away: every node keeps protecting; bans made meanwhile converge later.
     redis.kill();

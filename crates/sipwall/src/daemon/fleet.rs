@@ -16,7 +16,8 @@
 //!   the engine and the next reconcile (as the queue threads do).
 //! * At start ([`boot`], before the kernel sets are reconciled and before any queue opens)
 //!   the whole fleet state is read into the engine, bounded by `sync_timeout_ms`; an
-//!   unreachable Redis is logged and the start goes on (the reader resyncs once connected).
+//!   unreachable Redis is logged and the start goes on (the reader resyncs once connected; after
+//!   a later outage it resumes from the stream, see `sipwall-fleet`).
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
