@@ -419,7 +419,9 @@ struct Gate {
 }
 
 impl Gate {
-    fn read(&mut self, raw: &[u8], from_stream: bool) -> Option<Change> {
+    /// One entry, from the stream (`stream_ms`: the time of its stream id) or from a resync
+    /// (None: no rate limit, the state holds one entry per network).
+    fn read(&mut self, raw: &[u8], stream_ms: Option<u64>) -> Option<Change> {
         let key = self.settings.hmac_key.as_deref();
         let change = match entry::decode(raw, key) {
             Ok(c) => c,
@@ -453,7 +455,7 @@ impl Gate {
                     );
                     return None;
                 }
-                if from_stream && !self.rate_ok(&b.origin) {
+                if stream_ms.is_some_and(|ms| !self.rate_ok(&b.origin, ms / 60_000)) {
                     self.stats.rejected_rate.fetch_add(1, Ordering::Relaxed);
                     log::warn!(
                         "fleet: ignored the ban of {net} from node {}: more than {} bans from \
@@ -474,9 +476,11 @@ impl Gate {
         Some(change)
     }
 
-    fn rate_ok(&mut self, origin: &str) -> bool {
+    /// Counted by the minute the entry was added to the stream (its id's time, set by Redis),
+    /// not the minute it is read: a reader resuming after an outage reads minutes' worth at
+    /// once, and must not drop them as one minute's excess.
+    fn rate_ok(&mut self, origin: &str, minute: u64) -> bool {
         self.seen += 1;
-        let minute = now_ms() / 60_000;
         if !self.rate.contains_key(origin) && self.rate.len() >= MAX_ORIGINS {
             if let Some(oldest) = self.rate.iter().min_by_key(|(_, v)| v.2).map(|(k, _)| k.clone())
             {
@@ -525,7 +529,7 @@ fn resync(
         };
         for pair in items(fields).chunks(2) {
             if let Some(Change::Ban(b)) =
-                pair.get(1).and_then(bulk).and_then(|v| gate.read(v, false))
+                pair.get(1).and_then(bulk).and_then(|v| gate.read(v, None))
             {
                 if b.until_ms > now {
                     bans.push(b);
@@ -652,7 +656,7 @@ fn read_loop(
     s: &Settings,
     client: &redis::Client,
     stats: &Arc<Stats>,
-    mut cursor: Option<Cursor>,
+    cursor: Option<Cursor>,
     mut deliver: Box<dyn FnMut(Incoming) + Send>,
     stop: &AtomicBool,
 ) {
@@ -660,13 +664,11 @@ fn read_loop(
         Gate { settings: s.clone(), stats: stats.clone(), rate: HashMap::new(), seen: 0 };
     let mut backoff = Duration::from_millis(100);
     let mut was_down_logged = false;
-    // When the connection was lost (None while connected): decides resume or resync.
-    let mut lost_at: Option<Instant> = None;
+    let mut pos = Position { cursor, heard_at: Instant::now() };
     while !stop.load(Ordering::Relaxed) {
         let mut con = match connect(s, client) {
             Ok(c) => c,
             Err(e) => {
-                lost_at.get_or_insert_with(Instant::now);
                 stats.connected.store(false, Ordering::Relaxed);
                 if !was_down_logged {
                     log::error!(
@@ -682,40 +684,48 @@ fn read_loop(
                 continue;
             }
         };
-        if lost_at.take().is_some_and(|t| t.elapsed() > RESUME_WITHIN) && cursor.is_some() {
+        if pos.cursor.is_some() && pos.heard_at.elapsed() > RESUME_WITHIN {
             log::info!(
                 "fleet: away for more than {} s; resyncing instead of resuming",
                 RESUME_WITHIN.as_secs()
             );
-            cursor = None;
+            pos.cursor = None;
         }
         // The server blocks up to BLOCK_MS; allow for that in the read timeout.
         let _ = con.set_read_timeout(Some(s.timeout + Duration::from_millis(BLOCK_MS)));
         backoff = Duration::from_millis(100);
-        let r = follow(&mut con, s, stats, &mut gate, &mut cursor, &mut deliver, stop);
+        let r = follow(&mut con, s, stats, &mut gate, &mut pos, &mut deliver, stop);
         stats.connected.store(false, Ordering::Relaxed);
         if let Err(e) = r {
             log::error!("fleet: {e}; reconnecting (local protection goes on unchanged)");
             stats.set_error(Some(e.to_string()));
             was_down_logged = true;
-            lost_at = Some(Instant::now());
             nap(backoff, stop);
         }
     }
 }
 
-/// On one connection: resume from `cursor` if the stream still holds its entry, else resync;
-/// then follow the stream until an error or the stop.
+/// Where a reader is in the stream, and when it last heard from it (an `XREAD` answer or a
+/// resync). A reader out of touch longer than [`RESUME_WITHIN`] resyncs. Measured from the
+/// last answer, not from the last failed attempt, so an outage made of many short-lived
+/// connections (a Redis loading its data accepts them and refuses commands) counts whole.
+struct Position {
+    cursor: Option<Cursor>,
+    heard_at: Instant,
+}
+
+/// On one connection: resume from the cursor if the stream still holds its entry, else
+/// resync; then follow the stream until an error or the stop.
 fn follow(
     con: &mut redis::Connection,
     s: &Settings,
     stats: &Arc<Stats>,
     gate: &mut Gate,
-    cursor: &mut Option<Cursor>,
+    pos: &mut Position,
     deliver: &mut Box<dyn FnMut(Incoming) + Send>,
     stop: &AtomicBool,
 ) -> Result<(), FleetError> {
-    if let Some(c) = cursor.as_ref() {
+    if let Some(c) = pos.cursor.as_ref() {
         if still_holds(con, &s.changes_key(), &c.id)? {
             log::info!("fleet: resuming from the stream after entry {}", c.id);
         } else {
@@ -724,13 +734,13 @@ fn follow(
                  resyncing",
                 c.id
             );
-            *cursor = None;
+            pos.cursor = None;
         }
     }
     while !stop.load(Ordering::Relaxed) {
-        if !follow_once(con, s, stats, gate, cursor, deliver, stop)? {
+        if !follow_once(con, s, stats, gate, pos, deliver, stop)? {
             log::warn!("fleet: fell behind the stream's window (fleet.stream_max_len); resyncing");
-            *cursor = None;
+            pos.cursor = None;
         }
     }
     Ok(())
@@ -742,10 +752,11 @@ fn follow_once(
     s: &Settings,
     stats: &Arc<Stats>,
     gate: &mut Gate,
-    cursor: &mut Option<Cursor>,
+    pos: &mut Position,
     deliver: &mut Box<dyn FnMut(Incoming) + Send>,
     stop: &AtomicBool,
 ) -> Result<bool, FleetError> {
+    let cursor = &mut pos.cursor;
     if cursor.is_none() {
         let t0 = Instant::now();
         let (bans, c) = resync(con, s, gate, None)?;
@@ -757,6 +768,7 @@ fn follow_once(
         );
         deliver(Incoming::Resync(bans));
         *cursor = Some(c);
+        pos.heard_at = Instant::now();
     }
     stats.connected.store(true, Ordering::Relaxed);
     stats.set_error(None);
@@ -773,6 +785,7 @@ fn follow_once(
             .arg(&from)
             .query(con)
             .map_err(|source| FleetError::Command { command: "XREAD", source })?;
+        pos.heard_at = Instant::now();
         let mut n = 0usize;
         for stream in items(&reply) {
             for e in items(stream).get(1).map(items).unwrap_or(&[]) {
@@ -780,13 +793,14 @@ fn follow_once(
                 let Some(id) = parts.first().and_then(bulk) else { continue };
                 let id = String::from_utf8_lossy(id).into_owned();
                 n += 1;
-                if let Some((ms, _)) = parse_id(&id) {
-                    stats.lag_ms.store(now_ms().saturating_sub(ms), Ordering::Relaxed);
-                }
+                let added_ms = parse_id(&id).map_or_else(now_ms, |(ms, _)| ms);
+                stats.lag_ms.store(now_ms().saturating_sub(added_ms), Ordering::Relaxed);
                 let fields = parts.get(1).map(items).unwrap_or(&[]);
                 let msg = fields.chunks(2).find(|p| p.first().and_then(bulk) == Some(b"m"));
-                if let Some(change) =
-                    msg.and_then(|p| p.get(1)).and_then(bulk).and_then(|v| gate.read(v, true))
+                if let Some(change) = msg
+                    .and_then(|p| p.get(1))
+                    .and_then(bulk)
+                    .and_then(|v| gate.read(v, Some(added_ms)))
                 {
                     stats.received.fetch_add(1, Ordering::Relaxed);
                     deliver(Incoming::Change(change));
@@ -1048,39 +1062,62 @@ mod tests {
 
     #[test]
     fn the_gate_drops_own_wide_and_too_many_bans() {
+        // one fixed stream time: the whole test counts in one minute
+        let at = Some(now_ms());
         let stats = Arc::new(Stats::default());
         let mut g =
             Gate { settings: settings(), stats: stats.clone(), rate: HashMap::new(), seen: 0 };
-        assert!(g.read(&ban("203.0.113.9/32", "n1"), true).is_none(), "own change taken");
+        assert!(g.read(&ban("203.0.113.9/32", "n1"), at).is_none(), "own change taken");
         assert!(
-            g.read(&ban("203.0.113.9/32", "n1"), false).is_none(),
+            g.read(&ban("203.0.113.9/32", "n1"), None).is_none(),
             "own ban taken from a resync"
         );
-        assert!(g.read(&ban("198.0.0.0/8", "n2"), true).is_none());
-        assert!(g.read(&ban("2001:db8::/32", "n2"), true).is_none());
+        assert!(g.read(&ban("198.0.0.0/8", "n2"), at).is_none());
+        assert!(g.read(&ban("2001:db8::/32", "n2"), at).is_none());
         assert_eq!(stats.rejected_width.load(Ordering::Relaxed), 2);
         for i in 0..3 {
-            assert!(g.read(&ban(&format!("203.0.113.{i}/32"), "n2"), true).is_some());
+            assert!(g.read(&ban(&format!("203.0.113.{i}/32"), "n2"), at).is_some());
         }
-        assert!(g.read(&ban("203.0.113.7/32", "n2"), true).is_none(), "rate limit not applied");
-        assert!(g.read(&ban("203.0.113.7/32", "n3"), true).is_some(), "limit is per origin");
+        assert!(g.read(&ban("203.0.113.7/32", "n2"), at).is_none(), "rate limit not applied");
+        assert!(g.read(&ban("203.0.113.7/32", "n3"), at).is_some(), "limit is per origin");
         assert_eq!(stats.rejected_rate.load(Ordering::Relaxed), 1);
         // bounded origin table
         for i in 0..(MAX_ORIGINS + 10) {
-            g.read(&ban("203.0.113.8/32", &format!("o{i}")), true);
+            g.read(&ban("203.0.113.8/32", &format!("o{i}")), at);
         }
         assert!(g.rate.len() <= MAX_ORIGINS);
     }
 
     #[test]
+    fn the_rate_limit_counts_by_the_minute_an_entry_was_added_not_read() {
+        // a reader resuming after a 3-minute outage reads 3 minutes' bans at once: each
+        // minute's 3 (the limit) pass, a 4th in a minute does not
+        let mut g =
+            Gate { settings: settings(), stats: Arc::default(), rate: HashMap::new(), seen: 0 };
+        let start = 1_800_000_000_000 / 60_000 * 60_000;
+        for minute in 0..3u64 {
+            for i in 0..3u64 {
+                let net = format!("203.0.{minute}.{i}/32");
+                let at = Some(start + minute * 60_000 + i * 1000);
+                assert!(g.read(&ban(&net, "n2"), at).is_some(), "{net} dropped");
+            }
+        }
+        let late = Some(start + 2 * 60_000 + 59_000);
+        assert!(g.read(&ban("203.0.2.9/32", "n2"), late).is_none(), "4th in a minute taken");
+        // a resync is not rate limited
+        assert!(g.read(&ban("203.0.2.10/32", "n2"), None).is_some());
+    }
+
+    #[test]
     fn old_unbans_are_ignored() {
+        let at = Some(now_ms());
         let mut g =
             Gate { settings: settings(), stats: Arc::default(), rate: HashMap::new(), seen: 0 };
         let net: IpNet = "203.0.113.9/32".parse().unwrap();
         let old = Change::Unban { net, at_ms: 1, origin: "n2".into() };
-        assert!(g.read(entry::encode(&old, None).unwrap().as_bytes(), true).is_none());
+        assert!(g.read(entry::encode(&old, None).unwrap().as_bytes(), at).is_none());
         let fresh = Change::Unban { net, at_ms: now_ms(), origin: "n2".into() };
-        assert!(g.read(entry::encode(&fresh, None).unwrap().as_bytes(), true).is_some());
+        assert!(g.read(entry::encode(&fresh, None).unwrap().as_bytes(), at).is_some());
     }
 
     #[test]
