@@ -455,7 +455,10 @@ impl Gate {
                     );
                     return None;
                 }
-                if stream_ms.is_some_and(|ms| !self.rate_ok(&b.origin, ms / 60_000)) {
+                // A stream id in the future (a hostile writer may set ids) counts now, so it
+                // cannot spread its bans over minutes that have not come.
+                let minute = |ms: u64| ms.min(now_ms()) / 60_000;
+                if stream_ms.is_some_and(|ms| !self.rate_ok(&b.origin, minute(ms))) {
                     self.stats.rejected_rate.fetch_add(1, Ordering::Relaxed);
                     log::warn!(
                         "fleet: ignored the ban of {net} from node {}: more than {} bans from \
@@ -1094,7 +1097,7 @@ mod tests {
         // minute's 3 (the limit) pass, a 4th in a minute does not
         let mut g =
             Gate { settings: settings(), stats: Arc::default(), rate: HashMap::new(), seen: 0 };
-        let start = 1_800_000_000_000 / 60_000 * 60_000;
+        let start = (now_ms() - 10 * 60_000) / 60_000 * 60_000; // a whole minute, in the past
         for minute in 0..3u64 {
             for i in 0..3u64 {
                 let net = format!("203.0.{minute}.{i}/32");
@@ -1106,6 +1109,15 @@ mod tests {
         assert!(g.read(&ban("203.0.2.9/32", "n2"), late).is_none(), "4th in a minute taken");
         // a resync is not rate limited
         assert!(g.read(&ban("203.0.2.10/32", "n2"), None).is_some());
+        // stream ids set in the future count in the present minute: no spreading
+        let now = now_ms();
+        let taken = (1..=8u64)
+            .filter(|m| {
+                g.read(&ban(&format!("203.0.3.{m}/32"), "n3"), Some(now + m * 60_000)).is_some()
+            })
+            .count();
+        // 3 a minute; 6 if the clock turns a minute during the loop; 8 if ids spread them
+        assert!(taken <= 6, "future ids spread the limit: {taken} of 8 taken");
     }
 
     #[test]
