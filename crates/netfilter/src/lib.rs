@@ -50,6 +50,7 @@ pub use ruleset::{
     valid_device_name, BanScope, GuardedPort, Hooks, QueueBackend, Ruleset, BAN_CHAIN,
     DEFRAG_CHAIN, INGRESS_CHAIN_PREFIX, INGRESS_PRIORITY, SET_ADDR4, SET_ADDR6, SET_NET4, SET_NET6,
 };
+pub use sys::{interface_addresses, InterfaceAddress};
 pub use tools::FirewallError;
 
 /// Helpers for tests and benchmarks that must not touch the host's firewall.

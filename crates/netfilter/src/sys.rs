@@ -203,7 +203,7 @@ pub(crate) fn unshare_netns() -> io::Result<()> {
 
 /// One address of an interface, from `getifaddrs(3)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct InterfaceAddress {
+pub struct InterfaceAddress {
     /// Device name.
     pub name: String,
     /// The address (IPv4 or IPv6 entries only; link-layer entries are skipped).
@@ -212,8 +212,9 @@ pub(crate) struct InterfaceAddress {
     pub loopback: bool,
 }
 
-/// Every IPv4 and IPv6 address of this namespace's interfaces (`getifaddrs`).
-pub(crate) fn interface_addresses() -> io::Result<Vec<InterfaceAddress>> {
+/// Every IPv4 and IPv6 address of this namespace's interfaces (`getifaddrs`): the early
+/// drop's devices and the daemon's own addresses (never banned) both come from here.
+pub fn interface_addresses() -> io::Result<Vec<InterfaceAddress>> {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: head is a valid out-pointer; on success the list is freed below.
